@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Guest RAM. One memfd (MAP_SHARED) holds all of it so that a snapshot or a live update can
+ * hand the same pages to another process. Above LAYOUT_MMIO_HOLE the rest of RAM continues at
+ * 4 GiB. The only way from a guest physical address to a host pointer is gm_ptr() with a length.
+ */
+#ifndef VMM_GUEST_MEM_H
+#define VMM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include "vmm/compiler.h"
+
+/* A guest physical address: a distinct type so that it cannot be mixed up with a host pointer. */
+typedef struct {
+	uint64_t a;
+} gpa_t;
+
+static inline gpa_t GPA(uint64_t a)
+{
+	return (gpa_t){ a };
+}
+
+#define GM_MAX_REGIONS 4
+
+struct gm_region {
+	uint64_t gpa;       /* guest physical start */
+	uint64_t size;      /* bytes */
+	uint8_t *hva;       /* host mapping */
+	uint64_t fd_offset; /* offset of this region in the memfd */
+};
+
+struct guest_mem {
+	struct gm_region region[GM_MAX_REGIONS];
+	unsigned int nr_regions;
+	uint64_t ram_size; /* total bytes of RAM */
+	int fd;            /* memfd backing all regions, -1 if none */
+	uint8_t *base;     /* single mapping of the whole memfd */
+};
+
+/*
+ * Create guest RAM of ram_size bytes (page multiple, > 0) backed by a sealed-size memfd.
+ * RAM above LAYOUT_MMIO_HOLE continues at 4 GiB.
+ */
+int gm_create(struct guest_mem *gm, uint64_t ram_size) WUR;
+void gm_destroy(struct guest_mem *gm);
+
+/* Host pointer for [gpa, gpa+len) if the whole range lies inside one region, else NULL. */
+void *gm_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len);
+/* Copy in or out; -EFAULT if any byte is outside guest RAM. */
+int gm_read(const struct guest_mem *gm, void *dst, gpa_t gpa, uint64_t len) WUR;
+int gm_write(const struct guest_mem *gm, gpa_t gpa, const void *src, uint64_t len) WUR;
+/* Bytes of RAM below 4 GiB and above it. */
+uint64_t gm_low_size(const struct guest_mem *gm);
+uint64_t gm_high_size(const struct guest_mem *gm);
+/* The last RAM address + 1 (for e820 and the guest's view). */
+uint64_t gm_end(const struct guest_mem *gm);
+
+#endif

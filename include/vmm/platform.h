@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * How devices talk back to the VM without knowing about KVM: raise an interrupt line, or ask
+ * the VM to stop (the guest powered off, reset, panicked, wrote the debug-exit port...).
+ */
+#ifndef VMM_PLATFORM_H
+#define VMM_PLATFORM_H
+
+#include "vmm/compiler.h"
+
+enum vm_stop_reason {
+	VM_STOP_NONE = 0,
+	VM_STOP_POWEROFF,     /* ACPI S5 */
+	VM_STOP_REBOOT,       /* i8042 reset line, ACPI reset */
+	VM_STOP_DEBUG_EXIT,   /* code = value written; status (code << 1) | 1 */
+	VM_STOP_PANIC,        /* pvpanic */
+	VM_STOP_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN */
+	VM_STOP_FATAL,        /* internal error, failed entry, unknown exit */
+	VM_STOP_TIMEOUT,      /* --timeout expired */
+	VM_STOP_SIGNAL,       /* SIGINT/SIGTERM/SIGHUP to the VMM; code = signal */
+};
+
+struct vm_stop_sink {
+	void (*request)(void *opaque, enum vm_stop_reason reason, int code);
+	void *opaque;
+};
+
+static inline void vm_stop_request(const struct vm_stop_sink *s, enum vm_stop_reason r, int code)
+{
+	if (s && s->request)
+		s->request(s->opaque, r, code);
+}
+
+/* Level of a GSI (IOAPIC input; 0-15 are the ISA IRQs). */
+struct irq_sink {
+	void (*set_level)(void *opaque, unsigned int gsi, int level);
+	void *opaque;
+};
+
+static inline void irq_set_level(const struct irq_sink *s, unsigned int gsi, int level)
+{
+	if (s && s->set_level)
+		s->set_level(s->opaque, gsi, level);
+}
+
+#endif

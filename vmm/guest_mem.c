@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/guest_mem.h"
+#include "vmm/layout.h"
+
+int gm_create(struct guest_mem *gm, uint64_t ram_size)
+{
+	memset(gm, 0, sizeof(*gm));
+	gm->fd = -1;
+	if (ram_size == 0 || !IS_ALIGNED(ram_size, 4096ULL))
+		return -EINVAL;
+	/* RAM above 1 TiB would collide with nothing here, but nobody needs it yet. */
+	if (ram_size > 1024 * GiB)
+		return -E2BIG;
+
+	int fd = memfd_create("vmm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)ram_size) < 0)
+		goto fail_errno;
+	/* The size is part of the contract with KVM memslots and a restoring process. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		goto fail_errno;
+	void *base = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (base == MAP_FAILED)
+		goto fail_errno;
+	/* Guest RAM is of no use in a core dump of the VMM and can be huge. */
+	(void)madvise(base, ram_size, MADV_DONTDUMP);
+
+	gm->fd = fd;
+	gm->base = base;
+	gm->ram_size = ram_size;
+	uint64_t low = MIN(ram_size, LAYOUT_MMIO_HOLE);
+	gm->region[0] = (struct gm_region){ .gpa = 0, .size = low, .hva = base, .fd_offset = 0 };
+	gm->nr_regions = 1;
+	if (ram_size > low) {
+		gm->region[1] = (struct gm_region){ .gpa = LAYOUT_MMIO_HOLE_END,
+						     .size = ram_size - low,
+						     .hva = (uint8_t *)base + low,
+						     .fd_offset = low };
+		gm->nr_regions = 2;
+	}
+	return 0;
+
+fail_errno:;
+	int err = -errno;
+	close(fd);
+	return err;
+}
+
+void gm_destroy(struct guest_mem *gm)
+{
+	if (gm->base)
+		munmap(gm->base, gm->ram_size);
+	if (gm->fd >= 0)
+		close(gm->fd);
+	memset(gm, 0, sizeof(*gm));
+	gm->fd = -1;
+}
+
+void *gm_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len)
+{
+	uint64_t end;
+
+	if (__builtin_add_overflow(gpa.a, len, &end))
+		return NULL;
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		const struct gm_region *r = &gm->region[i];
+		if (gpa.a >= r->gpa && end <= r->gpa + r->size)
+			return r->hva + (gpa.a - r->gpa);
+	}
+	return NULL;
+}
+
+int gm_read(const struct guest_mem *gm, void *dst, gpa_t gpa, uint64_t len)
+{
+	const void *p = gm_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int gm_write(const struct guest_mem *gm, gpa_t gpa, const void *src, uint64_t len)
+{
+	void *p = gm_ptr(gm, gpa, len);
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t gm_low_size(const struct guest_mem *gm)
+{
+	return gm->nr_regions ? gm->region[0].size : 0;
+}
+
+uint64_t gm_high_size(const struct guest_mem *gm)
+{
+	return gm->nr_regions > 1 ? gm->region[1].size : 0;
+}
+
+uint64_t gm_end(const struct guest_mem *gm)
+{
+	if (!gm->nr_regions)
+		return 0;
+	const struct gm_region *r = &gm->region[gm->nr_regions - 1];
+	return r->gpa + r->size;
+}
