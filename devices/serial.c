@@ -505,22 +505,29 @@ void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool 
 
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
 {
-	size_t n, tail, first;
+	size_t done = 0;
 
 	pthread_mutex_lock(&s->lock);
-	n = MIN(len, SERIAL_INBUF_SIZE - s->in_count);
-	tail = (s->in_head + s->in_count) % SERIAL_INBUF_SIZE;
-	first = MIN(n, SERIAL_INBUF_SIZE - tail);
-	memcpy(&s->in_buf[tail], buf, first);
-	memcpy(s->in_buf, buf + first, n - first);
-	s->in_count += n;
+	/* Fill the ring, let the FIFO take what it can, and again: the FIFO frees ring space. */
+	while (done < len) {
+		size_t n = MIN(len - done, SERIAL_INBUF_SIZE - s->in_count);
+		size_t tail = (s->in_head + s->in_count) % SERIAL_INBUF_SIZE;
+		size_t first = MIN(n, SERIAL_INBUF_SIZE - tail);
+
+		if (n == 0)
+			break;
+		memcpy(&s->in_buf[tail], buf + done, first);
+		memcpy(s->in_buf, buf + done + first, n - first);
+		s->in_count += n;
+		done += n;
+		serial_rx_refill(s);
+	}
 	/* Record the shortfall in the same critical section, so the wakeup cannot be missed. */
-	if (n < len)
+	if (done < len)
 		s->in_blocked = true;
-	serial_rx_refill(s);
 	serial_irq_update(s);
 	pthread_mutex_unlock(&s->lock);
-	return n;
+	return done;
 }
 
 size_t serial_rx_space(struct serial *s)
