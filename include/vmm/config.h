@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the user asked for, after parsing and validation, before any resource is taken. */
+#ifndef VMM_CONFIG_H
+#define VMM_CONFIG_H
+
+#include <stdbool.h>
+#include "vmm/compiler.h"
+
+enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
+
+struct vmm_config {
+	char *kernel;
+	char *initrd;
+	char *cmdline;             /* never NULL after cli_parse */
+	unsigned int nr_cpus;
+	uint64_t mem_size;         /* bytes, page multiple */
+	unsigned int timeout_s;    /* 0 = none */
+	enum vmm_on_reboot on_reboot;
+	uint16_t debug_exit_port;  /* 0 = no debug-exit device */
+	char *cpuid_mask;          /* comma list of feature names hidden from the guest */
+	char *kvm_path;            /* /dev/kvm */
+};
+
+#define VMM_DEFAULT_CMDLINE "console=ttyS0"
+#define VMM_DEFAULT_MEM     (256 * MiB)
+
+/* Exit statuses (documented in README.md). Debug-exit statuses are (v << 1) | 1, always odd. */
+#define VMM_EXIT_OK          0
+#define VMM_EXIT_ERROR       1
+#define VMM_EXIT_USAGE       2
+#define VMM_EXIT_PANIC       100
+#define VMM_EXIT_TRIPLE      102
+#define VMM_EXIT_FATAL       104
+#define VMM_EXIT_TIMEOUT     124
+
+#endif
