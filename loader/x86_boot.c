@@ -260,9 +260,9 @@ int x86_boot_place_initrd(struct guest_mem *gm, const uint8_t *initrd, size_t le
 	floor = ALIGN_UP(MAX(floor, LAYOUT_HIMEM), 4096ULL);
 	if ((uint64_t)len > top || ALIGN_DOWN(top - len, 4096ULL) < floor) {
 		loader_err(err, errlen,
-			   "initrd: %s does not fit in guest RAM between the kernel end 0x%llx and 0x%llx",
-			   loader_fmt_size(len, sz, sizeof(sz)), (unsigned long long)floor,
-			   (unsigned long long)(top ? top - 1 : 0));
+			   "initrd: %s does not fit in guest RAM below 0x%llx (above the kernel, which ends at 0x%llx)",
+			   loader_fmt_size(len, sz, sizeof(sz)), (unsigned long long)(top ? top - 1 : 0),
+			   (unsigned long long)floor);
 		return -ENOMEM;
 	}
 	uint64_t addr = ALIGN_DOWN(top - len, 4096ULL);
