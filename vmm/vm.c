@@ -147,16 +147,10 @@ static const char *fmt_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-static int check_host_limits(struct vm *vm, char *err, size_t errlen)
+static int check_host_memory(const struct vmm_config *cfg, char *err, size_t errlen)
 {
-	const struct vmm_config *cfg = vm->cfg;
 	struct sysinfo si;
 
-	if (cfg->nr_cpus > vm->kvm.max_vcpus) {
-		snprintf(err, errlen, "--cpus: %u is above this host's KVM limit of %u",
-			 cfg->nr_cpus, vm->kvm.max_vcpus);
-		return -EINVAL;
-	}
 	if (sysinfo(&si) == 0) {
 		uint64_t host = (uint64_t)si.totalram * si.mem_unit;
 		if (cfg->mem_size > host) {
@@ -165,6 +159,16 @@ static int check_host_limits(struct vm *vm, char *err, size_t errlen)
 				 fmt_size(cfg->mem_size, a, sizeof(a)), fmt_size(host, b, sizeof(b)));
 			return -ENOMEM;
 		}
+	}
+	return 0;
+}
+
+static int check_kvm_limits(struct vm *vm, char *err, size_t errlen)
+{
+	if (vm->cfg->nr_cpus > vm->kvm.max_vcpus) {
+		snprintf(err, errlen, "--cpus: %u is above this host's KVM limit of %u",
+			 vm->cfg->nr_cpus, vm->kvm.max_vcpus);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -338,6 +342,7 @@ int vm_create(const struct vmm_config *cfg, struct vm **out, char *err, size_t e
 		return -ENOMEM;
 	vm->cfg = cfg;
 	vm->vm_fd = -1;
+	vm->kvm.fd = -1;
 	vm->gm.fd = -1;
 	vm->stop_efd = -1;
 	vm->nr_vcpus = cfg->nr_cpus;
@@ -361,9 +366,7 @@ int vm_create(const struct vmm_config *cfg, struct vm **out, char *err, size_t e
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if ((ret = kvm_sys_open(&vm->kvm, cfg->kvm_path, err, errlen)) < 0)
-		goto fail;
-	if ((ret = check_host_limits(vm, err, errlen)) < 0)
+	if ((ret = check_host_memory(cfg, err, errlen)) < 0)
 		goto fail;
 	if ((ret = gm_create(&vm->gm, cfg->mem_size)) < 0) {
 		snprintf(err, errlen, "--memory: cannot allocate guest RAM: %s", strerror(-ret));
@@ -371,6 +374,10 @@ int vm_create(const struct vmm_config *cfg, struct vm **out, char *err, size_t e
 	}
 	/* Load before touching KVM: a bad kernel or initrd is the commonest error. */
 	if ((ret = load_guest(vm, err, errlen)) < 0)
+		goto fail;
+	if ((ret = kvm_sys_open(&vm->kvm, cfg->kvm_path, err, errlen)) < 0)
+		goto fail;
+	if ((ret = check_kvm_limits(vm, err, errlen)) < 0)
 		goto fail;
 	if ((ret = setup_kvm_vm(vm, err, errlen)) < 0)
 		goto fail;
