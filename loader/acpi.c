@@ -22,26 +22,27 @@
 #include "vmm/aml.h"
 #include "vmm/layout.h"
 
-#define ACPI_OEM_ID          "VMM   "
-#define ACPI_OEM_TABLE_ID    "VMMACPI "
-#define ACPI_OEM_REVISION    1
-#define ACPI_CREATOR_ID      "VMMC"
-#define ACPI_CREATOR_REV     1
-#define ACPI_TABLE_ALIGN     16
+#define ACPI_OEM_ID	  "VMM   "
+#define ACPI_OEM_TABLE_ID "VMMACPI "
+#define ACPI_OEM_REVISION 1
+#define ACPI_CREATOR_ID	  "VMMC"
+#define ACPI_CREATOR_REV  1
+#define ACPI_TABLE_ALIGN  16
 
 /*
  * Table revisions of ACPI 6.3, the first where the MADT has the online-capable bit
  * (Linux looks at it only from FADT 6.3 on; our entries are plain "enabled" anyway).
  * DSDT revision 2 makes AML integers 64 bits wide (§5.2.11.1).
  */
-#define ACPI_RSDP_REVISION   2
-#define ACPI_XSDT_REVISION   1
-#define ACPI_FADT_REVISION   6
-#define ACPI_FADT_MINOR      3
-#define ACPI_MADT_REVISION   5
-#define ACPI_DSDT_REVISION   2
+#define ACPI_RSDP_REVISION 2
+#define ACPI_XSDT_REVISION 1
+#define ACPI_FADT_REVISION 6
+#define ACPI_FADT_MINOR	   3
+#define ACPI_MADT_REVISION 5
+#define ACPI_DSDT_REVISION 2
 
-#define ACPI_XSDT_ENTRIES    2 /* FADT, MADT */
+#define ACPI_XSDT_ENTRIES 2 /* FADT, MADT */
+#define ACPI_CMOS_CENTURY 0x32
 
 uint8_t acpi_checksum(const void *data, size_t len)
 {
@@ -256,10 +257,8 @@ static void acpi_fadt_fill(struct acpi_fadt *f, uint64_t dsdt_gpa)
 	 * same controller is our reset path); no VGA; NO_CMOS_RTC clear: the RTC is there.
 	 */
 	f->iapc_boot_arch = ACPI_FADT_LEGACY_DEVICES | ACPI_FADT_8042 | ACPI_FADT_NO_VGA;
-	/*
-	 * CENTURY stays 0: our CMOS model need not implement a century register, and
-	 * Linux falls back to a 1970-2069 window without it.
-	 */
+	/* CMOS index of the century byte; devices/rtc.c models it at 0x32, as PCs do. */
+	f->century = ACPI_CMOS_CENTURY;
 
 	acpi_gas_io8(&f->reset_reg, PORT_I8042_CMD);
 	f->reset_value = ACPI_RESET_VALUE;
@@ -362,7 +361,8 @@ int acpi_build(uint8_t *buf, size_t buflen, uint64_t gpa_base, const struct acpi
 	if (ret)
 		return ret;
 	/* §5.2.5.1: the RSDP is found on a 16-byte boundary. */
-	if (!IS_ALIGNED(gpa_base, 16ULL) || __builtin_add_overflow(gpa_base, (uint64_t)buflen, &end))
+	if (!IS_ALIGNED(gpa_base, 16ULL) ||
+	    __builtin_add_overflow(gpa_base, (uint64_t)buflen, &end))
 		return -EINVAL;
 	if (!buf)
 		return -ENOSPC;
@@ -396,7 +396,7 @@ int acpi_build(uint8_t *buf, size_t buflen, uint64_t gpa_base, const struct acpi
 
 	/* §5.2.8 XSDT: 64-bit physical addresses of the other tables (not the DSDT). */
 	struct acpi_header *xsdt = (struct acpi_header *)(buf + xsdt_off);
-	uint64_t entries[ACPI_XSDT_ENTRIES] = { gpa_base + fadt_off, gpa_base + madt_off };
+	uint64_t entries[ACPI_XSDT_ENTRIES] = {gpa_base + fadt_off, gpa_base + madt_off};
 
 	memset(xsdt, 0, xsdt_len);
 	acpi_header_init(xsdt, "XSDT", (uint32_t)xsdt_len, ACPI_XSDT_REVISION);

@@ -107,7 +107,7 @@ int aml_pkglen_encode(uint8_t out[4], size_t body)
 	 * bytes (1-3), bits 3:0 are the low nibble and each extra byte the next 8 bits,
 	 * so 2, 3 and 4 bytes reach 12, 20 and 28 bits. The value includes these bytes.
 	 */
-	static const size_t limit[4] = { 0x3f, 0xfff, 0xfffff, AML_PKGLEN_MAX };
+	static const size_t limit[4] = {0x3f, 0xfff, 0xfffff, AML_PKGLEN_MAX};
 
 	for (unsigned int n = 1; n <= 4; n++) {
 		size_t total;
@@ -268,8 +268,8 @@ int aml_eisaid_encode(const char *id, uint32_t *out)
 	 * ('A' = 1) and four hex digits, stored most significant byte first, so that
 	 * read as a little-endian DWORD the bytes are swapped.
 	 */
-	uint16_t letters = (uint16_t)(((id[0] - 0x40) << 10) | ((id[1] - 0x40) << 5) |
-				      (id[2] - 0x40));
+	uint16_t letters =
+		(uint16_t)(((id[0] - 0x40) << 10) | ((id[1] - 0x40) << 5) | (id[2] - 0x40));
 	b[0] = (uint8_t)(letters >> 8);
 	b[1] = (uint8_t)letters;
 	b[2] = (uint8_t)((d[0] << 4) | d[1]);
@@ -422,7 +422,7 @@ void aml_res_io(struct aml *a, uint16_t base, uint8_t len)
 {
 	/* §6.4.2.5 I/O Port Descriptor: Decode16, min = max = base, alignment 1 */
 	uint8_t d[8] = {
-		AML_RES_IO, 0x01, (uint8_t)base, (uint8_t)(base >> 8), (uint8_t)base,
+		AML_RES_IO,	      0x01, (uint8_t)base, (uint8_t)(base >> 8), (uint8_t)base,
 		(uint8_t)(base >> 8), 0x01, len,
 	};
 

@@ -29,14 +29,14 @@ struct acpi_config {
 };
 
 /* Limits checked by acpi_build(): xAPIC IDs are 8 bits and the IOAPIC takes ID nr_cpus. */
-#define ACPI_MAX_CPUS      255
+#define ACPI_MAX_CPUS	   255
 #define ACPI_MAX_MMIO_DEVS 4096 /* device names V000..VFFF */
 
 /* \_S5 SLP_TYP; the guest writes (ACPI_S5_SLP_TYP << 2) | ACPI_SLP_EN to PORT_ACPI_SLEEP. */
-#define ACPI_S5_SLP_TYP    5
+#define ACPI_S5_SLP_TYP	   5
 #define ACPI_SLP_TYP_SHIFT 2
 #define ACPI_SLP_TYP_MASK  0x1c
-#define ACPI_SLP_EN        0x20
+#define ACPI_SLP_EN	   0x20
 #define ACPI_RESET_VALUE   0xfe /* written to PORT_I8042_CMD through FADT RESET_REG */
 
 /*
@@ -54,15 +54,14 @@ int acpi_build(uint8_t *buf, size_t buflen, uint64_t gpa_base, const struct acpi
  * The DSDT alone (header included, checksummed), as acpi_build() places it. Exposed so
  * that tests can hand it to a disassembler. Same errors as acpi_build().
  */
-int acpi_dsdt_build(uint8_t *buf, size_t buflen, const struct acpi_config *cfg,
-		    size_t *used) WUR;
+int acpi_dsdt_build(uint8_t *buf, size_t buflen, const struct acpi_config *cfg, size_t *used) WUR;
 
 /* Byte sum of a table; a valid table sums to 0. */
 uint8_t acpi_checksum(const void *data, size_t len);
 
 /* ---- Table layouts (ACPI 6.5 §5.2), exposed for tests and for readers. ---- */
 
-struct acpi_rsdp { /* §5.2.5.3 */
+struct acpi_rsdp {	   /* §5.2.5.3 */
 	char signature[8]; /* "RSD PTR " */
 	uint8_t checksum;  /* over the first 20 bytes */
 	char oem_id[6];
@@ -86,7 +85,7 @@ struct acpi_header { /* §5.2.6 */
 	uint32_t creator_revision;
 } PACKED;
 
-struct acpi_gas { /* §5.2.3.2 Generic Address Structure */
+struct acpi_gas {	  /* §5.2.3.2 Generic Address Structure */
 	uint8_t space_id; /* 0 memory, 1 system I/O */
 	uint8_t bit_width;
 	uint8_t bit_offset;
@@ -158,16 +157,16 @@ struct acpi_fadt { /* §5.2.9, revision 6 */
 
 /* FADT IAPC_BOOT_ARCH (§5.2.9.3) */
 #define ACPI_FADT_LEGACY_DEVICES (1u << 0)
-#define ACPI_FADT_8042           (1u << 1)
-#define ACPI_FADT_NO_VGA         (1u << 2)
-#define ACPI_FADT_NO_MSI         (1u << 3)
-#define ACPI_FADT_NO_ASPM        (1u << 4)
-#define ACPI_FADT_NO_CMOS_RTC    (1u << 5)
+#define ACPI_FADT_8042		 (1u << 1)
+#define ACPI_FADT_NO_VGA	 (1u << 2)
+#define ACPI_FADT_NO_MSI	 (1u << 3)
+#define ACPI_FADT_NO_ASPM	 (1u << 4)
+#define ACPI_FADT_NO_CMOS_RTC	 (1u << 5)
 /* FADT Flags (§5.2.9, table 5.10) */
-#define ACPI_FADT_WBINVD          (1u << 0)
-#define ACPI_FADT_PWR_BUTTON      (1u << 4)
-#define ACPI_FADT_SLP_BUTTON      (1u << 5)
-#define ACPI_FADT_RESET_REG_SUP   (1u << 10)
+#define ACPI_FADT_WBINVD	  (1u << 0)
+#define ACPI_FADT_PWR_BUTTON	  (1u << 4)
+#define ACPI_FADT_SLP_BUTTON	  (1u << 5)
+#define ACPI_FADT_RESET_REG_SUP	  (1u << 10)
 #define ACPI_FADT_HW_REDUCED_ACPI (1u << 20)
 
 struct acpi_madt { /* §5.2.12 */
@@ -178,9 +177,9 @@ struct acpi_madt { /* §5.2.12 */
 
 #define ACPI_MADT_PCAT_COMPAT 1u
 
-#define ACPI_MADT_TYPE_LAPIC     0
-#define ACPI_MADT_TYPE_IOAPIC    1
-#define ACPI_MADT_TYPE_ISO       2
+#define ACPI_MADT_TYPE_LAPIC	 0
+#define ACPI_MADT_TYPE_IOAPIC	 1
+#define ACPI_MADT_TYPE_ISO	 2
 #define ACPI_MADT_TYPE_LAPIC_NMI 4
 
 struct acpi_madt_lapic { /* §5.2.12.2 */
@@ -204,9 +203,9 @@ struct acpi_madt_ioapic { /* §5.2.12.3 */
 
 struct acpi_madt_lapic_nmi { /* §5.2.12.7 */
 	uint8_t type;
-	uint8_t length; /* 6 */
+	uint8_t length;	       /* 6 */
 	uint8_t processor_uid; /* 0xff: all processors */
-	uint16_t flags;        /* MPS INTI flags */
+	uint16_t flags;	       /* MPS INTI flags */
 	uint8_t lint;
 } PACKED;
 

@@ -23,41 +23,41 @@
 #include "vmm/compiler.h"
 
 /* ACPI 6.5 §20.2.5 opcodes used here. */
-#define AML_ZERO_OP          0x00
-#define AML_ONE_OP           0x01
-#define AML_NAME_OP          0x08
-#define AML_BYTE_PREFIX      0x0a
-#define AML_WORD_PREFIX      0x0b
-#define AML_DWORD_PREFIX     0x0c
-#define AML_STRING_PREFIX    0x0d
-#define AML_QWORD_PREFIX     0x0e
-#define AML_SCOPE_OP         0x10
-#define AML_BUFFER_OP        0x11
-#define AML_PACKAGE_OP       0x12
-#define AML_METHOD_OP        0x14
-#define AML_DUAL_NAME_PREFIX 0x2e
+#define AML_ZERO_OP	      0x00
+#define AML_ONE_OP	      0x01
+#define AML_NAME_OP	      0x08
+#define AML_BYTE_PREFIX	      0x0a
+#define AML_WORD_PREFIX	      0x0b
+#define AML_DWORD_PREFIX      0x0c
+#define AML_STRING_PREFIX     0x0d
+#define AML_QWORD_PREFIX      0x0e
+#define AML_SCOPE_OP	      0x10
+#define AML_BUFFER_OP	      0x11
+#define AML_PACKAGE_OP	      0x12
+#define AML_METHOD_OP	      0x14
+#define AML_DUAL_NAME_PREFIX  0x2e
 #define AML_MULTI_NAME_PREFIX 0x2f
-#define AML_EXT_OP_PREFIX    0x5b
-#define AML_DEVICE_OP        0x82 /* after AML_EXT_OP_PREFIX */
-#define AML_ROOT_CHAR        0x5c
-#define AML_PARENT_PREFIX    0x5e
-#define AML_RETURN_OP        0xa4
+#define AML_EXT_OP_PREFIX     0x5b
+#define AML_DEVICE_OP	      0x82 /* after AML_EXT_OP_PREFIX */
+#define AML_ROOT_CHAR	      0x5c
+#define AML_PARENT_PREFIX     0x5e
+#define AML_RETURN_OP	      0xa4
 
 /* Largest value a PkgLength can hold (28 bits, §20.2.4). */
 #define AML_PKGLEN_MAX 0x0fffffffU
 
 /* Resource descriptor tags (ACPI 6.5 §6.4.2 small, §6.4.3 large). */
 #define AML_RES_IRQ_NOFLAGS 0x22 /* small, type 0x04, length 2 */
-#define AML_RES_IO          0x47 /* small, type 0x08, length 7 */
-#define AML_RES_END_TAG     0x79 /* small, type 0x0f, length 1 */
+#define AML_RES_IO	    0x47 /* small, type 0x08, length 7 */
+#define AML_RES_END_TAG	    0x79 /* small, type 0x0f, length 1 */
 #define AML_RES_MEM32_FIXED 0x86 /* large, type 0x06 */
-#define AML_RES_EXT_IRQ     0x89 /* large, type 0x09 */
+#define AML_RES_EXT_IRQ	    0x89 /* large, type 0x09 */
 
 /* Extended Interrupt descriptor flags (§6.4.3.6). */
-#define AML_IRQ_CONSUMER    (1u << 0)
-#define AML_IRQ_EDGE        (1u << 1)
-#define AML_IRQ_ACTIVE_LOW  (1u << 2)
-#define AML_IRQ_SHARED      (1u << 3)
+#define AML_IRQ_CONSUMER   (1u << 0)
+#define AML_IRQ_EDGE	   (1u << 1)
+#define AML_IRQ_ACTIVE_LOW (1u << 2)
+#define AML_IRQ_SHARED	   (1u << 3)
 
 struct aml {
 	uint8_t *buf;
@@ -121,7 +121,7 @@ void aml_restemplate_end(struct aml *a, size_t token);
 
 /* Resource descriptors, inside a resource template. */
 void aml_res_io(struct aml *a, uint16_t base, uint8_t len); /* Decode16, fixed base */
-void aml_res_irq_noflags(struct aml *a, uint8_t irq);        /* ISA IRQ 0-15, edge high */
+void aml_res_irq_noflags(struct aml *a, uint8_t irq);	    /* ISA IRQ 0-15, edge high */
 void aml_res_mem32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
 void aml_res_ext_irq(struct aml *a, uint8_t flags, uint32_t gsi);
 

@@ -96,7 +96,7 @@ static const struct acpi_header *find_table(const char *sig, size_t used)
 
 static void test_rsdp_xsdt(void **state)
 {
-	struct acpi_config cfg = { .nr_cpus = 1 };
+	struct acpi_config cfg = {.nr_cpus = 1};
 	size_t used;
 
 	(void)state;
@@ -118,7 +118,7 @@ static void check_gas_io8(const struct acpi_gas *g, uint64_t port)
 
 static void test_fadt(void **state)
 {
-	struct acpi_config cfg = { .nr_cpus = 2, .pvpanic = true };
+	struct acpi_config cfg = {.nr_cpus = 2, .pvpanic = true};
 	const struct acpi_fadt *f;
 	const struct acpi_header *dsdt;
 	size_t used;
@@ -145,6 +145,7 @@ static void test_fadt(void **state)
 	assert_true(f->iapc_boot_arch & ACPI_FADT_8042);
 	assert_true(f->iapc_boot_arch & ACPI_FADT_NO_VGA);
 	assert_false(f->iapc_boot_arch & ACPI_FADT_NO_CMOS_RTC);
+	assert_int_equal(f->century, 0x32);
 	/* S5 and reset registers. */
 	check_gas_io8(&f->sleep_control_reg, PORT_ACPI_SLEEP);
 	check_gas_io8(&f->sleep_status_reg, PORT_ACPI_SLEEP + 1);
@@ -178,8 +179,7 @@ static size_t mem_count(const uint8_t *hay, size_t hlen, const void *needle, siz
 static void test_dsdt_contents(void **state)
 {
 	struct acpi_config cfg = {
-		.nr_cpus = 1, .mmio_devs = mmio_devs, .nr_mmio_devs = 8, .pvpanic = true
-	};
+		.nr_cpus = 1, .mmio_devs = mmio_devs, .nr_mmio_devs = 8, .pvpanic = true};
 	const struct acpi_fadt *f;
 	const struct acpi_header *d;
 	size_t used;
@@ -191,8 +191,8 @@ static void test_dsdt_contents(void **state)
 	d = table_at(f->x_dsdt, used);
 
 	/* Name (_S5_, Package (4) { 5, 0, 0, 0 }) */
-	static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0a, 0x05,
-				      0x00, 0x00, 0x00 };
+	static const uint8_t s5[] = {0x08, '_',	 'S',  '5',  '_',  0x12, 0x07,
+				     0x04, 0x0a, 0x05, 0x00, 0x00, 0x00};
 	assert_true(mem_contains(d, d->length, s5, sizeof(s5)));
 	assert_int_equal(mem_count((const uint8_t *)d, d->length, "\x0dLNRO0005", 10), 8);
 	assert_int_equal(mem_count((const uint8_t *)d, d->length, "\x0dQEMU0001", 10), 1);
@@ -208,9 +208,9 @@ static void test_dsdt_contents(void **state)
 
 static void check_madt(unsigned int nr_cpus)
 {
-	struct acpi_config cfg = { .nr_cpus = nr_cpus };
+	struct acpi_config cfg = {.nr_cpus = nr_cpus};
 	const struct acpi_madt *m;
-	bool seen[256] = { false };
+	bool seen[256] = {false};
 	unsigned int lapics = 0, ioapics = 0, nmis = 0;
 	uint8_t ioapic_id = 0;
 	size_t used, off;
@@ -280,8 +280,7 @@ static void test_madt(void **state)
 static void test_enospc(void **state)
 {
 	struct acpi_config cfg = {
-		.nr_cpus = 4, .mmio_devs = mmio_devs, .nr_mmio_devs = 4, .pvpanic = true
-	};
+		.nr_cpus = 4, .mmio_devs = mmio_devs, .nr_mmio_devs = 4, .pvpanic = true};
 	static uint8_t small[4096];
 	uint64_t rsdp_gpa;
 	size_t used, need;
@@ -306,7 +305,7 @@ static void test_enospc(void **state)
 	struct acpi_mmio_dev *many = calloc(ACPI_MAX_MMIO_DEVS, sizeof(*many));
 	assert_non_null(many);
 	for (unsigned int i = 0; i < ACPI_MAX_MMIO_DEVS; i++)
-		many[i] = (struct acpi_mmio_dev){ LAYOUT_VIRTIO_MMIO + i * 0x1000ULL, 0x1000, 5 };
+		many[i] = (struct acpi_mmio_dev){LAYOUT_VIRTIO_MMIO + i * 0x1000ULL, 0x1000, 5};
 	cfg.mmio_devs = many;
 	cfg.nr_mmio_devs = ACPI_MAX_MMIO_DEVS;
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
@@ -316,8 +315,8 @@ static void test_enospc(void **state)
 
 static void test_einval(void **state)
 {
-	struct acpi_mmio_dev bad = { 0xfffff000, 0x2000, 5 };
-	struct acpi_config cfg = { .nr_cpus = 0 };
+	struct acpi_mmio_dev bad = {0xfffff000, 0x2000, 5};
+	struct acpi_config cfg = {.nr_cpus = 0};
 	uint64_t rsdp_gpa;
 	size_t used;
 
@@ -337,10 +336,10 @@ static void test_einval(void **state)
 	cfg.nr_mmio_devs = 1;
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
-	bad = (struct acpi_mmio_dev){ UINT64_MAX - 10, 0x1000, 5 };
+	bad = (struct acpi_mmio_dev){UINT64_MAX - 10, 0x1000, 5};
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
-	bad = (struct acpi_mmio_dev){ LAYOUT_VIRTIO_MMIO, 0, 5 };
+	bad = (struct acpi_mmio_dev){LAYOUT_VIRTIO_MMIO, 0, 5};
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
 	cfg.mmio_devs = NULL;
@@ -385,17 +384,17 @@ static int run(const char *dir, const char *cmd)
 
 static void test_iasl(void **state)
 {
-	struct acpi_config cfg = {
-		.nr_cpus = 4, .mmio_devs = mmio_devs, .nr_mmio_devs = ARRAY_SIZE(mmio_devs),
-		.pvpanic = true
-	};
-	static const char *const sigs[] = { "XSDT", "FACP", "APIC", "DSDT" };
+	struct acpi_config cfg = {.nr_cpus = 4,
+				  .mmio_devs = mmio_devs,
+				  .nr_mmio_devs = ARRAY_SIZE(mmio_devs),
+				  .pvpanic = true};
+	static const char *const sigs[] = {"XSDT", "FACP", "APIC", "DSDT"};
 	char dir[] = "/tmp/vmm-acpi-XXXXXX";
 	char path[256];
 	const struct acpi_header *d;
 	const struct acpi_fadt *f;
 	uint8_t *rt;
-	size_t used, rt_len;
+	size_t used, rt_len = 0;
 
 	(void)state;
 	if (system("command -v iasl >/dev/null 2>&1") != 0) {
@@ -409,7 +408,8 @@ static void test_iasl(void **state)
 	f = (const struct acpi_fadt *)find_table("FACP", used);
 	d = table_at(f->x_dsdt, used);
 	for (unsigned int i = 0; i < ARRAY_SIZE(sigs); i++) {
-		const struct acpi_header *h = !strcmp(sigs[i], "DSDT") ? d : find_table(sigs[i], used);
+		const struct acpi_header *h =
+			!strcmp(sigs[i], "DSDT") ? d : find_table(sigs[i], used);
 
 		if (!strcmp(sigs[i], "XSDT"))
 			h = table_at(check_rsdp()->xsdt_address, used);
@@ -449,9 +449,9 @@ static void test_iasl(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rsdp_xsdt), cmocka_unit_test(test_fadt),
+		cmocka_unit_test(test_rsdp_xsdt),     cmocka_unit_test(test_fadt),
 		cmocka_unit_test(test_dsdt_contents), cmocka_unit_test(test_madt),
-		cmocka_unit_test(test_enospc), cmocka_unit_test(test_einval),
+		cmocka_unit_test(test_enospc),	      cmocka_unit_test(test_einval),
 		cmocka_unit_test(test_iasl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,7 +29,7 @@ static size_t pkglen_decode(const uint8_t *p, size_t *nbytes)
 
 static void check_pkglen(size_t body, int want_bytes)
 {
-	uint8_t out[4] = { 0 };
+	uint8_t out[4] = {0};
 	size_t n, v;
 	int ret = aml_pkglen_encode(out, body);
 
@@ -47,8 +47,8 @@ static void test_pkglen_boundaries(void **state)
 
 	(void)state;
 	check_pkglen(0, 1);
-	check_pkglen(62, 1);   /* total 63: the largest 1-byte value */
-	check_pkglen(63, 2);   /* total 64 would not fit in 6 bits */
+	check_pkglen(62, 1); /* total 63: the largest 1-byte value */
+	check_pkglen(63, 2); /* total 64 would not fit in 6 bits */
 	check_pkglen(64, 2);
 	check_pkglen(4093, 2); /* total 4095 = 0xfff */
 	check_pkglen(4094, 3);
@@ -89,18 +89,18 @@ static void check_int(uint64_t v, const uint8_t *want, size_t wlen)
 static void test_integers(void **state)
 {
 	(void)state;
-	check_int(0, (const uint8_t[]){ 0x00 }, 1);
-	check_int(1, (const uint8_t[]){ 0x01 }, 1);
-	check_int(2, (const uint8_t[]){ 0x0a, 0x02 }, 2);
-	check_int(0xff, (const uint8_t[]){ 0x0a, 0xff }, 2);
-	check_int(0x100, (const uint8_t[]){ 0x0b, 0x00, 0x01 }, 3);
-	check_int(0xffff, (const uint8_t[]){ 0x0b, 0xff, 0xff }, 3);
-	check_int(0x10000, (const uint8_t[]){ 0x0c, 0x00, 0x00, 0x01, 0x00 }, 5);
-	check_int(0xffffffff, (const uint8_t[]){ 0x0c, 0xff, 0xff, 0xff, 0xff }, 5);
+	check_int(0, (const uint8_t[]){0x00}, 1);
+	check_int(1, (const uint8_t[]){0x01}, 1);
+	check_int(2, (const uint8_t[]){0x0a, 0x02}, 2);
+	check_int(0xff, (const uint8_t[]){0x0a, 0xff}, 2);
+	check_int(0x100, (const uint8_t[]){0x0b, 0x00, 0x01}, 3);
+	check_int(0xffff, (const uint8_t[]){0x0b, 0xff, 0xff}, 3);
+	check_int(0x10000, (const uint8_t[]){0x0c, 0x00, 0x00, 0x01, 0x00}, 5);
+	check_int(0xffffffff, (const uint8_t[]){0x0c, 0xff, 0xff, 0xff, 0xff}, 5);
 	check_int(0x100000000ULL,
-		  (const uint8_t[]){ 0x0e, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00 }, 9);
+		  (const uint8_t[]){0x0e, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00}, 9);
 	check_int(UINT64_MAX,
-		  (const uint8_t[]){ 0x0e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 9);
+		  (const uint8_t[]){0x0e, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 9);
 }
 
 static void test_nameseg_valid(void **state)
@@ -144,13 +144,16 @@ static void test_name_strings(void **state)
 	expect_bytes(buf, len, (const uint8_t *)"\\\x2e_SB_COM1", 10);
 
 	assert_int_equal(name_bytes("\\", buf, sizeof(buf), &len), 0);
-	expect_bytes(buf, len, (const uint8_t[]){ 0x5c, 0x00 }, 2);
+	expect_bytes(buf, len, (const uint8_t[]){0x5c, 0x00}, 2);
 
 	assert_int_equal(name_bytes("^^FOO", buf, sizeof(buf), &len), 0);
 	expect_bytes(buf, len, (const uint8_t *)"^^FOO_", 6);
 
 	assert_int_equal(name_bytes("\\A.B.C", buf, sizeof(buf), &len), 0);
-	expect_bytes(buf, len, (const uint8_t *)"\\\x2f\x03" "A___B___C___", 15);
+	expect_bytes(buf, len,
+		     (const uint8_t *)"\\\x2f\x03"
+				      "A___B___C___",
+		     15);
 
 	assert_int_equal(name_bytes("1BAD", buf, sizeof(buf), &len), -EINVAL);
 	assert_int_equal(name_bytes("TOOLONG", buf, sizeof(buf), &len), -EINVAL);
@@ -189,7 +192,7 @@ static void test_string_and_eisaid(void **state)
 	aml_init(&a, buf, sizeof(buf));
 	aml_eisaid(&a, "PNP0501");
 	assert_int_equal(aml_finish(&a, &len), 0);
-	expect_bytes(buf, len, (const uint8_t[]){ 0x0c, 0x41, 0xd0, 0x05, 0x01 }, 5);
+	expect_bytes(buf, len, (const uint8_t[]){0x0c, 0x41, 0xd0, 0x05, 0x01}, 5);
 }
 
 static void test_method_package_device(void **state)
@@ -207,7 +210,7 @@ static void test_method_package_device(void **state)
 	aml_end(&a, t);
 	assert_int_equal(aml_finish(&a, &len), 0);
 	expect_bytes(buf, len,
-		     (const uint8_t[]){ 0x14, 0x09, '_', 'S', 'T', 'A', 0x00, 0xa4, 0x0a, 0x0f }, 10);
+		     (const uint8_t[]){0x14, 0x09, '_', 'S', 'T', 'A', 0x00, 0xa4, 0x0a, 0x0f}, 10);
 
 	/* Name (_S5_, Package (2) { 5, Zero }) */
 	aml_init(&a, buf, sizeof(buf));
@@ -217,17 +220,17 @@ static void test_method_package_device(void **state)
 	aml_int(&a, 0);
 	aml_end(&a, t);
 	assert_int_equal(aml_finish(&a, &len), 0);
-	expect_bytes(buf, len,
-		     (const uint8_t[]){ 0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0a, 0x05,
-					0x00 },
-		     11);
+	expect_bytes(
+		buf, len,
+		(const uint8_t[]){0x08, '_', 'S', '5', '_', 0x12, 0x05, 0x02, 0x0a, 0x05, 0x00},
+		11);
 
 	/* Device (FOO_) {} */
 	aml_init(&a, buf, sizeof(buf));
 	t = aml_device_begin(&a, "FOO");
 	aml_end(&a, t);
 	assert_int_equal(aml_finish(&a, &len), 0);
-	expect_bytes(buf, len, (const uint8_t[]){ 0x5b, 0x82, 0x05, 'F', 'O', 'O', '_' }, 7);
+	expect_bytes(buf, len, (const uint8_t[]){0x5b, 0x82, 0x05, 'F', 'O', 'O', '_'}, 7);
 
 	aml_init(&a, buf, sizeof(buf));
 	t = aml_method_begin(&a, "_XYZ", 8, false); /* at most 7 arguments */
@@ -256,7 +259,7 @@ static void test_nested_long_bodies(void **state)
 	v = pkglen_decode(buf + 1, &n);
 	assert_int_equal(n, 2);
 	assert_int_equal(v, len - 1); /* everything after the opcode */
-	pos = 1 + n + 5;              /* \_SB_ */
+	pos = 1 + n + 5;	      /* \_SB_ */
 	assert_int_equal(buf[pos], AML_EXT_OP_PREFIX);
 	assert_int_equal(buf[pos + 1], AML_DEVICE_OP);
 	v = pkglen_decode(buf + pos + 2, &n);
@@ -278,7 +281,7 @@ static void test_restemplate(void **state)
 	t = aml_restemplate_begin(&a);
 	aml_restemplate_end(&a, t);
 	assert_int_equal(aml_finish(&a, &len), 0);
-	expect_bytes(buf, len, (const uint8_t[]){ 0x11, 0x05, 0x0a, 0x02, 0x79, 0x87 }, 6);
+	expect_bytes(buf, len, (const uint8_t[]){0x11, 0x05, 0x0a, 0x02, 0x79, 0x87}, 6);
 
 	aml_init(&a, buf, sizeof(buf));
 	t = aml_restemplate_begin(&a);
@@ -299,17 +302,16 @@ static void test_restemplate(void **state)
 	assert_int_equal(1 + n + size_len + body, len);
 
 	const uint8_t *d = buf + 1 + n + size_len;
-	assert_memory_equal(d, ((const uint8_t[]){ 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08 }),
+	assert_memory_equal(d, ((const uint8_t[]){0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08}),
 			    8);
-	assert_memory_equal(d + 8, ((const uint8_t[]){ 0x22, 0x10, 0x00 }), 3);
+	assert_memory_equal(d + 8, ((const uint8_t[]){0x22, 0x10, 0x00}), 3);
 	assert_memory_equal(d + 11,
-			    ((const uint8_t[]){ 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0,
-						0x00, 0x10, 0x00, 0x00 }),
+			    ((const uint8_t[]){0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00,
+					       0x10, 0x00, 0x00}),
 			    12);
-	assert_memory_equal(d + 23,
-			    ((const uint8_t[]){ 0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00,
-						0x00 }),
-			    9);
+	assert_memory_equal(
+		d + 23, ((const uint8_t[]){0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00}),
+		9);
 	/* End tag last, and its checksum zeroes the sum of all descriptor bytes. */
 	assert_int_equal(d[body - 2], AML_RES_END_TAG);
 	for (size_t i = 0; i < body; i++)
