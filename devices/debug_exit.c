@@ -1,1 +1,68 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * Debug-exit port, compatible with QEMU's isa-debug-exit: a test guest writes a value v and the
+ * VM stops with VM_STOP_DEBUG_EXIT, code v; the VMM exits with status (v << 1) | 1, so a guest can
+ * never fake a plain success (0). As in QEMU, the range is iosize bytes, any write inside it counts
+ * and v is the little-endian value of the bytes written; reads return 0.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/devices.h"
+
+struct debug_exit {
+	struct vm_stop_sink stop;
+	uint16_t port;
+	unsigned int iosize;
+};
+
+void debug_exit_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct debug_exit *d = opaque;
+	uint32_t v = 0;
+
+	if (!is_write) {
+		memset(data, 0, len);
+		return;
+	}
+	/* The bus keeps the access inside our range; still never read past 4 bytes. */
+	for (uint32_t i = 0; i < len && i < sizeof(v); i++)
+		v |= (uint32_t)data[i] << (8 * i);
+	/* No state to protect: the stop sink serialises concurrent requests itself. */
+	vm_stop_request(&d->stop, VM_STOP_DEBUG_EXIT, (int)v);
+}
+
+int debug_exit_create(struct debug_exit **out, const struct vm_stop_sink *stop, uint16_t port,
+		      unsigned int iosize)
+{
+	struct debug_exit *d;
+
+	if ((iosize != 1 && iosize != 2 && iosize != 4) || (uint32_t)port + iosize > 0x10000)
+		return -EINVAL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	if (stop)
+		d->stop = *stop;
+	d->port = port;
+	d->iosize = iosize;
+	*out = d;
+	return 0;
+}
+
+void debug_exit_destroy(struct debug_exit *d)
+{
+	free(d);
+}
+
+uint16_t debug_exit_port(const struct debug_exit *d)
+{
+	return d->port;
+}
+
+unsigned int debug_exit_len(const struct debug_exit *d)
+{
+	return d->iosize;
+}

@@ -1,1 +1,86 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * pvpanic, QEMU's ISA variant (one I/O port, ACPI _HID QEMU0001; the DSDT must describe it for
+ * Linux's drivers/misc/pvpanic/pvpanic-mmio.c to bind). The driver reads the port once to learn
+ * the supported events and masks what it will send with it; at panic time it writes PANICKED,
+ * or CRASH_LOADED when a kdump kernel is about to take over. PANICKED stops the VM; CRASH_LOADED
+ * is only remembered, because the crash kernel still has to run and write its dump.
+ * Bits we do not advertise (e.g. the newer SHUTDOWN event) are ignored.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/devices.h"
+
+#define PVPANIC_SUPPORTED (PVPANIC_PANICKED | PVPANIC_CRASH_LOADED)
+
+struct pvpanic {
+	pthread_mutex_t lock;
+	struct vm_stop_sink stop;
+	bool crash_loaded;
+	struct dev_ratelimit rl;
+};
+
+void pvpanic_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	struct pvpanic *p = opaque;
+	uint8_t v;
+
+	if (!is_write) {
+		memset(data, 0, len);
+		data[0] = PVPANIC_SUPPORTED;
+		return;
+	}
+	v = data[0];
+	if (v & PVPANIC_PANICKED) {
+		vm_stop_request(&p->stop, VM_STOP_PANIC, 0);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (v & PVPANIC_CRASH_LOADED) {
+		p->crash_loaded = true;
+		dev_log_ratelimited(&p->rl, "pvpanic: guest panicked, crash kernel loaded: continuing");
+	} else if (v) {
+		dev_log_ratelimited(&p->rl, "pvpanic: ignoring event 0x%02x", v);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+bool pvpanic_crash_loaded(struct pvpanic *p)
+{
+	bool v;
+
+	pthread_mutex_lock(&p->lock);
+	v = p->crash_loaded;
+	pthread_mutex_unlock(&p->lock);
+	return v;
+}
+
+int pvpanic_create(struct pvpanic **out, const struct vm_stop_sink *stop)
+{
+	struct pvpanic *p;
+	int r;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r = -pthread_mutex_init(&p->lock, NULL);
+	if (r) {
+		free(p);
+		return r;
+	}
+	if (stop)
+		p->stop = *stop;
+	*out = p;
+	return 0;
+}
+
+void pvpanic_destroy(struct pvpanic *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
