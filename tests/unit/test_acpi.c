@@ -12,7 +12,14 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "vmm/devices.h"
 #include "vmm/layout.h"
+
+/* The \_S5 package and the sleep-register device must agree on the encoding. */
+_Static_assert(ACPI_S5_SLP_TYP == ACPI_PM_SLP_TYP_S5, "SLP_TYP differs from devices/acpi_pm.c");
+_Static_assert(ACPI_SLP_EN == ACPI_PM_SLP_EN, "SLP_EN differs from devices/acpi_pm.c");
+_Static_assert(ACPI_SLP_TYP_SHIFT == ACPI_PM_SLP_TYP_SHIFT, "SLP_TYP shift differs");
+_Static_assert(ACPI_SLP_TYP_MASK == ACPI_PM_SLP_TYP_MASK, "SLP_TYP mask differs");
 
 static uint8_t buf[LAYOUT_ACPI_SIZE];
 
