@@ -19,8 +19,8 @@
 #include "vmm/devices.h"
 
 /* Status register (port 0x64 read). */
-#define STR_OBF     0x01 /* output buffer full: data at 0x60 */
-#define STR_IBF     0x02 /* input buffer full: never, writes complete at once */
+#define STR_OBF	    0x01 /* output buffer full: data at 0x60 */
+#define STR_IBF	    0x02 /* input buffer full: never, writes complete at once */
 #define STR_SYSFLAG 0x04 /* set after a successful self-test */
 #define STR_CMDDAT  0x08 /* last write went to the command port */
 #define STR_KEYLOCK 0x10 /* 1: keyboard not inhibited */
@@ -31,20 +31,20 @@
 #define CMD_READ_RAM_LAST   0x3f
 #define CMD_WRITE_RAM_FIRST 0x60
 #define CMD_WRITE_RAM_LAST  0x7f
-#define CMD_AUX_DISABLE     0xa7
-#define CMD_AUX_ENABLE      0xa8
-#define CMD_AUX_TEST        0xa9
-#define CMD_SELF_TEST       0xaa
-#define CMD_KBD_TEST        0xab
-#define CMD_KBD_DISABLE     0xad
-#define CMD_KBD_ENABLE      0xae
-#define CMD_READ_INPUT      0xc0
-#define CMD_READ_OUTPUT     0xd0
+#define CMD_AUX_DISABLE	    0xa7
+#define CMD_AUX_ENABLE	    0xa8
+#define CMD_AUX_TEST	    0xa9
+#define CMD_SELF_TEST	    0xaa
+#define CMD_KBD_TEST	    0xab
+#define CMD_KBD_DISABLE	    0xad
+#define CMD_KBD_ENABLE	    0xae
+#define CMD_READ_INPUT	    0xc0
+#define CMD_READ_OUTPUT	    0xd0
 #define CMD_WRITE_OUTPUT    0xd1
 #define CMD_WRITE_KBD_OBUF  0xd2
 #define CMD_WRITE_AUX_OBUF  0xd3
-#define CMD_WRITE_AUX       0xd4
-#define CMD_PULSE_FIRST     0xf0 /* 0xf0..0xff: pulse output port bits 3:0 where the bit is 0 */
+#define CMD_WRITE_AUX	    0xd4
+#define CMD_PULSE_FIRST	    0xf0 /* 0xf0..0xff: pulse output port bits 3:0 where the bit is 0 */
 
 #define CTR_KBDINT  0x01
 #define CTR_SYSFLAG 0x04
@@ -55,8 +55,8 @@
 #define OUTPORT_RESET 0x01 /* active low: 0 holds the CPU in reset */
 #define OUTPORT_A20   0x02
 
-#define SELF_TEST_OK     0x55
-#define KBD_TEST_OK      0x00
+#define SELF_TEST_OK	 0x55
+#define KBD_TEST_OK	 0x00
 #define AUX_TEST_CLK_LOW 0x01
 
 struct i8042 {

@@ -41,7 +41,8 @@ void pvpanic_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 	pthread_mutex_lock(&p->lock);
 	if (v & PVPANIC_CRASH_LOADED) {
 		p->crash_loaded = true;
-		dev_log_ratelimited(&p->rl, "pvpanic: guest panicked, crash kernel loaded: continuing");
+		dev_log_ratelimited(&p->rl,
+				    "pvpanic: guest panicked, crash kernel loaded: continuing");
 	} else if (v) {
 		dev_log_ratelimited(&p->rl, "pvpanic: ignoring event 0x%02x", v);
 	}

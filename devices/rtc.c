@@ -22,24 +22,24 @@
 
 #include "vmm/devices.h"
 
-#define REG_SEC     0x00
-#define REG_MIN     0x02
+#define REG_SEC	    0x00
+#define REG_MIN	    0x02
 #define REG_HOUR    0x04
 #define REG_WDAY    0x06
 #define REG_MDAY    0x07
 #define REG_MONTH   0x08
 #define REG_YEAR    0x09
-#define REG_A       0x0a
-#define REG_B       0x0b
-#define REG_C       0x0c
-#define REG_D       0x0d
+#define REG_A	    0x0a
+#define REG_B	    0x0b
+#define REG_C	    0x0c
+#define REG_D	    0x0d
 #define REG_CENTURY 0x32
 
-#define A_UIP  0x80
-#define B_SET  0x80
-#define B_DM   0x04 /* 1: binary, 0: BCD */
-#define B_24H  0x02
-#define D_VRT  0x80 /* valid RAM and time: the battery is fine */
+#define A_UIP	0x80
+#define B_SET	0x80
+#define B_DM	0x04 /* 1: binary, 0: BCD */
+#define B_24H	0x02
+#define D_VRT	0x80 /* valid RAM and time: the battery is fine */
 #define HOUR_PM 0x80
 
 #define INDEX_NMI_MASK 0x80
@@ -54,8 +54,8 @@ struct rtc {
 	struct dev_ratelimit rl;
 };
 
-static const uint8_t rtc_time_regs[] = { REG_SEC,  REG_MIN,   REG_HOUR, REG_WDAY,
-					 REG_MDAY, REG_MONTH, REG_YEAR, REG_CENTURY };
+static const uint8_t rtc_time_regs[] = {REG_SEC,  REG_MIN,   REG_HOUR, REG_WDAY,
+					REG_MDAY, REG_MONTH, REG_YEAR, REG_CENTURY};
 
 static bool rtc_is_time_reg(unsigned int reg)
 {
@@ -147,7 +147,7 @@ static int rtc_regs_to_time(const struct rtc *r, const uint8_t *cmos, int64_t *o
 	int mon = rtc_decode(r, cmos[REG_MONTH]);
 	int year = rtc_decode(r, cmos[REG_YEAR]);
 	int century = rtc_decode(r, cmos[REG_CENTURY]);
-	struct tm tm = { 0 }, check;
+	struct tm tm = {0}, check;
 	time_t t;
 
 	if (r->st.cmos[REG_B] & B_24H) {
@@ -159,7 +159,8 @@ static int rtc_regs_to_time(const struct rtc *r, const uint8_t *cmos, int64_t *o
 		hour = hour % 12 + ((cmos[REG_HOUR] & HOUR_PM) ? 12 : 0);
 	}
 	if (sec < 0 || sec > 59 || min < 0 || min > 59 || hour < 0 || hour > 23 || mday < 1 ||
-	    mday > 31 || mon < 1 || mon > 12 || year < 0 || year > 99 || century < 0 || century > 99)
+	    mday > 31 || mon < 1 || mon > 12 || year < 0 || year > 99 || century < 0 ||
+	    century > 99)
 		return -EINVAL;
 	tm.tm_sec = sec;
 	tm.tm_min = min;
@@ -294,7 +295,7 @@ int rtc_create(struct rtc **out, const struct rtc_clock *clock)
 	}
 	if (clock)
 		r->clock = *clock;
-	r->st.cmos[REG_A] = 0x26; /* 32.768 kHz time base, 1024 Hz rate: what a PC BIOS sets */
+	r->st.cmos[REG_A] = 0x26;  /* 32.768 kHz time base, 1024 Hz rate: what a PC BIOS sets */
 	r->st.cmos[REG_B] = B_24H; /* 24-hour, BCD */
 	r->st.cmos[REG_D] = D_VRT;
 	*out = r;
@@ -318,7 +319,8 @@ void rtc_state_get(struct rtc *r, struct rtc_state *st)
 
 int rtc_state_set(struct rtc *r, const struct rtc_state *st)
 {
-	if (st->index >= RTC_CMOS_SIZE || st->offset > RTC_OFFSET_MAX || st->offset < -RTC_OFFSET_MAX)
+	if (st->index >= RTC_CMOS_SIZE || st->offset > RTC_OFFSET_MAX ||
+	    st->offset < -RTC_OFFSET_MAX)
 		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
 	r->st = *st;

@@ -63,46 +63,46 @@
 #define IER_MASK  0x0f
 
 #define IIR_NO_INT     0x01
-#define IIR_MSI        0x00
+#define IIR_MSI	       0x00
 #define IIR_THRI       0x02
-#define IIR_RDI        0x04
+#define IIR_RDI	       0x04
 #define IIR_RLSI       0x06
-#define IIR_CTI        0x0c /* character timeout */
+#define IIR_CTI	       0x0c /* character timeout */
 #define IIR_FIFO_16550 0xc0
 
-#define FCR_ENABLE      0x01
-#define FCR_CLEAR_RCVR  0x02
-#define FCR_CLEAR_XMIT  0x04
-#define FCR_DMA_SELECT  0x08
-#define FCR_TRIGGER     0xc0
+#define FCR_ENABLE	0x01
+#define FCR_CLEAR_RCVR	0x02
+#define FCR_CLEAR_XMIT	0x04
+#define FCR_DMA_SELECT	0x08
+#define FCR_TRIGGER	0xc0
 #define FCR_STORED_MASK (FCR_ENABLE | FCR_DMA_SELECT | FCR_TRIGGER)
 
 #define LCR_DLAB 0x80
 
-#define MCR_DTR  0x01
-#define MCR_RTS  0x02
+#define MCR_DTR	 0x01
+#define MCR_RTS	 0x02
 #define MCR_OUT1 0x04
 #define MCR_OUT2 0x08
 #define MCR_LOOP 0x10
 #define MCR_MASK 0x1f
 
-#define LSR_DR        0x01
-#define LSR_OE        0x02
-#define LSR_PE        0x04
-#define LSR_FE        0x08
-#define LSR_BI        0x10
-#define LSR_THRE      0x20
-#define LSR_TEMT      0x40
-#define LSR_ERR_MASK  (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
+#define LSR_DR	     0x01
+#define LSR_OE	     0x02
+#define LSR_PE	     0x04
+#define LSR_FE	     0x08
+#define LSR_BI	     0x10
+#define LSR_THRE     0x20
+#define LSR_TEMT     0x40
+#define LSR_ERR_MASK (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
 
 #define MSR_DCTS  0x01
 #define MSR_DDSR  0x02
 #define MSR_TERI  0x04
 #define MSR_DDCD  0x08
-#define MSR_CTS   0x10
-#define MSR_DSR   0x20
-#define MSR_RI    0x40
-#define MSR_DCD   0x80
+#define MSR_CTS	  0x10
+#define MSR_DSR	  0x20
+#define MSR_RI	  0x40
+#define MSR_DCD	  0x80
 #define MSR_DELTA 0x0f
 #define MSR_LINES 0xf0
 
@@ -186,7 +186,7 @@ static void serial_rx_refill(struct serial *s)
 
 static unsigned int serial_rx_trigger(const struct serial *s)
 {
-	static const unsigned int level[4] = { 1, 4, 8, 14 };
+	static const unsigned int level[4] = {1, 4, 8, 14};
 
 	return level[(s->st.fcr & FCR_TRIGGER) >> 6];
 }
@@ -267,7 +267,7 @@ static void serial_irq_update(struct serial *s)
 
 static int serial_tx_wait(struct serial *s, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = s->out_fd, .events = POLLOUT };
+	struct pollfd pfd = {.fd = s->out_fd, .events = POLLOUT};
 	struct timespec start, now;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -307,8 +307,10 @@ static void serial_tx_byte(struct serial *s, uint8_t b)
 			s->stats.tx_bytes++;
 			if (s->tx_stalled) {
 				s->tx_stalled = false;
-				dev_log_ratelimited(&s->rl, "serial: output resumed (%llu bytes dropped so far)",
-						    (unsigned long long)s->stats.tx_dropped);
+				dev_log_ratelimited(
+					&s->rl,
+					"serial: output resumed (%llu bytes dropped so far)",
+					(unsigned long long)s->stats.tx_dropped);
 			}
 			return;
 		}
@@ -322,14 +324,16 @@ static void serial_tx_byte(struct serial *s, uint8_t b)
 		}
 		s->tx_broken = true;
 		s->stats.tx_dropped++;
-		dev_log_ratelimited(&s->rl, "serial: output fd failed (%s), discarding guest output",
+		dev_log_ratelimited(&s->rl,
+				    "serial: output fd failed (%s), discarding guest output",
 				    n < 0 ? strerror(errno) : "short write");
 		return;
 	}
 	s->stats.tx_dropped++;
 	if (!s->tx_stalled) {
 		s->tx_stalled = true;
-		dev_log_ratelimited(&s->rl, "serial: output fd not draining, dropping guest output");
+		dev_log_ratelimited(&s->rl,
+				    "serial: output fd not draining, dropping guest output");
 	}
 }
 
@@ -386,7 +390,8 @@ static uint8_t serial_reg_read(struct serial *s, unsigned int off)
 		break;
 	case UART_IIR_FCR:
 		v = serial_iir_id(s);
-		/* Reading IIR while it shows THRE acknowledges that interrupt (datasheet table 4). */
+		/* Reading IIR while it shows THRE acknowledges that interrupt (datasheet table 4).
+		 */
 		if (v == IIR_THRI)
 			st->thri_pending = 0;
 		if (st->fcr & FCR_ENABLE)
@@ -555,7 +560,7 @@ static void serial_reset_locked(struct serial *s)
 
 	memset(st, 0, sizeof(*st));
 	st->irq_level = irq_level; /* what the sink last saw, so the update below is exact */
-	st->dll = 12;              /* 9600 baud with the PC's 1.8432 MHz clock */
+	st->dll = 12;		   /* 9600 baud with the PC's 1.8432 MHz clock */
 	st->msr = serial_msr_lines(s);
 	serial_rx_refill(s);
 	serial_irq_update(s);

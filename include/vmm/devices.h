@@ -54,10 +54,10 @@ static inline bool dev_ratelimit_ok(struct dev_ratelimit *rl)
 	return true;
 }
 
-#define dev_log_ratelimited(rl, fmt, ...)                                    \
-	do {                                                                 \
-		if (dev_ratelimit_ok(rl))                                    \
-			fprintf(stderr, "vmm: " fmt "\n", ##__VA_ARGS__);    \
+#define dev_log_ratelimited(rl, fmt, ...)                                                          \
+	do {                                                                                       \
+		if (dev_ratelimit_ok(rl))                                                          \
+			fprintf(stderr, "vmm: " fmt "\n", ##__VA_ARGS__);                          \
 	} while (0)
 
 /* ---- i8042 keyboard controller: just enough for the reset line and Linux's probes ---- */
@@ -84,9 +84,9 @@ struct rtc_clock {
 
 /* Guest-visible state for snapshots. */
 struct rtc_state {
-	uint8_t index;                /* last index written, NMI bit stripped */
-	uint8_t cmos[RTC_CMOS_SIZE];  /* RAM, registers A..D, and the time fields while B.SET */
-	int64_t offset;               /* guest time - host time, seconds (guest set the clock) */
+	uint8_t index;		     /* last index written, NMI bit stripped */
+	uint8_t cmos[RTC_CMOS_SIZE]; /* RAM, registers A..D, and the time fields while B.SET */
+	int64_t offset;		     /* guest time - host time, seconds (guest set the clock) */
 };
 
 struct rtc;
@@ -128,12 +128,12 @@ bool pvpanic_crash_loaded(struct pvpanic *p);
 
 /* ---- hardware-reduced ACPI sleep control (+0) and status (+1) registers ---- */
 
-#define ACPI_PM_PORT_LEN     2
-#define ACPI_PM_SLP_TYP_S5   5 /* the SLP_TYP our DSDT's \_S5 package must carry */
-#define ACPI_PM_SLP_EN       (1u << 5)
+#define ACPI_PM_PORT_LEN      2
+#define ACPI_PM_SLP_TYP_S5    5 /* the SLP_TYP our DSDT's \_S5 package must carry */
+#define ACPI_PM_SLP_EN	      (1u << 5)
 #define ACPI_PM_SLP_TYP_SHIFT 2
-#define ACPI_PM_SLP_TYP_MASK (7u << ACPI_PM_SLP_TYP_SHIFT)
-#define ACPI_PM_WAK_STS      (1u << 7)
+#define ACPI_PM_SLP_TYP_MASK  (7u << ACPI_PM_SLP_TYP_SHIFT)
+#define ACPI_PM_WAK_STS	      (1u << 7)
 
 struct acpi_pm;
 

@@ -18,8 +18,8 @@
 #include "vmm/compiler.h"
 #include "vmm/platform.h"
 
-#define SERIAL_PORT_LEN  8  /* I/O ports taken on the PIO bus */
-#define SERIAL_FIFO_SIZE 16 /* 16550A receive FIFO */
+#define SERIAL_PORT_LEN	  8    /* I/O ports taken on the PIO bus */
+#define SERIAL_FIFO_SIZE  16   /* 16550A receive FIFO */
 #define SERIAL_INBUF_SIZE 4096 /* host-side input buffer behind the RX FIFO */
 
 /*
@@ -30,7 +30,8 @@ struct serial_state {
 	uint8_t ier; /* bits 3:0 only, the upper bits read 0 on a 16550A */
 	uint8_t lcr;
 	uint8_t mcr; /* bits 4:0 */
-	uint8_t lsr; /* only the sticky error bits (OE, PE, FE, BI) are stored; DR/THRE/TEMT derived */
+	uint8_t lsr; /* only the sticky error bits (OE, PE, FE, BI) are stored; DR/THRE/TEMT derived
+		      */
 	uint8_t msr; /* line bits 7:4 and delta bits 3:0 */
 	uint8_t scr;
 	uint8_t fcr; /* last value written (bit 0 FIFO enable, bits 7:6 trigger level) */
@@ -75,8 +76,8 @@ int serial_state_set(struct serial *s, const struct serial_state *st) WUR;
 /* Counters for diagnostics. */
 struct serial_stats {
 	uint64_t tx_bytes;
-	uint64_t tx_dropped; /* output fd stalled or broken */
-	uint64_t rx_bytes;   /* delivered to the guest */
+	uint64_t tx_dropped;  /* output fd stalled or broken */
+	uint64_t rx_bytes;    /* delivered to the guest */
 	uint64_t rx_overruns; /* loopback bytes lost to a full FIFO */
 };
 void serial_stats_get(struct serial *s, struct serial_stats *st);

@@ -28,9 +28,9 @@ static void fake_stop_request(void *opaque, enum vm_stop_reason reason, int code
 	f->code = code;
 }
 
-#define FAKE_STOP(name)                                                                    \
-	struct fake_stop name = { 0 };                                                     \
-	struct vm_stop_sink name##_sink = { .request = fake_stop_request, .opaque = &name }
+#define FAKE_STOP(name)                                                                            \
+	struct fake_stop name = {0};                                                               \
+	struct vm_stop_sink name##_sink = {.request = fake_stop_request, .opaque = &name}
 
 /* ---- i8042 ---- */
 
@@ -154,12 +154,12 @@ static void rtc_get(struct rtc *r, struct rtc_fields *f, bool binary)
 
 static int64_t rtc_fields_to_time(const struct rtc_fields *f, unsigned int hour24)
 {
-	struct tm tm = { .tm_sec = (int)f->sec,
-			 .tm_min = (int)f->min,
-			 .tm_hour = (int)hour24,
-			 .tm_mday = (int)f->mday,
-			 .tm_mon = (int)f->mon - 1,
-			 .tm_year = (int)(f->century * 100 + f->year) - 1900 };
+	struct tm tm = {.tm_sec = (int)f->sec,
+			.tm_min = (int)f->min,
+			.tm_hour = (int)hour24,
+			.tm_mday = (int)f->mday,
+			.tm_mon = (int)f->mon - 1,
+			.tm_year = (int)(f->century * 100 + f->year) - 1900};
 
 	return (int64_t)timegm(&tm);
 }
@@ -205,7 +205,7 @@ static void test_rtc_12h(void **state)
 {
 	/* 2024-02-29 13:05:09 UTC, a Thursday */
 	int64_t now = 1709211909;
-	struct rtc_clock clk = { .now = fixed_now, .opaque = &now };
+	struct rtc_clock clk = {.now = fixed_now, .opaque = &now};
 	struct rtc *r;
 
 	assert_int_equal(rtc_create(&r, &clk), 0);
@@ -227,7 +227,7 @@ static void test_rtc_12h(void **state)
 static void test_rtc_guest_sets_time(void **state)
 {
 	int64_t now = 1709211909; /* 2024-02-29 13:05:09 */
-	struct rtc_clock clk = { .now = fixed_now, .opaque = &now };
+	struct rtc_clock clk = {.now = fixed_now, .opaque = &now};
 	struct rtc_state st;
 	struct rtc *r;
 
@@ -297,12 +297,12 @@ static void test_rtc_ram(void **state)
 
 static void test_debug_exit_widths(void **state)
 {
-	static const unsigned int sizes[] = { 1, 2, 4 };
+	static const unsigned int sizes[] = {1, 2, 4};
 
 	for (unsigned int i = 0; i < 3; i++) {
 		FAKE_STOP(stop);
 		struct debug_exit *d;
-		uint8_t data[4] = { 0x21, 0x43, 0x65, 0x07 };
+		uint8_t data[4] = {0x21, 0x43, 0x65, 0x07};
 		uint32_t expect = 0;
 
 		assert_int_equal(debug_exit_create(&d, &stop_sink, PORT_DEBUG_EXIT, sizes[i]), 0);

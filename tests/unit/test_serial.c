@@ -54,7 +54,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(pipe2(f->pipe_fd, O_CLOEXEC | O_NONBLOCK), 0);
-	f->sink = (struct irq_sink){ .set_level = fake_set_level, .opaque = &f->irq };
+	f->sink = (struct irq_sink){.set_level = fake_set_level, .opaque = &f->irq};
 	assert_int_equal(serial_create(&f->s, &f->sink, IRQ_COM1, f->pipe_fd[1]), 0);
 	*state = f;
 	return 0;
@@ -108,7 +108,7 @@ static void test_output_reaches_fd(void **state)
 {
 	struct fixture *f = *state;
 	const char *msg = "hello, world\n";
-	char buf[64] = { 0 };
+	char buf[64] = {0};
 
 	for (const char *p = msg; *p; p++)
 		wr(f, RBR, (uint8_t)*p);
@@ -207,7 +207,7 @@ static void test_rx_trigger_and_timeout(void **state)
 static void test_rx_without_fifo(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t in[3] = { 1, 2, 3 };
+	uint8_t in[3] = {1, 2, 3};
 
 	assert_int_equal(serial_receive(f->s, in, 3), 3);
 	assert_int_equal(rd(f, LSR) & 1, 1);
@@ -307,10 +307,10 @@ static void test_line_status_priority(void **state)
 	wr(f, RBR, 2);
 	assert_int_equal(rd(f, IIR), 0x06);
 	assert_int_equal(rd(f, LSR) & 0x02, 0x02); /* clears OE */
-	assert_int_equal(rd(f, IIR), 0x04);        /* then data */
+	assert_int_equal(rd(f, IIR), 0x04);	   /* then data */
 	rd(f, RBR);
 	assert_int_equal(rd(f, IIR), 0x02); /* then THRE, acknowledged by this read */
-	wr(f, MCR, 0x12);                  /* RTS -> CTS: modem status change */
+	wr(f, MCR, 0x12);		    /* RTS -> CTS: modem status change */
 	assert_int_equal(rd(f, IIR), 0x00);
 	assert_int_equal(f->irq.level, 1);
 	rd(f, MSR);
@@ -395,7 +395,7 @@ static void test_state_roundtrip(void **state)
 static void test_wide_access(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t d[2] = { 0x12, 0x34 };
+	uint8_t d[2] = {0x12, 0x34};
 
 	/* outw to SCR-1: two byte cycles (MSR ignored, SCR written). */
 	serial_io(f->s, MSR, d, 2, true);
