@@ -49,10 +49,15 @@ debug_exit() {
 	v=$1
 	case $v in '' | *[!0-9]*) say "ERROR bad exit value '$v'"; stop poweroff ;; esac
 	[ "$v" -le 255 ] || { say "ERROR exit value $v > 255"; stop poweroff; }
-	# /dev/port offset = port number; dd seeks there and writes one byte.
-	printf "\\$(printf '%03o' "$v")" |
-		dd of=/dev/port bs=1 seek=244 count=1 conv=notrunc 2>/dev/null ||
-		say "ERROR write to /dev/port failed"
+	# outb uses ioperm(2): the cloud kernel has no /dev/port. Otherwise /dev/port,
+	# whose file offset is the port number.
+	if [ -x /bin/outb ]; then
+		outb 0xf4 "$v" || say "ERROR outb 0xf4 $v failed"
+	else
+		printf "\\$(printf '%03o' "$v")" |
+			dd of=/dev/port bs=1 seek=244 count=1 conv=notrunc 2>/dev/null ||
+			say "ERROR write to /dev/port failed"
+	fi
 	sleep 10
 	say "ERROR debug-exit did not stop the VM"
 	stop poweroff

@@ -36,7 +36,7 @@ FLAVOURS="cloud generic"
 need_tools() {
 	local missing=() tool pkg
 	for tool in busybox:busybox-static cpio:cpio lz4:lz4 xz:xz-utils gzip:gzip \
-		    dpkg-deb:dpkg od:coreutils; do
+		    dpkg-deb:dpkg od:coreutils gcc:gcc; do
 		pkg=${tool#*:}
 		tool=${tool%%:*}
 		if [ "$tool" = busybox ]; then
@@ -221,6 +221,7 @@ build_flavour() {
 build_initramfs() {
 	local img=$OUT/initramfs.cpio.gz root f rel applet
 	if [ -f "$img" ] && [ "$img" -nt "$KIT_SRC/init.sh" ] && [ "$img" -nt "$KIT_SRC/mkkit.sh" ] &&
+	   [ "$img" -nt "$KIT_SRC/outb.c" ] &&
 	   [ "$img" -nt "$OUT/cloud/modules.stamp" ] && [ "$img" -nt "$OUT/generic/modules.stamp" ]; then
 		return 0
 	fi
@@ -234,6 +235,10 @@ build_initramfs() {
 		[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 	done
 	cp "$KIT_SRC/init.sh" "$root/init"
+	# Freestanding: no libc.a needed; -fno-pie keeps it a plain static executable.
+	gcc -Os -static -nostdlib -fno-pie -no-pie -fno-stack-protector -fcf-protection=none \
+		-fno-asynchronous-unwind-tables -o "$root/bin/outb" "$KIT_SRC/outb.c" ||
+		die "cannot build outb"
 	chmod 755 "$root/init"
 	for f in $FLAVOURS; do
 		rel=$(cat "$OUT/$f/release")

@@ -1,0 +1,35 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# /init of the QEMU TCG test host built by testhost.sh: load KVM (emulated AMD SVM), run
+# the case files with runcases.sh, report on the second serial port (ttyS1; the kernel
+# console stays on ttyS0), power off. Reports are '@@...' lines that testhost.sh parses.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs -o size=512m tmpfs /tmp
+
+out=/dev/ttyS1
+[ -c "$out" ] || out=/dev/console
+# No output post-processing (no \n -> \r\n) on the report channel.
+stty -F "$out" raw -echo 2>/dev/null
+
+{
+	echo "@@HOST begin $(uname -r) nproc=$(nproc)"
+	while read -r m; do
+		insmod "/lib/modules/host/$m.ko" || echo "@@HOST insmod $m failed"
+	done </lib/modules/host/load-order
+	if [ -c /dev/kvm ]; then
+		echo "@@HOST kvm=yes"
+	else
+		echo "@@HOST kvm=no"
+	fi
+	set -- /cases/*.cases
+	sh /runcases.sh /vmm/vmm /kit "$@" 2>&1
+	echo "@@HOST end"
+} >"$out" 2>&1
+sync
+poweroff -f
+sleep 5
+echo o >/proc/sysrq-trigger

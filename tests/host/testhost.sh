@@ -1,0 +1,225 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# testhost.sh [--workdir DIR] [--kit DIR] VMM CASEFILE...
+#
+# Runs the VMM against stock Debian kernels (the guest kit, tests/guest/kit/mkkit.sh).
+# Our development machines have a software-nested KVM on which a stock kernel does not
+# boot in useful time (/work/shared/ENVIRONMENT.md), so by default the cases run inside a
+# QEMU TCG "test host" with emulated AMD SVM, whose KVM behaves like hardware: one boot of
+# the test host runs every case of the given files. With VMM_TEST_DIRECT=1 the same cases
+# run directly on this machine's /dev/kvm.
+#
+# Prints one PASS/FAIL line per case; exits 0 if all passed, 1 if any failed, 77 (skip)
+# only when a prerequisite is absent (no kernel packages and no cache, no QEMU, no KVM).
+#
+# Environment:
+#   VMM_KIT_DIR        guest kit cache (default ${XDG_CACHE_HOME:-~/.cache}/vmm/guest-kit)
+#   VMM_TEST_DIRECT=1  run on this machine's /dev/kvm instead of the QEMU test host
+#   VMM_TEST_WALL      wall-clock limit of the QEMU test host in seconds (default 1100)
+#   VMM_TEST_VERBOSE=1 print every case's console, not only failures'
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+
+skip() { echo "SKIP: $*"; exit 77; }
+die() { echo "testhost: $*" >&2; exit 1; }
+
+WORK=
+KIT=${VMM_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/guest-kit}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--workdir) WORK=$2; shift 2 ;;
+	--kit) KIT=$2; shift 2 ;;
+	--) shift; break ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 2 ] || die "usage: testhost.sh [--workdir DIR] [--kit DIR] VMM CASEFILE..."
+VMM=$(readlink -f "$1")
+shift
+[ -x "$VMM" ] || die "$VMM: not an executable"
+CASEFILES=()
+for f in "$@"; do
+	[ -f "$f" ] || f=$HERE/cases/$f
+	[ -f "$f" ] || die "$f: no such case file"
+	CASEFILES+=("$(readlink -f "$f")")
+done
+
+if [ -z "$WORK" ]; then
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/testhost.XXXXXX")
+fi
+mkdir -p "$WORK"
+WORK=$(readlink -f "$WORK")
+
+# --- guest kit (shared between concurrent runs: serialise with a lock) ----------------------
+mkdir -p "$KIT"
+kit_rc=0
+(
+	flock 9
+	"$SRC/tests/guest/kit/mkkit.sh" "$KIT"
+) 9>"$KIT/.lock" >"$WORK/mkkit.log" 2>&1 || kit_rc=$?
+if [ $kit_rc -eq 2 ]; then
+	tail -n 5 "$WORK/mkkit.log"
+	skip "guest kernel packages unavailable and no cached kit in $KIT"
+elif [ $kit_rc -ne 0 ]; then
+	tail -n 20 "$WORK/mkkit.log"
+	die "mkkit.sh failed ($kit_rc)"
+fi
+
+# --- run the cases -------------------------------------------------------------------------
+RESULTS=$WORK/results.log
+CONSOLE=
+t_start=$(date +%s)
+
+run_direct() {
+	[ -c /dev/kvm ] && [ -w /dev/kvm ] || skip "VMM_TEST_DIRECT=1 but /dev/kvm is not usable"
+	sh "$HERE/runcases.sh" "$VMM" "$KIT" "${CASEFILES[@]}" >"$RESULTS" 2>&1
+}
+
+# Paths under @KIT@ that the cases use: only those go into the test host's initramfs
+# (each vmlinux is ~60 MB, and everything in it is copied by an emulated CPU).
+kit_files() {
+	grep -ho '@KIT@/[^ "'"'"']*' "${CASEFILES[@]}" | sed 's|@KIT@/||' | sort -u
+}
+
+build_host_initramfs() {
+	local root=$WORK/hostroot lib applet f i=0
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,cases,kit,vmm,lib/modules}
+	cp /bin/busybox "$root/bin/busybox"
+	for applet in $(/bin/busybox --list-full); do
+		[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+	done
+	cp "$HERE/host-init.sh" "$root/init"
+	cp "$HERE/runcases.sh" "$root/runcases.sh"
+	chmod 755 "$root/init"
+	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
+	for f in "${CASEFILES[@]}"; do
+		i=$((i + 1))
+		cp "$f" "$root/cases/$(printf %02d $i)-$(basename "$f")"
+	done
+	while read -r f; do
+		[ -n "$f" ] || continue
+		[ -e "$KIT/$f" ] || die "case file refers to @KIT@/$f, which the kit lacks"
+		mkdir -p "$root/kit/$(dirname "$f")"
+		cp "$KIT/$f" "$root/kit/$f"
+	done < <(kit_files)
+	cp "$VMM" "$root/vmm/vmm"
+	# The VMM's shared libraries and the dynamic loader, at the paths ldd reports.
+	for lib in $(ldd "$VMM" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+	# Uncompressed: the emulated test-host kernel would spend seconds inflating it.
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet) \
+		>"$WORK/host.cpio" || die "cpio failed"
+	rm -rf "$root"
+}
+
+run_testhost() {
+	local qemu wall
+	qemu=$(command -v qemu-system-x86_64 || true)
+	if [ -z "$qemu" ] && [ "$(id -u)" -eq 0 ]; then
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			qemu-system-x86 >"$WORK/apt.log" 2>&1
+		qemu=$(command -v qemu-system-x86_64 || true)
+	fi
+	[ -n "$qemu" ] || skip "qemu-system-x86_64 is absent (package qemu-system-x86)"
+	build_host_initramfs
+	wall=${VMM_TEST_WALL:-1100}
+	CONSOLE=$WORK/host-console.log
+	: >"$RESULTS"
+	: >"$CONSOLE"
+	# EPYC with SVM and nested paging: the test host's KVM then runs guests with hardware
+	# -like behaviour, at TCG speed. The second serial port carries the reports.
+	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 4G -M q35 \
+		-nodefaults -no-reboot -display none -monitor none \
+		-serial "file:$CONSOLE" -serial "file:$RESULTS" \
+		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
+		-append "console=ttyS0 rdinit=/init quiet panic=-1" \
+		</dev/null >"$WORK/qemu.log" 2>&1
+	local rc=$?
+	[ $rc -eq 124 ] && echo "testhost: the QEMU test host hit the ${wall}s wall-clock limit"
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] && { echo "testhost: qemu exited with $rc:"; tail -n 5 "$WORK/qemu.log"; }
+	if grep -q '^@@HOST kvm=no' "$RESULTS"; then
+		echo "testhost: /dev/kvm is absent inside the test host; its console ends with:"
+		tail -n 30 "$CONSOLE"
+	fi
+}
+
+if [ "${VMM_TEST_DIRECT:-0}" = 1 ]; then
+	mode=direct
+	run_direct
+else
+	mode=testhost
+	run_testhost
+fi
+
+# --- judge ---------------------------------------------------------------------------------
+tr -d '\r' <"$RESULTS" >"$RESULTS.clean"
+failed=0
+passed=0
+
+judge_case() {
+	local name=$1 want=$2 res status secs reasons=() m
+	shift 2
+	res=$(grep -m1 "^@@VMMTEST case=$name status=" "$RESULTS.clean")
+	if [ -z "$res" ]; then
+		if grep -q "^@@VMMTEST case=$name start" "$RESULTS.clean"; then
+			reasons+=("no result: the test host stopped while the case ran")
+		else
+			reasons+=("no result: the case did not run")
+		fi
+	else
+		status=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$res")
+		secs=$(sed 's/.* secs=\([0-9.]*\).*/\1/' <<<"$res")
+		grep -q 'watchdog=1' <<<"$res" && reasons+=("the runner's watchdog fired")
+		[ "$status" = "$want" ] || reasons+=("status $status, want $want")
+		for m in "$@"; do
+			grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "$m" ||
+				reasons+=("missing '$m'")
+		done
+	fi
+	if [ ${#reasons[@]} -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "PASS $name (${secs}s)"
+		[ "${VMM_TEST_VERBOSE:-0}" = 1 ] &&
+			grep -F "@@C $name|" "$RESULTS.clean" | sed "s/^@@C $name|/    /"
+	else
+		failed=$((failed + 1))
+		local IFS=';'
+		echo "FAIL $name (${secs:-?}s): ${reasons[*]}"
+		echo "  ---- console tail ($mode: vmm ${cmd[$name]})"
+		grep -F "@@C $name|" "$RESULTS.clean" | tail -n 25 | sed "s/^@@C $name|/    /"
+	fi
+}
+
+declare -A cmd=()
+for f in "${CASEFILES[@]}"; do
+	name=
+	expects=()
+	while IFS= read -r line || [ -n "$line" ]; do
+		read -r kw rest <<<"$line"
+		case $kw in
+		case)
+			[ -n "$name" ] && judge_case "$name" "$want" "${expects[@]}"
+			read -r name want <<<"$rest"
+			expects=() ;;
+		expect) expects+=("$rest") ;;
+		vmm) cmd[$name]=$rest ;;
+		esac
+	done <"$f"
+	[ -n "$name" ] && judge_case "$name" "$want" "${expects[@]}"
+done
+
+t_end=$(date +%s)
+echo "$passed passed, $failed failed ($mode, $((t_end - t_start))s; logs in $WORK)"
+if [ $failed -ne 0 ] && [ -n "$CONSOLE" ]; then
+	echo "---- test host console tail"
+	tail -n 15 "$CONSOLE"
+fi
+[ $failed -eq 0 ]
