@@ -131,6 +131,8 @@ def main():
     ap.add_argument('--code', type=int, default=0, help='exit: debug-exit value')
     ap.add_argument('--timeout', type=int, default=0, help='vmm --timeout')
     ap.add_argument('--n', type=int, default=100000, help='spin: instructions')
+    ap.add_argument('--sleep-port', type=lambda v: int(v, 0), default=0x600,
+                    help='check: the FADT sleep control port the VMM must describe')
     ap.add_argument('--wall', type=float, default=60.0, help='kill the VMM after this long')
     ap.add_argument('--lie', choices=['mem', 'cpus', 'initrd'],
                     help='tell the guest a wrong expected value: the check must then fail')
@@ -149,7 +151,8 @@ def main():
     if a.case == 'check':
         guest_mem = mem + (1 << 30) if a.lie == 'mem' else mem
         guest_cpus = a.cpus + 1 if a.lie == 'cpus' else a.cpus
-        tokens += ['t.mem=%d' % guest_mem, 't.cpus=%d' % guest_cpus]
+        tokens += ['t.mem=%d' % guest_mem, 't.cpus=%d' % guest_cpus,
+                   't.sleep_port=0x%x' % a.sleep_port]
         if a.initrd_size:
             data = bytes(random.getrandbits(8) for _ in range(a.initrd_size))
             initrd = os.path.join(tmp.name, 'initrd.bin')

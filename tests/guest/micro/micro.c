@@ -1174,7 +1174,7 @@ static __attribute__((noreturn)) void scenario_echo(void)
 
 static __attribute__((noreturn)) void scenario_spin(uint64_t n)
 {
-	uint32_t iters = (uint32_t)((n + 7) >> 3), a = 1, b = 2;
+	uint32_t iters = (uint32_t)((n + 7) >> 3), todo = iters, a = 1, b = 2;
 
 	/* Eight integer instructions per iteration, all at CPL0. */
 	if (iters)
@@ -1187,10 +1187,10 @@ static __attribute__((noreturn)) void scenario_spin(uint64_t n)
 				 "or %0, %1\n\t"
 				 "dec %2\n\t"
 				 "jnz 1b"
-				 : "+r"(a), "+r"(b), "+r"(iters)
+				 : "+r"(a), "+r"(b), "+r"(todo)
 				 :
 				 : "cc");
-	uart_printf("MICRO SPIN done %x\n", a ^ b);
+	uart_printf("MICRO SPIN done %u iterations (%x)\n", iters, a ^ b);
 	poweroff();
 }
 
