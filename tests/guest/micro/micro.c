@@ -18,14 +18,14 @@
 
 #include "micro.h"
 
-#define COM1           0x3f8
-#define UART_LSR       5
-#define UART_LSR_DR    0x01 /* data ready */
-#define UART_LSR_THRE  0x20 /* transmit holding register empty */
+#define COM1		0x3f8
+#define UART_LSR	5
+#define UART_LSR_DR	0x01 /* data ready */
+#define UART_LSR_THRE	0x20 /* transmit holding register empty */
 #define PORT_DEBUG_EXIT 0xf4
-#define PORT_PVPANIC    0x505
-#define PORT_SLEEP_CTL  0x600
-#define PORT_I8042_CMD  0x64
+#define PORT_PVPANIC	0x505
+#define PORT_SLEEP_CTL	0x600
+#define PORT_I8042_CMD	0x64
 
 /* ACPI 6.5 §4.8.3.7: SLP_EN (bit 5) | SLP_TYP (bits 2-4), S5 type 5 as the VMM's \_S5 says. */
 #define SLEEP_CTL_S5 ((5 << 2) | 0x20)
@@ -36,12 +36,12 @@
 #define E820_RESERVED 2
 #define E820_ACPI     3
 
-#define GiB (1024ULL * 1024 * 1024)
-#define MiB (1024ULL * 1024)
+#define GiB	   (1024ULL * 1024 * 1024)
+#define MiB	   (1024ULL * 1024)
 #define PHYS_LIMIT (4 * GiB) /* identity map (64-bit) or flat segments (32-bit) */
-#define MAX_MAP 128
-#define MAX_CPUS 64
-#define MAX_USED 16
+#define MAX_MAP	   128
+#define MAX_CPUS   64
+#define MAX_USED   16
 
 /* Symbols from the linker scripts: the kernel's whole footprint. */
 extern char micro_pm_start_sym[] __asm__("micro_pm_start");
@@ -427,33 +427,33 @@ static bool param_is(const char *cmdline, const char *key, const char *want)
 #define BP_EXT_RAMDISK_IMG  0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
-#define BP_E820_ENTRIES     0x1e8
-#define BP_BOOT_FLAG        0x1fe
-#define BP_HEADER           0x202
-#define BP_VERSION          0x206
+#define BP_E820_ENTRIES	    0x1e8
+#define BP_BOOT_FLAG	    0x1fe
+#define BP_HEADER	    0x202
+#define BP_VERSION	    0x206
 #define BP_TYPE_OF_LOADER   0x210
-#define BP_LOADFLAGS        0x211
+#define BP_LOADFLAGS	    0x211
 #define BP_RAMDISK_IMAGE    0x218
-#define BP_RAMDISK_SIZE     0x21c
-#define BP_CMD_LINE_PTR     0x228
+#define BP_RAMDISK_SIZE	    0x21c
+#define BP_CMD_LINE_PTR	    0x228
 #define BP_INITRD_ADDR_MAX  0x22c
-#define BP_CMDLINE_SIZE     0x238
-#define BP_E820_TABLE       0x2d0
-#define BP_SIZE             0x1000
+#define BP_CMDLINE_SIZE	    0x238
+#define BP_E820_TABLE	    0x2d0
+#define BP_SIZE		    0x1000
 
 /* Xen public/arch-x86/hvm/start_info.h */
-#define HVM_START_MAGIC     0x336ec578
-#define HVM_MAGIC           0
-#define HVM_VERSION         4
-#define HVM_NR_MODULES      12
-#define HVM_MODLIST_PADDR   16
-#define HVM_CMDLINE_PADDR   24
-#define HVM_RSDP_PADDR      32
-#define HVM_MEMMAP_PADDR    40
-#define HVM_MEMMAP_ENTRIES  48
-#define HVM_SIZE_V1         56
-#define HVM_MODLIST_ENTRY   32
-#define HVM_MEMMAP_ENTRY    24
+#define HVM_START_MAGIC	   0x336ec578
+#define HVM_MAGIC	   0
+#define HVM_VERSION	   4
+#define HVM_NR_MODULES	   12
+#define HVM_MODLIST_PADDR  16
+#define HVM_CMDLINE_PADDR  24
+#define HVM_RSDP_PADDR	   32
+#define HVM_MEMMAP_PADDR   40
+#define HVM_MEMMAP_ENTRIES 48
+#define HVM_SIZE_V1	   56
+#define HVM_MODLIST_ENTRY  32
+#define HVM_MEMMAP_ENTRY   24
 
 static void used_add(uint64_t addr, uint64_t size)
 {
@@ -495,16 +495,17 @@ static bool boot_parse(uint32_t kind, uintptr_t info)
 			return fail("bootinfo", "boot_params pointer %llx unusable",
 				    (unsigned long long)info);
 		used_add(info, BP_SIZE);
-		if (rd16(bp, BP_BOOT_FLAG) != 0xaa55 || memcmp((const char *)bp + BP_HEADER, "HdrS", 4))
+		if (rd16(bp, BP_BOOT_FLAG) != 0xaa55 ||
+		    memcmp((const char *)bp + BP_HEADER, "HdrS", 4))
 			return fail("bootinfo", "setup header not copied into boot_params");
-		boot.cmdline_addr = rd32(bp, BP_CMD_LINE_PTR) |
-				    ((uint64_t)rd32(bp, BP_EXT_CMD_LINE_PTR) << 32);
+		boot.cmdline_addr =
+			rd32(bp, BP_CMD_LINE_PTR) | ((uint64_t)rd32(bp, BP_EXT_CMD_LINE_PTR) << 32);
 		boot.cmdline_max = rd32(bp, BP_CMDLINE_SIZE);
 		cmdline_load(boot.cmdline_max);
-		boot.initrd_addr = rd32(bp, BP_RAMDISK_IMAGE) |
-				   ((uint64_t)rd32(bp, BP_EXT_RAMDISK_IMG) << 32);
-		boot.initrd_size = rd32(bp, BP_RAMDISK_SIZE) |
-				   ((uint64_t)rd32(bp, BP_EXT_RAMDISK_SIZE) << 32);
+		boot.initrd_addr =
+			rd32(bp, BP_RAMDISK_IMAGE) | ((uint64_t)rd32(bp, BP_EXT_RAMDISK_IMG) << 32);
+		boot.initrd_size =
+			rd32(bp, BP_RAMDISK_SIZE) | ((uint64_t)rd32(bp, BP_EXT_RAMDISK_SIZE) << 32);
 		boot.has_initrd = boot.initrd_size != 0;
 		boot.initrd_max = rd32(bp, BP_INITRD_ADDR_MAX);
 		boot.rsdp_addr = rd64(bp, BP_ACPI_RSDP_ADDR);
@@ -673,8 +674,8 @@ static bool check_memmap(const struct params *t)
 		if (r->type != E820_RAM)
 			continue;
 		if (!r->size || __builtin_add_overflow(r->addr, r->size, &end))
-			return fail("memmap", "bad RAM entry %llx+%llx", (unsigned long long)r->addr,
-				    (unsigned long long)r->size);
+			return fail("memmap", "bad RAM entry %llx+%llx",
+				    (unsigned long long)r->addr, (unsigned long long)r->size);
 		/* The 32-bit MMIO hole (layout.h) must never be reported as RAM. */
 		if (ranges_overlap(r->addr, r->size, 3 * GiB, GiB))
 			return fail("memmap", "RAM %llx+%llx overlaps the MMIO hole",
@@ -702,7 +703,8 @@ static bool check_memmap(const struct params *t)
 			    (unsigned long long)t->mem);
 	/* ACPI tables live in 0xE0000-0xFFFFF: reserved (or ACPI reclaim), never RAM. */
 	for (page = 0xe0000; page < 0x100000; page += 0x1000)
-		if (!map_covers(page, 0x1000, E820_RESERVED) && !map_covers(page, 0x1000, E820_ACPI))
+		if (!map_covers(page, 0x1000, E820_RESERVED) &&
+		    !map_covers(page, 0x1000, E820_ACPI))
 			return fail("memmap", "page %llx of the BIOS area is not reserved",
 				    (unsigned long long)page);
 	if (!map_covers((uintptr_t)micro_pm_start_sym,
@@ -747,7 +749,8 @@ static bool check_initrd(const struct params *t)
 		return fail("initrd", "overlaps the kernel");
 	p = phys(boot.initrd_addr, boot.initrd_size);
 	if (!p)
-		return fail("initrd", "at %llx not addressable", (unsigned long long)boot.initrd_addr);
+		return fail("initrd", "at %llx not addressable",
+			    (unsigned long long)boot.initrd_addr);
 	crc = crc32(p, boot.initrd_size);
 	if (!t->have_initrd_crc || crc != t->initrd_crc)
 		return fail("initrd", "crc32 %x, expected %x", crc, (uint32_t)t->initrd_crc);
@@ -782,8 +785,8 @@ static bool rsdp_valid(const uint8_t *p)
 	/* ACPI 6.5 §5.2.5.3: 20-byte checksum, then the extended one over "Length" bytes. */
 	if (memcmp(p, "RSD PTR ", 8) || sum8(p, 20))
 		return false;
-	if (p[15] >= 2 && (rd32(p, 20) < 36 || !phys((uintptr_t)p, rd32(p, 20)) ||
-			   sum8(p, rd32(p, 20))))
+	if (p[15] >= 2 &&
+	    (rd32(p, 20) < 36 || !phys((uintptr_t)p, rd32(p, 20)) || sum8(p, rd32(p, 20))))
 		return false;
 	return true;
 }
@@ -956,14 +959,14 @@ static bool check_fadt(struct acpi *a, uint64_t want_port, bool have_port)
 
 /* ---- checks: SMP bring-up through the xAPIC ---- */
 
-#define LAPIC_ID       0x020
-#define LAPIC_SVR      0x0f0
-#define LAPIC_ICR_LO   0x300
-#define LAPIC_ICR_HI   0x310
-#define ICR_INIT       0x00000500
-#define ICR_STARTUP    0x00000600
+#define LAPIC_ID	 0x020
+#define LAPIC_SVR	 0x0f0
+#define LAPIC_ICR_LO	 0x300
+#define LAPIC_ICR_HI	 0x310
+#define ICR_INIT	 0x00000500
+#define ICR_STARTUP	 0x00000600
 #define ICR_LEVEL_ASSERT 0x00004000
-#define ICR_BUSY       0x00001000
+#define ICR_BUSY	 0x00001000
 
 static inline uintptr_t read_cr3(void)
 {
@@ -998,7 +1001,7 @@ static void used_add_page_tables(void)
 static uintptr_t tramp_page_pick(void)
 {
 	/* Candidates well clear of layout.h's boot data; each must still prove itself free. */
-	static const uint32_t cand[] = { 0x70000, 0x60000, 0x50000, 0x40000, 0x80000, 0x90000 };
+	static const uint32_t cand[] = {0x70000, 0x60000, 0x50000, 0x40000, 0x80000, 0x90000};
 	uint32_t i, j;
 
 	for (i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
@@ -1133,7 +1136,7 @@ static __attribute__((noreturn)) void scenario_triple(void)
 	struct {
 		uint16_t limit;
 		uintptr_t base;
-	} __attribute__((packed)) idtr = { 0, 0 };
+	} __attribute__((packed)) idtr = {0, 0};
 
 	/*
 	 * With an empty IDT the #UD cannot be delivered (#GP), neither can that (#DF), and a

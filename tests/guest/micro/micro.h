@@ -9,7 +9,7 @@
 
 /* How we were entered: selects the layout of the boot information pointer. */
 #define MICRO_BOOT_BZIMAGE 1 /* boot_params, Linux Documentation/arch/x86/boot.rst */
-#define MICRO_BOOT_PVH     2 /* struct hvm_start_info, Xen arch-x86/hvm/start_info.h */
+#define MICRO_BOOT_PVH	   2 /* struct hvm_start_info, Xen arch-x86/hvm/start_info.h */
 
 #define MICRO_STACK_SIZE 16384
 
