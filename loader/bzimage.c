@@ -10,9 +10,9 @@
 #include "vmm/layout.h"
 #include "vmm/loader.h"
 
-#define BZ_MIN_VERSION 0x020c /* 2.12: xloadflags, hence XLF_KERNEL_64 */
-#define BZ_HDR_END_2_12 0x268 /* end of handover_offset, the last field a 2.12 header has */
-#define BZ_ENTRY_64 0x200     /* boot.rst: 64-bit entry is 0x200 past the protected-mode start */
+#define BZ_MIN_VERSION		   0x020c /* 2.12: xloadflags, hence XLF_KERNEL_64 */
+#define BZ_HDR_END_2_12		   0x268 /* end of handover_offset, the last field a 2.12 header has */
+#define BZ_ENTRY_64		   0x200 /* boot.rst: 64-bit entry is 0x200 past the protected-mode start */
 #define BZ_INITRD_ADDR_MAX_DEFAULT 0x37ffffffu /* boot.rst: for protocols before 2.03 */
 
 int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char *err,
@@ -27,19 +27,21 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 		return -ENOEXEC;
 	}
 	if (len < BZ_HDR_OFFSET + sizeof(h)) {
-		loader_err(err, errlen, "kernel: bzImage truncated inside its setup header (%zu bytes)",
-			   len);
+		loader_err(err, errlen,
+			   "kernel: bzImage truncated inside its setup header (%zu bytes)", len);
 		return -EINVAL;
 	}
 	memcpy(&h, img + BZ_HDR_OFFSET, sizeof(h));
 
 	if (h.boot_flag != BZ_BOOT_FLAG) {
-		loader_err(err, errlen, "kernel: bzImage boot_flag is 0x%04x, not 0xaa55", h.boot_flag);
+		loader_err(err, errlen, "kernel: bzImage boot_flag is 0x%04x, not 0xaa55",
+			   h.boot_flag);
 		return -EINVAL;
 	}
 	if (h.version < BZ_MIN_VERSION) {
 		loader_err(err, errlen,
-			   "kernel: bzImage boot protocol %u.%u is too old (need 2.12 for the 64-bit entry)",
+			   "kernel: bzImage boot protocol %u.%u is too old (need 2.12 for the "
+			   "64-bit entry)",
 			   h.version >> 8, h.version & 0xff);
 		return -ENOEXEC;
 	}
@@ -47,7 +49,8 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 	size_t hdr_end = 0x202 + (size_t)img[0x201];
 	if (hdr_end < BZ_HDR_END_2_12) {
 		loader_err(err, errlen,
-			   "kernel: bzImage setup header ends at 0x%zx, before the fields of protocol 2.12",
+			   "kernel: bzImage setup header ends at 0x%zx, before the fields of "
+			   "protocol 2.12",
 			   hdr_end);
 		return -EINVAL;
 	}
@@ -61,7 +64,8 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 	out->setup_len = ((size_t)sects + 1) * 512;
 	if (out->setup_len > len) {
 		loader_err(err, errlen,
-			   "kernel: bzImage setup_sects %u means %zu bytes of setup code, the file has only %zu",
+			   "kernel: bzImage setup_sects %u means %zu bytes of setup code, the file "
+			   "has only %zu",
 			   sects, out->setup_len, len);
 		return -EINVAL;
 	}
@@ -69,12 +73,14 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 
 	if (!(h.xloadflags & XLF_KERNEL_64)) {
 		loader_err(err, errlen,
-			   "kernel: bzImage has no 64-bit entry point (XLF_KERNEL_64 not in xloadflags 0x%x)",
+			   "kernel: bzImage has no 64-bit entry point (XLF_KERNEL_64 not in "
+			   "xloadflags 0x%x)",
 			   h.xloadflags);
 		return -ENOEXEC;
 	}
 	if (!(h.loadflags & BZ_LOADED_HIGH)) {
-		loader_err(err, errlen, "kernel: zImage (loaded at 0x10000) is not supported, only bzImage");
+		loader_err(err, errlen,
+			   "kernel: zImage (loaded at 0x10000) is not supported, only bzImage");
 		return -ENOEXEC;
 	}
 
@@ -85,7 +91,8 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 	}
 	if (pm_len > len - out->setup_len) {
 		loader_err(err, errlen,
-			   "kernel: bzImage truncated: syssize says %llu bytes of kernel after the setup code, the file has %zu",
+			   "kernel: bzImage truncated: syssize says %llu bytes of kernel after the "
+			   "setup code, the file has %zu",
 			   (unsigned long long)pm_len, len - out->setup_len);
 		return -EINVAL;
 	}
@@ -93,7 +100,8 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 
 	/* boot.rst "kernel_alignment": the alignment unit required by a relocatable kernel. */
 	if (h.kernel_alignment == 0 || (h.kernel_alignment & (h.kernel_alignment - 1)) != 0) {
-		loader_err(err, errlen, "kernel: bzImage kernel_alignment 0x%x is not a power of two",
+		loader_err(err, errlen,
+			   "kernel: bzImage kernel_alignment 0x%x is not a power of two",
 			   h.kernel_alignment);
 		return -EINVAL;
 	}
@@ -103,9 +111,10 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 	/* init_size is the memory the kernel needs from its load address, which includes the
 	 * image itself: anything smaller is a corrupt header. */
 	if (h.init_size < pm_len) {
-		loader_err(err, errlen,
-			   "kernel: bzImage init_size 0x%x is smaller than the kernel itself (0x%llx)",
-			   h.init_size, (unsigned long long)pm_len);
+		loader_err(
+			err, errlen,
+			"kernel: bzImage init_size 0x%x is smaller than the kernel itself (0x%llx)",
+			h.init_size, (unsigned long long)pm_len);
 		return -EINVAL;
 	}
 	out->init_size = h.init_size;
@@ -115,8 +124,10 @@ int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out, char
 				   &pl_end) ||
 	    pl_end > pm_len) {
 		loader_err(err, errlen,
-			   "kernel: bzImage payload (offset 0x%x, %u bytes) lies outside the %s kernel",
-			   h.payload_offset, h.payload_length, loader_fmt_size(pm_len, sz, sizeof(sz)));
+			   "kernel: bzImage payload (offset 0x%x, %u bytes) lies outside the %s "
+			   "kernel",
+			   h.payload_offset, h.payload_length,
+			   loader_fmt_size(pm_len, sz, sizeof(sz)));
 		return -EINVAL;
 	}
 	out->payload_offset = h.payload_offset;
@@ -174,10 +185,11 @@ int bzimage_choose_load_addr(const struct bzimage_info *bi, uint64_t low_end, ui
 		}
 		pref = low;
 	}
-	loader_err(err, errlen,
-		   "kernel: needs %s (init_size) from 0x%llx but guest RAM below 4 GiB ends at 0x%llx",
-		   loader_fmt_size(need, sz, sizeof(sz)), (unsigned long long)pref,
-		   (unsigned long long)low_end);
+	loader_err(
+		err, errlen,
+		"kernel: needs %s (init_size) from 0x%llx but guest RAM below 4 GiB ends at 0x%llx",
+		loader_fmt_size(need, sz, sizeof(sz)), (unsigned long long)pref,
+		(unsigned long long)low_end);
 	return -ENOMEM;
 }
 

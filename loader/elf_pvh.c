@@ -54,13 +54,13 @@ static void phdr_read(const uint8_t *p, bool is64, struct phdr *ph)
 	if (is64) {
 		Elf64_Phdr e;
 		memcpy(&e, p, sizeof(e));
-		*ph = (struct phdr){ e.p_type, e.p_offset, e.p_vaddr, e.p_paddr,
-				     e.p_filesz, e.p_memsz, e.p_align };
+		*ph = (struct phdr){e.p_type,	e.p_offset, e.p_vaddr, e.p_paddr,
+				    e.p_filesz, e.p_memsz,  e.p_align};
 	} else {
 		Elf32_Phdr e;
 		memcpy(&e, p, sizeof(e));
-		*ph = (struct phdr){ e.p_type, e.p_offset, e.p_vaddr, e.p_paddr,
-				     e.p_filesz, e.p_memsz, e.p_align };
+		*ph = (struct phdr){e.p_type,	e.p_offset, e.p_vaddr, e.p_paddr,
+				    e.p_filesz, e.p_memsz,  e.p_align};
 	}
 }
 
@@ -149,7 +149,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 		return -ENOEXEC;
 	}
 	if (img[EI_DATA] != ELFDATA2LSB) {
-		loader_err(err, errlen, "kernel: ELF is not little-endian (EI_DATA %u)", img[EI_DATA]);
+		loader_err(err, errlen, "kernel: ELF is not little-endian (EI_DATA %u)",
+			   img[EI_DATA]);
 		return -ENOEXEC;
 	}
 	if (img[EI_VERSION] != EV_CURRENT) {
@@ -206,7 +207,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 	}
 	if (!in_file(phoff, (uint64_t)phnum * phentsize, len)) {
 		loader_err(err, errlen,
-			   "kernel: ELF program headers (offset 0x%llx, %u entries) extend past the end of the file (%zu bytes)",
+			   "kernel: ELF program headers (offset 0x%llx, %u entries) extend past "
+			   "the end of the file (%zu bytes)",
 			   (unsigned long long)phoff, phnum, len);
 		return -EINVAL;
 	}
@@ -232,7 +234,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 			continue;
 		if (ph.filesz > ph.memsz) {
 			loader_err(err, errlen,
-				   "kernel: ELF segment %u: p_filesz 0x%llx is larger than p_memsz 0x%llx",
+				   "kernel: ELF segment %u: p_filesz 0x%llx is larger than p_memsz "
+				   "0x%llx",
 				   i, (unsigned long long)ph.filesz, (unsigned long long)ph.memsz);
 			return -EINVAL;
 		}
@@ -245,8 +248,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 		if (__builtin_add_overflow(ph.paddr, ph.memsz, &pend) ||
 		    pend > LAYOUT_MMIO_HOLE_END) {
 			loader_err(err, errlen,
-				   "kernel: ELF segment %u (0x%llx, %s) does not end below 4 GiB", i,
-				   (unsigned long long)ph.paddr,
+				   "kernel: ELF segment %u (0x%llx, %s) does not end below 4 GiB",
+				   i, (unsigned long long)ph.paddr,
 				   loader_fmt_size(ph.memsz, sz, sizeof(sz)));
 			return -EINVAL;
 		}
@@ -254,7 +257,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 			const struct elf_load *o = &out->load[j];
 			if (ph.paddr < o->paddr + o->memsz && o->paddr < pend) {
 				loader_err(err, errlen,
-					   "kernel: ELF segment %u (0x%llx..0x%llx) overlaps another loadable segment",
+					   "kernel: ELF segment %u (0x%llx..0x%llx) overlaps "
+					   "another loadable segment",
 					   i, (unsigned long long)ph.paddr,
 					   (unsigned long long)pend);
 				return -EINVAL;
@@ -266,10 +270,10 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 			return -EINVAL;
 		}
 		vaddr[out->nr_load] = ph.vaddr;
-		out->load[out->nr_load++] = (struct elf_load){ .offset = ph.offset,
-							       .filesz = ph.filesz,
-							       .paddr = ph.paddr,
-							       .memsz = ph.memsz };
+		out->load[out->nr_load++] = (struct elf_load){.offset = ph.offset,
+							      .filesz = ph.filesz,
+							      .paddr = ph.paddr,
+							      .memsz = ph.memsz};
 		out->paddr_start = MIN(out->paddr_start, ph.paddr);
 		out->paddr_end = MAX(out->paddr_end, pend);
 	}
@@ -280,7 +284,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 
 	if (!out->has_pvh && !out->is64) {
 		loader_err(err, errlen,
-			   "kernel: 32-bit ELF without a PVH entry note (Xen PHYS32_ENTRY); it cannot be booted");
+			   "kernel: 32-bit ELF without a PVH entry note (Xen PHYS32_ENTRY); it "
+			   "cannot be booted");
 		return -ENOEXEC;
 	}
 	if (out->has_pvh &&
@@ -305,9 +310,10 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_info *out, char *er
 	}
 	if (out->entry == UINT64_MAX) {
 		if (!out->has_pvh) {
-			loader_err(err, errlen,
-				   "kernel: ELF entry point 0x%llx is outside every loadable segment",
-				   (unsigned long long)entry);
+			loader_err(
+				err, errlen,
+				"kernel: ELF entry point 0x%llx is outside every loadable segment",
+				(unsigned long long)entry);
 			return -EINVAL;
 		}
 		out->entry = 0;
@@ -341,11 +347,10 @@ static int pvh_write_start_info(struct guest_mem *gm, const struct boot_config *
 	int ret;
 
 	for (unsigned int i = 0; i < n; i++)
-		mm[i] = (struct hvm_memmap_table_entry){ .addr = e820[i].addr,
-							 .size = e820[i].size,
-							 .type = e820[i].type };
+		mm[i] = (struct hvm_memmap_table_entry){
+			.addr = e820[i].addr, .size = e820[i].size, .type = e820[i].type};
 	if (initrd) {
-		struct hvm_modlist_entry mod = { .paddr = initrd, .size = cfg->initrd_len };
+		struct hvm_modlist_entry mod = {.paddr = initrd, .size = cfg->initrd_len};
 		si.nr_modules = 1;
 		si.modlist_paddr = LAYOUT_PVH_MODLIST;
 		ret = gm_write(gm, GPA(LAYOUT_PVH_MODLIST), &mod, sizeof(mod));
@@ -391,13 +396,15 @@ int elf_load(struct guest_mem *gm, const struct boot_config *cfg, struct boot_re
 		const struct elf_load *l = &ei->load[i];
 		if (l->paddr < LAYOUT_HIMEM) {
 			loader_err(err, errlen,
-				   "kernel: ELF segment at 0x%llx would overwrite the boot area below 1 MiB",
+				   "kernel: ELF segment at 0x%llx would overwrite the boot area "
+				   "below 1 MiB",
 				   (unsigned long long)l->paddr);
 			return -EINVAL;
 		}
 		if (!gm_ptr(gm, GPA(l->paddr), l->memsz)) {
 			loader_err(err, errlen,
-				   "kernel: ELF segment at 0x%llx..0x%llx is outside guest RAM (%s below 4 GiB)",
+				   "kernel: ELF segment at 0x%llx..0x%llx is outside guest RAM (%s "
+				   "below 4 GiB)",
 				   (unsigned long long)l->paddr,
 				   (unsigned long long)(l->paddr + l->memsz),
 				   loader_fmt_size(gm_low_size(gm), sz, sizeof(sz)));

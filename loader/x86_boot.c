@@ -24,7 +24,7 @@ void loader_err(char *err, size_t errlen, const char *fmt, ...)
 
 const char *loader_fmt_size(uint64_t bytes, char *buf, size_t buflen)
 {
-	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB" };
+	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
 
 	if (bytes < KiB) {
 		snprintf(buf, buflen, "%llu bytes", (unsigned long long)bytes);
@@ -51,7 +51,7 @@ static unsigned int e820_add(struct e820_entry *out, unsigned int n, unsigned in
 {
 	if (n >= max || size == 0)
 		return n;
-	out[n] = (struct e820_entry){ .addr = addr, .size = size, .type = type };
+	out[n] = (struct e820_entry){.addr = addr, .size = size, .type = type};
 	return n + 1;
 }
 
@@ -87,9 +87,9 @@ static uint64_t gdt_entry(uint8_t flags, uint8_t access, uint32_t base, uint32_t
 #define SEG_FLAGS_G   0x8
 #define SEG_FLAGS_DB  0x4
 #define SEG_FLAGS_L   0x2
-#define SEG_CODE_TYPE 0xb /* execute/read, accessed */
-#define SEG_DATA_TYPE 0x3 /* read/write, accessed */
-#define SEG_TSS_BUSY  0xb /* 32-bit busy TSS; 64-bit busy TSS in long mode */
+#define SEG_CODE_TYPE 0xb  /* execute/read, accessed */
+#define SEG_DATA_TYPE 0x3  /* read/write, accessed */
+#define SEG_TSS_BUSY  0xb  /* 32-bit busy TSS; 64-bit busy TSS in long mode */
 #define TSS_LIMIT     0x67 /* 104-byte TSS (Intel SDM Vol. 3 §7.2.1/§7.7) */
 
 int x86_boot_write_gdt(struct guest_mem *gm)
@@ -101,12 +101,12 @@ int x86_boot_write_gdt(struct guest_mem *gm)
 	 */
 	uint64_t gdt[LOADER_GDT_ENTRIES] = {
 		[0] = 0,
-		[LOADER_SEL_CODE32 / 8] = gdt_entry(SEG_FLAGS_G | SEG_FLAGS_DB, 0x90 | SEG_CODE_TYPE,
-						    0, 0xfffff),
-		[LOADER_SEL_CODE64 / 8] = gdt_entry(SEG_FLAGS_G | SEG_FLAGS_L, 0x90 | SEG_CODE_TYPE,
-						    0, 0xfffff),
-		[LOADER_SEL_DATA / 8] = gdt_entry(SEG_FLAGS_G | SEG_FLAGS_DB, 0x90 | SEG_DATA_TYPE,
-						  0, 0xfffff),
+		[LOADER_SEL_CODE32 / 8] =
+			gdt_entry(SEG_FLAGS_G | SEG_FLAGS_DB, 0x90 | SEG_CODE_TYPE, 0, 0xfffff),
+		[LOADER_SEL_CODE64 / 8] =
+			gdt_entry(SEG_FLAGS_G | SEG_FLAGS_L, 0x90 | SEG_CODE_TYPE, 0, 0xfffff),
+		[LOADER_SEL_DATA / 8] =
+			gdt_entry(SEG_FLAGS_G | SEG_FLAGS_DB, 0x90 | SEG_DATA_TYPE, 0, 0xfffff),
 		[LOADER_SEL_TSS / 8] = gdt_entry(0, 0x80 | SEG_TSS_BUSY, 0, TSS_LIMIT),
 		[LOADER_SEL_TSS / 8 + 1] = 0,
 	};
@@ -156,14 +156,14 @@ static struct kvm_segment seg_flat(uint16_t sel, uint8_t type, bool code64)
 	};
 }
 
-#define X86_CR0_PE (1ULL << 0)
-#define X86_CR0_ET (1ULL << 4)
-#define X86_CR0_NE (1ULL << 5)
-#define X86_CR0_PG (1ULL << 31)
-#define X86_CR4_PAE (1ULL << 5)
-#define X86_EFER_LME (1ULL << 8)
-#define X86_EFER_LMA (1ULL << 10)
-#define APIC_BASE_BSP (1ULL << 8)
+#define X86_CR0_PE	 (1ULL << 0)
+#define X86_CR0_ET	 (1ULL << 4)
+#define X86_CR0_NE	 (1ULL << 5)
+#define X86_CR0_PG	 (1ULL << 31)
+#define X86_CR4_PAE	 (1ULL << 5)
+#define X86_EFER_LME	 (1ULL << 8)
+#define X86_EFER_LMA	 (1ULL << 10)
+#define APIC_BASE_BSP	 (1ULL << 8)
 #define APIC_BASE_ENABLE (1ULL << 11)
 
 static void sregs_common(struct kvm_sregs *s, uint16_t cs_sel, bool code64)
@@ -171,10 +171,13 @@ static void sregs_common(struct kvm_sregs *s, uint16_t cs_sel, bool code64)
 	memset(s, 0, sizeof(*s));
 	s->cs = seg_flat(cs_sel, SEG_CODE_TYPE, code64);
 	s->ds = s->es = s->fs = s->gs = s->ss = seg_flat(LOADER_SEL_DATA, SEG_DATA_TYPE, false);
-	s->tr = (struct kvm_segment){ .base = 0, .limit = TSS_LIMIT, .selector = LOADER_SEL_TSS,
-				      .type = SEG_TSS_BUSY, .present = 1 };
+	s->tr = (struct kvm_segment){.base = 0,
+				     .limit = TSS_LIMIT,
+				     .selector = LOADER_SEL_TSS,
+				     .type = SEG_TSS_BUSY,
+				     .present = 1};
 	/* No LDT: the reset value (an LDT type, limit 0xffff) that KVM accepts in every mode. */
-	s->ldt = (struct kvm_segment){ .limit = 0xffff, .type = 2, .present = 1 };
+	s->ldt = (struct kvm_segment){.limit = 0xffff, .type = 2, .present = 1};
 	s->gdt.base = LAYOUT_GDT;
 	s->gdt.limit = LOADER_GDT_ENTRIES * 8 - 1;
 	/* An empty IDT: an exception before the kernel loads its own is a clean triple fault
@@ -235,7 +238,8 @@ int x86_boot_write_cmdline(struct guest_mem *gm, const char *cmdline, size_t max
 		return -E2BIG;
 	}
 	if (gm_write(gm, GPA(LAYOUT_CMDLINE), cmdline, len + 1) < 0) {
-		loader_err(err, errlen, "cmdline: guest RAM too small for the command line at 0x%llx",
+		loader_err(err, errlen,
+			   "cmdline: guest RAM too small for the command line at 0x%llx",
 			   (unsigned long long)LAYOUT_CMDLINE);
 		return -ENOMEM;
 	}
@@ -260,9 +264,10 @@ int x86_boot_place_initrd(struct guest_mem *gm, const uint8_t *initrd, size_t le
 	floor = ALIGN_UP(MAX(floor, LAYOUT_HIMEM), 4096ULL);
 	if ((uint64_t)len > top || ALIGN_DOWN(top - len, 4096ULL) < floor) {
 		loader_err(err, errlen,
-			   "initrd: %s does not fit in guest RAM below 0x%llx (above the kernel, which ends at 0x%llx)",
-			   loader_fmt_size(len, sz, sizeof(sz)), (unsigned long long)(top ? top - 1 : 0),
-			   (unsigned long long)floor);
+			   "initrd: %s does not fit in guest RAM below 0x%llx (above the kernel, "
+			   "which ends at 0x%llx)",
+			   loader_fmt_size(len, sz, sizeof(sz)),
+			   (unsigned long long)(top ? top - 1 : 0), (unsigned long long)floor);
 		return -ENOMEM;
 	}
 	uint64_t addr = ALIGN_DOWN(top - len, 4096ULL);
@@ -283,7 +288,7 @@ void x86_boot_fill_zero_page(const struct guest_mem *gm, struct bz_boot_params *
 	 * CAN_USE_HEAP and heap_end_ptr describe the real-mode setup code's heap; with the 64-bit
 	 * entry that code never runs, so they are left clear. KEEP_SEGMENTS is obsolete (2.07+).
 	 */
-	bp->hdr.loadflags &= (uint8_t)~(BZ_CAN_USE_HEAP | BZ_KEEP_SEGMENTS);
+	bp->hdr.loadflags &= (uint8_t) ~(BZ_CAN_USE_HEAP | BZ_KEEP_SEGMENTS);
 	bp->hdr.loadflags |= BZ_LOADED_HIGH;
 	bp->hdr.heap_end_ptr = 0;
 	bp->hdr.cmd_line_ptr = (uint32_t)LAYOUT_CMDLINE;
@@ -302,7 +307,7 @@ void x86_boot_fill_zero_page(const struct guest_mem *gm, struct bz_boot_params *
 int loader_load(struct guest_mem *gm, const struct boot_config *cfg, struct boot_result *out,
 		char *err, size_t errlen)
 {
-	static const uint8_t elf_magic[4] = { 0x7f, 'E', 'L', 'F' };
+	static const uint8_t elf_magic[4] = {0x7f, 'E', 'L', 'F'};
 	int ret;
 
 	if (err && errlen)
@@ -322,7 +327,8 @@ int loader_load(struct guest_mem *gm, const struct boot_config *cfg, struct boot
 	}
 	/* The boot area below 1 MiB (GDT, zero page, page tables, command line) must exist. */
 	if (gm_low_size(gm) < LAYOUT_HIMEM) {
-		loader_err(err, errlen, "guest RAM: %llu KiB is too small to boot (need 1 MiB + kernel)",
+		loader_err(err, errlen,
+			   "guest RAM: %llu KiB is too small to boot (need 1 MiB + kernel)",
 			   (unsigned long long)(gm_low_size(gm) / KiB));
 		return -ENOMEM;
 	}
@@ -334,7 +340,8 @@ int loader_load(struct guest_mem *gm, const struct boot_config *cfg, struct boot
 		   memcmp(cfg->kernel + 0x202, "HdrS", 4) == 0) {
 		ret = bzimage_load(gm, cfg, out, err, errlen);
 	} else {
-		loader_err(err, errlen, "kernel: not a bzImage or ELF (no HdrS signature, no ELF magic)");
+		loader_err(err, errlen,
+			   "kernel: not a bzImage or ELF (no HdrS signature, no ELF magic)");
 		return -ENOEXEC;
 	}
 	if (ret < 0)

@@ -46,19 +46,20 @@ struct boot_result {
 	 * interrupt_bitmap is empty, so the whole struct can go to KVM_SET_SREGS as it is. */
 	struct kvm_sregs sregs;
 	uint64_t kernel_start, kernel_end; /* guest physical [start, end): what the kernel owns */
-	uint64_t initrd_start;             /* 0 if none */
+	uint64_t initrd_start;		   /* 0 if none */
 	uint64_t initrd_size;
 };
 
 /* GDT selectors (boot.rst "64-bit Boot Protocol" requires __BOOT_CS 0x10, __BOOT_DS 0x18). */
-#define LOADER_SEL_CODE32 0x08
-#define LOADER_SEL_CODE64 0x10
-#define LOADER_SEL_DATA   0x18
-#define LOADER_SEL_TSS    0x20
+#define LOADER_SEL_CODE32  0x08
+#define LOADER_SEL_CODE64  0x10
+#define LOADER_SEL_DATA	   0x18
+#define LOADER_SEL_TSS	   0x20
 #define LOADER_GDT_ENTRIES 6 /* the 64-bit TSS descriptor takes two slots */
 
-#define LOADER_ELF_CMDLINE_MAX 2047 /* what an ELF kernel is told (no setup header says otherwise) */
-#define LOADER_ELF_MAX_LOAD    16   /* PT_LOAD segments accepted */
+#define LOADER_ELF_CMDLINE_MAX                                                                     \
+	2047		       /* what an ELF kernel is told (no setup header says otherwise) */
+#define LOADER_ELF_MAX_LOAD 16 /* PT_LOAD segments accepted */
 
 /*
  * Identify, validate and load; on error return -errno and write one line into err (no newline)
@@ -71,18 +72,18 @@ int loader_load(struct guest_mem *gm, const struct boot_config *cfg, struct boot
 
 /* ---- bzImage (loader/bzimage.c) ---- */
 struct bzimage_info {
-	uint16_t version;        /* protocol, e.g. 0x020f */
+	uint16_t version; /* protocol, e.g. 0x020f */
 	uint8_t loadflags;
 	uint16_t xloadflags;
-	size_t setup_len;        /* (setup_sects + 1) * 512, setup_sects 0 meaning 4 */
-	size_t hdr_len;          /* setup header bytes to copy from 0x1f1 (boot.rst: 0x202 + jump byte) */
-	size_t pm_offset;        /* protected-mode part in the file */
-	size_t pm_len;           /* syssize * 16 */
+	size_t setup_len; /* (setup_sects + 1) * 512, setup_sects 0 meaning 4 */
+	size_t hdr_len;	  /* setup header bytes to copy from 0x1f1 (boot.rst: 0x202 + jump byte) */
+	size_t pm_offset; /* protected-mode part in the file */
+	size_t pm_len;	  /* syssize * 16 */
 	uint32_t kernel_alignment;
 	bool relocatable;
 	uint64_t pref_address;
-	uint32_t init_size;      /* linear memory the kernel needs from its load address */
-	uint32_t cmdline_size;   /* max bytes without the NUL */
+	uint32_t init_size;	  /* linear memory the kernel needs from its load address */
+	uint32_t cmdline_size;	  /* max bytes without the NUL */
 	uint32_t initrd_addr_max; /* highest address an initrd byte may occupy */
 	uint32_t payload_offset, payload_length; /* compressed vmlinux, from pm_offset */
 };
@@ -98,14 +99,14 @@ int bzimage_choose_load_addr(const struct bzimage_info *bi, uint64_t low_end, ui
 /* ---- ELF (loader/elf_pvh.c) ---- */
 struct elf_load {
 	uint64_t offset, filesz; /* in the file */
-	uint64_t paddr, memsz;   /* in guest physical memory */
+	uint64_t paddr, memsz;	 /* in guest physical memory */
 };
 
 struct elf_info {
-	bool is64;          /* ELFCLASS64 */
+	bool is64;	    /* ELFCLASS64 */
 	uint16_t machine;   /* EM_X86_64 or EM_386 */
-	uint64_t entry;     /* e_entry as a physical address */
-	bool has_pvh;       /* Xen PHYS32_ENTRY note found */
+	uint64_t entry;	    /* e_entry as a physical address */
+	bool has_pvh;	    /* Xen PHYS32_ENTRY note found */
 	uint64_t pvh_entry; /* 32-bit physical entry */
 	unsigned int nr_load;
 	struct elf_load load[LOADER_ELF_MAX_LOAD];

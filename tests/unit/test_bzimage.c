@@ -17,8 +17,8 @@
 #include "vmm/loader.h"
 
 #define SETUP_SECTS 4
-#define SETUP_LEN ((SETUP_SECTS + 1) * 512)
-#define PM_LEN (64 * 1024)
+#define SETUP_LEN   ((SETUP_SECTS + 1) * 512)
+#define PM_LEN	    (64 * 1024)
 
 struct img {
 	uint8_t *p;
@@ -43,28 +43,28 @@ static void put64(uint8_t *p, size_t off, uint64_t v)
 /* A minimal but complete 64-bit-capable bzImage as boot.rst describes it. */
 static struct img mk_bz(void)
 {
-	struct img im = { .len = SETUP_LEN + PM_LEN };
+	struct img im = {.len = SETUP_LEN + PM_LEN};
 	im.p = calloc(1, im.len);
 	assert_non_null(im.p);
 	uint8_t *p = im.p;
 	p[0x1f1] = SETUP_SECTS;
-	put32(p, 0x1f4, PM_LEN / 16);  /* syssize */
-	put16(p, 0x1fe, 0xaa55);       /* boot_flag */
-	p[0x200] = 0xeb;               /* jmp short */
-	p[0x201] = 0x6a;               /* header ends at 0x26c, like Linux 6.1 */
+	put32(p, 0x1f4, PM_LEN / 16); /* syssize */
+	put16(p, 0x1fe, 0xaa55);      /* boot_flag */
+	p[0x200] = 0xeb;	      /* jmp short */
+	p[0x201] = 0x6a;	      /* header ends at 0x26c, like Linux 6.1 */
 	memcpy(p + 0x202, "HdrS", 4);
-	put16(p, 0x206, 0x020f);       /* version */
+	put16(p, 0x206, 0x020f); /* version */
 	p[0x211] = BZ_LOADED_HIGH;
-	put32(p, 0x214, 0x100000);     /* code32_start */
-	put32(p, 0x22c, 0x7fffffff);   /* initrd_addr_max */
-	put32(p, 0x230, 0x200000);     /* kernel_alignment */
-	p[0x234] = 1;                  /* relocatable */
-	p[0x235] = 21;                 /* min_alignment */
+	put32(p, 0x214, 0x100000);   /* code32_start */
+	put32(p, 0x22c, 0x7fffffff); /* initrd_addr_max */
+	put32(p, 0x230, 0x200000);   /* kernel_alignment */
+	p[0x234] = 1;		     /* relocatable */
+	p[0x235] = 21;		     /* min_alignment */
 	put16(p, 0x236, XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G);
-	put32(p, 0x238, 2047);         /* cmdline_size */
-	put32(p, 0x248, 0x100);        /* payload_offset */
-	put32(p, 0x24c, 0x1000);       /* payload_length */
-	put64(p, 0x258, 0x1000000);    /* pref_address */
+	put32(p, 0x238, 2047);		  /* cmdline_size */
+	put32(p, 0x248, 0x100);		  /* payload_offset */
+	put32(p, 0x24c, 0x1000);	  /* payload_length */
+	put64(p, 0x258, 0x1000000);	  /* pref_address */
 	put32(p, 0x260, 4 * 1024 * 1024); /* init_size */
 	for (size_t i = 0; i < PM_LEN; i++)
 		p[SETUP_LEN + i] = (uint8_t)(i * 7 + 3);
@@ -99,9 +99,12 @@ static int teardown(void **state)
 
 static int load(struct fixture *f, const char *cmdline, const uint8_t *initrd, size_t initrd_len)
 {
-	struct boot_config cfg = { .kernel = f->im.p, .kernel_len = f->im.len, .initrd = initrd,
-				   .initrd_len = initrd_len, .cmdline = cmdline,
-				   .acpi_rsdp = LAYOUT_ACPI };
+	struct boot_config cfg = {.kernel = f->im.p,
+				  .kernel_len = f->im.len,
+				  .initrd = initrd,
+				  .initrd_len = initrd_len,
+				  .cmdline = cmdline,
+				  .acpi_rsdp = LAYOUT_ACPI};
 	f->err[0] = '\0';
 	return loader_load(&f->gm, &cfg, &f->res, f->err, sizeof(f->err));
 }
@@ -197,7 +200,8 @@ static void test_load_good(void **state)
 
 	/* zero page */
 	const struct bz_boot_params *bp = zero_page(f);
-	assert_memory_equal(&bp->hdr, f->im.p + 0x1f1, offsetof(struct bz_setup_header, type_of_loader));
+	assert_memory_equal(&bp->hdr, f->im.p + 0x1f1,
+			    offsetof(struct bz_setup_header, type_of_loader));
 	assert_int_equal(bp->hdr.header, BZ_HDRS_MAGIC);
 	assert_int_equal(bp->hdr.version, 0x020f);
 	assert_int_equal(bp->hdr.type_of_loader, 0xff);
@@ -284,7 +288,7 @@ static void test_small_guest_relocates(void **state)
 
 	/* 8 MiB: no room at 16 MiB, a relocatable kernel goes to the first 2 MiB boundary. */
 	assert_int_equal(gm_create(&small, 8 * MiB), 0);
-	struct boot_config cfg = { .kernel = f->im.p, .kernel_len = f->im.len, .cmdline = "" };
+	struct boot_config cfg = {.kernel = f->im.p, .kernel_len = f->im.len, .cmdline = ""};
 	assert_int_equal(loader_load(&small, &cfg, &f->res, f->err, sizeof(f->err)), 0);
 	assert_int_equal(f->res.kernel_start, 2 * MiB);
 	assert_int_equal(f->res.regs.rip, 2 * MiB + 0x200);
@@ -298,7 +302,7 @@ static void test_not_relocatable_does_not_fit(void **state)
 
 	f->im.p[0x234] = 0;
 	assert_int_equal(gm_create(&small, 8 * MiB), 0);
-	struct boot_config cfg = { .kernel = f->im.p, .kernel_len = f->im.len, .cmdline = "" };
+	struct boot_config cfg = {.kernel = f->im.p, .kernel_len = f->im.len, .cmdline = ""};
 	int rc = loader_load(&small, &cfg, &f->res, f->err, sizeof(f->err));
 	gm_destroy(&small);
 	expect_fail(f, rc, -ENOMEM, "kernel: needs 4 MiB (init_size) from 0x1000000");
@@ -357,8 +361,9 @@ static void test_old_protocol(void **state)
 	struct fixture *f = *state;
 
 	put16(f->im.p, 0x206, 0x020a);
-	expect_fail(f, load(f, "", NULL, 0), -ENOEXEC,
-		    "kernel: bzImage boot protocol 2.10 is too old (need 2.12 for the 64-bit entry)");
+	expect_fail(
+		f, load(f, "", NULL, 0), -ENOEXEC,
+		"kernel: bzImage boot protocol 2.10 is too old (need 2.12 for the 64-bit entry)");
 }
 
 static void test_short_header_jump(void **state)
@@ -390,7 +395,8 @@ static void test_syssize_beyond_file(void **state)
 	struct fixture *f = *state;
 
 	put32(f->im.p, 0x1f4, PM_LEN / 16 + 1);
-	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "kernel: bzImage truncated: syssize says 65552");
+	expect_fail(f, load(f, "", NULL, 0), -EINVAL,
+		    "kernel: bzImage truncated: syssize says 65552");
 	put32(f->im.p, 0x1f4, 0xffffffff); /* * 16 must not wrap */
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "truncated");
 	put32(f->im.p, 0x1f4, 0);
@@ -420,7 +426,8 @@ static void test_bad_alignment(void **state)
 	struct fixture *f = *state;
 
 	put32(f->im.p, 0x230, 0x300000);
-	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "kernel_alignment 0x300000 is not a power of two");
+	expect_fail(f, load(f, "", NULL, 0), -EINVAL,
+		    "kernel_alignment 0x300000 is not a power of two");
 	put32(f->im.p, 0x230, 0);
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "not a power of two");
 }
@@ -430,7 +437,8 @@ static void test_init_size_too_small(void **state)
 	struct fixture *f = *state;
 
 	put32(f->im.p, 0x260, PM_LEN - 1);
-	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "init_size 0xffff is smaller than the kernel");
+	expect_fail(f, load(f, "", NULL, 0), -EINVAL,
+		    "init_size 0xffff is smaller than the kernel");
 }
 
 static void test_payload_outside(void **state)
@@ -486,14 +494,15 @@ static void test_initrd_too_big(void **state)
 static void test_initrd_addr_max(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t initrd[4096] = { 1, 2, 3 };
+	uint8_t initrd[4096] = {1, 2, 3};
 
 	put32(f->im.p, 0x22c, 32 * MiB - 1);
 	assert_int_equal(load(f, "", initrd, sizeof(initrd)), 0);
 	assert_int_equal(f->res.initrd_start, 32 * MiB - 4096);
 	/* and a limit below the kernel's end is refused */
 	put32(f->im.p, 0x22c, 18 * MiB - 1);
-	expect_fail(f, load(f, "", initrd, sizeof(initrd)), -ENOMEM, "below 0x11fffff (above the kernel, which ends at 0x1400000)");
+	expect_fail(f, load(f, "", initrd, sizeof(initrd)), -ENOMEM,
+		    "below 0x11fffff (above the kernel, which ends at 0x1400000)");
 }
 
 static const char *env_or_skip(const char *name)
@@ -531,20 +540,24 @@ static void test_real_bzimage(void **state)
 	struct bzimage_info bi;
 	size_t len;
 	uint8_t *img = read_file(path, &len);
-	uint8_t initrd[8192] = { 0x30, 0x37, 0x30, 0x37 };
+	uint8_t initrd[8192] = {0x30, 0x37, 0x30, 0x37};
 
 	assert_int_equal(bzimage_parse(img, len, &bi, f->err, sizeof(f->err)), 0);
-	print_message("    %s: protocol %u.%u, setup %zu, kernel %zu, init_size 0x%x, pref 0x%llx\n",
-		      path, bi.version >> 8, bi.version & 0xff, bi.setup_len, bi.pm_len,
-		      bi.init_size, (unsigned long long)bi.pref_address);
+	print_message(
+		"    %s: protocol %u.%u, setup %zu, kernel %zu, init_size 0x%x, pref 0x%llx\n",
+		path, bi.version >> 8, bi.version & 0xff, bi.setup_len, bi.pm_len, bi.init_size,
+		(unsigned long long)bi.pref_address);
 	assert_true(bi.version >= 0x020c);
 	assert_true(bi.xloadflags & XLF_KERNEL_64);
 	assert_true(bi.pm_offset + bi.pm_len <= len);
 
 	assert_int_equal(gm_create(&gm, 256 * MiB), 0);
-	struct boot_config cfg = { .kernel = img, .kernel_len = len, .initrd = initrd,
-				   .initrd_len = sizeof(initrd), .cmdline = "console=ttyS0",
-				   .acpi_rsdp = LAYOUT_ACPI };
+	struct boot_config cfg = {.kernel = img,
+				  .kernel_len = len,
+				  .initrd = initrd,
+				  .initrd_len = sizeof(initrd),
+				  .cmdline = "console=ttyS0",
+				  .acpi_rsdp = LAYOUT_ACPI};
 	int rc = loader_load(&gm, &cfg, &f->res, f->err, sizeof(f->err));
 	if (rc)
 		print_message("    error: %s\n", f->err);

@@ -17,11 +17,11 @@
 #include "vmm/layout.h"
 #include "vmm/loader.h"
 
-#define FILE_LEN 0x3000
-#define NOTE_OFF 0x800
-#define TEXT_OFF 0x1000
-#define TEXT_LEN 0x1000
-#define KBASE    0x100000ULL
+#define FILE_LEN  0x3000
+#define NOTE_OFF  0x800
+#define TEXT_OFF  0x1000
+#define TEXT_LEN  0x1000
+#define KBASE	  0x100000ULL
 #define PVH_ENTRY (KBASE + 0x10)
 
 struct img {
@@ -38,7 +38,7 @@ struct seg {
 /* Write the Xen PHYS32_ENTRY note (namesz 4, "Xen\0", desc 4 or 8 bytes) at off; its size. */
 static size_t put_note(uint8_t *p, size_t off, uint32_t type, uint64_t entry, uint32_t descsz)
 {
-	uint32_t hdr[3] = { 4, descsz, type };
+	uint32_t hdr[3] = {4, descsz, type};
 	memcpy(p + off, hdr, 12);
 	memcpy(p + off + 12, "Xen", 4);
 	memcpy(p + off + 16, &entry, descsz);
@@ -48,15 +48,24 @@ static size_t put_note(uint8_t *p, size_t off, uint32_t type, uint64_t entry, ui
 static void set_phdr(struct img *im, unsigned int i, const struct seg *s)
 {
 	if (im->is64) {
-		Elf64_Phdr ph = { .p_type = s->type, .p_offset = s->offset, .p_vaddr = s->vaddr,
-				  .p_paddr = s->paddr, .p_filesz = s->filesz, .p_memsz = s->memsz,
-				  .p_align = s->align, .p_flags = PF_R | PF_X };
+		Elf64_Phdr ph = {.p_type = s->type,
+				 .p_offset = s->offset,
+				 .p_vaddr = s->vaddr,
+				 .p_paddr = s->paddr,
+				 .p_filesz = s->filesz,
+				 .p_memsz = s->memsz,
+				 .p_align = s->align,
+				 .p_flags = PF_R | PF_X};
 		memcpy(im->p + sizeof(Elf64_Ehdr) + i * sizeof(ph), &ph, sizeof(ph));
 	} else {
-		Elf32_Phdr ph = { .p_type = s->type, .p_offset = (uint32_t)s->offset,
-				  .p_vaddr = (uint32_t)s->vaddr, .p_paddr = (uint32_t)s->paddr,
-				  .p_filesz = (uint32_t)s->filesz, .p_memsz = (uint32_t)s->memsz,
-				  .p_align = (uint32_t)s->align, .p_flags = PF_R | PF_X };
+		Elf32_Phdr ph = {.p_type = s->type,
+				 .p_offset = (uint32_t)s->offset,
+				 .p_vaddr = (uint32_t)s->vaddr,
+				 .p_paddr = (uint32_t)s->paddr,
+				 .p_filesz = (uint32_t)s->filesz,
+				 .p_memsz = (uint32_t)s->memsz,
+				 .p_align = (uint32_t)s->align,
+				 .p_flags = PF_R | PF_X};
 		memcpy(im->p + sizeof(Elf32_Ehdr) + i * sizeof(ph), &ph, sizeof(ph));
 	}
 }
@@ -68,7 +77,7 @@ static void set_phdr(struct img *im, unsigned int i, const struct seg *s)
 static struct img mk_elf(bool is64, uint16_t machine, uint32_t note_desc, uint64_t vbase,
 			 uint64_t entry, unsigned int extra_phdrs)
 {
-	struct img im = { .len = FILE_LEN, .is64 = is64 };
+	struct img im = {.len = FILE_LEN, .is64 = is64};
 	unsigned int phnum = (note_desc ? 2 : 1) + extra_phdrs;
 	im.p = calloc(1, im.len);
 	assert_non_null(im.p);
@@ -93,11 +102,11 @@ static struct img mk_elf(bool is64, uint16_t machine, uint32_t note_desc, uint64
 	}
 	for (size_t i = 0; i < TEXT_LEN; i++)
 		im.p[TEXT_OFF + i] = (uint8_t)(i * 13 + 1);
-	set_phdr(&im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, vbase, KBASE, TEXT_LEN, 0x3000, 0x1000 });
+	set_phdr(&im, 0, &(struct seg){PT_LOAD, TEXT_OFF, vbase, KBASE, TEXT_LEN, 0x3000, 0x1000});
 	if (note_desc) {
 		size_t n = put_note(im.p, NOTE_OFF, 1, 0x1234, 4); /* an unrelated Xen note first */
 		n += put_note(im.p, NOTE_OFF + n, XEN_ELFNOTE_PHYS32_ENTRY, PVH_ENTRY, note_desc);
-		set_phdr(&im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, n, n, 4 });
+		set_phdr(&im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, n, n, 4});
 	}
 	return im;
 }
@@ -141,9 +150,12 @@ static void replace(struct fixture *f, struct img im)
 
 static int load(struct fixture *f, const char *cmdline, const uint8_t *initrd, size_t initrd_len)
 {
-	struct boot_config cfg = { .kernel = f->im.p, .kernel_len = f->im.len, .initrd = initrd,
-				   .initrd_len = initrd_len, .cmdline = cmdline,
-				   .acpi_rsdp = LAYOUT_ACPI };
+	struct boot_config cfg = {.kernel = f->im.p,
+				  .kernel_len = f->im.len,
+				  .initrd = initrd,
+				  .initrd_len = initrd_len,
+				  .cmdline = cmdline,
+				  .acpi_rsdp = LAYOUT_ACPI};
 	f->err[0] = '\0';
 	return loader_load(&f->gm, &cfg, &f->res, f->err, sizeof(f->err));
 }
@@ -230,7 +242,8 @@ static void test_pvh32_load(void **state)
 	assert_int_equal(mod->size, sizeof(initrd));
 	assert_int_equal(mod->cmdline_paddr, 0);
 	assert_int_equal(r->initrd_start, mod->paddr);
-	assert_memory_equal(gm_ptr(&f->gm, GPA(mod->paddr), sizeof(initrd)), initrd, sizeof(initrd));
+	assert_memory_equal(gm_ptr(&f->gm, GPA(mod->paddr), sizeof(initrd)), initrd,
+			    sizeof(initrd));
 	struct e820_entry e820[8];
 	unsigned int n = e820_build(&f->gm, e820, 8);
 	assert_int_equal(n, 3);
@@ -279,7 +292,7 @@ static void test_pvh64_note8(void **state)
 static void test_elf64_entry(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t initrd[4096] = { 7 };
+	uint8_t initrd[4096] = {7};
 
 	/* no note: the 64-bit boot protocol with a synthesized setup header */
 	replace(f, mk_elf(true, EM_X86_64, 0, KBASE, KBASE + 0x20, 0));
@@ -406,12 +419,12 @@ static void test_segment_outside_file(void **state)
 	const uint64_t big = 0xffffffffffffff00ULL;
 
 	replace(f, mk_elf(true, EM_X86_64, 8, KBASE, KBASE, 0));
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, big, KBASE, KBASE, 0x1000, 0x1000, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, big, KBASE, KBASE, 0x1000, 0x1000, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "PT_LOAD segment lies outside the file");
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, KBASE, KBASE, FILE_LEN, FILE_LEN, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, KBASE, KBASE, FILE_LEN, FILE_LEN, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "PT_LOAD segment lies outside the file");
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, KBASE, KBASE, 0x1000, 0x1000, 0 });
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, FILE_LEN - 4, 0, 0, 0x100, 0x100, 4 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, KBASE, KBASE, 0x1000, 0x1000, 0});
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, FILE_LEN - 4, 0, 0, 0x100, 0x100, 4});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "PT_NOTE segment lies outside the file");
 }
 
@@ -419,7 +432,7 @@ static void test_filesz_gt_memsz(void **state)
 {
 	struct fixture *f = *state;
 
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, KBASE, KBASE, 0x1000, 0x800, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, KBASE, KBASE, 0x1000, 0x800, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL,
 		    "segment 0: p_filesz 0x1000 is larger than p_memsz 0x800");
 }
@@ -429,14 +442,15 @@ static void test_paddr_overflow(void **state)
 	struct fixture *f = *state;
 
 	replace(f, mk_elf(true, EM_X86_64, 8, KBASE, KBASE, 0));
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, 0, 0xfffffffffffff000ULL, 0x1000,
-					   0x2000, 0 });
+	set_phdr(&f->im, 0,
+		 &(struct seg){PT_LOAD, TEXT_OFF, 0, 0xfffffffffffff000ULL, 0x1000, 0x2000, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "does not end below 4 GiB");
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, 0, 0xfffff000ULL, 0x1000, 0x2000, 0 });
-	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "segment 0 (0xfffff000, 8 KiB) does not end below 4 GiB");
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, 0, 0xfffff000ULL, 0x1000, 0x2000, 0});
+	expect_fail(f, load(f, "", NULL, 0), -EINVAL,
+		    "segment 0 (0xfffff000, 8 KiB) does not end below 4 GiB");
 	/* ELF32 cannot express the overflow, but 32-bit paddr + memsz beyond 4 GiB is caught too */
 	replace(f, mk_pvh32());
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, 0, 0xfffff000ULL, 0x1000, 0x2000, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, 0, 0xfffff000ULL, 0x1000, 0x2000, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "does not end below 4 GiB");
 }
 
@@ -446,13 +460,15 @@ static void test_outside_ram(void **state)
 
 	/* 64 MiB guest, segment at 128 MiB (the PVH entry moves with it) */
 	replace(f, mk_elf(false, EM_386, 4, 0x8000000, 0x8000000, 0));
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, 0, 0x8000000, 0x1000, 0x1000, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, 0, 0x8000000, 0x1000, 0x1000, 0});
 	size_t n = put_note(f->im.p, NOTE_OFF, XEN_ELFNOTE_PHYS32_ENTRY, 0x8000000, 4);
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, n, n, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, n, n, 4});
 	expect_fail(f, load(f, "", NULL, 0), -ENOMEM,
-		    "kernel: ELF segment at 0x8000000..0x8001000 is outside guest RAM (64 MiB below 4 GiB)");
+		    "kernel: ELF segment at 0x8000000..0x8001000 is outside guest RAM (64 MiB "
+		    "below 4 GiB)");
 	/* straddling the end of RAM */
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, 0, 64 * MiB - 0x1000, 0x1000, 0x2000, 0 });
+	set_phdr(&f->im, 0,
+		 &(struct seg){PT_LOAD, TEXT_OFF, 0, 64 * MiB - 0x1000, 0x1000, 0x2000, 0});
 	n = put_note(f->im.p, NOTE_OFF, XEN_ELFNOTE_PHYS32_ENTRY, 64 * MiB - 0x1000, 4);
 	expect_fail(f, load(f, "", NULL, 0), -ENOMEM, "outside guest RAM");
 }
@@ -461,9 +477,9 @@ static void test_below_1m(void **state)
 {
 	struct fixture *f = *state;
 
-	set_phdr(&f->im, 0, &(struct seg){ PT_LOAD, TEXT_OFF, 0, 0x8000, 0x1000, 0x1000, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_LOAD, TEXT_OFF, 0, 0x8000, 0x1000, 0x1000, 0});
 	size_t n = put_note(f->im.p, NOTE_OFF, XEN_ELFNOTE_PHYS32_ENTRY, 0x8000, 4);
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, n, n, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, n, n, 4});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "would overwrite the boot area below 1 MiB");
 }
 
@@ -472,15 +488,15 @@ static void test_overlapping_segments(void **state)
 	struct fixture *f = *state;
 
 	replace(f, mk_elf(false, EM_386, 4, KBASE, KBASE, 1));
-	set_phdr(&f->im, 2, &(struct seg){ PT_LOAD, TEXT_OFF, 0, KBASE + 0x2000, 0x1000, 0x1000, 0 });
+	set_phdr(&f->im, 2, &(struct seg){PT_LOAD, TEXT_OFF, 0, KBASE + 0x2000, 0x1000, 0x1000, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL,
 		    "segment 2 (0x102000..0x103000) overlaps another loadable segment");
 	/* adjacent is fine; same file bytes twice is fine too */
-	set_phdr(&f->im, 2, &(struct seg){ PT_LOAD, TEXT_OFF, 0, KBASE + 0x3000, 0x1000, 0x1000, 0 });
+	set_phdr(&f->im, 2, &(struct seg){PT_LOAD, TEXT_OFF, 0, KBASE + 0x3000, 0x1000, 0x1000, 0});
 	assert_int_equal(load(f, "", NULL, 0), 0);
 	assert_int_equal(f->res.kernel_end, KBASE + 0x4000);
 	/* a PT_LOAD with p_memsz 0 is ignored */
-	set_phdr(&f->im, 2, &(struct seg){ PT_LOAD, 0, 0, 0, 0, 0, 0 });
+	set_phdr(&f->im, 2, &(struct seg){PT_LOAD, 0, 0, 0, 0, 0, 0});
 	assert_int_equal(load(f, "", NULL, 0), 0);
 }
 
@@ -488,7 +504,7 @@ static void test_no_load_segments(void **state)
 {
 	struct fixture *f = *state;
 
-	set_phdr(&f->im, 0, &(struct seg){ PT_NULL, 0, 0, 0, 0, 0, 0 });
+	set_phdr(&f->im, 0, &(struct seg){PT_NULL, 0, 0, 0, 0, 0, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "no loadable segments");
 }
 
@@ -498,8 +514,9 @@ static void test_too_many_segments(void **state)
 
 	replace(f, mk_elf(false, EM_386, 4, KBASE, KBASE, 16));
 	for (unsigned int i = 0; i < 16; i++)
-		set_phdr(&f->im, 2 + i, &(struct seg){ PT_LOAD, TEXT_OFF, 0,
-						       KBASE + 0x10000 * (i + 1), 0x100, 0x100, 0 });
+		set_phdr(&f->im, 2 + i,
+			 &(struct seg){PT_LOAD, TEXT_OFF, 0, KBASE + 0x10000 * (i + 1), 0x100,
+				       0x100, 0});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "more than 16 loadable segments");
 }
 
@@ -509,26 +526,26 @@ static void test_bad_notes(void **state)
 
 	/* PVH entry outside the loaded range */
 	size_t n = put_note(f->im.p, NOTE_OFF, XEN_ELFNOTE_PHYS32_ENTRY, 0x200000, 4);
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, n, n, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, n, n, 4});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "PVH entry 0x200000 is outside the loadable");
 	/* 8-byte entry above 4 GiB */
 	n = put_note(f->im.p, NOTE_OFF, XEN_ELFNOTE_PHYS32_ENTRY, 0x100000000ULL, 8);
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, n, n, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, n, n, 4});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "not a 32-bit address");
 	/* odd descriptor size */
 	n = put_note(f->im.p, NOTE_OFF, XEN_ELFNOTE_PHYS32_ENTRY, PVH_ENTRY, 2);
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, n, n, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, n, n, 4});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "PVH entry note has 2 bytes");
 	/* descsz running past the segment (and a huge one must not wrap) */
-	uint32_t hdr[3] = { 4, 0x100, XEN_ELFNOTE_PHYS32_ENTRY };
+	uint32_t hdr[3] = {4, 0x100, XEN_ELFNOTE_PHYS32_ENTRY};
 	memcpy(f->im.p + NOTE_OFF, hdr, 12);
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, 24, 24, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, 24, 24, 4});
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "note at 0x0 runs past its segment");
 	hdr[0] = 0xffffffff, hdr[1] = 0xffffffff;
 	memcpy(f->im.p + NOTE_OFF, hdr, 12);
 	expect_fail(f, load(f, "", NULL, 0), -EINVAL, "runs past its segment");
 	/* a note segment shorter than a note header is just empty: no PVH, and ELF32 is refused */
-	set_phdr(&f->im, 1, &(struct seg){ PT_NOTE, NOTE_OFF, 0, 0, 8, 8, 4 });
+	set_phdr(&f->im, 1, &(struct seg){PT_NOTE, NOTE_OFF, 0, 0, 8, 8, 4});
 	expect_fail(f, load(f, "", NULL, 0), -ENOEXEC, "without a PVH entry note");
 }
 
@@ -593,10 +610,13 @@ static void test_real_vmlinux(void **state)
 	assert_true(ei.pvh_entry >= ei.paddr_start && ei.pvh_entry < ei.paddr_end);
 
 	assert_int_equal(gm_create(&gm, 256 * MiB), 0);
-	uint8_t initrd[4096] = { 1 };
-	struct boot_config cfg = { .kernel = img, .kernel_len = len, .initrd = initrd,
-				   .initrd_len = sizeof(initrd), .cmdline = "console=ttyS0",
-				   .acpi_rsdp = LAYOUT_ACPI };
+	uint8_t initrd[4096] = {1};
+	struct boot_config cfg = {.kernel = img,
+				  .kernel_len = len,
+				  .initrd = initrd,
+				  .initrd_len = sizeof(initrd),
+				  .cmdline = "console=ttyS0",
+				  .acpi_rsdp = LAYOUT_ACPI};
 	int rc = loader_load(&gm, &cfg, &f->res, f->err, sizeof(f->err));
 	if (rc)
 		print_message("    error: %s\n", f->err);

@@ -33,15 +33,15 @@ static void check_e820(uint64_t ram, const struct e820_entry *want, unsigned int
 static void test_e820_small(void **state)
 {
 	const struct e820_entry want[] = {
-		{ 0, LAYOUT_EBDA, E820_RAM },
-		{ LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED },
-		{ MiB, 127 * MiB, E820_RAM },
+		{0, LAYOUT_EBDA, E820_RAM},
+		{LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED},
+		{MiB, 127 * MiB, E820_RAM},
 	};
 	check_e820(128 * MiB, want, 3);
 	/* below 1 MiB: no RAM entry from 1 MiB, reserved part cut at the end of RAM */
 	const struct e820_entry tiny[] = {
-		{ 0, LAYOUT_EBDA, E820_RAM },
-		{ LAYOUT_EBDA, 0xc0000 - LAYOUT_EBDA, E820_RESERVED },
+		{0, LAYOUT_EBDA, E820_RAM},
+		{LAYOUT_EBDA, 0xc0000 - LAYOUT_EBDA, E820_RESERVED},
 	};
 	check_e820(0xc0000, tiny, 2);
 }
@@ -49,9 +49,9 @@ static void test_e820_small(void **state)
 static void test_e820_3g(void **state)
 {
 	const struct e820_entry want[] = {
-		{ 0, LAYOUT_EBDA, E820_RAM },
-		{ LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED },
-		{ MiB, 3 * GiB - MiB, E820_RAM },
+		{0, LAYOUT_EBDA, E820_RAM},
+		{LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED},
+		{MiB, 3 * GiB - MiB, E820_RAM},
 	};
 	check_e820(3 * GiB, want, 3);
 }
@@ -60,17 +60,17 @@ static void test_e820_4g(void **state)
 {
 	/* A 4 GiB guest: 3 GiB low, the last GiB above the 4 GiB boundary, visible to Linux. */
 	const struct e820_entry want[] = {
-		{ 0, LAYOUT_EBDA, E820_RAM },
-		{ LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED },
-		{ MiB, 3 * GiB - MiB, E820_RAM },
-		{ 4 * GiB, 1 * GiB, E820_RAM },
+		{0, LAYOUT_EBDA, E820_RAM},
+		{LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED},
+		{MiB, 3 * GiB - MiB, E820_RAM},
+		{4 * GiB, 1 * GiB, E820_RAM},
 	};
 	check_e820(4 * GiB, want, 4);
 	const struct e820_entry want6[] = {
-		{ 0, LAYOUT_EBDA, E820_RAM },
-		{ LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED },
-		{ MiB, 3 * GiB - MiB, E820_RAM },
-		{ 4 * GiB, 3 * GiB, E820_RAM },
+		{0, LAYOUT_EBDA, E820_RAM},
+		{LAYOUT_EBDA, MiB - LAYOUT_EBDA, E820_RESERVED},
+		{MiB, 3 * GiB - MiB, E820_RAM},
+		{4 * GiB, 3 * GiB, E820_RAM},
 	};
 	check_e820(6 * GiB, want6, 4);
 }
@@ -203,7 +203,7 @@ static void test_initrd_placement(void **state)
 	struct guest_mem gm;
 	char err[160];
 	uint64_t start = 1;
-	uint8_t data[100] = { 9 };
+	uint8_t data[100] = {9};
 
 	assert_int_equal(gm_create(&gm, 4 * GiB), 0);
 	/* no initrd */
@@ -214,14 +214,16 @@ static void test_initrd_placement(void **state)
 		x86_boot_place_initrd(&gm, data, sizeof(data), 0, UINT64_MAX, &start, err, 160), 0);
 	assert_int_equal(start, 3 * GiB - 4096);
 	/* the limit (initrd_addr_max + 1) wins when lower */
-	assert_int_equal(x86_boot_place_initrd(&gm, data, sizeof(data), 0, 0x38000000, &start, err,
-					       160), 0);
+	assert_int_equal(
+		x86_boot_place_initrd(&gm, data, sizeof(data), 0, 0x38000000, &start, err, 160), 0);
 	assert_int_equal(start, 0x38000000 - 4096);
 	/* a floor inside a page is rounded up; exact fit */
 	assert_int_equal(x86_boot_place_initrd(&gm, data, sizeof(data), 0x37fff001, 0x38000000,
-					       &start, err, 160), -ENOMEM);
+					       &start, err, 160),
+			 -ENOMEM);
 	assert_int_equal(x86_boot_place_initrd(&gm, data, sizeof(data), 0x37ffe000, 0x38000000,
-					       &start, err, 160), 0);
+					       &start, err, 160),
+			 0);
 	assert_int_equal(start, 0x37fff000);
 	/* data missing */
 	assert_int_equal(x86_boot_place_initrd(&gm, NULL, 10, 0, UINT64_MAX, &start, err, 160),
@@ -235,20 +237,28 @@ static uint8_t *mk_pvh(size_t *len)
 	*len = 0x2000;
 	uint8_t *p = calloc(1, *len);
 	assert_non_null(p);
-	Elf32_Ehdr eh = { .e_type = ET_EXEC, .e_machine = EM_386, .e_version = EV_CURRENT,
-			  .e_entry = 0x100000, .e_phoff = sizeof(eh), .e_ehsize = sizeof(eh),
-			  .e_phentsize = sizeof(Elf32_Phdr), .e_phnum = 2 };
+	Elf32_Ehdr eh = {.e_type = ET_EXEC,
+			 .e_machine = EM_386,
+			 .e_version = EV_CURRENT,
+			 .e_entry = 0x100000,
+			 .e_phoff = sizeof(eh),
+			 .e_ehsize = sizeof(eh),
+			 .e_phentsize = sizeof(Elf32_Phdr),
+			 .e_phnum = 2};
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
 	eh.e_ident[EI_CLASS] = ELFCLASS32, eh.e_ident[EI_DATA] = ELFDATA2LSB;
 	eh.e_ident[EI_VERSION] = EV_CURRENT;
 	memcpy(p, &eh, sizeof(eh));
 	Elf32_Phdr ph[2] = {
-		{ .p_type = PT_LOAD, .p_offset = 0x1000, .p_paddr = 0x100000, .p_filesz = 0x10,
-		  .p_memsz = 0x1000 },
-		{ .p_type = PT_NOTE, .p_offset = 0x800, .p_filesz = 20, .p_align = 4 },
+		{.p_type = PT_LOAD,
+		 .p_offset = 0x1000,
+		 .p_paddr = 0x100000,
+		 .p_filesz = 0x10,
+		 .p_memsz = 0x1000},
+		{.p_type = PT_NOTE, .p_offset = 0x800, .p_filesz = 20, .p_align = 4},
 	};
 	memcpy(p + sizeof(eh), ph, sizeof(ph));
-	uint32_t note[5] = { 4, 4, XEN_ELFNOTE_PHYS32_ENTRY, 0, 0x100000 };
+	uint32_t note[5] = {4, 4, XEN_ELFNOTE_PHYS32_ENTRY, 0, 0x100000};
 	memcpy(note + 3, "Xen", 4);
 	memcpy(p + 0x800, note, sizeof(note));
 	memset(p + 0x1000, 0xf4, 0x10); /* hlt */
@@ -262,11 +272,14 @@ static void test_load_4g_guest(void **state)
 	char err[160];
 	size_t len;
 	uint8_t *k = mk_pvh(&len);
-	uint8_t initrd[4096] = { 1 };
+	uint8_t initrd[4096] = {1};
 
 	assert_int_equal(gm_create(&gm, 4 * GiB), 0);
-	struct boot_config cfg = { .kernel = k, .kernel_len = len, .initrd = initrd,
-				   .initrd_len = sizeof(initrd), .cmdline = "x" };
+	struct boot_config cfg = {.kernel = k,
+				  .kernel_len = len,
+				  .initrd = initrd,
+				  .initrd_len = sizeof(initrd),
+				  .cmdline = "x"};
 	assert_int_equal(loader_load(&gm, &cfg, &res, err, sizeof(err)), 0);
 	assert_int_equal(res.format, KERNEL_ELF_PVH);
 	assert_int_equal(res.initrd_start, 3 * GiB - 4096);
@@ -288,10 +301,10 @@ static void test_load_arguments(void **state)
 	char err[160];
 	size_t len;
 	uint8_t *k = mk_pvh(&len);
-	static const uint8_t junk[0x300] = { 'M', 'Z' };
+	static const uint8_t junk[0x300] = {'M', 'Z'};
 
 	assert_int_equal(gm_create(&gm, 16 * MiB), 0);
-	struct boot_config cfg = { .kernel = junk, .kernel_len = sizeof(junk), .cmdline = "" };
+	struct boot_config cfg = {.kernel = junk, .kernel_len = sizeof(junk), .cmdline = ""};
 	assert_int_equal(loader_load(&gm, &cfg, &res, err, sizeof(err)), -ENOEXEC);
 	assert_string_equal(err, "kernel: not a bzImage or ELF (no HdrS signature, no ELF magic)");
 	/* no err buffer is fine */
