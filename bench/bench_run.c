@@ -3,7 +3,7 @@
  * bench-run: run one VMM process and report how long it lived and how much memory it used
  * besides guest RAM, without racing a short-lived process.
  *
- *   bench-run [-o OUT] [-e ERR] [-t SECONDS] -- PROGRAM [ARG...]
+ *   bench-run [-o OUT] [-e ERR] [-s SMAPS] [-t SECONDS] -- PROGRAM [ARG...]
  *
  * Prints one line of key=value pairs on stdout:
  *   status       exit status, or sigN if the process was killed by signal N
@@ -17,6 +17,8 @@
  *                VmHWM, RssAnon, RssFile, RssShmem of the exiting process (proc(5)), read while
  *                it is stopped at PTRACE_EVENT_EXIT, i.e. before anything is unmapped
  *   maxrss_kb    wait4()'s ru_maxrss (the same peak as VmHWM, shared memory included)
+ *
+ * -s SMAPS saves /proc/PID/smaps at the exit stop, to see which mappings make up the RSS.
  *
  * Why ptrace: a VMM that runs a trivial guest lives a few milliseconds, far too short to sample
  * /proc reliably. PTRACE_O_TRACEEXIT stops the thread that calls exit_group() at the start of
@@ -150,8 +152,29 @@ static void child_run(int gate, struct run_shared *sh, const char *out, const ch
 	_exit(127);
 }
 
+/* Copies /proc/PID/task/TID/smaps to PATH (best effort: a diagnostic, not a measurement). */
+static void smaps_save(pid_t pid, pid_t tid, const char *path)
+{
+	char src[64], buf[65536];
+	int in, out;
+	ssize_t n;
+
+	snprintf(src, sizeof(src), "/proc/%d/task/%d/smaps", (int)pid, (int)tid);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return;
+	out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out >= 0) {
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				break;
+		close(out);
+	}
+	close(in);
+}
+
 /* Runs the traced process to its end; returns 0 or -errno for a failure of our own. */
-static WUR int run_trace(pid_t pid, struct run_result *r)
+static WUR int run_trace(pid_t pid, struct run_result *r, const char *smaps)
 {
 	for (;;) {
 		struct rusage ru;
@@ -182,6 +205,8 @@ static WUR int run_trace(pid_t pid, struct run_result *r)
 			if (!r->exit_seen) {
 				r->exitcall_ns = t;
 				r->exit_seen = status_read(pid, tid, r) == 0;
+				if (smaps)
+					smaps_save(pid, tid, smaps);
 				r->stopped_ns += now_ns() - t;
 			}
 		} else if (event == PTRACE_EVENT_STOP) {
@@ -201,28 +226,31 @@ static WUR int run_trace(pid_t pid, struct run_result *r)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench-run [-o OUT] [-e ERR] [-t SECONDS] -- PROGRAM [ARG...]\n"
+	fprintf(f, "usage: bench-run [-o OUT] [-e ERR] [-s SMAPS] [-t SECONDS] -- PROGRAM [ARG...]\n"
 		   "Runs PROGRAM (stdin /dev/null, stdout OUT, stderr ERR; default /dev/null) and\n"
 		   "prints: status wall_us exitcall_us exit_seen hwm_kb rss_anon_kb rss_file_kb\n"
-		   "rss_shmem_kb maxrss_kb\n");
+		   "rss_shmem_kb maxrss_kb; -s saves /proc/PID/smaps at the exit\n");
 }
 
 int main(int argc, char **argv)
 {
-	const char *out = "/dev/null", *err = "/dev/null";
+	const char *out = "/dev/null", *err = "/dev/null", *smaps = NULL;
 	unsigned int timeout = 60;
 	struct run_result r = { 0 };
 	struct run_shared *sh;
 	int opt, gate[2], ret;
 	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "+o:e:t:h")) != -1) {
+	while ((opt = getopt(argc, argv, "+o:e:s:t:h")) != -1) {
 		switch (opt) {
 		case 'o':
 			out = optarg;
 			break;
 		case 'e':
 			err = optarg;
+			break;
+		case 's':
+			smaps = optarg;
 			break;
 		case 't':
 			timeout = (unsigned int)strtoul(optarg, NULL, 10);
@@ -278,7 +306,7 @@ int main(int argc, char **argv)
 	}
 	close(gate[1]);
 
-	ret = run_trace(pid, &r);
+	ret = run_trace(pid, &r, smaps);
 	alarm(0);
 	if (ret < 0) {
 		fprintf(stderr, "bench-run: tracing failed: %s\n", strerror(-ret));
