@@ -252,11 +252,13 @@ static void acpi_fadt_fill(struct acpi_fadt *f, uint64_t dsdt_gpa)
 		   ACPI_FADT_SLP_BUTTON;
 
 	/*
-	 * §5.2.9.3 IA-PC boot architecture: LPC/ISA devices (COM1, CMOS) and an 8042 are
-	 * present (without the 8042 bit Linux marks the i8042 firmware-absent, and the
-	 * same controller is our reset path); no VGA; NO_CMOS_RTC clear: the RTC is there.
+	 * §5.2.9.3 IA-PC boot architecture: LPC/ISA devices (COM1, CMOS) present; no VGA;
+	 * NO_CMOS_RTC clear: the RTC is there. The 8042 bit is left clear on purpose: our
+	 * i8042 only has a reset line, and without the bit Linux's i8042 driver gives up at
+	 * once instead of probing a keyboard that is not there. Reset still works: Linux
+	 * writes RESET_REG (and, failing that, 0xFE to port 0x64) without the driver.
 	 */
-	f->iapc_boot_arch = ACPI_FADT_LEGACY_DEVICES | ACPI_FADT_8042 | ACPI_FADT_NO_VGA;
+	f->iapc_boot_arch = ACPI_FADT_LEGACY_DEVICES | ACPI_FADT_NO_VGA;
 	/* CMOS index of the century byte; devices/rtc.c models it at 0x32, as PCs do. */
 	f->century = ACPI_CMOS_CENTURY;
 

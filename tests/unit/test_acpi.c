@@ -148,8 +148,8 @@ static void test_fadt(void **state)
 	assert_int_equal(f->x_pm1a_cnt_blk.address, 0);
 	assert_int_equal(f->firmware_ctrl, 0);
 	assert_int_equal(f->x_firmware_ctrl, 0);
-	/* IA-PC boot flags: 8042 present, no VGA, CMOS RTC present. */
-	assert_true(f->iapc_boot_arch & ACPI_FADT_8042);
+	/* IA-PC boot flags: no 8042 to probe (reset goes through RESET_REG), no VGA, CMOS RTC. */
+	assert_false(f->iapc_boot_arch & ACPI_FADT_8042);
 	assert_true(f->iapc_boot_arch & ACPI_FADT_NO_VGA);
 	assert_false(f->iapc_boot_arch & ACPI_FADT_NO_CMOS_RTC);
 	assert_int_equal(f->century, 0x32);
