@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test suite: unit (cmocka, bad input),
+# guest (micro-guests on /dev/kvm) and linux (stock Debian kernels; inside a QEMU TCG test
+# host where this machine's KVM cannot run Linux in useful time, see tests/host/).
+# usage: tests/run-all.sh [BUILD_DIR]   (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+
+tests/deps.sh
+if [ ! -d "$build" ]; then
+	meson setup "$build" -Dwerror=true
+fi
+ninja -C "$build"
+# One invocation for every suite: the linux tests are marked non-parallel, so meson runs each
+# of them alone (a test host keeps both CPUs busy).
+status=0
+meson test -C "$build" --print-errorlogs --num-processes 2 || status=$?
+
+# One closing line for humans and CI: counts from meson's own log.
+python3 - "$build/meson-logs/testlog.json" <<'PY'
+import json, sys
+count = {"OK": 0, "FAIL": 0, "SKIP": 0, "TIMEOUT": 0, "ERROR": 0, "UNEXPECTEDPASS": 0, "EXPECTEDFAIL": 0}
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    count[r] = count.get(r, 0) + 1
+failed = count["FAIL"] + count["TIMEOUT"] + count["ERROR"] + count["UNEXPECTEDPASS"]
+print(f"{count['OK'] + count['EXPECTEDFAIL']} passed, {failed} failed, {count['SKIP']} skipped")
+PY
+exit $status
