@@ -5,27 +5,31 @@
  *
  *   bench-run [-o OUT] [-e ERR] [-s SMAPS] [-t SECONDS] -- PROGRAM [ARG...]
  *
- * Prints one line of key=value pairs on stdout:
- *   status       exit status, or sigN if the process was killed by signal N
- *   wall_us      exec -> process reaped (the kernel's teardown included), minus the time we
- *                held the process stopped to read /proc
- *   exitcall_us  exec -> the first thread that calls exit/exit_group enters the kernel's do_exit
- *                (setup, guest run and user-space teardown; not the kernel's address-space and
- *                fd teardown)
- *   exit_seen    1 when the memory numbers below were taken at that exit stop, 0 otherwise
- *   hwm_kb rss_anon_kb rss_file_kb rss_shmem_kb
- *                VmHWM, RssAnon, RssFile, RssShmem of the exiting process (proc(5)), read while
- *                it is stopped at PTRACE_EVENT_EXIT, i.e. before anything is unmapped
- *   maxrss_kb    wait4()'s ru_maxrss (the same peak as VmHWM, shared memory included)
+ * Prints one line of key=value pairs on stdout (times from the child's execve(), in µs, minus
+ * the time we held it stopped to read /proc):
+ *   status        exit status, or sigN if the process was killed by signal N
+ *   wall_us       exec -> process reaped (the kernel's teardown included)
+ *   first_exit_us exec -> the first thread of the process enters do_exit(); first_exit_comm is
+ *                 its name. For a VMM whose vCPU thread ends when the guest asks to stop (vmm,
+ *                 QEMU's isa-debug-exit), this is "guest exit handled", before most teardown.
+ *   last_exit_us  exec -> the last exit stop: the thread that ends the process (exit_group)
+ *   exits         number of exit stops seen; 0 means no memory numbers (killed by a signal)
+ *   hwm_kb        VmHWM at the last exit stop: peak RSS of the process, shared memory included
+ *   rss_anon_kb rss_file_kb
+ *                 RssAnon and RssFile (proc(5)) at the exit stop where their sum was largest
+ *   rss_shmem_kb  the largest RssShmem seen at an exit stop (guest RAM in a memfd)
+ *   maxrss_kb     wait4()'s ru_maxrss (the same peak as VmHWM)
  *
  * -s SMAPS saves /proc/PID/smaps at the exit stop, to see which mappings make up the RSS.
  *
  * Why ptrace: a VMM that runs a trivial guest lives a few milliseconds, far too short to sample
- * /proc reliably. PTRACE_O_TRACEEXIT stops the thread that calls exit_group() at the start of
- * do_exit(), while the mm is intact (ptrace(2), "PTRACE_EVENT_EXIT stops"); the threads that
- * exit_group() kills do not stop (they have SIGKILL pending), so we trace every thread
- * (PTRACE_O_TRACECLONE): whichever thread ends the VMM (QEMU's vCPU thread, vmm's main thread)
- * is caught. PTRACE_SEIZE is used instead of PTRACE_TRACEME so that execve() does not stop.
+ * /proc reliably. PTRACE_O_TRACEEXIT stops a thread at the start of do_exit(), while the mm is
+ * intact (ptrace(2), "PTRACE_EVENT_EXIT stops"). Threads killed by exit_group() do not stop (they
+ * have SIGKILL pending), so every thread is traced (PTRACE_O_TRACECLONE): each thread that ends
+ * on its own and the one that calls exit_group() are caught, whichever they are (QEMU ends from
+ * its vCPU thread, vmm joins its vCPU threads and ends from the main thread). Memory is read at
+ * every such stop, so a VMM that unmaps things in user space before exit_group() is still seen
+ * at its largest. PTRACE_SEIZE is used instead of PTRACE_TRACEME so that execve() does not stop.
  *
  * The start time is taken in the child right before execve() and passed back through a shared
  * page, so fork() and our own scheduling are not counted.
@@ -52,13 +56,17 @@ struct run_shared {
 	int exec_errno;		/* child: execve failed with this */
 };
 
+struct mem_sample {
+	long hwm_kb, anon_kb, file_kb, shmem_kb;
+};
+
 struct run_result {
 	int wstatus;
-	uint64_t wall_ns;
-	uint64_t exitcall_ns;
+	uint64_t wall_ns, first_exit_ns, last_exit_ns; /* already minus stopped_ns */
 	uint64_t stopped_ns;
-	bool exit_seen;
-	long hwm_kb, anon_kb, file_kb, shmem_kb;
+	unsigned int exits;
+	char first_comm[32];
+	struct mem_sample mem; /* anon/file of the largest sample, hwm last, shmem max */
 	long maxrss_kb;
 };
 
@@ -87,7 +95,7 @@ static uint64_t now_ns(void)
 }
 
 /* Reads the "Key:   123 kB" fields we need from /proc/PID/task/TID/status. */
-static WUR int status_read(pid_t pid, pid_t tid, struct run_result *r)
+static WUR int status_read(pid_t pid, pid_t tid, struct mem_sample *m)
 {
 	char path[64], buf[8192];
 	ssize_t n;
@@ -107,10 +115,10 @@ static WUR int status_read(pid_t pid, pid_t tid, struct run_result *r)
 		const char *key;
 		size_t off;
 	} keys[] = {
-		{ "VmHWM:", offsetof(struct run_result, hwm_kb) },
-		{ "RssAnon:", offsetof(struct run_result, anon_kb) },
-		{ "RssFile:", offsetof(struct run_result, file_kb) },
-		{ "RssShmem:", offsetof(struct run_result, shmem_kb) },
+		{ "VmHWM:", offsetof(struct mem_sample, hwm_kb) },
+		{ "RssAnon:", offsetof(struct mem_sample, anon_kb) },
+		{ "RssFile:", offsetof(struct mem_sample, file_kb) },
+		{ "RssShmem:", offsetof(struct mem_sample, shmem_kb) },
 	};
 	unsigned int found = 0;
 	for (char *line = buf, *nl; line; line = nl ? nl + 1 : NULL) {
@@ -118,7 +126,7 @@ static WUR int status_read(pid_t pid, pid_t tid, struct run_result *r)
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
 			size_t kl = strlen(keys[i].key);
 			if (strncmp(line, keys[i].key, kl) == 0) {
-				*(long *)((char *)r + keys[i].off) = strtol(line + kl, NULL, 10);
+				*(long *)((char *)m + keys[i].off) = strtol(line + kl, NULL, 10);
 				found++;
 			}
 		}
@@ -150,6 +158,43 @@ static void child_run(int gate, struct run_shared *sh, const char *out, const ch
 	execvp(argv[0], argv);
 	sh->exec_errno = errno;
 	_exit(127);
+}
+
+/* The task's name, for the report ("CPU 0/KVM", "vcpu0", ...). */
+static void comm_read(pid_t pid, pid_t tid, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, size - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = '\0';
+	/* One token in a key=value line: no newline, no blanks. */
+	for (char *c = buf; *c; c++)
+		if (*c == '\n' || *c == ' ' || *c == '=')
+			*c = *c == '\n' ? '\0' : '_';
+	if (!buf[0])
+		snprintf(buf, size, "?");
+}
+
+/* At an exit stop: keep the largest anon+file, the largest shmem and the latest peak. */
+static void run_sample(pid_t pid, pid_t tid, struct run_result *r)
+{
+	struct mem_sample m;
+
+	if (status_read(pid, tid, &m) < 0)
+		return;
+	if (m.anon_kb + m.file_kb > r->mem.anon_kb + r->mem.file_kb) {
+		r->mem.anon_kb = m.anon_kb;
+		r->mem.file_kb = m.file_kb;
+	}
+	r->mem.shmem_kb = MAX(r->mem.shmem_kb, m.shmem_kb);
+	r->mem.hwm_kb = MAX(r->mem.hwm_kb, m.hwm_kb);
 }
 
 /* Copies /proc/PID/task/TID/smaps to PATH (best effort: a diagnostic, not a measurement). */
@@ -191,7 +236,7 @@ static WUR int run_trace(pid_t pid, struct run_result *r, const char *smaps)
 			/* The leader is reported only once every other thread is gone. */
 			if (tid == pid) {
 				r->wstatus = st;
-				r->wall_ns = t;
+				r->wall_ns = t - r->stopped_ns;
 				r->maxrss_kb = ru.ru_maxrss;
 				return 0;
 			}
@@ -202,13 +247,16 @@ static WUR int run_trace(pid_t pid, struct run_result *r, const char *smaps)
 
 		int event = st >> 16, sig = WSTOPSIG(st), inject = 0;
 		if (event == PTRACE_EVENT_EXIT) {
-			if (!r->exit_seen) {
-				r->exitcall_ns = t;
-				r->exit_seen = status_read(pid, tid, r) == 0;
-				if (smaps)
-					smaps_save(pid, tid, smaps);
-				r->stopped_ns += now_ns() - t;
+			r->last_exit_ns = t - r->stopped_ns;
+			if (r->exits++ == 0) {
+				r->first_exit_ns = r->last_exit_ns;
+				comm_read(pid, tid, r->first_comm, sizeof(r->first_comm));
 			}
+			run_sample(pid, tid, r);
+			/* The latest one wins: the exit_group() caller, unless killed. */
+			if (smaps)
+				smaps_save(pid, tid, smaps);
+			r->stopped_ns += now_ns() - t;
 		} else if (event == PTRACE_EVENT_STOP) {
 			/* A new thread's first stop, or a group stop: let a group stop be one. */
 			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
@@ -228,8 +276,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench-run [-o OUT] [-e ERR] [-s SMAPS] [-t SECONDS] -- PROGRAM [ARG...]\n"
 		   "Runs PROGRAM (stdin /dev/null, stdout OUT, stderr ERR; default /dev/null) and\n"
-		   "prints: status wall_us exitcall_us exit_seen hwm_kb rss_anon_kb rss_file_kb\n"
-		   "rss_shmem_kb maxrss_kb; -s saves /proc/PID/smaps at the exit\n");
+		   "prints: status wall_us first_exit_us first_exit_comm last_exit_us exits hwm_kb\n"
+		   "rss_anon_kb rss_file_kb rss_shmem_kb maxrss_kb; -s saves /proc/PID/smaps at exit\n");
 }
 
 int main(int argc, char **argv)
@@ -325,9 +373,10 @@ int main(int argc, char **argv)
 		printf("status=%d", WEXITSTATUS(r.wstatus));
 	else
 		printf("status=sig%d", WTERMSIG(r.wstatus));
-	printf(" wall_us=%" PRIu64 " exitcall_us=%" PRIu64 " exit_seen=%d hwm_kb=%ld"
-	       " rss_anon_kb=%ld rss_file_kb=%ld rss_shmem_kb=%ld maxrss_kb=%ld\n",
-	       (r.wall_ns - t0 - r.stopped_ns) / 1000, r.exit_seen ? (r.exitcall_ns - t0) / 1000 : 0,
-	       r.exit_seen, r.hwm_kb, r.anon_kb, r.file_kb, r.shmem_kb, r.maxrss_kb);
+	printf(" wall_us=%" PRIu64 " first_exit_us=%" PRIu64 " first_exit_comm=%s last_exit_us=%" PRIu64
+	       " exits=%u hwm_kb=%ld rss_anon_kb=%ld rss_file_kb=%ld rss_shmem_kb=%ld maxrss_kb=%ld\n",
+	       (r.wall_ns - t0) / 1000, r.exits ? (r.first_exit_ns - t0) / 1000 : 0,
+	       r.exits ? r.first_comm : "-", r.exits ? (r.last_exit_ns - t0) / 1000 : 0, r.exits,
+	       r.mem.hwm_kb, r.mem.anon_kb, r.mem.file_kb, r.mem.shmem_kb, r.maxrss_kb);
 	return 0;
 }
