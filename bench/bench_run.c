@@ -115,10 +115,10 @@ static WUR int status_read(pid_t pid, pid_t tid, struct mem_sample *m)
 		const char *key;
 		size_t off;
 	} keys[] = {
-		{ "VmHWM:", offsetof(struct mem_sample, hwm_kb) },
-		{ "RssAnon:", offsetof(struct mem_sample, anon_kb) },
-		{ "RssFile:", offsetof(struct mem_sample, file_kb) },
-		{ "RssShmem:", offsetof(struct mem_sample, shmem_kb) },
+		{"VmHWM:", offsetof(struct mem_sample, hwm_kb)},
+		{"RssAnon:", offsetof(struct mem_sample, anon_kb)},
+		{"RssFile:", offsetof(struct mem_sample, file_kb)},
+		{"RssShmem:", offsetof(struct mem_sample, shmem_kb)},
 	};
 	unsigned int found = 0;
 	for (char *line = buf, *nl; line; line = nl ? nl + 1 : NULL) {
@@ -274,17 +274,19 @@ static WUR int run_trace(pid_t pid, struct run_result *r, const char *smaps)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench-run [-o OUT] [-e ERR] [-s SMAPS] [-t SECONDS] -- PROGRAM [ARG...]\n"
-		   "Runs PROGRAM (stdin /dev/null, stdout OUT, stderr ERR; default /dev/null) and\n"
-		   "prints: status wall_us first_exit_us first_exit_comm last_exit_us exits hwm_kb\n"
-		   "rss_anon_kb rss_file_kb rss_shmem_kb maxrss_kb; -s saves /proc/PID/smaps at exit\n");
+	fprintf(f,
+		"usage: bench-run [-o OUT] [-e ERR] [-s SMAPS] [-t SECONDS] -- PROGRAM [ARG...]\n"
+		"Runs PROGRAM (stdin /dev/null, stdout OUT, stderr ERR; default /dev/null) and\n"
+		"prints: status wall_us first_exit_us first_exit_comm last_exit_us exits hwm_kb\n"
+		"rss_anon_kb rss_file_kb rss_shmem_kb maxrss_kb; -s saves /proc/PID/smaps at "
+		"exit\n");
 }
 
 int main(int argc, char **argv)
 {
 	const char *out = "/dev/null", *err = "/dev/null", *smaps = NULL;
 	unsigned int timeout = 60;
-	struct run_result r = { 0 };
+	struct run_result r = {0};
 	struct run_shared *sh;
 	int opt, gate[2], ret;
 	pid_t pid;
@@ -345,7 +347,7 @@ int main(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		return 1;
 	}
-	struct sigaction sa = { .sa_handler = run_on_alarm };
+	struct sigaction sa = {.sa_handler = run_on_alarm};
 	sigaction(SIGALRM, &sa, NULL);
 	alarm(timeout);
 	if (write(gate[1], "g", 1) != 1) {
@@ -373,8 +375,10 @@ int main(int argc, char **argv)
 		printf("status=%d", WEXITSTATUS(r.wstatus));
 	else
 		printf("status=sig%d", WTERMSIG(r.wstatus));
-	printf(" wall_us=%" PRIu64 " first_exit_us=%" PRIu64 " first_exit_comm=%s last_exit_us=%" PRIu64
-	       " exits=%u hwm_kb=%ld rss_anon_kb=%ld rss_file_kb=%ld rss_shmem_kb=%ld maxrss_kb=%ld\n",
+	printf(" wall_us=%" PRIu64 " first_exit_us=%" PRIu64
+	       " first_exit_comm=%s last_exit_us=%" PRIu64
+	       " exits=%u hwm_kb=%ld rss_anon_kb=%ld rss_file_kb=%ld rss_shmem_kb=%ld "
+	       "maxrss_kb=%ld\n",
 	       (r.wall_ns - t0) / 1000, r.exits ? (r.first_exit_ns - t0) / 1000 : 0,
 	       r.exits ? r.first_comm : "-", r.exits ? (r.last_exit_ns - t0) / 1000 : 0, r.exits,
 	       r.mem.hwm_kb, r.mem.anon_kb, r.mem.file_kb, r.mem.shmem_kb, r.maxrss_kb);
