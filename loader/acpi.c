@@ -320,11 +320,12 @@ static void acpi_madt_fill(uint8_t *p, const struct acpi_config *cfg)
 	off += sizeof(*io);
 
 	/*
-	 * No Interrupt Source Overrides. Without one, Linux maps ISA IRQ n to GSI n,
-	 * edge, active high (mp_config_acpi_legacy_irqs()), which is exactly KVM's
-	 * default GSI routing (ISA IRQ n -> IOAPIC pin n). PC firmware overrides IRQ 0
-	 * to pin 2 because its chipset wires the PIT there; KVM's in-kernel PIT raises
-	 * GSI 0, so that override would be wrong here. There is no SCI to override.
+	 * No Interrupt Source Overrides: KVM's default GSI routing sends ISA IRQ n to IOAPIC
+	 * pin n, and its in-kernel PIT raises GSI 0 (the usual IRQ 0 -> pin 2 override of PC
+	 * firmware would be wrong here). There is no SCI to override. Note that in
+	 * hardware-reduced mode Linux installs the null legacy PIC, so nr_legacy_irqs() is 0
+	 * and it maps no ISA IRQs by itself: every ISA device must list its IRQ in its _CRS
+	 * (COM1 does).
 	 */
 
 	/* §5.2.12.7: NMI arrives on LINT1 of every processor (UID 0xff = all). */

@@ -154,15 +154,9 @@ static bool range_fits(uint64_t addr, uint64_t size, uint64_t low_end)
 }
 
 /*
- * Where the protected-mode part goes. The 64-bit entry decompresses in place and needs init_size
- * bytes from the load address, all in identity-mapped low RAM.
- *  1. pref_address (CONFIG_PHYSICAL_START, 16 MiB on Debian): the kernel is linked for it, so
- *     the decompressor does not have to move itself, and the low 16 MiB stay free for the
- *     initrd's neighbours and DMA-limited allocations. A relocatable kernel also needs it to be
- *     kernel_alignment aligned.
- *  2. otherwise, if relocatable, the lowest kernel_alignment-aligned address from 1 MiB: this
- *     is what lets a kernel with a 16 MiB preference boot in a small guest.
- *  3. otherwise it does not fit.
+ * Where the protected-mode part goes: pref_address (CONFIG_PHYSICAL_START, 16 MiB on Debian),
+ * rounded up to kernel_alignment for a relocatable kernel. The 64-bit entry decompresses in
+ * place and needs init_size bytes from there, all in identity-mapped low RAM.
  */
 int bzimage_choose_load_addr(const struct bzimage_info *bi, uint64_t low_end, uint64_t *addr,
 			     char *err, size_t errlen)
@@ -172,23 +166,22 @@ int bzimage_choose_load_addr(const struct bzimage_info *bi, uint64_t low_end, ui
 	uint64_t pref = bi->pref_address ? bi->pref_address : LAYOUT_HIMEM;
 	char sz[32];
 
+	/*
+	 * A relocatable kernel loaded below pref_address (= LOAD_PHYSICAL_ADDR) decompresses at
+	 * pref_address anyway (arch/x86/boot/compressed/head_64.S rounds the load address up to
+	 * kernel_alignment and takes LOAD_PHYSICAL_ADDR if that is lower), so loading lower
+	 * saves nothing: [pref, pref + init_size) must be RAM either way.
+	 */
+	uint64_t base = bi->relocatable ? ALIGN_UP(MAX(pref, LAYOUT_HIMEM), align) : pref;
 	low_end = MIN(low_end, LAYOUT_MMIO_HOLE_END);
-	if (range_fits(pref, need, low_end) && (!bi->relocatable || IS_ALIGNED(pref, align))) {
-		*addr = pref;
+	if (range_fits(base, need, low_end)) {
+		*addr = base;
 		return 0;
-	}
-	if (bi->relocatable) {
-		uint64_t low = ALIGN_UP(LAYOUT_HIMEM, align);
-		if (range_fits(low, need, low_end)) {
-			*addr = low;
-			return 0;
-		}
-		pref = low;
 	}
 	loader_err(
 		err, errlen,
 		"kernel: needs %s (init_size) from 0x%llx but guest RAM below 4 GiB ends at 0x%llx",
-		loader_fmt_size(need, sz, sizeof(sz)), (unsigned long long)pref,
+		loader_fmt_size(need, sz, sizeof(sz)), (unsigned long long)base,
 		(unsigned long long)low_end);
 	return -ENOMEM;
 }

@@ -147,6 +147,14 @@ void cpuid_shape(struct kvm_cpuid_entry2 *entries, unsigned int n, unsigned int 
 			if (((e->eax >> 5) & 7) >= 3)
 				e->eax |= (nr_cpus - 1) << 14;
 			break;
+		case 0x8000001d:
+			/* AMD cache topology: EAX[25:14] threads sharing the cache, minus one. */
+			if ((e->eax & 0x1f) == 0)
+				break;
+			e->eax &= ~(0xfffu << 14);
+			if (((e->eax >> 5) & 7) >= 3)
+				e->eax |= (nr_cpus - 1) << 14;
+			break;
 		case 0xb:
 		case 0x1f:
 			/* Extended topology: level 0 SMT (1 thread), level 1 core (nr_cpus). */

@@ -136,7 +136,7 @@ fail:
 
 void kvm_sys_close(struct kvm_sys *kvm)
 {
-	if (kvm->fd > 0)
+	if (kvm->fd >= 0)
 		close(kvm->fd);
 	free(kvm->cpuid);
 	free(kvm->msrs);

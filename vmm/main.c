@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* vmm: the only place that calls exit(). */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <signal.h>
 #include <stdio.h>
@@ -98,6 +99,12 @@ int main(int argc, char **argv)
 
 	/* A closed pipe on the console must not kill us before the terminal is restored. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Started with stdin, stdout or stderr closed: fill the hole so that no eventfd or memfd
+	 * of ours becomes "the console". */
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			return VMM_EXIT_ERROR;
+	}
 
 	if (cli_parse(argc, argv, &cmd, &cfg, &err, &help) < 0) {
 		fprintf(stderr, "vmm: %s\n", err);

@@ -48,6 +48,12 @@ bool term_raw_enter(int fd)
 	if (tcsetattr(fd, TCSANOW, &raw) < 0)
 		return false;
 	raw_active = 1;
+
+	/* Once per process, however often the guest restarts. */
+	static bool hooks_installed;
+	if (hooks_installed)
+		return true;
+	hooks_installed = true;
 	atexit(term_restore);
 
 	static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT };

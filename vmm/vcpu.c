@@ -186,7 +186,7 @@ void vcpu_destroy(struct vcpu *vcpu)
 {
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->vm->kvm.run_size);
-	if (vcpu->fd > 0)
+	if (vcpu->fd >= 0)
 		close(vcpu->fd);
 	vcpu->run = NULL;
 	vcpu->fd = -1;
@@ -250,9 +250,17 @@ int vcpu_start(struct vcpu *vcpu)
 	sigemptyset(&sa.sa_mask);
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
 
-	/* The thread starts with every signal blocked and unblocks only the kick. */
+	/*
+	 * The thread starts with every asynchronous signal blocked (the main loop handles them)
+	 * and unblocks only the kick. Synchronous fault signals stay deliverable: a blocked
+	 * SIGSEGV would kill us without running the handler that restores the terminal.
+	 */
 	sigset_t all, old;
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -136,17 +136,6 @@ static void unmap_file(struct mapped_file *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static const char *fmt_size(uint64_t bytes, char *buf, size_t len)
-{
-	if (bytes >= GiB && bytes % GiB == 0)
-		snprintf(buf, len, "%lluG", (unsigned long long)(bytes / GiB));
-	else if (bytes >= GiB)
-		snprintf(buf, len, "%.1fG", (double)bytes / (double)GiB);
-	else
-		snprintf(buf, len, "%lluM", (unsigned long long)(bytes / MiB));
-	return buf;
-}
-
 static int check_host_memory(const struct vmm_config *cfg, char *err, size_t errlen)
 {
 	struct sysinfo si;
@@ -156,7 +145,8 @@ static int check_host_memory(const struct vmm_config *cfg, char *err, size_t err
 		if (cfg->mem_size > host) {
 			char a[32], b[32];
 			snprintf(err, errlen, "--memory: %s is more than this host's %s of RAM",
-				 fmt_size(cfg->mem_size, a, sizeof(a)), fmt_size(host, b, sizeof(b)));
+				 loader_fmt_size(cfg->mem_size, a, sizeof(a)),
+				 loader_fmt_size(host, b, sizeof(b)));
 			return -ENOMEM;
 		}
 	}
@@ -443,7 +433,9 @@ struct loop {
 	uint8_t pending[STDIN_CHUNK];
 	size_t pending_len, pending_off;
 	bool stdin_eof;
+	uint64_t dropped; /* terminal input typed while the guest was not reading */
 	struct term_escape esc;
+	guint timeout_id;
 };
 
 static gboolean on_stdin(gint fd, GIOCondition cond, gpointer data);
@@ -472,9 +464,12 @@ static void feed_serial(struct loop *l)
 	if (l->pending_off == l->pending_len) {
 		l->pending_off = l->pending_len = 0;
 		stdin_watch_set(l, true);
-	} else {
+	} else if (!l->esc.enabled) {
+		/* A pipe: stop reading until the guest makes room; nothing is lost. */
 		stdin_watch_set(l, false);
 	}
+	/* A terminal is still read while the guest does not keep up, so that Ctrl-A x works
+	 * whatever the guest does; keys typed into a full UART are dropped, as on hardware. */
 }
 
 static gboolean on_stdin(gint fd, GIOCondition cond, gpointer data)
@@ -492,13 +487,20 @@ static gboolean on_stdin(gint fd, GIOCondition cond, gpointer data)
 		l->stdin_watch = 0;
 		return G_SOURCE_REMOVE;
 	}
-	size_t len = term_escape_filter(&l->esc, buf, (size_t)n, l->pending, sizeof(l->pending));
+	if (l->pending_len) {
+		/* Only a terminal gets here (a pipe is not read while input is pending). */
+		uint8_t scratch[STDIN_CHUNK];
+		term_escape_filter(&l->esc, buf, (size_t)n, scratch, sizeof(scratch));
+		l->dropped += (uint64_t)n;
+	} else {
+		l->pending_len = term_escape_filter(&l->esc, buf, (size_t)n, l->pending,
+						    sizeof(l->pending));
+		l->pending_off = 0;
+	}
 	if (l->esc.quit) {
 		vm_request_stop(l->vm, VM_STOP_SIGNAL, SIGINT, "console escape: Ctrl-A x");
 		return G_SOURCE_CONTINUE;
 	}
-	l->pending_len = len;
-	l->pending_off = 0;
 	feed_serial(l);
 	return l->stdin_watch ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
@@ -559,6 +561,7 @@ static gboolean on_timeout(gpointer data)
 	snprintf(msg, sizeof(msg), "--timeout: guest still running after %u s, stopped it",
 		 l->vm->cfg->timeout_s);
 	vm_request_stop(l->vm, VM_STOP_TIMEOUT, 0, msg);
+	l->timeout_id = 0;
 	return G_SOURCE_REMOVE;
 }
 
@@ -585,7 +588,7 @@ int vm_run(struct vm *vm, struct vm_outcome *outcome)
 	ids[nids++] = g_unix_signal_add(SIGTERM, on_signal_term, &l);
 	ids[nids++] = g_unix_signal_add(SIGHUP, on_signal_hup, &l);
 	if (vm->cfg->timeout_s)
-		ids[nids++] = g_timeout_add_seconds(vm->cfg->timeout_s, on_timeout, &l);
+		l.timeout_id = g_timeout_add_seconds(vm->cfg->timeout_s, on_timeout, &l);
 	stdin_watch_set(&l, true);
 
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -609,7 +612,12 @@ int vm_run(struct vm *vm, struct vm_outcome *outcome)
 	pthread_mutex_unlock(&vm->stop_lock);
 
 out:
+	/* Before the signal sources go (glib restores the default actions): a SIGTERM from
+	 * here on must not leave the terminal raw. */
+	term_restore();
 	stdin_watch_set(&l, false);
+	if (l.timeout_id)
+		g_source_remove(l.timeout_id);
 	for (unsigned int i = 0; i < nids; i++)
 		g_source_remove(ids[i]);
 	if (l.rx_efd >= 0)
