@@ -109,7 +109,7 @@ build_host_initramfs() {
 	done < <(kit_files)
 	cp "$VMM" "$root/vmm/vmm"
 	# The VMM's shared libraries and the dynamic loader, at the paths ldd reports.
-	for lib in $(ldd "$VMM" | grep -o '/[^ ]*'); do
+	for lib in $(ldd "$VMM" 2>/dev/null | grep -o '/[^ ]*'); do
 		mkdir -p "$root$(dirname "$lib")"
 		cp -L "$lib" "$root$lib"
 	done
@@ -135,8 +135,10 @@ run_testhost() {
 	: >"$RESULTS"
 	: >"$CONSOLE"
 	# EPYC with SVM and nested paging: the test host's KVM then runs guests with hardware
-	# -like behaviour, at TCG speed. The second serial port carries the reports.
-	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 4G -M q35 \
+	# -like behaviour, at TCG speed. The second serial port carries the reports. 6 GiB:
+	# the VMM refuses a --memory above the host's RAM, and the 4 GiB case must fit (TCG
+	# allocates the test host's RAM lazily too).
+	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 6G -M q35 \
 		-nodefaults -no-reboot -display none -monitor none \
 		-serial "file:$CONSOLE" -serial "file:$RESULTS" \
 		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
