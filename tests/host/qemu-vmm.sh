@@ -12,7 +12,7 @@ set -uo pipefail
 
 [ "${1:-}" = run ] || { echo "usage: qemu-vmm.sh run --kernel PATH ..." >&2; exit 2; }
 shift
-kernel= initrd= cmdline= cpus=1 memory=512M tmo=0
+kernel='' initrd='' cmdline='' cpus=1 memory=512M tmo=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernel=$2 ;;
@@ -29,6 +29,7 @@ done
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+# shellcheck disable=SC2054 # commas are inside QEMU option values
 args=(-accel "${QEMU_VMM_ACCEL:-tcg}" -M pc -m "$memory" -smp "$cpus" -nodefaults -no-reboot
       -display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=1
       -device pvpanic -action panic=exit-failure -kernel "$kernel" -append "$cmdline")

@@ -17,7 +17,7 @@
 #   @@VMMTEST case=NAME start
 #   @@C NAME|<console line>          (the VMM's stdout and stderr, after it ended)
 #   @@VMMTEST case=NAME status=N secs=S.SS [watchdog=1]
-VMM=$1
+VMM=$1 # used inside eval
 KIT=$2
 shift 2
 
@@ -88,7 +88,7 @@ for file in "$@"; do
 		'' | '#'*) ;;
 		case)
 			run_case
-			name=$2 stdin= vmmargs= watchdog=300 ;;
+			name=$2 stdin='' vmmargs='' watchdog=300 ;;
 		stdin) stdin=$rest ;;
 		watchdog) watchdog=$2 ;;
 		vmm) vmmargs=$rest ;;

@@ -63,7 +63,7 @@ kit_rc=0
 ) 9>"$KIT/.lock" >"$WORK/mkkit.log" 2>&1 || kit_rc=$?
 if [ $kit_rc -eq 2 ]; then
 	tail -n 5 "$WORK/mkkit.log"
-	skip "guest kernel packages unavailable and no cached kit in $KIT"
+	skip "guest kit prerequisites unavailable (see above; kit cache $KIT)"
 elif [ $kit_rc -ne 0 ]; then
 	tail -n 20 "$WORK/mkkit.log"
 	die "mkkit.sh failed ($kit_rc)"
@@ -145,6 +145,8 @@ run_testhost() {
 		-append "console=ttyS0 rdinit=/init quiet panic=-1" \
 		</dev/null >"$WORK/qemu.log" 2>&1
 	local rc=$?
+	# Regenerated each run, and big: only the logs stay in the work directory.
+	rm -f "$WORK/host.cpio"
 	[ $rc -eq 124 ] && echo "testhost: the QEMU test host hit the ${wall}s wall-clock limit"
 	[ $rc -ne 0 ] && [ $rc -ne 124 ] && { echo "testhost: qemu exited with $rc:"; tail -n 5 "$WORK/qemu.log"; }
 	if grep -q '^@@HOST kvm=no' "$RESULTS"; then

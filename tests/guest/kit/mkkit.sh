@@ -48,7 +48,10 @@ need_tools() {
 		missing+=("$pkg")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
-	[ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]} (run as root or install them)"
+	if [ "$(id -u)" -ne 0 ]; then
+		log "missing packages ${missing[*]} (run as root or install them)"
+		exit 2
+	fi
 	log "installing ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
 		{ apt-get update >&2 &&
@@ -256,7 +259,8 @@ need_tools
 for f in $FLAVOURS; do
 	rc=0
 	build_flavour "$f" || rc=$?
-	# 2: the packages cannot be had (offline, no cache): callers may treat it as a skip.
+	# 2: packages cannot be had (offline and no cache, or tools missing and not root):
+	# callers may treat it as a skip.
 	[ $rc -eq 0 ] || exit $rc
 done
 build_initramfs
