@@ -302,6 +302,19 @@ static int load_guest(struct vm *vm, char *err, size_t errlen)
 		return ret;
 	}
 
+	/*
+	 * We have no BIOS, but Linux may jump to one: on a hardware-reduced ACPI platform that
+	 * did not boot through EFI, reboot_init() picks BOOT_EFI, whose fallback is BOOT_BIOS,
+	 * a real-mode jump to the reset vector F000:FFF0 (arch/x86/kernel/reboot.c). Put a stub
+	 * there that does what a PC's firmware ends up doing: pull the reset line.
+	 *   mov al, 0xfe; out 0x64, al; hlt; jmp $-3
+	 */
+	static const uint8_t reset_stub[] = { 0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd };
+	if (gm_write(&vm->gm, GPA(LAYOUT_RESET_VECTOR), reset_stub, sizeof(reset_stub)) < 0) {
+		snprintf(err, errlen, "guest RAM too small for the reset vector");
+		return -ENOMEM;
+	}
+
 	if ((ret = map_file("kernel", vm->cfg->kernel, &kernel, err, errlen)) < 0)
 		return ret;
 	if (vm->cfg->initrd &&

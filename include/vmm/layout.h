@@ -8,7 +8,8 @@
  *   0x0000_9000  PML4, 0xa000 PDPT, 0xb000..0xefff four page directories (4 GiB, 2 MiB pages)
  *   0x0002_0000  kernel command line (up to 64 KiB)
  *   0x0009_fc00  EBDA start: e820 RAM ends here (reserved up to 1 MiB)
- *   0x000e_0000  ACPI: RSDP, then XSDT, FADT, DSDT, MADT (reserved, 128 KiB)
+ *   0x000e_0000  ACPI: RSDP, then XSDT, FADT, DSDT, MADT (reserved, 124 KiB)
+ *   0x000f_fff0  reset vector: a stub that pulls the i8042 reset line (see vm.c)
  *   0x0010_0000  kernel (bzImage protected-mode part / vmlinux PT_LOAD)
  *   ...          RAM up to min(ram, 3 GiB)
  *   0xc000_0000  32-bit MMIO hole (virtio-mmio window, IOAPIC, LAPIC) up to 4 GiB
@@ -31,7 +32,8 @@
 #define LAYOUT_CMDLINE_MAX  0x10000ULL
 #define LAYOUT_EBDA         0x9fc00ULL
 #define LAYOUT_ACPI         0xe0000ULL
-#define LAYOUT_ACPI_SIZE    0x20000ULL
+#define LAYOUT_ACPI_SIZE    0x1f000ULL
+#define LAYOUT_RESET_VECTOR 0xffff0ULL
 #define LAYOUT_HIMEM        0x100000ULL
 #define LAYOUT_BOOT_STACK   0x8ff0ULL
 
