@@ -10,6 +10,17 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs -o size=512m tmpfs /tmp
 
+# Interactive (tests/boot-demo.sh): load KVM, then hand the console to the VMM command line.
+if [ -x /interactive.sh ]; then
+	while read -r m; do
+		insmod "/lib/modules/host/$m.ko" || echo "test host: insmod $m failed"
+	done </lib/modules/host/load-order
+	setsid sh -c 'exec /interactive.sh </dev/ttyS0 >/dev/ttyS0 2>&1'
+	poweroff -f
+	sleep 5
+	echo o >/proc/sysrq-trigger
+fi
+
 out=/dev/ttyS1
 [ -c "$out" ] || out=/dev/console
 # No output post-processing (no \n -> \r\n) on the report channel.

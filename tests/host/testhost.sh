@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # testhost.sh [--workdir DIR] [--kit DIR] VMM CASEFILE...
+# testhost.sh [--kit DIR] --interactive VMM -- VMM-RUN-ARGS...
 #
 # Runs the VMM against stock Debian kernels (the guest kit, tests/guest/kit/mkkit.sh).
 # Our development machines have a software-nested KVM on which a stock kernel does not
@@ -28,10 +29,12 @@ die() { echo "testhost: $*" >&2; exit 1; }
 
 WORK=
 KIT=${VMM_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/guest-kit}
+INTERACTIVE=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--workdir) WORK=$2; shift 2 ;;
 	--kit) KIT=$2; shift 2 ;;
+	--interactive) INTERACTIVE=1; shift ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -42,6 +45,13 @@ VMM=$(readlink -f "$1")
 shift
 [ -x "$VMM" ] || die "$VMM: not an executable"
 CASEFILES=()
+RUNARGS=()
+if [ "$INTERACTIVE" = 1 ]; then
+	[ "${1:-}" = -- ] || die "usage: testhost.sh --interactive VMM -- VMM-RUN-ARGS..."
+	shift
+	RUNARGS=("$@")
+	set --
+fi
 for f in "$@"; do
 	[ -f "$f" ] || f=$HERE/cases/$f
 	[ -f "$f" ] || die "$f: no such case file"
@@ -82,7 +92,25 @@ run_direct() {
 # Paths under @KIT@ that the cases use: only those go into the test host's initramfs
 # (each vmlinux is ~60 MB, and everything in it is copied by an emulated CPU).
 kit_files() {
+	if [ "$INTERACTIVE" = 1 ]; then
+		local a
+		for a in "${RUNARGS[@]}"; do
+			case $a in "$KIT"/*) echo "${a#"$KIT"/}" ;; esac
+		done
+		return
+	fi
 	grep -ho '@KIT@/[^ "'"'"']*' "${CASEFILES[@]}" | sed 's|@KIT@/||' | sort -u
+}
+
+# The interactive command line, with kit paths as the test host sees them.
+write_interactive() {
+	local a q=''
+	for a in "${RUNARGS[@]}"; do
+		case $a in "$KIT"/*) a=/kit/${a#"$KIT"/} ;; esac
+		q+=" $(printf '%q' "$a")"
+	done
+	printf '#!/bin/sh\nexec /vmm/vmm run%s\n' "$q" >"$1"
+	chmod 755 "$1"
 }
 
 build_host_initramfs() {
@@ -108,6 +136,7 @@ build_host_initramfs() {
 		cp "$KIT/$f" "$root/kit/$f"
 	done < <(kit_files)
 	cp "$VMM" "$root/vmm/vmm"
+	[ "$INTERACTIVE" = 1 ] && write_interactive "$root/interactive.sh"
 	# The VMM's shared libraries and the dynamic loader, at the paths ldd reports.
 	for lib in $(ldd "$VMM" 2>/dev/null | grep -o '/[^ ]*'); do
 		mkdir -p "$root$(dirname "$lib")"
@@ -154,6 +183,19 @@ run_testhost() {
 		tail -n 30 "$CONSOLE"
 	fi
 }
+
+# Interactive: the console is this terminal; QEMU's stdio is raw and Ctrl-C goes to the guest.
+if [ "$INTERACTIVE" = 1 ]; then
+	qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 is absent (package qemu-system-x86)"
+	build_host_initramfs
+	"$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 6G -M q35 -nodefaults -no-reboot \
+		-display none -monitor none -chardev stdio,id=con,signal=off -serial chardev:con \
+		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
+		-append "console=ttyS0 rdinit=/init quiet panic=-1"
+	rc=$?
+	rm -f "$WORK/host.cpio"
+	exit $rc
+fi
 
 if [ "${VMM_TEST_DIRECT:-0}" = 1 ]; then
 	mode=direct
