@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what is missing, build vmm and the guest kit, and boot the kit's Debian cloud kernel
-# with its busybox initramfs to a shell on this terminal ('poweroff' or Ctrl-A x to leave).
+# with its busybox initramfs to a shell on this terminal ('poweroff -f' or Ctrl-A x to leave).
 #
 # Where this machine's KVM cannot run Linux in useful time (a software-nested KVM that emulates
 # guest kernel code, as on our CI machines), the same vmm boots the same guest inside the QEMU
@@ -35,7 +35,7 @@ else
 fi
 
 if [ "$kind" = hardware ]; then
-	echo "boot-demo: booting the Debian cloud kernel on this machine's KVM; 'poweroff' or Ctrl-A x to leave" >&2
+	echo "boot-demo: booting the Debian cloud kernel on this machine's KVM; 'poweroff -f' or Ctrl-A x to leave" >&2
 	exec "$vmm" run "${args[@]}"
 fi
 if [ "$kind" = none ]; then
@@ -44,5 +44,5 @@ else
 	reason="this machine's /dev/kvm is a software-nested KVM (2M guest kernel-mode instructions took $ms ms)"
 fi
 echo "boot-demo: $reason: no VMM boots a stock kernel on it in useful time." >&2
-echo "boot-demo: booting the same guest with the same vmm inside the QEMU TCG test host instead (about 30 s to a prompt; 'poweroff' to leave)." >&2
+echo "boot-demo: booting the same guest with the same vmm inside the QEMU TCG test host instead (about 30 s to a prompt; 'poweroff -f' to leave)." >&2
 exec tests/host/testhost.sh --kit "$kit" --interactive "$vmm" -- "${args[@]}"
