@@ -12,6 +12,13 @@ if [ ! -d "$build" ]; then
 	meson setup "$build" -Dwerror=true
 fi
 ninja -C "$build"
+
+# The guest kit (Debian kernels + busybox initramfs, cached): the linux suite boots it and the
+# loader unit tests parse its real bzImage and vmlinux.
+kit=${VMM_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/guest-kit}
+export VMM_KIT_DIR=$kit
+tests/guest/kit/mkkit.sh "$kit" >/dev/null
+export VMM_TEST_BZIMAGE=$kit/cloud/bzImage VMM_TEST_VMLINUX=$kit/cloud/vmlinux
 # One invocation for every suite: the linux tests are marked non-parallel, so meson runs each
 # of them alone (a test host keeps both CPUs busy).
 status=0
