@@ -4,9 +4,24 @@
 #define VMM_CONFIG_H
 
 #include <stdbool.h>
+#include "vmm/blk_backend.h"
 #include "vmm/compiler.h"
 
 enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
+
+enum vmm_console { VMM_CONSOLE_SERIAL, VMM_CONSOLE_VIRTIO };
+
+/* --disk PATH[,ro][,cache=none|writeback][,io=uring|aio|sync][,serial=ID] */
+struct vmm_disk {
+	char *path;
+	bool read_only;
+	enum blk_cache cache;   /* default writeback (host page cache; FLUSH still durable) */
+	enum blk_engine engine; /* default io_uring */
+	bool engine_explicit;   /* the user named io=: no fallback */
+	char *serial;           /* GET_ID, at most 20 bytes; NULL: none */
+};
+
+#define VMM_MAX_DISKS 7 /* virtio-mmio GSIs 16..23, one is the console's */
 
 struct vmm_config {
 	char *kernel;
@@ -19,9 +34,13 @@ struct vmm_config {
 	uint16_t debug_exit_port;  /* 0 = no debug-exit device */
 	char *cpuid_mask;          /* comma list of feature names hidden from the guest */
 	char *kvm_path;            /* /dev/kvm */
+	struct vmm_disk disks[VMM_MAX_DISKS];
+	unsigned int nr_disks;
+	enum vmm_console console;  /* where the guest's console is; default serial */
 };
 
 #define VMM_DEFAULT_CMDLINE "console=ttyS0"
+#define VMM_DEFAULT_CMDLINE_VIRTIO_CONSOLE "console=hvc0"
 #define VMM_DEFAULT_MEM     (256 * MiB)
 
 /* Exit statuses (documented in README.md). Debug-exit statuses are (v << 1) | 1, always odd. */

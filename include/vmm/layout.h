@@ -53,5 +53,9 @@
 #define PORT_DEBUG_EXIT    0xf4  /* default, QEMU isa-debug-exit compatible */
 
 #define IRQ_COM1 4
+/* virtio-mmio device i: window LAYOUT_VIRTIO_MMIO + i * 4 KiB, IOAPIC input LAYOUT_VIRTIO_GSI + i
+ * (edge; the ISA IRQs stay below 16). KVM's IOAPIC has 24 inputs. */
+#define LAYOUT_VIRTIO_GSI     16
+#define LAYOUT_VIRTIO_MAX_DEVS 8
 
 #endif

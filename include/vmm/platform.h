@@ -6,6 +6,8 @@
 #ifndef VMM_PLATFORM_H
 #define VMM_PLATFORM_H
 
+#include <stdbool.h>
+
 #include "vmm/compiler.h"
 
 enum vm_stop_reason {
@@ -42,5 +44,18 @@ static inline void irq_set_level(const struct irq_sink *s, unsigned int gsi, int
 	if (s && s->set_level)
 		s->set_level(s->opaque, gsi, level);
 }
+
+/*
+ * Eventfd routes in and out of the guest that bypass userspace (KVM_IOEVENTFD, KVM_IRQFD).
+ * NULL functions (unit tests) mean: no route; the transport then signals the fds itself.
+ */
+struct vm_eventfd_ops {
+	/* A guest write of len bytes equal to datamatch at MMIO address addr signals fd. */
+	int (*ioeventfd)(void *opaque, uint64_t addr, uint32_t len, uint64_t datamatch, int fd,
+			 bool assign);
+	/* A write to fd raises an edge on IOAPIC input gsi. */
+	int (*irqfd)(void *opaque, unsigned int gsi, int fd, bool assign);
+	void *opaque;
+};
 
 #endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * virtio-blk (virtio 1.2 §5.2) over a raw image: FLUSH, RO, BLK_SIZE, SEG_MAX, SIZE_MAX,
+ * DISCARD, WRITE_ZEROES, GET_ID, MQ (one queue per vCPU). Requests go to a block backend
+ * (blk_backend.h) and complete through its eventfd on the device's I/O thread.
+ */
+#ifndef VMM_VIRTIO_BLK_H
+#define VMM_VIRTIO_BLK_H
+
+#include "vmm/blk_backend.h"
+#include "vmm/config.h"
+#include "vmm/event_loop.h"
+#include "vmm/virtio.h"
+
+/* §5.2.6 request types and status */
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_GET_LIFETIME 10
+#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_T_SECURE_ERASE 14
+#define VIRTIO_BLK_S_OK     0
+#define VIRTIO_BLK_S_IOERR  1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+/* §5.2.3 feature bits */
+#define VIRTIO_BLK_F_SIZE_MAX     1
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_GEOMETRY     4
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_TOPOLOGY     10
+#define VIRTIO_BLK_F_CONFIG_WCE   11
+#define VIRTIO_BLK_F_MQ           12
+#define VIRTIO_BLK_F_DISCARD      13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+#define VIRTIO_BLK_ID_BYTES   20
+#define VIRTIO_BLK_QUEUE_SIZE 256
+#define VIRTIO_BLK_SECTOR     512
+
+struct virtio_blk;
+
+/*
+ * Open and lock the image, pick the engine (disk->io; when the user did not name one,
+ * io_uring with a logged fallback to aio, then sync) and initialise the device with
+ * nr_queues queues. Backend completions are watched on loop. On error: -errno and one line
+ * in err naming the disk ("--disk /x.img: ...").
+ */
+int virtio_blk_create(struct virtio_blk **out, const struct vmm_disk *disk, unsigned int nr_queues,
+		      const struct guest_mem *gm, struct ev_loop *loop, char *err,
+		      size_t errlen) WUR;
+struct virtio_device *virtio_blk_device(struct virtio_blk *b);
+enum blk_engine virtio_blk_engine(const struct virtio_blk *b);
+/* Reset (drains in-flight I/O), close the backend and the image. */
+void virtio_blk_destroy(struct virtio_blk *b);
+
+#endif
