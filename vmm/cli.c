@@ -47,8 +47,121 @@ int cli_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+static void disk_free(struct vmm_disk *d)
+{
+	g_free(d->path);
+	g_free(d->serial);
+	memset(d, 0, sizeof(*d));
+}
+
+/* Next comma-separated field of a --disk value; ",," is a literal comma (as QEMU's -drive). */
+static char *next_field(const char **p)
+{
+	GString *f = g_string_new(NULL);
+	const char *s = *p;
+
+	for (; *s; s++) {
+		if (*s == ',') {
+			if (s[1] != ',')
+				break;
+			s++;
+		}
+		g_string_append_c(f, *s);
+	}
+	*p = *s ? s + 1 : s;
+	return g_string_free(f, FALSE);
+}
+
+int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err)
+{
+	const char *p = spec;
+	bool seen_cache = false, seen_io = false, seen_ro = false;
+	char *f = NULL;
+
+	memset(d, 0, sizeof(*d));
+	d->cache = BLK_CACHE_WRITEBACK;
+	d->engine = BLK_ENGINE_URING;
+	d->path = next_field(&p);
+	if (!*d->path) {
+		*err = g_strdup_printf("--disk: '%s' has no image path (--disk PATH[,ro][,...])",
+				       spec);
+		goto fail;
+	}
+	while (*p) {
+		f = next_field(&p);
+		char *val = strchr(f, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(f, "ro") || !strcmp(f, "readonly")) {
+			if (seen_ro)
+				goto dup;
+			seen_ro = true;
+			if (!val || !strcmp(val, "on") || !strcmp(val, "true"))
+				d->read_only = true;
+			else if (strcmp(val, "off") && strcmp(val, "false"))
+				goto badval;
+		} else if (!strcmp(f, "cache")) {
+			if (seen_cache)
+				goto dup;
+			seen_cache = true;
+			if (val && !strcmp(val, "none"))
+				d->cache = BLK_CACHE_NONE;
+			else if (!val || strcmp(val, "writeback"))
+				goto badval;
+		} else if (!strcmp(f, "io")) {
+			if (seen_io)
+				goto dup;
+			seen_io = true;
+			if (!val || blk_engine_parse(val, &d->engine) < 0)
+				goto badval;
+			d->engine_explicit = true;
+		} else if (!strcmp(f, "serial")) {
+			if (d->serial)
+				goto dup;
+			if (!val || strlen(val) > 20) {
+				*err = g_strdup_printf("--disk %s: serial must be 1 to 20 characters",
+						       d->path);
+				goto fail;
+			}
+			for (const char *c = val; *c; c++) {
+				if (*c < 0x20 || *c > 0x7e) {
+					*err = g_strdup_printf(
+						"--disk %s: serial must be printable ASCII", d->path);
+					goto fail;
+				}
+			}
+			if (!*val)
+				goto badval;
+			d->serial = g_strdup(val);
+		} else {
+			*err = g_strdup_printf("--disk %s: unknown option '%s' (known: ro, cache=, io=, "
+					       "serial=)", d->path, f);
+			goto fail;
+		}
+		g_free(f);
+		f = NULL;
+	}
+	return 0;
+dup:
+	*err = g_strdup_printf("--disk %s: '%s' given twice", d->path, f);
+	goto fail;
+badval:
+	if (!strcmp(f, "cache"))
+		*err = g_strdup_printf("--disk %s: cache must be none or writeback", d->path);
+	else if (!strcmp(f, "io"))
+		*err = g_strdup_printf("--disk %s: io must be uring, aio or sync", d->path);
+	else
+		*err = g_strdup_printf("--disk %s: bad value for '%s'", d->path, f);
+fail:
+	g_free(f);
+	disk_free(d);
+	return -EINVAL;
+}
+
 void cli_config_free(struct vmm_config *cfg)
 {
+	for (unsigned int i = 0; i < cfg->nr_disks; i++)
+		disk_free(&cfg->disks[i]);
 	g_free(cfg->kernel);
 	g_free(cfg->initrd);
 	g_free(cfg->cmdline);
@@ -95,7 +208,8 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 		return fail(err, g_strdup_printf("unknown command '%s' (try: vmm --help)", argv[1]));
 
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
-	gchar *on_reboot = NULL, *kvm_path = NULL;
+	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL;
+	gchar **disks = NULL;
 	gint cpus = 1, timeout = 0, debug_exit_port = PORT_DEBUG_EXIT;
 	gboolean help = FALSE;
 	GOptionEntry entries[] = {
@@ -114,6 +228,13 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 		{ "debug-exit-port", 0, 0, G_OPTION_ARG_INT, &debug_exit_port,
 		  "I/O port of the isa-debug-exit compatible device, 0 to disable (default 0xf4)",
 		  "PORT" },
+		{ "disk", 'd', 0, G_OPTION_ARG_FILENAME_ARRAY, &disks,
+		  "virtio-blk disk backed by a raw image or block device (repeatable; /dev/vda, vdb... "
+		  "in order). Options: ro, cache=writeback|none (O_DIRECT), io=uring|aio|sync, "
+		  "serial=ID (a comma in PATH is written ,,)",
+		  "PATH[,ro][,cache=][,io=][,serial=]" },
+		{ "console", 0, 0, G_OPTION_ARG_STRING, &console,
+		  "the guest console: serial (ttyS0, default) or virtio (hvc0)", "serial|virtio" },
 		{ "cpuid-mask", 0, 0, G_OPTION_ARG_STRING, &cpuid_mask,
 		  "CPU features to hide from the guest, e.g. cx16,clflushopt,clwb,gfni", "LIST" },
 		{ "kvm-device", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &kvm_path,
@@ -207,9 +328,41 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 			goto out;
 		}
 	}
+	cfg->console = VMM_CONSOLE_SERIAL;
+	if (console) {
+		if (!strcmp(console, "virtio")) {
+			cfg->console = VMM_CONSOLE_VIRTIO;
+		} else if (strcmp(console, "serial")) {
+			ret = fail(err, g_strdup_printf(
+				"--console: '%s' is neither 'serial' nor 'virtio'", console));
+			goto out;
+		}
+	}
+	for (unsigned int i = 0; disks && disks[i]; i++) {
+		if (i >= VMM_MAX_DISKS) {
+			ret = fail(err, g_strdup_printf("--disk: more than %u disks", VMM_MAX_DISKS));
+			goto out;
+		}
+		char *derr = NULL;
+		if (cli_parse_disk(disks[i], &cfg->disks[i], &derr) < 0) {
+			ret = fail(err, derr);
+			goto out;
+		}
+		cfg->nr_disks = i + 1;
+		for (unsigned int j = 0; j < i; j++) {
+			if (!strcmp(cfg->disks[j].path, cfg->disks[i].path)) {
+				ret = fail(err, g_strdup_printf("--disk %s: given twice",
+								cfg->disks[i].path));
+				goto out;
+			}
+		}
+	}
 	cfg->kernel = g_steal_pointer(&kernel);
 	cfg->initrd = g_steal_pointer(&initrd);
-	cfg->cmdline = cmdline ? g_steal_pointer(&cmdline) : g_strdup(VMM_DEFAULT_CMDLINE);
+	cfg->cmdline = cmdline ? g_steal_pointer(&cmdline)
+			       : g_strdup(cfg->console == VMM_CONSOLE_VIRTIO
+						  ? VMM_DEFAULT_CMDLINE_VIRTIO_CONSOLE
+						  : VMM_DEFAULT_CMDLINE);
 	cfg->nr_cpus = (unsigned int)cpus;
 	cfg->timeout_s = (unsigned int)timeout;
 	cfg->debug_exit_port = (uint16_t)debug_exit_port;
@@ -224,6 +377,8 @@ out:
 	g_free(cpuid_mask);
 	g_free(on_reboot);
 	g_free(kvm_path);
+	g_free(console);
+	g_strfreev(disks);
 	g_free(sub_argv[0]);
 	g_free(sub_argv);
 	g_option_context_free(ctx);

@@ -25,6 +25,7 @@
 #include "vmm/layout.h"
 #include "vmm/serial.h"
 #include "vmm/term.h"
+#include "vmm/virtio_console.h"
 
 /* Below the IOAPIC, inside the MMIO hole: three pages KVM needs on Intel for real mode. */
 #define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
@@ -291,7 +292,12 @@ static int load_guest(struct vm *vm, char *err, size_t errlen)
 
 	/* ACPI tables first: the loader passes the RSDP address to the kernel. */
 	uint8_t *acpi = gm_ptr(&vm->gm, GPA(LAYOUT_ACPI), LAYOUT_ACPI_SIZE);
-	struct acpi_config acfg = { .nr_cpus = vm->nr_vcpus, .pvpanic = true };
+	struct acpi_config acfg = {
+		.nr_cpus = vm->nr_vcpus,
+		.pvpanic = true,
+		.mmio_devs = vm->vmmio_acpi,
+		.nr_mmio_devs = vm->nr_virtio,
+	};
 	if (!acpi) {
 		snprintf(err, errlen, "guest RAM too small for the ACPI tables");
 		return -ENOMEM;
@@ -325,7 +331,7 @@ static int load_guest(struct vm *vm, char *err, size_t errlen)
 		.kernel_len = kernel.len,
 		.initrd = initrd.data,
 		.initrd_len = initrd.len,
-		.cmdline = vm->cfg->cmdline,
+		.cmdline = vm->cmdline,
 		.acpi_rsdp = rsdp,
 	};
 	ret = loader_load(&vm->gm, &bc, &vm->boot, err, errlen);
@@ -375,6 +381,9 @@ int vm_create(const struct vmm_config *cfg, struct vm **out, char *err, size_t e
 		snprintf(err, errlen, "--memory: cannot allocate guest RAM: %s", strerror(-ret));
 		goto fail;
 	}
+	/* Images before KVM too: a missing or locked image is a user error. */
+	if ((ret = vm_virtio_create(vm, err, errlen)) < 0)
+		goto fail;
 	/* Load before touching KVM: a bad kernel or initrd is the commonest error. */
 	if ((ret = load_guest(vm, err, errlen)) < 0)
 		goto fail;
@@ -390,6 +399,8 @@ int vm_create(const struct vmm_config *cfg, struct vm **out, char *err, size_t e
 		goto fail;
 	}
 	if ((ret = setup_devices(vm, err, errlen)) < 0)
+		goto fail;
+	if ((ret = vm_virtio_attach(vm, err, errlen)) < 0)
 		goto fail;
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
@@ -420,6 +431,7 @@ void vm_destroy(struct vm *vm)
 		}
 		free(vm->vcpus);
 	}
+	vm_virtio_destroy(vm);
 	if (vm->dev) {
 		destroy_devices(vm->dev);
 		free(vm->dev);
@@ -464,12 +476,28 @@ static void stdin_watch_set(struct loop *l, bool on)
 	}
 }
 
-/* Push what is pending into the UART; stop reading stdin while the guest does not keep up. */
+/* The guest's console input: hvc0 with --console virtio, else the UART. */
+static size_t console_receive(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	if (vm->vcon)
+		return virtio_console_receive(vm->vcon, buf, len);
+	return serial_receive(vm->dev->serial, buf, len);
+}
+
+static void console_set_rx_ready_cb(struct vm *vm, void (*cb)(void *opaque), void *opaque)
+{
+	if (vm->vcon)
+		virtio_console_set_rx_ready_cb(vm->vcon, cb, opaque);
+	else
+		serial_set_rx_ready_cb(vm->dev->serial, cb, opaque);
+}
+
+/* Push what is pending into the console; stop reading stdin while the guest does not keep up. */
 static void feed_serial(struct loop *l)
 {
 	while (l->pending_off < l->pending_len) {
-		size_t n = serial_receive(l->vm->dev->serial, l->pending + l->pending_off,
-					  l->pending_len - l->pending_off);
+		size_t n = console_receive(l->vm, l->pending + l->pending_off,
+					   l->pending_len - l->pending_off);
 		if (n == 0)
 			break;
 		l->pending_off += n;
@@ -566,6 +594,17 @@ static gboolean on_signal_hup(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* The terminal changed size: tell hvc0 (the UART has no notion of it). */
+static gboolean on_signal_winch(gpointer data)
+{
+	struct vm *vm = ((struct loop *)data)->vm;
+	struct winsize ws;
+
+	if (vm->vcon && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row)
+		virtio_console_resize(vm->vcon, ws.ws_col, ws.ws_row);
+	return G_SOURCE_CONTINUE;
+}
+
 static gboolean on_timeout(gpointer data)
 {
 	struct loop *l = data;
@@ -582,7 +621,7 @@ int vm_run(struct vm *vm, struct vm_outcome *outcome)
 {
 	struct loop l = { .vm = vm, .rx_efd = -1 };
 	GMainContext *ctx = g_main_context_default();
-	guint ids[8];
+	guint ids[10];
 	unsigned int nids = 0;
 	int ret = 0;
 
@@ -592,8 +631,12 @@ int vm_run(struct vm *vm, struct vm_outcome *outcome)
 		ret = -errno;
 		goto out;
 	}
-	serial_set_rx_ready_cb(vm->dev->serial, on_rx_ready, &l);
+	console_set_rx_ready_cb(vm, on_rx_ready, &l);
 	term_escape_init(&l.esc, isatty(STDIN_FILENO));
+	if (vm->vcon && isatty(STDOUT_FILENO)) {
+		ids[nids++] = g_unix_signal_add(SIGWINCH, on_signal_winch, &l);
+		on_signal_winch(&l);
+	}
 
 	ids[nids++] = g_unix_fd_add(vm->stop_efd, G_IO_IN, on_stop, &l);
 	ids[nids++] = g_unix_fd_add(l.rx_efd, G_IO_IN, on_rx_efd, &l);
@@ -604,7 +647,12 @@ int vm_run(struct vm *vm, struct vm_outcome *outcome)
 		l.timeout_id = g_timeout_add_seconds(vm->cfg->timeout_s, on_timeout, &l);
 	stdin_watch_set(&l, true);
 
+	/* The I/O thread before the vCPUs: a queue kick must find it running. */
+	if (vm_virtio_start(vm) < 0)
+		vm_request_stop(vm, VM_STOP_FATAL, 0, "cannot start the I/O thread");
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+			break;
 		ret = vcpu_start(&vm->vcpus[i]);
 		if (ret < 0) {
 			vm_request_stop(vm, VM_STOP_FATAL, 0, "cannot start a vCPU thread");
@@ -618,7 +666,7 @@ int vm_run(struct vm *vm, struct vm_outcome *outcome)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
-	serial_set_rx_ready_cb(vm->dev->serial, NULL, NULL);
+	console_set_rx_ready_cb(vm, NULL, NULL);
 
 	pthread_mutex_lock(&vm->stop_lock);
 	*outcome = vm->outcome;

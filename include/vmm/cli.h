@@ -16,6 +16,12 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 	      char **help_text) WUR;
 void cli_config_free(struct vmm_config *cfg);
 
+/*
+ * One --disk value: PATH[,ro][,cache=none|writeback][,io=uring|aio|sync][,serial=ID], ",," being a
+ * literal comma. -EINVAL with *err (g_free it) naming the disk and the bad part.
+ */
+int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err) WUR;
+
 /* "256M", "4G", "1024K", "65536" (plain numbers are MiB, as QEMU's -m). */
 int cli_parse_size(const char *s, uint64_t *out) WUR;
 

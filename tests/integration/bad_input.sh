@@ -80,5 +80,58 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -e /dev/kvm ]; then
 		--clear-groups "$vmm" run --kernel "$tmp/secret"
 fi
 
+# Disks: the image and every --disk option key are checked before the guest starts.
+head -c 1048576 /dev/zero >"$tmp/disk.img"
+check disk-missing 1 "/nonexistent/disk.img" -- "$vmm" run --kernel "$bzimage" --disk /nonexistent/disk.img
+check disk-is-dir 1 "directory" -- "$vmm" run --kernel "$bzimage" --disk "$tmp"
+check disk-unknown-key 2 "unknown option 'frob'" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,frob=1"
+check disk-bad-cache 2 "cache" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,cache=sometimes"
+check disk-bad-io 2 "io must be" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,io=threads"
+check disk-no-path 2 "no image path" -- "$vmm" run --kernel "$bzimage" --disk ",ro"
+check disk-twice 2 "given twice" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
+check console-bad 2 "--console" -- "$vmm" run --kernel "$bzimage" --console vga
+if [ -d /dev/shm ]; then
+	shm=$(mktemp /dev/shm/vmm-bad-input.XXXXXX)
+	truncate -s 1M "$shm"
+	check disk-cache-none-tmpfs 1 "O_DIRECT" -- "$vmm" run --kernel "$bzimage" --disk "$shm,cache=none"
+	rm -f "$shm"
+fi
+# A lock held by another process (a POSIX record lock, which conflicts with our OFD lock)...
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' \
+	"$tmp/disk.img" >"$tmp/locker.out" &
+locker=$!
+for _ in $(seq 50); do grep -q locked "$tmp/locker.out" && break; sleep 0.1; done
+check disk-locked 1 "locked" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img"
+# ... even a read-only open waits for no writer.
+check disk-locked-ro 1 "locked" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,ro"
+kill "$locker" 2>/dev/null; wait "$locker" 2>/dev/null
+# ... and by another vmm using the image: the first one runs a micro-guest that waits.
+if [ -w /dev/kvm ]; then
+	"$vmm" run --kernel "$bzimage" --cmdline "t.scenario=hang" --timeout 30 \
+		--disk "$tmp/disk.img" >/dev/null 2>&1 </dev/null &
+	holder=$!
+	for _ in $(seq 100); do
+		python3 -c 'import fcntl, sys
+f = open(sys.argv[1], "r+")
+try: fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError: sys.exit(0)
+sys.exit(1)' "$tmp/disk.img" && break
+		sleep 0.1
+	done
+	check disk-locked-by-vmm 1 "locked" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img"
+	kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+fi
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	chmod 755 "$tmp"
+	cp "$bzimage" "$tmp/k2" && chmod 644 "$tmp/k2"
+	cp "$tmp/disk.img" "$tmp/secret.img" && chmod 600 "$tmp/secret.img"
+	check disk-unreadable 1 "Permission denied" -- setpriv --reuid=65534 --regid=65534 \
+		--clear-groups "$vmm" run --kernel "$tmp/k2" --disk "$tmp/secret.img"
+	chmod 644 "$tmp/secret.img"
+	check disk-readonly-file 1 ",ro" -- setpriv --reuid=65534 --regid=65534 \
+		--clear-groups "$vmm" run --kernel "$tmp/k2" --disk "$tmp/secret.img"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vmm/cli.h"
@@ -139,6 +140,121 @@ static void test_errors(void **state)
 	expect_error("command", NULL, NULL, NULL, NULL, NULL);
 }
 
+static void test_disk(void **state)
+{
+	struct vmm_disk d;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(cli_parse_disk("a.img", &d, &err), 0);
+	assert_string_equal(d.path, "a.img");
+	assert_false(d.read_only);
+	assert_int_equal(d.cache, BLK_CACHE_WRITEBACK);
+	assert_int_equal(d.engine, BLK_ENGINE_URING);
+	assert_false(d.engine_explicit);
+	assert_null(d.serial);
+	g_free(d.path);
+
+	assert_int_equal(cli_parse_disk("/x/b.img,ro,cache=none,io=aio,serial=SN-1", &d, &err), 0);
+	assert_string_equal(d.path, "/x/b.img");
+	assert_true(d.read_only);
+	assert_int_equal(d.cache, BLK_CACHE_NONE);
+	assert_int_equal(d.engine, BLK_ENGINE_AIO);
+	assert_true(d.engine_explicit);
+	assert_string_equal(d.serial, "SN-1");
+	g_free(d.path);
+	g_free(d.serial);
+
+	/* ",," is a literal comma in the path; ro=off; a 20-character serial fits exactly. */
+	assert_int_equal(cli_parse_disk("we,,ird.img,ro=off,io=sync,serial=01234567890123456789",
+					&d, &err), 0);
+	assert_string_equal(d.path, "we,ird.img");
+	assert_false(d.read_only);
+	assert_int_equal(d.engine, BLK_ENGINE_SYNC);
+	assert_string_equal(d.serial, "01234567890123456789");
+	g_free(d.path);
+	g_free(d.serial);
+
+	static const struct {
+		const char *spec, *needle;
+	} bad[] = {
+		{ "", "no image path" },
+		{ ",ro", "no image path" },
+		{ "a.img,frob=1", "unknown option 'frob'" },
+		{ "a.img,cache=sometimes", "cache must be" },
+		{ "a.img,cache", "cache must be" },
+		{ "a.img,io=threads", "io must be" },
+		{ "a.img,io", "io must be" },
+		{ "a.img,ro=maybe", "'ro'" },
+		{ "a.img,ro,ro", "given twice" },
+		{ "a.img,io=aio,io=sync", "given twice" },
+		{ "a.img,serial=012345678901234567890", "serial" },
+		{ "a.img,serial=", "serial" },
+		{ "a.img,serial=a\tb", "printable" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		assert_int_equal(cli_parse_disk(bad[i].spec, &d, &err), -EINVAL);
+		assert_non_null(err);
+		if (!strstr(err, bad[i].needle))
+			fail_msg("'%s': error '%s' does not mention '%s'", bad[i].spec, err,
+				 bad[i].needle);
+		assert_null(strchr(err, '\n'));
+		assert_null(d.path);
+		g_free(err);
+	}
+}
+
+static void test_run_disks_console(void **state)
+{
+	struct vmm_config cfg;
+	enum cli_command cmd;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "k", "--disk", "a.img",
+			       "-d", "b.img,ro", "--console", "virtio", NULL), 0);
+	assert_int_equal(cfg.nr_disks, 2);
+	assert_string_equal(cfg.disks[0].path, "a.img");
+	assert_string_equal(cfg.disks[1].path, "b.img");
+	assert_true(cfg.disks[1].read_only);
+	assert_int_equal(cfg.console, VMM_CONSOLE_VIRTIO);
+	/* The default command line follows the console. */
+	assert_string_equal(cfg.cmdline, VMM_DEFAULT_CMDLINE_VIRTIO_CONSOLE);
+	cli_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "k", NULL), 0);
+	assert_int_equal(cfg.nr_disks, 0);
+	assert_int_equal(cfg.console, VMM_CONSOLE_SERIAL);
+	cli_config_free(&cfg);
+
+	expect_error("--console", "run", "--kernel", "k", "--console", "vga");
+	expect_error("unknown option 'bogus'", "run", "--kernel", "k", "--disk", "a.img,bogus");
+	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "k", "--disk", "a.img", "--disk",
+			       "a.img", NULL), -EINVAL);
+	assert_non_null(strstr(err, "given twice"));
+	g_free(err);
+
+	/* More disks than virtio-mmio windows. */
+	char *argv[4 + 2 * (VMM_MAX_DISKS + 1) + 1];
+	char names[VMM_MAX_DISKS + 1][16];
+	int argc = 0;
+	argv[argc++] = "vmm";
+	argv[argc++] = "run";
+	argv[argc++] = "--kernel";
+	argv[argc++] = "k";
+	for (int i = 0; i <= VMM_MAX_DISKS; i++) {
+		snprintf(names[i], sizeof(names[i]), "d%d.img", i);
+		argv[argc++] = "--disk";
+		argv[argc++] = names[i];
+	}
+	argv[argc] = NULL;
+	char *help = NULL;
+	assert_int_equal(cli_parse(argc, argv, &cmd, &cfg, &err, &help), -EINVAL);
+	assert_non_null(strstr(err, "more than"));
+	g_free(err);
+}
+
 static void test_help_version(void **state)
 {
 	struct vmm_config cfg;
@@ -168,6 +284,8 @@ int main(void)
 		cmocka_unit_test(test_run_defaults),
 		cmocka_unit_test(test_run_all),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_disk),
+		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
