@@ -95,8 +95,7 @@ uint16_t fake_vring_add_chain(struct fake_vring *r, const struct fake_seg *segs,
 		uint16_t flags = segs[i].write ? VRING_DESC_F_WRITE : 0;
 		if (i + 1 < n)
 			flags |= VRING_DESC_F_NEXT;
-		fake_vring_set_desc(r, idx, segs[i].gpa, segs[i].len, flags,
-				    i + 1 < n ? next : 0);
+		fake_vring_set_desc(r, idx, segs[i].gpa, segs[i].len, flags, i + 1 < n ? next : 0);
 		idx = next;
 	}
 	r->next_desc = idx;
