@@ -363,6 +363,14 @@ static void test_cycles(void **state)
 	assert_int_equal(vq_pop(&f->vq, &e), -EBADMSG);
 	assert_int_equal(e.head, 3);
 	assert_int_equal(f->vq.malformed_chains, 1);
+	/* The walk stopped within size steps: nothing written beyond big[QSIZE - 1]. */
+	for (unsigned int i = 0; i < 64; i++)
+		big[i].iov_base = IOV_POISON;
+	fake_vring_publish(&f->r, 3);
+	e = (struct vq_elem){.iov = big, .iov_cap = 64};
+	assert_int_equal(vq_pop(&f->vq, &e), -EBADMSG);
+	for (unsigned int i = QSIZE; i < 64; i++)
+		assert_ptr_equal(big[i].iov_base, IOV_POISON);
 
 	/* a -> a, through the fixture's checks */
 	fake_vring_set_desc(&f->r, 7, b, 16, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 7);
@@ -570,6 +578,23 @@ static void test_indirect_ok(void **state)
 	assert_int_equal(f->elem.in_num, 2);
 	assert_ptr_equal(f->iov[2].iov_base, fake_vring_host(&f->r, i2, 1));
 
+	/*
+	 * An indirect table may be longer than the ring (here 40 entries for 16 descriptors): its
+	 * walk is bounded by its own length.
+	 */
+	struct fake_seg many[40];
+	struct iovec wide[40];
+	for (unsigned int i = 0; i < 40; i++)
+		many[i] = (struct fake_seg){buf_with(f, 4, (uint8_t)i), 4, i >= 20};
+	head = fake_vring_add_indirect(&f->r, many, 40);
+	fake_vring_publish(&f->r, head);
+	struct vq_elem we = {.iov = wide, .iov_cap = 40};
+	assert_int_equal(vq_pop(&f->vq, &we), 1);
+	assert_int_equal(we.out_num, 20);
+	assert_int_equal(we.in_num, 20);
+	for (unsigned int i = 0; i < 40; i++)
+		assert_int_equal(*(uint8_t *)wide[i].iov_base, i);
+
 	/* An indirect table as large as allowed (VQ_MAX_SIZE entries), of which one is used. */
 	uint64_t huge = fake_vring_alloc(&f->r, 16ULL * VQ_MAX_SIZE);
 	assert_true(huge != 0);
@@ -623,7 +648,7 @@ static void test_indirect_malformed(void **state)
 		uint64_t addr;
 		uint32_t len;
 	} bad[] = {
-		{0, 24}, {0, 8}, {0, 0}, {RAM_SIZE - 16, 32}, {UINT64_MAX - 15, 32},
+		{0, 24}, {0, 40}, {0, 8}, {0, 0}, {RAM_SIZE - 16, 32}, {UINT64_MAX - 15, 32},
 	};
 	for (unsigned int i = 0; i < ARRAY_SIZE(bad); i++) {
 		head = fake_vring_add_indirect(&f->r, segs, 2);
@@ -635,11 +660,15 @@ static void test_indirect_malformed(void **state)
 		expect_bad_chain(f, head);
 	}
 
-	/* next beyond the table (the table has 2 entries; the ring has 16). */
-	uint64_t table = fake_vring_alloc(&f->r, 32);
-	struct vring_desc *t = fake_vring_host(&f->r, table, 32);
+	/*
+	 * next beyond the table: the table has 2 entries (the ring has 16), and what follows it
+	 * in memory looks like a good descriptor, so only the table bound can refuse it.
+	 */
+	uint64_t table = fake_vring_alloc(&f->r, 48);
+	struct vring_desc *t = fake_vring_host(&f->r, table, 48);
 	t[0] = (struct vring_desc){b, 8, VRING_DESC_F_NEXT, 2};
 	t[1] = (struct vring_desc){b, 8, 0, 0};
+	t[2] = (struct vring_desc){b, 8, 0, 0};
 	head = f->r.next_desc;
 	fake_vring_set_desc(&f->r, head, table, 32, VRING_DESC_F_INDIRECT, 0);
 	f->r.next_desc = (uint16_t)((head + 1) % QSIZE);
