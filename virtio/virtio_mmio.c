@@ -25,8 +25,8 @@ struct virtio_mmio;
 struct vmmio_kick {
 	struct virtio_mmio *t;
 	unsigned int qidx;
-	int fd;          /* eventfd, -1 if not created */
-	bool routed;     /* ioeventfd assigned */
+	int fd;		    /* eventfd, -1 if not created */
+	bool routed;	    /* ioeventfd assigned */
 	unsigned int watch; /* ev_loop watch id, 0 if none */
 };
 
@@ -205,7 +205,8 @@ static void vmmio_status_write(struct virtio_mmio *t, uint32_t val)
 	uint8_t want = (uint8_t)val & (uint8_t)~dev_bits;
 	if (old & ~want) {
 		t->bad_access++;
-		dev_log_ratelimited(&t->rl, "%s: driver cleared status bits (0x%x -> 0x%x), ignored",
+		dev_log_ratelimited(&t->rl,
+				    "%s: driver cleared status bits (0x%x -> 0x%x), ignored",
 				    vdev->ops->name, old, want);
 		return;
 	}
@@ -219,8 +220,7 @@ static void vmmio_status_write(struct virtio_mmio *t, uint32_t val)
 			added &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 		}
 	}
-	if ((added & VIRTIO_STATUS_DRIVER_OK) &&
-	    !((old | added) & VIRTIO_STATUS_FEATURES_OK)) {
+	if ((added & VIRTIO_STATUS_DRIVER_OK) && !((old | added) & VIRTIO_STATUS_FEATURES_OK)) {
 		/* DRIVER_OK without negotiated features: nothing sane to run. */
 		added &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
 		vdev->status |= added;
@@ -499,9 +499,8 @@ static void vmmio_unroute_kicks(struct virtio_mmio *t)
 		if (k->watch)
 			ev_loop_remove_fd(t->cfg.loop, k->watch);
 		k->watch = 0;
-		if (k->routed &&
-		    efd->ioeventfd(efd->opaque, t->cfg.base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, i, k->fd,
-				   false) < 0)
+		if (k->routed && efd->ioeventfd(efd->opaque, t->cfg.base + VIRTIO_MMIO_QUEUE_NOTIFY,
+						4, i, k->fd, false) < 0)
 			fprintf(stderr, "vmm: %s: could not remove the queue %u notify route\n",
 				t->vdev->ops->name, i);
 		k->routed = false;
@@ -551,7 +550,7 @@ int virtio_mmio_create(struct virtio_mmio **out, struct virtio_device *vdev,
 	t->irq_fd = -1;
 	t->nr_kicks = vdev->nr_queues;
 	for (unsigned int i = 0; i < t->nr_kicks; i++)
-		t->kick[i] = (struct vmmio_kick){ .t = t, .qidx = i, .fd = -1 };
+		t->kick[i] = (struct vmmio_kick){.t = t, .qidx = i, .fd = -1};
 
 	t->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->irq_fd < 0) {

@@ -19,7 +19,7 @@
 
 static inline uint32_t mmio_rd(struct virtio_mmio *t, uint64_t off)
 {
-	uint8_t b[4] = { 0xa5, 0xa5, 0xa5, 0xa5 };
+	uint8_t b[4] = {0xa5, 0xa5, 0xa5, 0xa5};
 	uint32_t v;
 
 	virtio_mmio_io(t, off, b, 4, false);
@@ -65,8 +65,8 @@ static inline uint32_t mmio_negotiate(struct virtio_mmio *t, uint64_t features)
 }
 
 /* §4.2.3.2: size and the three ring addresses of queue q, then QueueReady. */
-static inline void mmio_queue_setup(struct virtio_mmio *t, uint32_t q, uint32_t size,
-				    uint64_t desc, uint64_t avail, uint64_t used)
+static inline void mmio_queue_setup(struct virtio_mmio *t, uint32_t q, uint32_t size, uint64_t desc,
+				    uint64_t avail, uint64_t used)
 {
 	mmio_wr(t, VIRTIO_MMIO_QUEUE_SEL, q);
 	mmio_wr(t, VIRTIO_MMIO_QUEUE_NUM, size);
@@ -93,7 +93,7 @@ static inline void mmio_driver_ok(struct virtio_mmio *t)
 /* Interrupts signalled on the irq eventfd since the last call, waiting up to timeout_ms. */
 static inline uint64_t mmio_irq_take(struct virtio_mmio *t, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = virtio_mmio_irq_fd(t), .events = POLLIN };
+	struct pollfd pfd = {.fd = virtio_mmio_irq_fd(t), .events = POLLIN};
 	uint64_t n = 0;
 
 	if (poll(&pfd, 1, timeout_ms) <= 0)

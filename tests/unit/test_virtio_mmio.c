@@ -21,17 +21,17 @@
 #include "vmm/guest_mem.h"
 #include "vmm/virtio_mmio.h"
 
-#define RAM_SIZE   (1 * MiB)
-#define BASE       0xd0000000ULL
-#define GSI        17
-#define NR_QUEUES  2
-#define QMAX       16
-#define CFG_LEN    12
-#define DEV_ID     42
-#define F_DEV_A    0 /* device-specific feature bits the fake device offers */
-#define F_DEV_B    1
-#define F_REFUSED  F_DEV_B /* offered, but the device refuses it in features_ok */
-#define F_UNKNOWN  5 /* never offered */
+#define RAM_SIZE  (1 * MiB)
+#define BASE	  0xd0000000ULL
+#define GSI	  17
+#define NR_QUEUES 2
+#define QMAX	  16
+#define CFG_LEN	  12
+#define DEV_ID	  42
+#define F_DEV_A	  0 /* device-specific feature bits the fake device offers */
+#define F_DEV_B	  1
+#define F_REFUSED F_DEV_B /* offered, but the device refuses it in features_ok */
+#define F_UNKNOWN 5	  /* never offered */
 
 #define WAIT_MS 2000
 
@@ -183,7 +183,7 @@ static int setup(void **state)
 	d->vdev.device_features |= VIRTIO_BIT(F_DEV_A) | VIRTIO_BIT(F_DEV_B);
 	d->vdev.config_len = CFG_LEN;
 
-	struct virtio_mmio_config cfg = { .base = BASE, .gsi = GSI, .loop = f->loop, .efd = NULL };
+	struct virtio_mmio_config cfg = {.base = BASE, .gsi = GSI, .loop = f->loop, .efd = NULL};
 	assert_int_equal(virtio_mmio_create(&f->t, &d->vdev, &cfg), 0);
 
 	for (unsigned int q = 0; q < NR_QUEUES; q++)
@@ -252,7 +252,7 @@ static void test_identification(void **state)
 
 static void test_cmdline(void **state)
 {
-	struct virtio_mmio_config cfg = { .base = 0xd0001000ULL, .gsi = 17 };
+	struct virtio_mmio_config cfg = {.base = 0xd0001000ULL, .gsi = 17};
 	char buf[64], tiny[10];
 
 	assert_int_equal(virtio_mmio_cmdline(&cfg, buf, sizeof(buf)), 0);
@@ -451,17 +451,17 @@ static void test_queue_setup_bad(void **state)
 	struct fixture *f = *state;
 	const struct fake_vring *r = &f->ring[0];
 	const struct bad_queue cases[] = {
-		{ "size 0", 0, r->desc_gpa, r->avail_gpa, r->used_gpa },
-		{ "size not a power of 2", 6, r->desc_gpa, r->avail_gpa, r->used_gpa },
-		{ "size above QueueNumMax", QMAX * 2, r->desc_gpa, r->avail_gpa, r->used_gpa },
-		{ "size beyond 16 bits", 0x10008, r->desc_gpa, r->avail_gpa, r->used_gpa },
-		{ "desc misaligned", 8, r->desc_gpa + 8, r->avail_gpa, r->used_gpa },
-		{ "avail misaligned", 8, r->desc_gpa, r->avail_gpa + 1, r->used_gpa },
-		{ "used misaligned", 8, r->desc_gpa, r->avail_gpa, r->used_gpa + 2 },
-		{ "desc outside RAM", 8, RAM_SIZE, r->avail_gpa, r->used_gpa },
-		{ "avail straddles the end of RAM", 8, r->desc_gpa, RAM_SIZE - 8, r->used_gpa },
-		{ "used far above RAM", 8, r->desc_gpa, r->avail_gpa, 0xfffffffffffff000ULL },
-		{ "used wraps around", 8, r->desc_gpa, r->avail_gpa, 0xfffffffffffffff0ULL },
+		{"size 0", 0, r->desc_gpa, r->avail_gpa, r->used_gpa},
+		{"size not a power of 2", 6, r->desc_gpa, r->avail_gpa, r->used_gpa},
+		{"size above QueueNumMax", QMAX * 2, r->desc_gpa, r->avail_gpa, r->used_gpa},
+		{"size beyond 16 bits", 0x10008, r->desc_gpa, r->avail_gpa, r->used_gpa},
+		{"desc misaligned", 8, r->desc_gpa + 8, r->avail_gpa, r->used_gpa},
+		{"avail misaligned", 8, r->desc_gpa, r->avail_gpa + 1, r->used_gpa},
+		{"used misaligned", 8, r->desc_gpa, r->avail_gpa, r->used_gpa + 2},
+		{"desc outside RAM", 8, RAM_SIZE, r->avail_gpa, r->used_gpa},
+		{"avail straddles the end of RAM", 8, r->desc_gpa, RAM_SIZE - 8, r->used_gpa},
+		{"used far above RAM", 8, r->desc_gpa, r->avail_gpa, 0xfffffffffffff000ULL},
+		{"used wraps around", 8, r->desc_gpa, r->avail_gpa, 0xfffffffffffffff0ULL},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -640,7 +640,7 @@ static void test_config_access(void **state)
 	assert_int_equal(f->dev.config_reads, reads);
 
 	/* Writes reach the device with their offset and bytes. */
-	uint8_t w[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	uint8_t w[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 	virtio_mmio_io(f->t, VIRTIO_MMIO_CONFIG + 2, w, 2, true);
 	assert_int_equal(f->dev.config_writes, 1);
 	assert_int_equal(f->dev.last_write_off, 2);
@@ -709,9 +709,12 @@ static void test_bad_register_accesses(void **state)
 	assert_int_equal(mmio_rd(f->t, VIRTIO_MMIO_QUEUE_NUM_MAX), QMAX);
 
 	/* Write-only and undefined registers read 0. */
-	const uint64_t wo[] = { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_DRIVER_FEATURES,
-				VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_INTERRUPT_ACK, 0x018,
-				0x0f8 };
+	const uint64_t wo[] = {VIRTIO_MMIO_QUEUE_NOTIFY,
+			       VIRTIO_MMIO_DRIVER_FEATURES,
+			       VIRTIO_MMIO_QUEUE_DESC_LOW,
+			       VIRTIO_MMIO_INTERRUPT_ACK,
+			       0x018,
+			       0x0f8};
 	for (size_t i = 0; i < ARRAY_SIZE(wo); i++)
 		assert_int_equal(mmio_rd(f->t, wo[i]), 0);
 	/* Nothing of that reached the device. */
@@ -723,10 +726,10 @@ static void test_bad_register_accesses(void **state)
 
 /* Every register the driver can read, in a fixed order, with QueueSel as it is. */
 static const uint64_t readable[] = {
-	VIRTIO_MMIO_MAGIC_VALUE,    VIRTIO_MMIO_VERSION,         VIRTIO_MMIO_DEVICE_ID,
-	VIRTIO_MMIO_VENDOR_ID,      VIRTIO_MMIO_DEVICE_FEATURES, VIRTIO_MMIO_QUEUE_NUM_MAX,
-	VIRTIO_MMIO_QUEUE_READY,    VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_STATUS,
-	VIRTIO_MMIO_SHM_LEN_LOW,    VIRTIO_MMIO_SHM_LEN_HIGH,    VIRTIO_MMIO_QUEUE_RESET,
+	VIRTIO_MMIO_MAGIC_VALUE, VIRTIO_MMIO_VERSION,	       VIRTIO_MMIO_DEVICE_ID,
+	VIRTIO_MMIO_VENDOR_ID,	 VIRTIO_MMIO_DEVICE_FEATURES,  VIRTIO_MMIO_QUEUE_NUM_MAX,
+	VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_STATUS,
+	VIRTIO_MMIO_SHM_LEN_LOW, VIRTIO_MMIO_SHM_LEN_HIGH,     VIRTIO_MMIO_QUEUE_RESET,
 };
 
 static void snapshot(struct fixture *f, uint32_t *out)
@@ -888,11 +891,11 @@ static unsigned int live_io(const struct fake_routes *r)
 static void test_routes(void **state)
 {
 	struct fixture *f = *state;
-	struct fake_routes r = { .fail_ioeventfd_at = -1 };
-	struct vm_eventfd_ops ops = { .ioeventfd = fr_ioeventfd, .irqfd = fr_irqfd, .opaque = &r };
-	struct virtio_mmio_config cfg = { .base = BASE + 0x1000, .gsi = 23, .loop = f->loop,
-					  .efd = &ops };
-	struct fake_dev d2 = { 0 };
+	struct fake_routes r = {.fail_ioeventfd_at = -1};
+	struct vm_eventfd_ops ops = {.ioeventfd = fr_ioeventfd, .irqfd = fr_irqfd, .opaque = &r};
+	struct virtio_mmio_config cfg = {
+		.base = BASE + 0x1000, .gsi = 23, .loop = f->loop, .efd = &ops};
+	struct fake_dev d2 = {0};
 	struct virtio_mmio *t2;
 
 	virtio_device_init(&d2.vdev, &fake_ops, &d2, &f->gm, NR_QUEUES, QMAX);
@@ -924,13 +927,13 @@ static void test_create_unwinds(void **state)
 	struct fixture *f = *state;
 
 	for (int fail_at = 0; fail_at <= NR_QUEUES; fail_at++) {
-		struct fake_routes r = { .fail_ioeventfd_at = fail_at < NR_QUEUES ? fail_at : -1,
-					 .fail_irqfd = fail_at == NR_QUEUES };
-		struct vm_eventfd_ops ops = { .ioeventfd = fr_ioeventfd, .irqfd = fr_irqfd,
-					      .opaque = &r };
-		struct virtio_mmio_config cfg = { .base = BASE, .gsi = 5, .loop = f->loop,
-						  .efd = &ops };
-		struct fake_dev d2 = { 0 };
+		struct fake_routes r = {.fail_ioeventfd_at = fail_at < NR_QUEUES ? fail_at : -1,
+					.fail_irqfd = fail_at == NR_QUEUES};
+		struct vm_eventfd_ops ops = {
+			.ioeventfd = fr_ioeventfd, .irqfd = fr_irqfd, .opaque = &r};
+		struct virtio_mmio_config cfg = {
+			.base = BASE, .gsi = 5, .loop = f->loop, .efd = &ops};
+		struct fake_dev d2 = {0};
 		struct virtio_mmio *t2 = NULL;
 
 		virtio_device_init(&d2.vdev, &fake_ops, &d2, &f->gm, NR_QUEUES, QMAX);
@@ -943,12 +946,12 @@ static void test_create_unwinds(void **state)
 	}
 
 	/* Misaligned base and a missing loop are refused outright. */
-	struct fake_dev d3 = { 0 };
+	struct fake_dev d3 = {0};
 	struct virtio_mmio *t3 = NULL;
-	struct virtio_mmio_config bad = { .base = BASE + 0x10, .loop = f->loop };
+	struct virtio_mmio_config bad = {.base = BASE + 0x10, .loop = f->loop};
 	virtio_device_init(&d3.vdev, &fake_ops, &d3, &f->gm, NR_QUEUES, QMAX);
 	assert_int_equal(virtio_mmio_create(&t3, &d3.vdev, &bad), -EINVAL);
-	bad = (struct virtio_mmio_config){ .base = BASE, .loop = NULL };
+	bad = (struct virtio_mmio_config){.base = BASE, .loop = NULL};
 	assert_int_equal(virtio_mmio_create(&t3, &d3.vdev, &bad), -EINVAL);
 	virtio_device_fini(&d3.vdev);
 }
@@ -963,7 +966,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_features_refused_unknown_bit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_features_refused_by_device, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_features_accepted_then_frozen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_features_accepted_then_frozen, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_features_need_driver_bit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_bits_never_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_activate_failure_needs_reset, setup, teardown),
