@@ -12,6 +12,7 @@ import os
 import pty
 import random
 import selectors
+import struct
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,27 @@ import zlib
 ST_OK, ST_PANIC, ST_TRIPLE, ST_FATAL, ST_TIMEOUT = 0, 100, 102, 104, 124
 CHECKS = ['bootinfo', 'cmdline', 'memmap', 'initrd', 'rsdp', 'acpi', 'madt', 'fadt', 'smp']
 FAIL_CODE = 0x7f
+
+# virtio-blk scenarios (micro/vblk.c). The device layout the VMM documents: device i (disks
+# first) is a virtio-mmio window at MMIO_BASE + i * 4 KiB with GSI GSI_BASE + i.
+MMIO_BASE, GSI_BASE = 0xd0000000, 16
+SECTOR = 512
+BLK_CHECKS = ['blk-probe', 'blk-features', 'blk-config', 'blk-queue', 'blk-read',
+              'blk-read-multiseg', 'blk-read-indirect', 'blk-batch', 'blk-write', 'blk-flush',
+              'blk-id', 'blk-irq', 'blk-suppress', 'blk-final']
+BLK_RW_CHECKS = ['blk-write-zeroes', 'blk-discard']
+BLK_ERRORS = ['read-past-end', 'read-straddle', 'read-huge-sector', 'write-past-end',
+              'write-straddle', 'unknown-type', 'get-lifetime', 'secure-erase', 'read-partial',
+              'write-partial', 'write-zeroes-past-end', 'write-zeroes-flags',
+              'discard-past-end', 'alive']
+# In the guest's order (vblk.c hostile_case); t.case=N runs only the N-th.
+BLK_HOSTILE = ['addr-outside-ram', 'addr-mmio-hole', 'addr-len-overflow', 'len-beyond-ram',
+               'zero-len', 'next-loop', 'next-out-of-range', 'write-then-read',
+               'indirect-and-next', 'indirect-outside', 'indirect-nested', 'indirect-bad-len',
+               'indirect-next-oob', 'indirect-huge', 'header-only', 'short-header',
+               'head-out-of-range', 'avail-idx-jump', 'ring-outside-ram', 'queue-size-bad',
+               'queue-size-big', 'bogus-registers', 'reset-inflight']
+BLK_LIES = ['sectors', 'salt', 'serial', 'ro', 'file']
 
 
 def parse_size(s):
@@ -40,6 +62,75 @@ def build_cmdline(tokens):
     # that writing it does not change it. "t.end" last proves nothing was cut or appended.
     line = ' '.join(tokens + ['t.cmdlen=0000', 't.end'])
     return line.replace('t.cmdlen=0000', 't.cmdlen=%04d' % len(line))
+
+
+def sector_pattern(s, salt):
+    """Sector s as the guest expects it: word w is (s * 0x100000001) ^ salt ^ (w << 56)."""
+    base = ((s << 32) | s) ^ salt
+    return struct.pack('<64Q', *[(base ^ (w << 56)) & 0xffffffffffffffff for w in range(64)])
+
+
+class Disk:
+    """One --disk: its image, what the guest is told, and what the file must hold afterwards."""
+
+    def __init__(self, index, tmpdir, sectors, ro, rng):
+        self.index, self.sectors, self.ro = index, sectors, ro
+        self.path = os.path.join(tmpdir, 'disk%d.img' % index)
+        self.salt = rng.getrandbits(64)
+        self.wsalt = rng.getrandbits(64)
+        # Disk 1 gets a serial of exactly 20 bytes: no NUL terminator in GET_ID.
+        self.serial = ('micro-d%d-%08x' % (index, rng.getrandbits(32)) if index != 1
+                       else 'SN-%017d' % rng.getrandbits(48))[:20]
+        self.wstart, self.wcount = 100 + index, (0 if ro else 20)
+        self.zstart, self.zcount = 200, (0 if ro else 12)
+        self.dstart, self.dcount = 300, (0 if ro else 16)
+        with open(self.path, 'wb') as f:
+            f.write(b''.join(sector_pattern(s, self.salt) for s in range(sectors)))
+
+    def tokens(self, lie=None, write=True):
+        i, t = self.index, []
+        lie = lie if i == 0 else None
+        t += ['t.sectors%d=%d' % (i, self.sectors + (1 if lie == 'sectors' else 0)),
+              't.salt%d=0x%x' % (i, self.salt ^ (1 if lie == 'salt' else 0)),
+              't.serial%d=%s' % (i, self.serial + ('x' if lie == 'serial' else '')),
+              't.ro%d=%d' % (i, 0 if lie == 'ro' else int(self.ro))]
+        if write:
+            # With lie 'file' the guest writes (and reads back) another pattern than the one
+            # the host then looks for: the host-side check must catch it.
+            t += ['t.wstart%d=%d' % (i, self.wstart), 't.wcount%d=%d' % (i, max(self.wcount, 1)),
+                  't.wsalt%d=0x%x' % (i, self.wsalt ^ (1 if lie == 'file' else 0)),
+                  't.zstart%d=%d' % (i, self.zstart), 't.zcount%d=%d' % (i, self.zcount),
+                  't.dstart%d=%d' % (i, self.dstart), 't.dcount%d=%d' % (i, self.dcount)]
+        return t
+
+    def spec(self, io, cache):
+        s = self.path + (',ro' if self.ro else '')
+        s += (',io=' + io) if io else ''
+        s += (',cache=' + cache) if cache else ''
+        return s + ',serial=' + self.serial
+
+    def verify(self, wrote):
+        """Problems with the image after the run ([] if none)."""
+        with open(self.path, 'rb') as f:
+            data = f.read()
+        if len(data) != self.sectors * SECTOR:
+            return ['d%d: image is %d bytes, was %d' % (self.index, len(data),
+                                                        self.sectors * SECTOR)]
+        zero = bytes(SECTOR)
+        for s in range(self.sectors):
+            got = data[s * SECTOR:(s + 1) * SECTOR]
+            old = sector_pattern(s, self.salt)
+            if wrote and self.wstart <= s < self.wstart + self.wcount:
+                want, what = [sector_pattern(s, self.wsalt)], 'the written pattern'
+            elif wrote and self.zstart <= s < self.zstart + self.zcount:
+                want, what = [zero], 'zeroes (WRITE_ZEROES)'
+            elif wrote and self.dstart <= s < self.dstart + self.dcount:
+                want, what = [old, zero], 'the old data or zeroes (DISCARD)'
+            else:
+                want, what = [old], 'the original pattern'
+            if got not in want:
+                return ['d%d: sector %d does not hold %s' % (self.index, s, what)]
+        return []
 
 
 class Run:
@@ -123,7 +214,7 @@ def main():
     ap.add_argument('--kernel', required=True)
     ap.add_argument('--case', required=True,
                     choices=['check', 'exit', 'panic', 'triple', 'hang', 'reset', 'echo',
-                             'echo-tty', 'spin'])
+                             'echo-tty', 'spin', 'blk', 'blk-errors', 'blk-hostile'])
     ap.add_argument('--cpus', type=int, default=1)
     ap.add_argument('--memory', default='256M')
     ap.add_argument('--initrd-size', type=int, default=0,
@@ -134,9 +225,24 @@ def main():
     ap.add_argument('--sleep-port', type=lambda v: int(v, 0), default=0x600,
                     help='check: the FADT sleep control port the VMM must describe')
     ap.add_argument('--wall', type=float, default=60.0, help='kill the VMM after this long')
-    ap.add_argument('--lie', choices=['mem', 'cpus', 'initrd'],
+    ap.add_argument('--lie', choices=['mem', 'cpus', 'initrd'] + BLK_LIES,
                     help='tell the guest a wrong expected value: the check must then fail')
+    ap.add_argument('--disks', type=int, default=1, help='blk*: number of disks')
+    ap.add_argument('--ro', type=int, action='append', default=[],
+                    help='blk: disk index to attach read-only (repeatable)')
+    ap.add_argument('--sectors', type=int, default=2055, help='blk*: sectors of disk 0')
+    ap.add_argument('--io', choices=['uring', 'aio', 'sync'], help='blk*: --disk io=')
+    ap.add_argument('--cache', choices=['none', 'writeback'], help='blk*: --disk cache=')
+    ap.add_argument('--event-idx', action='store_true', help='blk: negotiate EVENT_IDX')
+    ap.add_argument('--acpi-off', action='store_true',
+                    help='blk*: pass acpi=off; the VMM must then list the devices on the '
+                         'command line (virtio_mmio.device=)')
+    ap.add_argument('--hostile-case', choices=BLK_HOSTILE, help='blk-hostile: only this one')
     a = ap.parse_args()
+    if a.lie in BLK_LIES and a.case != 'blk':
+        ap.error('--lie %s is for --case blk' % a.lie)
+    if a.lie == 'ro' and 0 not in a.ro:
+        ap.error('--lie ro needs --ro 0')
 
     if not os.path.exists('/dev/kvm'):
         print('SKIP: /dev/kvm is absent on this machine')
@@ -146,7 +252,9 @@ def main():
     tokens = ['t.scenario=' + ('echo' if a.case == 'echo-tty' else a.case)]
     want_status, markers, feed = ST_OK, [], None
     initrd = None
-    tmp = tempfile.TemporaryDirectory(prefix='micro-')
+    # Disk images live on a real file system: cache=none is O_DIRECT, which tmpfs refuses.
+    tmp = tempfile.TemporaryDirectory(prefix='micro-', dir='/var/tmp')
+    disks, host_lie = [], False
 
     if a.case == 'check':
         guest_mem = mem + (1 << 30) if a.lie == 'mem' else mem
@@ -189,6 +297,40 @@ def main():
     elif a.case == 'spin':
         tokens += ['t.n=%d' % a.n]
         markers = ['MICRO SPIN done']
+    elif a.case.startswith('blk'):
+        rng = random.Random()
+        ndisks = a.disks if a.case == 'blk' else 1
+        disks = [Disk(i, tmp.name, a.sectors + 64 * i, i in a.ro, rng) for i in range(ndisks)]
+        tokens += ['t.ndev=%d' % ndisks, 't.mmio_base=0x%x' % MMIO_BASE,
+                   't.gsi_base=%d' % GSI_BASE]
+        for d in disks:
+            tokens += d.tokens(a.lie, write=(a.case == 'blk'))
+            tokens += ['t.queues%d=%d' % (d.index, a.cpus)]
+        if a.event_idx:
+            tokens += ['t.event_idx=1']
+        if a.acpi_off:
+            tokens = ['acpi=off'] + tokens + ['t.cmdline_devs=1']
+        if a.case == 'blk':
+            markers = ['MICRO PASS blk-discover']
+            for d in disks:
+                names = BLK_CHECKS + ([] if d.ro else BLK_RW_CHECKS)
+                markers += ['MICRO PASS %s d%d' % (c, d.index) for c in names]
+            if ndisks > 1:
+                markers += ['MICRO PASS blk-concurrent']
+        elif a.case == 'blk-errors':
+            markers = ['MICRO PASS blk-err-' + c for c in BLK_ERRORS]
+        else:
+            names = [a.hostile_case] if a.hostile_case else BLK_HOSTILE
+            markers = ['MICRO PASS blk-hostile-' + c for c in names]
+            if a.hostile_case:
+                tokens += ['t.case=%d' % BLK_HOSTILE.index(a.hostile_case)]
+        markers.append('MICRO DONE pass')
+        if a.lie in ('sectors', 'salt', 'serial', 'ro'):
+            failing = {'sectors': 'blk-config', 'salt': 'blk-read', 'serial': 'blk-id',
+                       'ro': 'blk-features'}[a.lie]
+            want_status = debug_exit_status(FAIL_CODE)
+            markers = ['MICRO FAIL %s d0' % failing, 'MICRO DONE fail']
+        host_lie = a.lie == 'file'
 
     cmdline = build_cmdline(tokens)
     argv = [a.vmm, 'run', '--kernel', a.kernel, '--cmdline', cmdline, '--cpus', str(a.cpus),
@@ -197,6 +339,8 @@ def main():
         argv += ['--initrd', initrd]
     if a.timeout:
         argv += ['--timeout', str(a.timeout)]
+    for d in disks:
+        argv += ['--disk', d.spec(a.io, a.cache)]
     print('$ ' + ' '.join("'%s'" % x if ' ' in x else x for x in argv), flush=True)
 
     r = run_vmm(argv, a.wall, feed=feed, tty=(a.case == 'echo-tty'))
@@ -218,11 +362,27 @@ def main():
         if m not in r.out:
             print('FAIL: console lacks "%s"' % m)
             ok = False
-    if not a.lie:
+    if not a.lie or host_lie:
         for line in r.out.splitlines():
             if 'MICRO FAIL' in line:
                 print('FAIL: guest reported "%s"' % line.strip())
                 ok = False
+    # What the guest did must be in the files (and nothing else); the errors and hostile
+    # scenarios write nothing that may land.
+    # (A guest told a wrong expectation stops early: what it wrote is then unknown.)
+    problems = []
+    for d in disks if not a.lie or host_lie else []:
+        problems += d.verify(wrote=(a.case == 'blk'))
+    if host_lie:
+        if problems:
+            print('expected: the host check caught the wrong pattern: %s' % problems[0])
+        else:
+            print('FAIL: the host check did not notice the guest wrote another pattern')
+            ok = False
+    else:
+        for p in problems:
+            print('FAIL: ' + p)
+            ok = False
     print('PASS' if ok else 'FAILED')
     return 0 if ok else 1
 

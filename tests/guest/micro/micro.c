@@ -30,8 +30,6 @@
 /* ACPI 6.5 §4.8.3.7: SLP_EN (bit 5) | SLP_TYP (bits 2-4), S5 type 5 as the VMM's \_S5 says. */
 #define SLEEP_CTL_S5 ((5 << 2) | 0x20)
 
-#define FAIL_EXIT_CODE 0x7f
-
 #define E820_RAM      1
 #define E820_RESERVED 2
 #define E820_ACPI     3
@@ -87,10 +85,6 @@ static uint32_t crc_table[256];
 static unsigned int n_pass, n_fail;
 
 /* gcc may emit calls to these even in freestanding code (struct copies, zeroing). */
-void *memset(void *d, int c, size_t n);
-void *memcpy(void *d, const void *s, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-
 void *memset(void *d, int c, size_t n)
 {
 	unsigned char *p = d;
@@ -120,43 +114,7 @@ int memcmp(const void *a, const void *b, size_t n)
 	return 0;
 }
 
-/* ---- port and MMIO access ---- */
-
-static inline void outb(uint8_t v, uint16_t port)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-	uint8_t v;
-
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline void cpu_pause(void)
-{
-	__asm__ volatile("pause" ::: "memory");
-}
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
-}
-
-static inline uint32_t mmio_read32(uintptr_t addr)
-{
-	return *(volatile uint32_t *)addr;
-}
-
-static inline void mmio_write32(uintptr_t addr, uint32_t v)
-{
-	*(volatile uint32_t *)addr = v;
-}
+/* ---- CPU ---- */
 
 static __attribute__((noreturn)) void park(void)
 {
@@ -169,7 +127,7 @@ static __attribute__((noreturn)) void park(void)
  * VMM identity-maps them for the 64-bit entry; PVH runs with paging off), and every range comes
  * from the VMM, so it is checked with overflow-safe arithmetic before use.
  */
-static const void *phys(uint64_t addr, uint64_t len)
+const void *phys(uint64_t addr, uint64_t len)
 {
 	uint64_t end;
 
@@ -290,7 +248,7 @@ static void uart_vprintf(const char *fmt, va_list ap)
 	}
 }
 
-static __attribute__((format(printf, 1, 2))) void uart_printf(const char *fmt, ...)
+void uart_printf(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -299,14 +257,14 @@ static __attribute__((format(printf, 1, 2))) void uart_printf(const char *fmt, .
 	va_end(ap);
 }
 
-static bool pass(const char *check)
+bool pass(const char *check)
 {
 	n_pass++;
 	uart_printf("MICRO PASS %s\n", check);
 	return true;
 }
 
-static __attribute__((format(printf, 2, 3))) bool fail(const char *check, const char *fmt, ...)
+bool fail(const char *check, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -321,13 +279,13 @@ static __attribute__((format(printf, 2, 3))) bool fail(const char *check, const 
 
 /* ---- ending the VM ---- */
 
-static void delay(uint32_t n)
+void delay(uint32_t n)
 {
 	while (n--)
 		cpu_pause();
 }
 
-static __attribute__((noreturn)) void debug_exit(uint8_t code)
+void debug_exit(uint8_t code)
 {
 	outb(code, PORT_DEBUG_EXIT);
 	/* The VMM stops the VM after the exit; reaching here means the port is not wired. */
@@ -336,7 +294,7 @@ static __attribute__((noreturn)) void debug_exit(uint8_t code)
 	park();
 }
 
-static __attribute__((noreturn)) void poweroff(void)
+void poweroff(void)
 {
 	/* ACPI 6.5 §4.8.3.7 hardware-reduced sleep control register, S5. */
 	outb(SLEEP_CTL_S5, PORT_SLEEP_CTL);
@@ -347,13 +305,13 @@ static __attribute__((noreturn)) void poweroff(void)
 
 /* ---- command line ---- */
 
-static bool is_space(char c)
+bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n';
 }
 
 /* The value of "key=..." as a token of the command line, or NULL. */
-static const char *param_find(const char *cmdline, const char *key)
+const char *param_find(const char *cmdline, const char *key)
 {
 	size_t klen = 0;
 	const char *p = cmdline;
@@ -373,7 +331,7 @@ static const char *param_find(const char *cmdline, const char *key)
 	return NULL;
 }
 
-static bool param_u64(const char *cmdline, const char *key, uint64_t *out)
+bool param_u64(const char *cmdline, const char *key, uint64_t *out)
 {
 	const char *p = param_find(cmdline, key);
 	uint64_t v = 0;
@@ -405,7 +363,7 @@ static bool param_u64(const char *cmdline, const char *key, uint64_t *out)
 	return true;
 }
 
-static bool param_is(const char *cmdline, const char *key, const char *want)
+bool param_is(const char *cmdline, const char *key, const char *want)
 {
 	const char *p = param_find(cmdline, key);
 	size_t n = 0;
@@ -1088,6 +1046,50 @@ static bool check_smp(struct acpi *a, const struct params *t)
 	return pass("smp");
 }
 
+/* ---- for the other scenario files (micro.h) ---- */
+
+const char *micro_cmdline(void)
+{
+	return boot.cmdline;
+}
+
+/* The DSDT the boot information leads to (RSDP, XSDT, FADT), or NULL; no output. */
+const uint8_t *micro_dsdt(uint32_t *len)
+{
+	const uint8_t *rsdp = phys(boot.rsdp_addr, 36), *xsdt, *fadt = NULL, *dsdt;
+	const char *why;
+	uint32_t i, n;
+	uint64_t d;
+
+	if (!rsdp || !rsdp_valid(rsdp) || rsdp[15] < 2)
+		return NULL;
+	xsdt = acpi_table(rd64(rsdp, 24), "XSDT", &why);
+	if (!xsdt)
+		return NULL;
+	n = (rd32(xsdt, 4) - 36) / 8;
+	for (i = 0; i < n && !fadt; i++)
+		fadt = acpi_table(rd64(xsdt, 36 + i * 8), "FACP", &why);
+	if (!fadt)
+		return NULL;
+	d = rd32(fadt, 40);
+	if (rd32(fadt, 4) >= 148 && rd64(fadt, 140))
+		d = rd64(fadt, 140);
+	dsdt = acpi_table(d, "DSDT", &why);
+	if (dsdt)
+		*len = rd32(dsdt, 4);
+	return dsdt;
+}
+
+void micro_done(void)
+{
+	if (n_fail) {
+		uart_printf("MICRO DONE fail %u/%u\n", n_fail, n_pass + n_fail);
+		debug_exit(FAIL_EXIT_CODE);
+	}
+	uart_printf("MICRO DONE pass %u\n", n_pass);
+	poweroff();
+}
+
 /* ---- scenarios ---- */
 
 static void params_read(struct params *t)
@@ -1123,12 +1125,7 @@ static __attribute__((noreturn)) void scenario_check(void)
 	check_fadt(&a, port, have_port);
 	check_smp(&a, &t);
 
-	if (n_fail) {
-		uart_printf("MICRO DONE fail %u/%u\n", n_fail, n_pass + n_fail);
-		debug_exit(FAIL_EXIT_CODE);
-	}
-	uart_printf("MICRO DONE pass %u\n", n_pass);
-	poweroff();
+	micro_done();
 }
 
 static __attribute__((noreturn)) void scenario_triple(void)
@@ -1253,6 +1250,12 @@ void micro_main(uint32_t boot_kind, uintptr_t boot_info)
 		}
 		scenario_spin(v);
 	}
+	if (param_is(c, "t.scenario", "blk"))
+		scenario_blk();
+	if (param_is(c, "t.scenario", "blk-errors"))
+		scenario_blk_errors();
+	if (param_is(c, "t.scenario", "blk-hostile"))
+		scenario_blk_hostile();
 	fail("scenario", "unknown t.scenario in \"%s\"", c);
 	debug_exit(FAIL_EXIT_CODE);
 }
