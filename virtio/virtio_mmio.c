@@ -230,7 +230,13 @@ static void vmmio_status_write(struct virtio_mmio *t, uint32_t val)
 	vdev->status |= added;
 
 	if ((added & VIRTIO_STATUS_DRIVER_OK) &&
-	    !(vdev->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
+	    (vdev->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
+		/* A queue was refused before the driver ran: tell it now that it is running
+		 * (§2.1.2), rather than leave a device that silently does nothing. */
+		vmmio_needs_reset(vdev);
+		return;
+	}
+	if (added & VIRTIO_STATUS_DRIVER_OK) {
 		if (vdev->ops->activate && vdev->ops->activate(vdev) < 0) {
 			vmmio_needs_reset(vdev);
 			return;

@@ -90,12 +90,6 @@ check disk-bad-io 2 "io must be" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/
 check disk-no-path 2 "no image path" -- "$vmm" run --kernel "$bzimage" --disk ",ro"
 check disk-twice 2 "given twice" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
 check console-bad 2 "--console" -- "$vmm" run --kernel "$bzimage" --console vga
-if [ -d /dev/shm ]; then
-	shm=$(mktemp /dev/shm/vmm-bad-input.XXXXXX)
-	truncate -s 1M "$shm"
-	check disk-cache-none-tmpfs 1 "O_DIRECT" -- "$vmm" run --kernel "$bzimage" --disk "$shm,cache=none"
-	rm -f "$shm"
-fi
 # A lock held by another process (a POSIX record lock, which conflicts with our OFD lock)...
 python3 -c 'import fcntl, sys, time
 f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' \

@@ -475,9 +475,12 @@ static void test_queue_setup_bad(void **state)
 		assert_false(f->dev.vdev.vq[0].enabled);
 		/* No config interrupt yet: the driver is not running (before DRIVER_OK). */
 		assert_int_equal(mmio_irq_take(f->t, 0), 0);
-		/* DRIVER_OK on a device needing a reset does not activate it. */
+		/* DRIVER_OK on a device needing a reset does not activate it, and the now running
+		 * driver is told with a config interrupt (§2.1.2) instead of facing a dead device. */
 		mmio_driver_ok(f->t);
 		assert_int_equal(f->dev.activates, 0);
+		assert_int_not_equal(mmio_irq_take(f->t, 1000), 0);
+		assert_true(mmio_rd(f->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
 	}
 	/* A reset and a good setup after all that. */
 	full_init(f);
