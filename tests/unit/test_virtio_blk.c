@@ -1212,6 +1212,52 @@ static void test_notify_batch(void **state)
 	assert_false(fake_vring_get_used(&c->r[0], NULL, NULL));
 }
 
+/*
+ * A hostile driver publishes heads again while the device still holds them: with every
+ * request slot in flight the queue stops popping, and resumes when completions free slots.
+ */
+static void test_slots_exhausted(void **state)
+{
+	struct ctx *c = *state;
+	const unsigned int extra = 10;
+	unsigned int got = 0;
+	uint64_t hdr, st;
+
+	ctx_open(c, 1);
+	hdr = header(c, 0, VIRTIO_BLK_T_FLUSH, 0);
+	st = guest_buf(c, 0, 1, NULL);
+	/* the I/O thread cannot reap while we hold the lock: nothing completes in between */
+	pthread_mutex_lock(&c->vdev->lock);
+	for (unsigned int i = 0; i < QSIZE; i++) {
+		struct fake_seg segs[2] = {{hdr, 16, false}, {st, 1, true}};
+
+		fake_vring_publish(&c->r[0], fake_vring_add_chain(&c->r[0], segs, 2));
+	}
+	c->vdev->ops->queue_notify(c->vdev, 0);
+	for (unsigned int i = 0; i < extra; i++) {
+		struct fake_seg segs[2] = {{hdr, 16, false}, {st, 1, true}};
+
+		fake_vring_publish(&c->r[0], fake_vring_add_chain(&c->r[0], segs, 2));
+	}
+	c->vdev->ops->queue_notify(c->vdev, 0);
+	/* all slots are busy: the extra chains are still in the avail ring */
+	assert_int_equal((uint16_t)(c->r[0].avail_idx - c->vdev->vq[0].last_avail), extra);
+	pthread_mutex_unlock(&c->vdev->lock);
+
+	/* count used entries (the used ring wraps; its index counts them all) */
+	struct vring_used *u = fake_vring_host(&c->r[0], c->r[0].used_gpa, 4);
+	struct timespec ts = {0, 1000 * 1000};
+
+	for (int i = 0; i < 10000 && got < QSIZE + extra; i++) {
+		got = __atomic_load_n(&u->idx, __ATOMIC_ACQUIRE);
+		if (got < QSIZE + extra)
+			nanosleep(&ts, NULL);
+	}
+	assert_int_equal(got, QSIZE + extra);
+	assert_int_equal(*(uint8_t *)fake_vring_host(&c->r[0], st, 1), VIRTIO_BLK_S_OK);
+	assert_int_equal(c->needs_reset, 0);
+}
+
 /* Many writes in flight, then a reset: nothing completes afterwards; a new driver works. */
 static void test_reset_inflight(void **state)
 {
@@ -1329,6 +1375,7 @@ int main(int argc, char **argv)
 		T(test_malformed_chain),
 		T(test_config_space),
 		T(test_notify_batch),
+		T(test_slots_exhausted),
 		T(test_reset_inflight),
 		T(test_image_lock),
 		T(test_cache_none),
