@@ -31,6 +31,17 @@ stty -F "$out" raw -echo 2>/dev/null
 	while read -r m; do
 		insmod "/lib/modules/host/$m.ko" || echo "@@HOST insmod $m failed"
 	done </lib/modules/host/load-order
+	# The scratch disk (testhost.sh, for cases that name @SCRATCH@): the only virtio disk.
+	if [ -b /dev/vda ]; then
+		mkdir -p /scratch
+		if mount -t ext4 /dev/vda /scratch; then
+			export VMM_SCRATCH=/scratch
+			echo "@@HOST scratch=$(df -m /scratch | awk 'NR==2 { print $2 }')M"
+		else
+			echo "@@HOST scratch mount failed"
+		fi
+	fi
+	[ -d /extra ] && export VMM_EXTRA=/extra
 	if [ -c /dev/kvm ]; then
 		echo "@@HOST kvm=yes"
 	else
@@ -41,6 +52,7 @@ stty -F "$out" raw -echo 2>/dev/null
 	echo "@@HOST end"
 } >"$out" 2>&1
 sync
+umount /scratch 2>/dev/null
 poweroff -f
 sleep 5
 echo o >/proc/sysrq-trigger

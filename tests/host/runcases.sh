@@ -11,18 +11,38 @@
 #   stdin TEXT              printf %b text fed to the VMM's stdin once the guest printed
 #                           'VMMTEST BEGIN' (so that the guest's UART driver is up)
 #   watchdog SECONDS        outer time limit (default 300), in case the VMM's own fails
-#   vmm ARGS...             the VMM command line (shell words); @KIT@ is the kit directory
+#   vmm ARGS...             the VMM command line (shell words)
+#   run SHELL-COMMAND       instead of 'vmm': the case's command is this sh -c command
+#   setup SHELL-COMMAND     run before the VMM (repeatable, in order); a failure skips the
+#                           VMM and fails the case
+#   check SHELL-COMMAND     run after the VMM ended (repeatable, in order, all of them); a
+#                           non-zero status fails the case. Print markers and 'expect' them.
+#   kill-on TEXT            SIGKILL the VMM once TEXT appears on its console (status 137)
+# In vmm/run/setup/check, @KIT@ is the kit directory, @WORK@ a fresh directory of the case
+# (on /tmp), @SCRATCH@ a fresh directory of the case on a real disk where O_DIRECT works
+# ($VMM_SCRATCH; @WORK@'s file system if unset), @EXTRA@ the directory $VMM_EXTRA (extra
+# files of the caller, testhost.sh --extra-dir), @TOOLS@ the directory of this script (and of
+# its helper diskpat.sh). setup and check run in @WORK@; their output goes to the console
+# log after the VMM's.
 #
 # Output, per case:
 #   @@VMMTEST case=NAME start
 #   @@C NAME|<console line>          (the VMM's stdout and stderr, after it ended)
-#   @@VMMTEST case=NAME status=N secs=S.SS [watchdog=1]
+#   @@VMMTEST case=NAME status=N secs=S.SS [watchdog=1] [checkfail=N]
 VMM=$1 # used inside eval
 KIT=$2
 shift 2
+# The cases run in their own directories: make the paths absolute.
+case $VMM in /*) ;; */*) VMM=$PWD/$VMM ;; esac
+case $KIT in /*) ;; *) KIT=$PWD/$KIT ;; esac
+TOOLS=$(cd "$(dirname "$0")" && pwd)
+SCRATCH_BASE=${VMM_SCRATCH:-}
+EXTRA=${VMM_EXTRA:-/nonexistent}
 
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/runcases.XXXXXX") || exit 1
-trap 'rm -rf "$TMPD"' EXIT
+[ -n "$SCRATCH_BASE" ] || SCRATCH_BASE=$TMPD
+SCRATCHD=$(mktemp -d "$SCRATCH_BASE/runcases.XXXXXX") || exit 1
+trap 'rm -rf "$TMPD" "$SCRATCHD"' EXIT
 
 uptime_cs() {
 	# /proc/uptime in centiseconds: works in busybox and needs no date +%N.
@@ -41,21 +61,87 @@ wait_marker() {
 	return 1
 }
 
+# One shell word for any string: single quotes, with each ' written as '\''.
+shquote() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
+}
+
+# The placeholders of a command line, replaced ('|' cannot appear in these paths).
+subst() {
+	printf '%s' "$1" | sed -e "s|@KIT@|$KIT|g" -e "s|@WORK@|$work|g" \
+		-e "s|@SCRATCH@|$scratch|g" -e "s|@EXTRA@|$EXTRA|g" -e "s|@TOOLS@|$TOOLS|g"
+}
+
+# Run the commands listed in file $1 (one per line) in the case's work directory; count
+# failures in $fails; with $2 = stop, stop at the first failure.
+run_cmds() {
+	[ -f "$1" ] || return 0
+	while IFS= read -r c; do
+		c=$(subst "$c")
+		(cd "$work" && sh -c "$c") </dev/null >>"$log" 2>&1
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			echo "runcases: '$c' failed with status $rc" >>"$log"
+			fails=$((fails + 1))
+			[ "${2:-}" = stop ] && return 1
+		fi
+	done <"$1"
+	return 0
+}
+
+# SIGKILL $pid once $killon appears in $log, or when the watchdog expires.
+killer() {
+	n=0
+	while [ "$n" -lt $((watchdog * 5)) ]; do
+		kill -0 "$pid" 2>/dev/null || return 0
+		if grep -qF "$killon" "$log.out" 2>/dev/null; then
+			kill -9 "$pid" 2>/dev/null &&
+				echo "runcases: SIGKILL sent to the VMM after '$killon'" >"$TMPD/killed"
+			return 0
+		fi
+		sleep 0.2
+		n=$((n + 1))
+	done
+	kill -9 "$pid" 2>/dev/null
+}
+
 run_case() {
 	[ -n "$name" ] || return 0
 	log=$TMPD/$name.log
+	work=$TMPD/$name.d
+	scratch=$SCRATCHD/$name.d
+	mkdir -p "$work" "$scratch"
 	: >"$log"
+	rm -f "$TMPD/killed"
+	fails=0
 	echo "@@VMMTEST case=$name start"
-	args=$(printf '%s' "$vmmargs" | sed "s|@KIT@|$KIT|g")
+	if [ -n "$runcmd" ]; then
+		cmdline="sh -c $(shquote "$(subst "$runcmd")")"
+	else
+		cmdline="\"\$VMM\" $(subst "$vmmargs")"
+	fi
 	t0=$(uptime_cs)
-	if [ -n "$stdin" ]; then
+	cd "$work" || return 1
+	if ! run_cmds "$TMPD/setup.list" stop; then
+		status=254
+	elif [ -n "$killon" ]; then
+		# No timeout(1) here: coreutils' would make the VMM its child, and the SIGKILL
+		# must reach the VMM itself. killer() is the watchdog as well.
+		eval "$cmdline" </dev/null >"$log.out" 2>&1 &
+		pid=$!
+		killer &
+		kpid=$!
+		wait "$pid"
+		status=$?
+		wait "$kpid"
+	elif [ -n "$stdin" ]; then
 		fifo=$TMPD/$name.in
 		mkfifo "$fifo"
-		eval "timeout $watchdog \"\$VMM\" $args" <"$fifo" >"$log" 2>&1 &
+		eval "timeout $watchdog $cmdline" <"$fifo" >"$log.out" 2>&1 &
 		pid=$!
 		# Hold the write end open until the VMM ends, so that it never sees EOF early.
 		exec 3>"$fifo"
-		(wait_marker "$log" "VMMTEST BEGIN" "$watchdog" && printf '%b\n' "$stdin" >&3) &
+		(wait_marker "$log.out" "VMMTEST BEGIN" "$watchdog" && printf '%b\n' "$stdin" >&3) &
 		feeder=$!
 		wait "$pid"
 		status=$?
@@ -63,16 +149,26 @@ run_case() {
 		wait "$feeder" 2>/dev/null
 		exec 3>&-
 	else
-		eval "timeout $watchdog \"\$VMM\" $args" </dev/null >"$log" 2>&1
+		eval "timeout $watchdog $cmdline" </dev/null >"$log.out" 2>&1
 		status=$?
 	fi
+	cd "$TMPD" || return 1
+	if [ -f "$log.out" ]; then
+		cat "$log.out" "$log" >"$log.all"
+		mv "$log.all" "$log"
+		rm -f "$log.out"
+	fi
+	[ -f "$TMPD/killed" ] && cat "$TMPD/killed" >>"$log"
+	[ "$status" -ne 254 ] && run_cmds "$TMPD/check.list"
 	t1=$(uptime_cs)
 	dt=$((t1 - t0))
 	wd=
 	[ "$dt" -ge $((watchdog * 100)) ] && wd=" watchdog=1"
+	[ "$fails" -ne 0 ] && wd="$wd checkfail=$fails"
 	tr -d '\r' <"$log" | sed "s/^/@@C $name|/"
 	printf '@@VMMTEST case=%s status=%s secs=%d.%02d%s\n' "$name" "$status" \
 		$((dt / 100)) $((dt % 100)) "$wd"
+	rm -rf "$work" "$scratch" "$log" "$TMPD/setup.list" "$TMPD/check.list"
 }
 
 for file in "$@"; do
@@ -88,10 +184,14 @@ for file in "$@"; do
 		'' | '#'*) ;;
 		case)
 			run_case
-			name=$2 stdin='' vmmargs='' watchdog=300 ;;
+			name=$2 stdin='' vmmargs='' runcmd='' killon='' watchdog=300 ;;
 		stdin) stdin=$rest ;;
 		watchdog) watchdog=$2 ;;
 		vmm) vmmargs=$rest ;;
+		run) runcmd=$rest ;;
+		setup) printf '%s\n' "$rest" >>"$TMPD/setup.list" ;;
+		check) printf '%s\n' "$rest" >>"$TMPD/check.list" ;;
+		kill-on) killon=$rest ;;
 		expect) ;;
 		*) echo "@@VMMTEST error: $file: unknown directive '$kw'" ;;
 		esac

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# testhost.sh [--workdir DIR] [--kit DIR] VMM CASEFILE...
+# testhost.sh [--workdir DIR] [--kit DIR] [--extra-dir DIR] [--scratch-mb N] VMM CASEFILE...
 # testhost.sh [--kit DIR] --interactive VMM -- VMM-RUN-ARGS...
 #
 # Runs the VMM against stock Debian kernels (the guest kit, tests/guest/kit/mkkit.sh).
@@ -10,6 +10,11 @@
 # QEMU TCG "test host" with emulated AMD SVM, whose KVM behaves like hardware: one boot of
 # the test host runs every case of the given files. With VMM_TEST_DIRECT=1 the same cases
 # run directly on this machine's /dev/kvm.
+#
+# --extra-dir DIR is copied into the test host as /extra (@EXTRA@ in the cases), with the
+# shared libraries of the executables in it. Cases that name @SCRATCH@ get a scratch disk
+# (--scratch-mb, default 1024 MiB; ext4 made here, mounted by host-init.sh as /scratch):
+# the test host's /tmp is a tmpfs, where O_DIRECT (cache=none) fails.
 #
 # Prints one PASS/FAIL line per case; exits 0 if all passed, 1 if any failed, 77 (skip)
 # only when a prerequisite is absent (no kernel packages and no cache, no QEMU, no KVM).
@@ -30,17 +35,22 @@ die() { echo "testhost: $*" >&2; exit 1; }
 WORK=
 KIT=${VMM_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/guest-kit}
 INTERACTIVE=0
+EXTRA=
+SCRATCH_MB=1024
 while [ $# -gt 0 ]; do
 	case $1 in
 	--workdir) WORK=$2; shift 2 ;;
 	--kit) KIT=$2; shift 2 ;;
 	--interactive) INTERACTIVE=1; shift ;;
+	--extra-dir) EXTRA=$(readlink -f "$2"); shift 2 ;;
+	--scratch-mb) SCRATCH_MB=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
 	esac
 done
-[ $# -ge 2 ] || die "usage: testhost.sh [--workdir DIR] [--kit DIR] VMM CASEFILE..."
+[ $# -ge 2 ] || die "usage: testhost.sh [--workdir DIR] [--kit DIR] [--extra-dir DIR] [--scratch-mb N] VMM CASEFILE..."
+[ -z "$EXTRA" ] || [ -d "$EXTRA" ] || die "--extra-dir: $EXTRA is not a directory"
 VMM=$(readlink -f "$1")
 shift
 [ -x "$VMM" ] || die "$VMM: not an executable"
@@ -86,7 +96,36 @@ t_start=$(date +%s)
 
 run_direct() {
 	[ -c /dev/kvm ] && [ -w /dev/kvm ] || skip "VMM_TEST_DIRECT=1 but /dev/kvm is not usable"
-	sh "$HERE/runcases.sh" "$VMM" "$KIT" "${CASEFILES[@]}" >"$RESULTS" 2>&1
+	# Scratch on the work directory's file system (a real disk, unless TMPDIR is a tmpfs).
+	mkdir -p "$WORK/scratch"
+	VMM_SCRATCH=$WORK/scratch VMM_EXTRA=${EXTRA:-/nonexistent} \
+		sh "$HERE/runcases.sh" "$VMM" "$KIT" "${CASEFILES[@]}" >"$RESULTS" 2>&1
+}
+
+# Do the cases need a disk where O_DIRECT works?
+want_scratch() {
+	[ "$INTERACTIVE" = 0 ] && grep -q '@SCRATCH@' "${CASEFILES[@]}"
+}
+
+# The scratch disk of the test host: a sparse raw image holding an empty ext4.
+make_scratch() {
+	local mkfs
+	mkfs=$(PATH=$PATH:/sbin:/usr/sbin command -v mkfs.ext4) ||
+		skip "mkfs.ext4 is absent (package e2fsprogs)"
+	rm -f "$WORK/scratch.img"
+	truncate -s "${SCRATCH_MB}M" "$WORK/scratch.img" || die "cannot create the scratch disk"
+	"$mkfs" -q -F -L vmmscratch -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 \
+		"$WORK/scratch.img" || die "mkfs.ext4 of the scratch disk failed"
+}
+
+# Copy the shared libraries and the dynamic loader of executable $1 into the host root $2,
+# at the paths ldd reports (nothing for a static one).
+copy_libs() {
+	local lib
+	for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*'); do
+		mkdir -p "$2$(dirname "$lib")"
+		cp -L "$lib" "$2$lib"
+	done
 }
 
 # Paths under @KIT@ that the cases use: only those go into the test host's initramfs
@@ -122,9 +161,13 @@ build_host_initramfs() {
 		[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 	done
 	cp "$HERE/host-init.sh" "$root/init"
-	cp "$HERE/runcases.sh" "$root/runcases.sh"
+	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
+	# e2fsprogs (mke2fs, e2fsck) from the kit, for checks of the guests' file systems. The
+	# VMM's libraries are copied after it: its libc and dynamic loader win if they differ.
+	# --remove-destination: /sbin/mke2fs is a symlink to busybox, which must not be written.
+	[ -d "$KIT/e2fs" ] && cp -a --remove-destination "$KIT/e2fs/." "$root/"
 	for f in "${CASEFILES[@]}"; do
 		i=$((i + 1))
 		cp "$f" "$root/cases/$(printf %02d $i)-$(basename "$f")"
@@ -137,11 +180,13 @@ build_host_initramfs() {
 	done < <(kit_files)
 	cp "$VMM" "$root/vmm/vmm"
 	[ "$INTERACTIVE" = 1 ] && write_interactive "$root/interactive.sh"
-	# The VMM's shared libraries and the dynamic loader, at the paths ldd reports.
-	for lib in $(ldd "$VMM" 2>/dev/null | grep -o '/[^ ]*'); do
-		mkdir -p "$root$(dirname "$lib")"
-		cp -L "$lib" "$root$lib"
-	done
+	copy_libs "$VMM" "$root"
+	if [ -n "$EXTRA" ]; then
+		cp -a "$EXTRA" "$root/extra"
+		while IFS= read -r f; do
+			copy_libs "$f" "$root"
+		done < <(find "$EXTRA" -type f -perm -u+x)
+	fi
 	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
 	# Uncompressed: the emulated test-host kernel would spend seconds inflating it.
 	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet) \
@@ -161,6 +206,14 @@ run_testhost() {
 	build_host_initramfs
 	wall=${VMM_TEST_WALL:-1100}
 	CONSOLE=$WORK/host-console.log
+	local disk=()
+	if want_scratch; then
+		make_scratch
+		# Test data only: cache=unsafe spares the outer machine's disk the flushes.
+		# shellcheck disable=SC2054 # commas are inside QEMU option values
+		disk=(-drive "file=$WORK/scratch.img,if=none,id=scratch,format=raw,cache=unsafe"
+		      -device virtio-blk-pci,drive=scratch)
+	fi
 	: >"$RESULTS"
 	: >"$CONSOLE"
 	# EPYC with SVM and nested paging: the test host's KVM then runs guests with hardware
@@ -169,13 +222,13 @@ run_testhost() {
 	# allocates the test host's RAM lazily too).
 	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 6G -M q35 \
 		-nodefaults -no-reboot -display none -monitor none \
-		-serial "file:$CONSOLE" -serial "file:$RESULTS" \
+		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
 		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
 		-append "console=ttyS0 rdinit=/init quiet panic=-1" \
 		</dev/null >"$WORK/qemu.log" 2>&1
 	local rc=$?
 	# Regenerated each run, and big: only the logs stay in the work directory.
-	rm -f "$WORK/host.cpio"
+	rm -f "$WORK/host.cpio" "$WORK/scratch.img"
 	[ $rc -eq 124 ] && echo "testhost: the QEMU test host hit the ${wall}s wall-clock limit"
 	[ $rc -ne 0 ] && [ $rc -ne 124 ] && { echo "testhost: qemu exited with $rc:"; tail -n 5 "$WORK/qemu.log"; }
 	if grep -q '^@@HOST kvm=no' "$RESULTS"; then
@@ -224,6 +277,7 @@ judge_case() {
 		status=$(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$res")
 		secs=$(sed 's/.* secs=\([0-9.]*\).*/\1/' <<<"$res")
 		grep -q 'watchdog=1' <<<"$res" && reasons+=("the runner's watchdog fired")
+		grep -q 'checkfail=' <<<"$res" && reasons+=("a setup or check command failed")
 		[ "$status" = "$want" ] || reasons+=("status $status, want $want")
 		for m in "$@"; do
 			grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "$m" ||
@@ -257,6 +311,7 @@ for f in "${CASEFILES[@]}"; do
 			expects=() ;;
 		expect) expects+=("$rest") ;;
 		vmm) cmd[$name]=$rest ;;
+		run) cmd[$name]="(run) $rest" ;;
 		esac
 	done <"$f"
 	[ -n "$name" ] && judge_case "$name" "$want" "${expects[@]}"

@@ -6,7 +6,16 @@
 #   VMMTEST BEGIN NAME
 #   VMMTEST key=value        (results)
 #   VMMTEST END NAME
-# Scenarios: info, poweroff, reboot, exit=N, panic, hang, shell (default).
+# Scenarios: info, poweroff, reboot, exit=N, panic, hang, shell (default); disk-rw, disk-ro,
+# disk-multi, disk-ext4, disk-discard, disk-fstrim, disk-flush (virtio-blk, the disk is
+# vmmtest.dev=, default vda); root (mount root= and switch_root into it); exec (run /vmmtest-exec,
+# which a caller appends to the initramfs as another cpio archive).
+# With console=hvc0 (the VMM's virtio console), init's console is reopened on /dev/hvc0 once
+# virtio_console is loaded: at boot the kernel finds no hvc tty to open for init.
+#
+# Disk patterns: 'pat SEED LINES' is the output of seq SEED*100000 .. SEED*100000+LINES-1
+# (SEED 10..94: 7 digits and a newline, 8 bytes a line). The host side of the linux-suite
+# cases (tests/host/cases/disk*.cases) writes and checks the same with seq.
 # Every path ends the VM (poweroff, reboot, debug-exit, panic) or waits forever: init
 # must never return, or the kernel panics with "Attempted to kill init".
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -30,11 +39,34 @@ else
 fi
 
 scenario=shell
+disk=vda
+rootdev=
+rootfstype=ext4
+rootmode=ro
+hvc=
 for w in $(cat /proc/cmdline); do
 	case $w in
 	vmmtest=*) scenario=${w#vmmtest=} ;;
+	vmmtest.dev=*) disk=${w#vmmtest.dev=} ;;
+	root=*) rootdev=${w#root=} ;;
+	rootfstype=*) rootfstype=${w#rootfstype=} ;;
+	rw) rootmode=rw ;;
+	ro) rootmode=ro ;;
+	console=hvc*) hvc=${w#console=}; hvc=${hvc%%,*} ;;
+	console=*) hvc= ;;
 	esac
 done
+
+# The last console= is /dev/console. An hvc console's tty exists only once virtio_console
+# has found the device, after the kernel tried to open init's stdio: open it now.
+if [ -n "$hvc" ]; then
+	n=0
+	while [ ! -c "/dev/$hvc" ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -c "/dev/$hvc" ] && exec <"/dev/$hvc" >"/dev/$hvc" 2>&1
+fi
 
 stop() {
 	# $1: poweroff or reboot. -f: no init to tell, straight to the reboot syscall.
@@ -77,6 +109,169 @@ info() {
 	say "release=$rel"
 }
 
+# --- disks -------------------------------------------------------------------------------
+
+pat() {
+	seq $(($1 * 100000)) $(($1 * 100000 + $2 - 1))
+}
+
+wait_dev() {
+	w=0
+	while [ ! -b "$1" ] && [ $w -lt 100 ]; do
+		sleep 0.1
+		w=$((w + 1))
+	done
+	[ -b "$1" ] || { say "ERROR no block device $1"; ls /sys/block; return 1; }
+}
+
+# write DEV OFFSET SEED LINES [direct]: the pattern at byte OFFSET (a 4 KiB multiple), through
+# the page cache and fsync (a FLUSH), or with O_DIRECT 1 MiB writes.
+pat_write() {
+	pat "$3" "$4" >/tmp/pat.w
+	if [ "${5:-}" = direct ]; then
+		# O_DIRECT needs whole blocks: the patterns used this way are 1 MiB multiples.
+		dd if=/tmp/pat.w of="$1" bs=1M seek=$(($2 / 1048576)) oflag=direct 2>/tmp/dd.err
+	else
+		dd if=/tmp/pat.w of="$1" bs=4096 seek=$(($2 / 4096)) conv=fsync,notrunc 2>/tmp/dd.err
+	fi
+	rc=$?
+	rm -f /tmp/pat.w
+	[ $rc -eq 0 ] || cat /tmp/dd.err
+	return $rc
+}
+
+# verify DEV OFFSET SEED LINES: read with O_DIRECT (from the device, not the page cache).
+pat_verify() {
+	pat "$3" "$4" >/tmp/pat.v
+	n=$(($4 * 8))
+	dd if="$1" bs=4096 skip=$(($2 / 4096)) count=$(((n + 4095) / 4096)) iflag=direct \
+		2>/dev/null | head -c "$n" | cmp -s - /tmp/pat.v
+	rc=$?
+	rm -f /tmp/pat.v
+	return $rc
+}
+
+ok() {
+	# ok NAME COMMAND...: run it, report NAME=ok or NAME=FAIL
+	k=$1
+	shift
+	if "$@"; then say "$k=ok"; else say "$k=FAIL"; fi
+}
+
+disk_rw() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	say "disk $disk sectors=$(cat /sys/block/"$disk"/size)"
+	# The host wrote seed 11 at 0.
+	ok "rw host-pattern" pat_verify "$d" 0 11 50000
+	ok "rw write-fsync" pat_write "$d" 1048576 22 50000
+	ok "rw write-direct" pat_write "$d" 2097152 33 262144 direct
+	echo 3 >/proc/sys/vm/drop_caches
+	ok "rw readback-fsync" pat_verify "$d" 1048576 22 50000
+	ok "rw readback-direct" pat_verify "$d" 2097152 33 262144
+}
+
+disk_ro() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	say "ro sysfs=$(cat /sys/block/"$disk"/ro)"
+	ok "ro host-pattern" pat_verify "$d" 0 11 50000
+	if pat_write "$d" 0 66 512 >/dev/null 2>&1; then
+		say "ro write=ACCEPTED"
+	else
+		say "ro write=refused"
+	fi
+	# Even when told the disk is writable the kernel keeps the driver's read-only flag; and
+	# the device must refuse whatever reaches it.
+	blockdev --setrw "$d" 2>/dev/null
+	if pat_write "$d" 0 66 131072 direct >/dev/null 2>&1; then
+		say "ro setrw-write=ACCEPTED"
+	else
+		say "ro setrw-write=refused"
+	fi
+	ok "ro unchanged" pat_verify "$d" 0 11 50000
+}
+
+disk_multi() {
+	for b in /sys/block/vd*; do
+		v=${b##*/}
+		wait_dev "/dev/$v" || continue
+		say "disk $v first=$(head -c 7 "/dev/$v") sectors=$(cat "$b/size") ro=$(cat "$b/ro")" \
+			"serial=$(cat "$b/serial" 2>/dev/null)"
+	done
+}
+
+disk_ext4() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	command -v mkfs.ext4 >/dev/null || { say "ERROR mkfs.ext4 absent (append e2fs.cpio.gz)"; return; }
+	ok "ext4 mkfs" mkfs.ext4 -q -F -L vmmtest "$d"
+	mkdir -p /mnt
+	ok "ext4 mount" mount -t ext4 "$d" /mnt
+	pat 44 50000 >/mnt/data
+	mkdir -p /mnt/dir
+	echo "hello from the guest" >/mnt/dir/hello
+	ok "ext4 sync" sync
+	ok "ext4 umount" umount /mnt
+	echo 3 >/proc/sys/vm/drop_caches
+	ok "ext4 remount" mount -t ext4 -o ro "$d" /mnt
+	pat 44 50000 >/tmp/want
+	ok "ext4 readback" cmp -s /mnt/data /tmp/want
+	umount /mnt
+}
+
+disk_discard() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	say "discard max_bytes=$(cat /sys/block/"$disk"/queue/discard_max_bytes)"
+	# 1 MiB .. 9 MiB; the host's pattern (seed 11 at 0, 400000 bytes) must survive.
+	ok "discard blkdiscard" blkdiscard -o 1048576 -l 8388608 "$d"
+	ok "discard sync" sync
+	ok "discard host-pattern" pat_verify "$d" 0 11 50000
+}
+
+disk_fstrim() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	command -v mkfs.ext4 >/dev/null || { say "ERROR mkfs.ext4 absent (append e2fs.cpio.gz)"; return; }
+	# nodiscard: mkfs must not discard the device itself; the trim below has to.
+	ok "fstrim mkfs" mkfs.ext4 -q -F -E nodiscard "$d"
+	mkdir -p /mnt
+	ok "fstrim mount" mount -t ext4 -o discard "$d" /mnt
+	dd if=/dev/zero of=/mnt/big bs=1M count=4 conv=fsync 2>/dev/null
+	rm /mnt/big
+	sync
+	say "fstrim $(fstrim -v /mnt 2>&1)"
+	ok "fstrim umount" umount /mnt
+}
+
+disk_flush() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	# Flushed (fsync: a virtio-blk FLUSH) before the marker; the host SIGKILLs the VMM when
+	# it sees the marker, then checks the image.
+	ok "flush write" pat_write "$d" 0 55 50000
+	ok "flush write-direct" pat_write "$d" 1048576 56 131072 direct
+	ok "flush sync" sync
+	say "flushed"
+	while :; do sleep 3600; done
+}
+
+# Mount root= and make it /: Debian's kernels have virtio_mmio and virtio_blk as modules, so
+# the kernel cannot mount a virtio root itself; the initramfs loaded them above.
+switch_to_root() {
+	[ -n "$rootdev" ] || { say "ERROR root= is missing"; return; }
+	wait_dev "$rootdev" || return
+	mkdir -p /newroot
+	mount -t "$rootfstype" -o "$rootmode" "$rootdev" /newroot ||
+		{ say "ERROR mount $rootdev failed"; return; }
+	[ -x /newroot/sbin/init ] || { say "ERROR no /sbin/init on $rootdev"; return; }
+	say "root mounted=$rootdev type=$rootfstype mode=$rootmode"
+	umount /proc /sys /tmp 2>/dev/null
+	mount --move /dev /newroot/dev 2>/dev/null || umount /dev 2>/dev/null
+	exec switch_root /newroot /sbin/init
+}
+
 say "BEGIN $scenario"
 case $scenario in
 info)
@@ -108,6 +303,28 @@ panic)
 	;;
 hang)
 	while :; do sleep 3600; done
+	;;
+disk-rw) disk_rw; say "END $scenario"; stop poweroff ;;
+disk-ro) disk_ro; say "END $scenario"; stop poweroff ;;
+disk-multi) disk_multi; say "END $scenario"; stop poweroff ;;
+disk-ext4) disk_ext4; say "END $scenario"; stop poweroff ;;
+disk-discard) disk_discard; say "END $scenario"; stop poweroff ;;
+disk-fstrim) disk_fstrim; say "END $scenario"; stop poweroff ;;
+disk-flush) disk_flush; stop poweroff ;;
+root)
+	switch_to_root
+	say "ERROR switch_root failed"
+	stop poweroff
+	;;
+exec)
+	if [ -f /vmmtest-exec ]; then
+		sh /vmmtest-exec
+		say "exec status=$?"
+	else
+		say "ERROR no /vmmtest-exec in the initramfs"
+	fi
+	say "END $scenario"
+	stop poweroff
 	;;
 shell)
 	# /dev/console is not a controlling terminal, so the shell runs without job

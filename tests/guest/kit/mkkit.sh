@@ -10,6 +10,12 @@
 #   OUTDIR/{cloud,generic}/release        the kernel release (uname -r)
 #   OUTDIR/generic/host-modules/          host-modules.list for the QEMU TCG test host (kvm-amd)
 #   OUTDIR/initramfs.cpio.gz              busybox-static, /init (init.sh), modules for both flavours
+#   OUTDIR/e2fs/                          mke2fs (mkfs.ext4) and e2fsck with their libraries, as a
+#                                         root tree (Debian's e2fsprogs and libraries, dpkg -x)
+#   OUTDIR/e2fs.cpio.gz                   the same as an initramfs archive to append to
+#                                         initramfs.cpio.gz (the kernel unpacks both, in order)
+#   OUTDIR/rootfs.ext4                    an ext4 image (mkfs.ext4 -d) of a tiny root: busybox and
+#                                         an init (rootfs-init.sh) that reports and powers off
 #
 # Idempotent and cached: a step whose outputs exist is skipped, so once built the kit
 # needs no network. Outputs are written to temporary names and renamed when complete,
@@ -36,14 +42,14 @@ FLAVOURS="cloud generic"
 need_tools() {
 	local missing=() tool pkg
 	for tool in busybox:busybox-static cpio:cpio lz4:lz4 xz:xz-utils gzip:gzip \
-		    dpkg-deb:dpkg od:coreutils gcc:gcc; do
+		    dpkg-deb:dpkg od:coreutils gcc:gcc readelf:binutils mkfs.ext4:e2fsprogs; do
 		pkg=${tool#*:}
 		tool=${tool%%:*}
 		if [ "$tool" = busybox ]; then
 			# Only the static build is usable inside an initramfs.
 			[ -x /bin/busybox ] && file_is_static /bin/busybox && continue
 		else
-			command -v "$tool" >/dev/null && continue
+			PATH=$PATH:/sbin:/usr/sbin command -v "$tool" >/dev/null && continue
 		fi
 		missing+=("$pkg")
 	done
@@ -255,6 +261,116 @@ build_initramfs() {
 	log "built $img ($(stat -c %s "$img") bytes)"
 }
 
+# --- e2fsprogs for the guests (mkfs.ext4 inside the VM) -------------------------------------
+
+# Packages holding mke2fs, e2fsck and the libraries they need (Debian 12).
+E2FS_PKGS="e2fsprogs libext2fs2 libcom-err2 libblkid1 libuuid1 libc6"
+E2FS_BINS="sbin/mke2fs sbin/e2fsck"
+
+# Download (once) the e2fsprogs packages into OUT/debs/e2fs.
+fetch_e2fs_debs() {
+	local d=$OUT/debs/e2fs p missing=()
+	mkdir -p "$d"
+	for p in $E2FS_PKGS; do
+		ls "$d/${p}_"*.deb >/dev/null 2>&1 || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	log "downloading ${missing[*]}"
+	(cd "$d" && apt-get download "${missing[@]}" >&2 2>/dev/null) ||
+		(cd "$d" && apt-get update >&2 && apt-get download "${missing[@]}" >&2) || {
+		echo "mkkit: apt-get download ${missing[*]} failed" >&2
+		return 2
+	}
+}
+
+# Find a shared library by soname in the unpacked tree $1.
+find_lib() {
+	local f
+	for f in "$1"/lib/x86_64-linux-gnu/"$2" "$1"/usr/lib/x86_64-linux-gnu/"$2" \
+		 "$1"/lib64/"$2"; do
+		[ -e "$f" ] && { echo "$f"; return 0; }
+	done
+	return 1
+}
+
+# Copy the binaries with every library they need (DT_NEEDED, recursively) and the dynamic
+# loader into a root tree; all libraries go to /lib/x86_64-linux-gnu, where the loader looks
+# without an ld.so.cache.
+build_e2fs() {
+	local dst=$OUT/e2fs img=$OUT/e2fs.cpio.gz tree deb b f lib interp queue=() libs_done=" "
+	if [ -d "$dst" ] && [ -f "$img" ] && [ "$img" -nt "$KIT_SRC/mkkit.sh" ]; then
+		return 0
+	fi
+	fetch_e2fs_debs || return $?
+	tree=$OUT/e2fs.unpacked
+	rm -rf "$tree" "$dst.tmp"
+	for deb in "$OUT"/debs/e2fs/*.deb; do
+		dpkg -x "$deb" "$tree"
+	done
+	mkdir -p "$dst.tmp/sbin" "$dst.tmp/lib/x86_64-linux-gnu" "$dst.tmp/lib64" "$dst.tmp/etc"
+	for b in $E2FS_BINS; do
+		[ -f "$tree/$b" ] || die "e2fsprogs: $b not in the packages"
+		cp "$tree/$b" "$dst.tmp/$b"
+		queue+=("$tree/$b")
+	done
+	cp "$tree/etc/mke2fs.conf" "$dst.tmp/etc/mke2fs.conf"
+	while [ ${#queue[@]} -gt 0 ]; do
+		f=${queue[0]}
+		queue=("${queue[@]:1}")
+		for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			case $libs_done in *" $lib "*) continue ;; esac
+			libs_done+="$lib "
+			b=$(find_lib "$tree" "$lib") || die "e2fsprogs: $lib not in the packages"
+			cp -L "$b" "$dst.tmp/lib/x86_64-linux-gnu/$lib"
+			queue+=("$b")
+		done
+	done
+	interp=$(readelf -l "$tree/sbin/mke2fs" | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
+	[ "$interp" = /lib64/ld-linux-x86-64.so.2 ] || die "e2fsprogs: unexpected loader $interp"
+	cp -L "$tree$interp" "$dst.tmp$interp"
+	# The names a user types; busybox's own mke2fs (ext2 only) is replaced.
+	ln -s mke2fs "$dst.tmp/sbin/mkfs.ext4"
+	ln -s e2fsck "$dst.tmp/sbin/fsck.ext4"
+	# Without it both tools warn that they cannot tell whether the device is mounted.
+	ln -s /proc/mounts "$dst.tmp/etc/mtab"
+	rm -rf "$tree" "$dst"
+	mv "$dst.tmp" "$dst"
+	(cd "$dst" && find . -print0 | LC_ALL=C sort -z |
+	 cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9n >"$img.tmp"
+	mv "$img.tmp" "$img"
+	log "built $img ($(stat -c %s "$img") bytes)"
+}
+
+# --- a root file system on ext4 (root=/dev/vda) -------------------------------------------
+
+build_rootfs() {
+	local img=$OUT/rootfs.ext4 root=$OUT/rootfs.root applet mkfs
+	if [ -f "$img" ] && [ "$img" -nt "$KIT_SRC/rootfs-init.sh" ] &&
+	   [ "$img" -nt "$KIT_SRC/mkkit.sh" ]; then
+		return 0
+	fi
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,root,etc,var}
+	cp /bin/busybox "$root/bin/busybox"
+	for applet in $(/bin/busybox --list-full); do
+		[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+	done
+	rm -f "$root/sbin/init"
+	cp "$KIT_SRC/rootfs-init.sh" "$root/sbin/init"
+	chmod 755 "$root/sbin/init"
+	# Only the root file system holds this: the initramfs cannot fake the marker.
+	echo "vmm-rootfs-on-ext4" >"$root/etc/vmmtest-rootfs"
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+	mkfs=$(PATH=$PATH:/sbin:/usr/sbin command -v mkfs.ext4)
+	rm -f "$img.tmp"
+	# 8 MiB: busybox (~2 MiB), a 1 MiB journal and room for the init's writes.
+	"$mkfs" -q -F -L vmmroot -E root_owner=0:0 -d "$root" "$img.tmp" 8M >/dev/null ||
+		die "mkfs.ext4 -d of the root file system failed"
+	mv "$img.tmp" "$img"
+	rm -rf "$root"
+	log "built $img"
+}
+
 need_tools
 for f in $FLAVOURS; do
 	rc=0
@@ -264,3 +380,7 @@ for f in $FLAVOURS; do
 	[ $rc -eq 0 ] || exit $rc
 done
 build_initramfs
+rc=0
+build_e2fs || rc=$?
+[ $rc -eq 0 ] || exit $rc
+build_rootfs
