@@ -268,8 +268,8 @@ static void backend_quiesce(struct blk_backend *b)
  * Write len bytes at off from iov (zeroes when iov is NULL) through an O_DIRECT fd when off or
  * len is not aligned: the aligned blocks around them are read, patched and written back.
  * Synchronous and after a quiesce, so no write of this backend to the same blocks is in
- * flight (a second backend on the same image with misaligned writes could still race; the
- * device advertises dio_align as its block size, so a well-behaved guest never gets here).
+ * flight (virtio-blk uses one backend for all its queues; two backends on one image would
+ * still race here). Slow, but only reached when the guest's blocks are smaller than dio_align.
  * The file does not grow beyond what a buffered write would have made it.
  */
 static int64_t rmw_write(struct blk_backend *b, uint64_t off, uint64_t len, const struct iovec *iov,

@@ -18,8 +18,9 @@
 
 #include "vmm/blk_backend.h"
 
-/* Deepest queue we accept: io_uring rings and aio contexts are sized from it. */
-#define BLK_BACKEND_MAX_DEPTH 4096
+/* Deepest queue we accept: io_uring rings (at most 32768 SQ entries without
+ * IORING_SETUP_CLAMP) and aio contexts are sized from it. */
+#define BLK_BACKEND_MAX_DEPTH 32768
 
 /*
  * One operation as an engine sees it. For READ/WRITE on an O_DIRECT fd the offset, length

@@ -4,7 +4,8 @@
  * disabled (IORING_SETUP_R_DISABLED), the image registered as fixed file 0 and the eventfd
  * attached, then restricted (IORING_REGISTER_RESTRICTIONS) to the four opcodes enum blk_op
  * needs, with IOSQE_FIXED_FILE both allowed and required, and only then enabled. Once enabled,
- * a restricted ring takes no further io_uring_register() calls, so nothing can widen it.
+ * a restricted ring takes no io_uring_register() call but IORING_UNREGISTER_FILES (needed at
+ * close), so nothing can widen it.
  * Everything used here exists since Linux 5.10 (the oldest kernel we run on is 6.1).
  *
  * READ/WRITE are READV/WRITEV, FLUSH is FSYNC with IORING_FSYNC_DATASYNC, DISCARD and
@@ -53,7 +54,7 @@ static int uring_open(struct blk_backend *b)
 {
 	static const unsigned char ops[] = {IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC,
 					    IORING_OP_FALLOCATE};
-	struct io_uring_restriction res[ARRAY_SIZE(ops) + 2] = {0};
+	struct io_uring_restriction res[ARRAY_SIZE(ops) + 3] = {0};
 	struct io_uring_params p = {.flags = IORING_SETUP_R_DISABLED};
 	struct uring_engine *e = calloc(1, sizeof(*e));
 	unsigned int n = 0;
@@ -81,6 +82,9 @@ static int uring_open(struct blk_backend *b)
 	res[n++].sqe_flags = IOSQE_FIXED_FILE;
 	res[n].opcode = IORING_RESTRICTION_SQE_FLAGS_REQUIRED;
 	res[n++].sqe_flags = IOSQE_FIXED_FILE;
+	/* The one registration left open: dropping the file again (uring_close). */
+	res[n].opcode = IORING_RESTRICTION_REGISTER_OP;
+	res[n++].register_op = IORING_UNREGISTER_FILES;
 	r = ring_register(&e->ring, IORING_REGISTER_RESTRICTIONS, res, n);
 	if (r < 0)
 		goto err_ring;
@@ -101,6 +105,13 @@ static void uring_close(struct blk_backend *b)
 {
 	struct uring_engine *e = b->engine_priv;
 
+	/*
+	 * The kernel tears a ring down asynchronously, after io_uring_queue_exit() returned, and
+	 * a file registered with it stays open until then: its OFD lock would outlive
+	 * blk_image_close() and refuse the next open of the image (ours, or the new process's
+	 * in a live update). Unregistering drops the file now; nothing is in flight.
+	 */
+	(void)io_uring_unregister_files(&e->ring);
 	io_uring_queue_exit(&e->ring);
 	free(e);
 }

@@ -857,6 +857,36 @@ static void test_resubmit_from_callback(void **state)
 	free(c);
 }
 
+/*
+ * After blk_backend_close() the backend holds nothing of the image: closing the image then
+ * releases its lock at once, so the image can be opened read-write again right away (by us
+ * or by the process a live update hands it to). An io_uring ring tears down asynchronously;
+ * a file still registered with it would keep the lock for a while.
+ */
+static void test_reopen_after_close(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	bool direct = f->img.direct;
+
+	for (int i = 0; i < 20; i++) {
+		const size_t l[] = {4096};
+		struct segs s;
+
+		segs_make(&s, l, 1, 0);
+		assert_int_equal(rw1(f, BLK_OP_READ, 0, &s), 4096);
+		segs_free(&s);
+		blk_backend_close(f->b);
+		f->b = NULL;
+		blk_image_close(&f->img);
+		assert_int_equal(blk_image_open(&f->img, f->path, false,
+						direct ? BLK_CACHE_NONE : BLK_CACHE_WRITEBACK, err,
+						sizeof(err)),
+				 0);
+		fx_backend(f, DEPTH);
+	}
+}
+
 /* ---- engine-independent: names and open arguments ---- */
 
 static void test_engine_names(void **state)
@@ -895,6 +925,12 @@ static void test_open_args(void **state)
 	assert_int_equal(blk_backend_open((enum blk_engine)7, fd, &cfg, &b), -EINVAL);
 	cfg.depth = 0;
 	assert_int_equal(blk_backend_open(engine, fd, &cfg, &b), -EINVAL);
+	cfg.depth = 1U << 20;
+	assert_int_equal(blk_backend_open(engine, fd, &cfg, &b), -EINVAL);
+	cfg.depth = 4 * 256; /* what virtio-blk asks for with 4 queues */
+	assert_int_equal(blk_backend_open(engine, fd, &cfg, &b), 0);
+	blk_backend_close(b);
+	b = NULL;
 	cfg.depth = 8;
 	cfg.direct = true;
 	cfg.dio_align = 768; /* not a power of two */
@@ -1186,6 +1222,7 @@ static const struct bcase backend_cases[] = {
 	{"close_inflight", test_close_inflight},
 	{"eventfd", test_eventfd},
 	{"resubmit_from_callback", test_resubmit_from_callback},
+	{"reopen_after_close", test_reopen_after_close},
 };
 
 static const struct bcase other_cases[] = {
