@@ -20,7 +20,8 @@
 #   kill-on TEXT            SIGKILL the VMM once TEXT appears on its console (status 137)
 # In vmm/run/setup/check, @KIT@ is the kit directory, @WORK@ a fresh directory of the case
 # (on /tmp), @SCRATCH@ a fresh directory of the case on a real disk where O_DIRECT works
-# ($VMM_SCRATCH; @WORK@'s file system if unset), @EXTRA@ the directory $VMM_EXTRA (extra
+# ($VMM_SCRATCH; @WORK@'s file system if unset), @SHARED@ a directory there that all cases
+# of this run share (e.g. one benchmark file), @EXTRA@ the directory $VMM_EXTRA (extra
 # files of the caller, testhost.sh --extra-dir), @TOOLS@ the directory of this script (and of
 # its helper diskpat.sh). setup and check run in @WORK@; their output goes to the console
 # log after the VMM's.
@@ -42,6 +43,7 @@ EXTRA=${VMM_EXTRA:-/nonexistent}
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/runcases.XXXXXX") || exit 1
 [ -n "$SCRATCH_BASE" ] || SCRATCH_BASE=$TMPD
 SCRATCHD=$(mktemp -d "$SCRATCH_BASE/runcases.XXXXXX") || exit 1
+mkdir -p "$SCRATCHD/shared"
 trap 'rm -rf "$TMPD" "$SCRATCHD"' EXIT
 
 uptime_cs() {
@@ -69,7 +71,8 @@ shquote() {
 # The placeholders of a command line, replaced ('|' cannot appear in these paths).
 subst() {
 	printf '%s' "$1" | sed -e "s|@KIT@|$KIT|g" -e "s|@WORK@|$work|g" \
-		-e "s|@SCRATCH@|$scratch|g" -e "s|@EXTRA@|$EXTRA|g" -e "s|@TOOLS@|$TOOLS|g"
+		-e "s|@SCRATCH@|$scratch|g" -e "s|@SHARED@|$SCRATCHD/shared|g" \
+		-e "s|@EXTRA@|$EXTRA|g" -e "s|@TOOLS@|$TOOLS|g"
 }
 
 # Run the commands listed in file $1 (one per line) in the case's work directory; count

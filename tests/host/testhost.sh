@@ -12,9 +12,9 @@
 # run directly on this machine's /dev/kvm.
 #
 # --extra-dir DIR is copied into the test host as /extra (@EXTRA@ in the cases), with the
-# shared libraries of the executables in it. Cases that name @SCRATCH@ get a scratch disk
-# (--scratch-mb, default 1024 MiB; ext4 made here, mounted by host-init.sh as /scratch):
-# the test host's /tmp is a tmpfs, where O_DIRECT (cache=none) fails.
+# shared libraries of the executables in it. Cases that name @SCRATCH@ or @SHARED@ get a
+# scratch disk (--scratch-mb, default 1024 MiB; ext4 made here, mounted by host-init.sh as
+# /scratch): the test host's /tmp is a tmpfs, where O_DIRECT (cache=none) fails.
 #
 # Prints one PASS/FAIL line per case; exits 0 if all passed, 1 if any failed, 77 (skip)
 # only when a prerequisite is absent (no kernel packages and no cache, no QEMU, no KVM).
@@ -104,7 +104,7 @@ run_direct() {
 
 # Do the cases need a disk where O_DIRECT works?
 want_scratch() {
-	[ "$INTERACTIVE" = 0 ] && grep -q '@SCRATCH@' "${CASEFILES[@]}"
+	[ "$INTERACTIVE" = 0 ] && grep -qE '@(SCRATCH|SHARED)@' "${CASEFILES[@]}"
 }
 
 # The scratch disk of the test host: a sparse raw image holding an empty ext4.
