@@ -15,6 +15,7 @@
  * common layer's reap.
  */
 #include <errno.h>
+#include <sched.h>
 #include <linux/falloc.h>
 #include <liburing.h>
 #include <stdlib.h>
@@ -164,8 +165,15 @@ static void uring_kick(struct blk_backend *b)
 
 	/* An error here (EAGAIN, EBUSY, EINTR) leaves the SQEs in the ring; the next kick or a
 	 * drain submits them. */
-	if (io_uring_sq_ready(&e->ring))
-		(void)io_uring_submit(&e->ring);
+	/* EAGAIN/EBUSY mean the kernel is short of memory or the CQ is full: retry a few times
+	 * now; what is still left goes with the next kick (every reap also kicks). */
+	for (int tries = 0; io_uring_sq_ready(&e->ring) && tries < 8; tries++) {
+		int r = io_uring_submit(&e->ring);
+		if (r >= 0 || (r != -EINTR && r != -EAGAIN && r != -EBUSY))
+			break;
+		if (r != -EINTR)
+			sched_yield();
+	}
 }
 
 static unsigned int uring_poll(struct blk_backend *b, bool wait)

@@ -510,20 +510,18 @@ static void vblk_notify_all(struct virtio_blk *b)
 static void vblk_event(void *opaque)
 {
 	struct virtio_blk *b = opaque;
-	bool resumed = false;
 
 	pthread_mutex_lock(&b->vdev.lock);
 	if (blk_backend_reap(b->be, vblk_done, b) > 0) {
 		for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
-			if (b->q[i].stalled) {
+			if (b->q[i].stalled)
 				vblk_queue_run(&b->q[i]);
-				resumed = true;
-			}
 		}
-		if (resumed)
-			blk_backend_kick(b->be);
 		vblk_notify_all(b);
 	}
+	/* Always, not only after resuming a stalled queue: SQEs that a kick could not hand over
+	 * (the kernel said EAGAIN/EBUSY) must not wait for the guest's next kick. */
+	blk_backend_kick(b->be);
 	pthread_mutex_unlock(&b->vdev.lock);
 }
 
