@@ -24,13 +24,26 @@ export VMM_TEST_BZIMAGE=$kit/cloud/bzImage VMM_TEST_VMLINUX=$kit/cloud/vmlinux
 status=0
 meson test -C "$build" --print-errorlogs --num-processes 2 || status=$?
 
+# The pure code once more under AddressSanitizer and UBSan: the unit and backend suites
+# (virtqueue, request parsing, loaders, backends...) plus the bad-input runs of an ASan vmm.
+asan=$build-asan
+if [ ! -d "$asan" ]; then
+	meson setup "$asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dmicro_guests=enabled >/dev/null
+fi
+ninja -C "$asan" >/dev/null
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C "$asan" --print-errorlogs --num-processes 2 --suite unit --suite backend ||
+	status=$?
+
 # One closing line for humans and CI: counts from meson's own log.
-python3 - "$build/meson-logs/testlog.json" <<'PY'
+python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
 import json, sys
 count = {"OK": 0, "FAIL": 0, "SKIP": 0, "TIMEOUT": 0, "ERROR": 0, "UNEXPECTEDPASS": 0, "EXPECTEDFAIL": 0}
-for line in open(sys.argv[1]):
-    r = json.loads(line)["result"]
-    count[r] = count.get(r, 0) + 1
+for log in sys.argv[1:]:
+    for line in open(log):
+        r = json.loads(line)["result"]
+        count[r] = count.get(r, 0) + 1
 failed = count["FAIL"] + count["TIMEOUT"] + count["ERROR"] + count["UNEXPECTEDPASS"]
 print(f"{count['OK'] + count['EXPECTEDFAIL']} passed, {failed} failed, {count['SKIP']} skipped")
 PY

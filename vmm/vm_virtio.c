@@ -57,13 +57,14 @@ static struct vm_eventfd_ops eventfd_ops = {
  * and a kernel built with VIRTIO_MMIO_CMDLINE_DEVICES would probe each window twice. */
 static int build_cmdline(struct vm *vm)
 {
-	const char *user = vm->cfg->cmdline;
-	size_t len = strlen(user) + 1 + vm->nr_virtio * 48;
+	const char *user = vm->cfg->cmdline ? vm->cfg->cmdline : "";
+	size_t n = strlen(user);
+	size_t len = n + 1 + vm->nr_virtio * 48;
 	char *s = malloc(len);
 
 	if (!s)
 		return -ENOMEM;
-	size_t n = (size_t)snprintf(s, len, "%s", user);
+	memcpy(s, user, n + 1);
 	bool acpi_off = strstr(user, "acpi=off") != NULL;
 	for (unsigned int i = 0; acpi_off && i < vm->nr_virtio; i++) {
 		struct virtio_mmio_config mc = { .base = vm->vmmio_acpi[i].base,
