@@ -6,12 +6,13 @@
  * virtio_console_receive() on the caller's thread (the main loop). Both under vdev->lock.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "vmm/devices.h"
@@ -25,13 +26,25 @@
 #define VCON_IOV_MAX VIRTIO_CONSOLE_QUEUE_SIZE
 
 /*
- * How long one transmit chain may wait for out_fd to take bytes (a terminal stopped with ^S,
- * a slow pipe). It blocks the I/O thread and the device lock, so it is short; once it expired
- * the next chains do not wait until a write succeeds again, and the output is dropped.
+ * Output backpressure. out_fd may be a blocking terminal or pipe shared with other processes,
+ * so it stays as it is (no O_NONBLOCK); instead we write only what a POLLOUT guarantees to
+ * take without blocking: PIPE_BUF bytes to a pipe (a pipe reports POLLOUT with a free page,
+ * PIPE_BUF <= a page), small pieces to a terminal or other character device (a tty reports
+ * POLLOUT with some room), send(MSG_DONTWAIT) to a socket. When out_fd is full the chain being
+ * written stays popped, the transmitq is not looked at, and a POLLOUT watch on the I/O thread
+ * resumes it: the guest's buffers stay in the ring and its hvc driver waits, as on a slow line.
  */
-#define VCON_TX_WAIT_MS 100
-/* Bytes per write() to a pollable fd: a tty reports POLLOUT with at least this much room. */
-#define VCON_TX_PIECE 256
+#define VCON_TX_PIECE	   256
+#define VCON_TX_SOCK_PIECE (64 * 1024)
+/* How long an emergency write (a vCPU's config access) may wait for out_fd; best effort. */
+#define VCON_EMERG_WAIT_MS 100
+
+enum vcon_out_kind {
+	VCON_OUT_FILE, /* regular file or block device: write() never waits for a reader */
+	VCON_OUT_PIPE,
+	VCON_OUT_SOCK,
+	VCON_OUT_CHAR, /* tty, pty, other character devices */
+};
 
 /* §5.3.4 struct virtio_console_config, little endian. */
 #define VCON_CFG_COLS	      0
@@ -44,18 +57,29 @@ struct virtio_console {
 	struct virtio_device vdev;
 	struct ev_loop *loop;
 	int out_fd;
-	bool out_poll; /* not a regular file: wait with poll() when it is full */
+	enum vcon_out_kind out_kind;
 
 	/* vdev->lock */
 	uint16_t cols, rows;
 	bool rx_wanted; /* a receive came up short: tell rx_ready when the guest posts buffers */
 	void (*rx_ready)(void *opaque);
 	void *rx_opaque;
-	bool tx_stalled;
-	bool tx_broken;
-	uint64_t tx_bytes, tx_dropped, rx_bytes;
+	bool tx_broken; /* a hard write error: output is discarded from then on */
+	bool emerg_stalled;
+	/*
+	 * The transmit chain out_fd could not take in full: popped, not yet pushed, seg/off is
+	 * where writing resumes. Its iovecs point into guest RAM (tx_iov), valid until reset.
+	 */
+	bool tx_pending;
+	struct vq_elem tx_elem;
+	unsigned int tx_seg;
+	size_t tx_off;
+	/* POLLOUT watch on out_fd (0: none): added and removed on the I/O thread (vcon_reset). */
+	unsigned int tx_watch;
+	uint64_t tx_bytes, tx_dropped, tx_stalls, rx_bytes;
 	struct dev_ratelimit rl;
-	struct iovec iov[VCON_IOV_MAX];
+	struct iovec tx_iov[VCON_IOV_MAX];
+	struct iovec rx_iov[VCON_IOV_MAX];
 };
 
 static struct virtio_console *vcon_of(struct virtio_device *vdev)
@@ -76,109 +100,165 @@ static bool vcon_queue_usable(const struct virtqueue *vq)
 
 /* ---- output ---- */
 
-static int vcon_wait_writable(struct virtio_console *c, int timeout_ms)
+/* Whether out_fd takes bytes now, without waiting (timeout 0) or waiting up to timeout_ms. */
+static bool vcon_writable(const struct virtio_console *c, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = c->out_fd, .events = POLLOUT};
-	struct timespec deadline, now;
+	int r;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_nsec += (long)timeout_ms * 1000000L;
-	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
-	deadline.tv_nsec %= 1000000000L;
-	for (;;) {
-		int r = poll(&pfd, 1, timeout_ms);
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	/* An error or hang-up counts as writable: the write() that follows reports it. */
+	return r > 0;
+}
 
-		if (r > 0)
-			return 0; /* writable, or an error the next write() reports */
-		if (r == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		int64_t left_ms = (deadline.tv_sec - now.tv_sec) * 1000 +
-				  (deadline.tv_nsec - now.tv_nsec) / 1000000;
-		if (left_ms <= 0)
-			return -ETIMEDOUT;
-		timeout_ms = (int)left_ms;
+/* Most bytes one write may carry without blocking once out_fd polled writable. */
+static size_t vcon_piece(const struct virtio_console *c, size_t len)
+{
+	switch (c->out_kind) {
+	case VCON_OUT_FILE:
+		return len;
+	case VCON_OUT_PIPE:
+		return MIN(len, (size_t)PIPE_BUF);
+	case VCON_OUT_SOCK:
+		return MIN(len, (size_t)VCON_TX_SOCK_PIECE);
+	case VCON_OUT_CHAR:
+		break;
 	}
+	return MIN(len, (size_t)VCON_TX_PIECE);
 }
 
 /*
- * Write all of buf to out_fd, or drop what cannot be written in time. out_fd may be a blocking
- * terminal or pipe shared with other processes (we cannot make it non-blocking): wait for
- * POLLOUT first and write small pieces, so that one write() cannot block for long.
+ * One non-blocking write of the start of buf. Returns bytes written (> 0), 0 when out_fd is
+ * full now, or -errno for a hard error.
  */
-static void vcon_out(struct virtio_console *c, const uint8_t *buf, size_t len)
+static ssize_t vcon_write_some(struct virtio_console *c, const uint8_t *buf, size_t len,
+			       int wait_ms)
 {
-	unsigned int again = 0;
+	for (;;) {
+		ssize_t n;
 
-	if (c->out_fd < 0 || c->tx_broken) {
-		c->tx_dropped += len;
-		return;
-	}
-	while (len > 0) {
-		if (c->out_poll &&
-		    vcon_wait_writable(c, c->tx_stalled ? 0 : VCON_TX_WAIT_MS) == -ETIMEDOUT)
-			goto stalled;
-		size_t piece = c->out_poll ? MIN(len, (size_t)VCON_TX_PIECE) : len;
-		ssize_t n = write(c->out_fd, buf, piece);
-
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			c->tx_bytes += (uint64_t)n;
-			if (c->tx_stalled)
-				dev_log_ratelimited(&c->rl, "virtio-console: output resumed");
-			c->tx_stalled = false;
-			again = 0;
-			continue;
+		if (c->out_kind == VCON_OUT_SOCK) {
+			n = send(c->out_fd, buf, vcon_piece(c, len), MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else {
+			if (c->out_kind != VCON_OUT_FILE && !vcon_writable(c, wait_ms))
+				return 0;
+			n = write(c->out_fd, buf, vcon_piece(c, len));
 		}
+		if (n > 0)
+			return n;
 		if (n < 0 && errno == EINTR)
 			continue;
-		/* poll() may call the fd writable and another writer fill it first: retry a bit. */
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (c->out_poll && ++again < 3)
-				continue;
-			goto stalled;
-		}
-		c->tx_broken = true;
-		dev_log_ratelimited(&c->rl, "virtio-console: output failed (%s), discarding output",
-				    n < 0 ? strerror(errno) : "wrote nothing");
-		c->tx_dropped += len;
-		return;
+		/* A non-blocking fd, or another writer filled it between poll() and write(). */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return n < 0 ? -errno : -EIO;
 	}
-	return;
+}
 
-stalled:
-	if (!c->tx_stalled)
-		dev_log_ratelimited(&c->rl, "virtio-console: output not draining, dropping");
-	c->tx_stalled = true;
-	c->tx_dropped += len;
+/* A hard write error (EPIPE, EIO, ...): output has nowhere to go, discard it from now on. */
+static void vcon_out_broken(struct virtio_console *c, int err)
+{
+	c->tx_broken = true;
+	dev_log_ratelimited(&c->rl, "virtio-console: output failed (%s), discarding output",
+			    strerror(-err));
+}
+
+/*
+ * Write buf[*off..len) to out_fd. Returns true when it is all out (or discarded after a hard
+ * error), false when out_fd is full; *off then says how far it got.
+ */
+static bool vcon_out(struct virtio_console *c, const uint8_t *buf, size_t len, size_t *off)
+{
+	while (*off < len) {
+		if (c->out_fd < 0 || c->tx_broken) {
+			c->tx_dropped += len - *off;
+			*off = len;
+			break;
+		}
+		ssize_t n = vcon_write_some(c, buf + *off, len - *off, 0);
+
+		if (n == 0)
+			return false;
+		if (n < 0) {
+			vcon_out_broken(c, (int)n);
+			continue;
+		}
+		*off += (size_t)n;
+		c->tx_bytes += (uint64_t)n;
+	}
+	return true;
+}
+
+/* Continue the pending chain: true when all of it is out, false when out_fd is full again. */
+static bool vcon_tx_resume(struct virtio_console *c)
+{
+	const struct vq_elem *elem = &c->tx_elem;
+
+	for (; c->tx_seg < elem->out_num; c->tx_seg++, c->tx_off = 0) {
+		if (!vcon_out(c, elem->iov[c->tx_seg].iov_base, elem->iov[c->tx_seg].iov_len,
+			      &c->tx_off))
+			return false;
+	}
+	c->tx_pending = false;
+	return true;
+}
+
+static void vcon_tx(struct virtio_console *c);
+
+/* POLLOUT (or an error) on out_fd while a chain waits: runs on the I/O thread. */
+static void vcon_tx_writable(void *opaque)
+{
+	struct virtio_console *c = opaque;
+	struct virtio_device *vdev = &c->vdev;
+
+	pthread_mutex_lock(&vdev->lock);
+	if (vcon_running(vdev) && vcon_queue_usable(&vdev->vq[VCON_TXQ]))
+		vcon_tx(c);
+	else
+		c->tx_pending = false; /* the chain cannot be completed before a reset anyway */
+	/* Not waiting (any more): a writability watch on a writable fd would fire forever. */
+	if (!c->tx_pending && c->tx_watch) {
+		ev_loop_remove_fd(c->loop, c->tx_watch); /* our own thread: inline */
+		c->tx_watch = 0;
+	}
+	pthread_mutex_unlock(&vdev->lock);
 }
 
 /* One transmitq chain: its readable bytes go out, nothing is written back (§5.3.6.1). */
-static void vcon_tx_chain(struct virtio_console *c, const struct vq_elem *elem)
+static bool vcon_tx_chain(struct virtio_console *c, const struct vq_elem *elem)
 {
 	if (elem->in_num > 0) {
 		/* A transmit buffer the device should write into is not a transmit buffer. */
 		c->vdev.malformed++;
-		return;
+		return true;
 	}
-	for (unsigned int i = 0; i < elem->out_num; i++)
-		vcon_out(c, elem->iov[i].iov_base, elem->iov[i].iov_len);
+	c->tx_elem = *elem;
+	c->tx_seg = 0;
+	c->tx_off = 0;
+	c->tx_pending = true;
+	return vcon_tx_resume(c);
 }
 
+/* I/O thread (a kick or the POLLOUT watch), vdev->lock held. */
 static void vcon_tx(struct virtio_console *c)
 {
 	struct virtio_device *vdev = &c->vdev;
 	struct virtqueue *vq = &vdev->vq[VCON_TXQ];
 	bool pushed = false;
 
+	if (c->tx_pending) {
+		if (!vcon_tx_resume(c))
+			goto stalled;
+		vq_push(vq, c->tx_elem.head, 0);
+		pushed = true;
+	}
 	/* §2.7.10: no kicks while we drain; re-enable and look again to close the race. */
 	do {
 		vq_set_notification(vq, false);
 		for (;;) {
-			struct vq_elem elem = {.iov = c->iov, .iov_cap = VCON_IOV_MAX};
+			struct vq_elem elem = {.iov = c->tx_iov, .iov_cap = VCON_IOV_MAX};
 			int r = vq_pop(vq, &elem);
 
 			if (r == 0)
@@ -189,13 +269,29 @@ static void vcon_tx(struct virtio_console *c)
 			}
 			if (r < 0)
 				vdev->malformed++; /* -EBADMSG: complete it, untouched */
-			else
-				vcon_tx_chain(c, &elem);
+			else if (!vcon_tx_chain(c, &elem))
+				goto stalled;
 			vq_push(vq, elem.head, 0);
 			pushed = true;
 		}
 		vq_set_notification(vq, true);
 	} while (vq_has_avail(vq));
+	goto out;
+
+stalled:
+	/*
+	 * out_fd is full: leave the rest of the ring to the guest and wait for POLLOUT. Kicks
+	 * stay off meanwhile (they could not help); the watch resumes the queue. If adding the
+	 * watch failed, the next kick retries, so output is late but not lost.
+	 */
+	c->tx_stalls++;
+	if (!c->tx_watch) {
+		c->tx_watch = ev_loop_add_fd_events(c->loop, c->out_fd, true, vcon_tx_writable, c);
+		if (!c->tx_watch) {
+			dev_log_ratelimited(&c->rl, "virtio-console: cannot watch the output");
+			vq_set_notification(vq, true);
+		}
+	}
 out:
 	if (pushed)
 		virtio_queue_notify_driver(vdev, VCON_TXQ);
@@ -229,6 +325,31 @@ static void vcon_queue_notify(struct virtio_device *vdev, unsigned int qidx)
 	}
 }
 
+/*
+ * An emergency write on a vCPU thread (§5.3.4): best effort. It waits a little for out_fd,
+ * but not again while output is stuck, and drops the byte rather than stall the vCPU.
+ */
+static void vcon_emerg_out(struct virtio_console *c, uint8_t byte)
+{
+	if (c->out_fd < 0 || c->tx_broken) {
+		c->tx_dropped++;
+		return;
+	}
+	int wait_ms = c->emerg_stalled || c->tx_pending ? 0 : VCON_EMERG_WAIT_MS;
+	ssize_t n = vcon_write_some(c, &byte, 1, wait_ms);
+
+	if (n < 0) {
+		vcon_out_broken(c, (int)n);
+		c->tx_dropped++;
+		return;
+	}
+	c->emerg_stalled = n == 0;
+	if (n == 0)
+		c->tx_dropped++;
+	else
+		c->tx_bytes++;
+}
+
 static void vcon_config_read(struct virtio_device *vdev, uint32_t offset, uint8_t *data,
 			     uint32_t len)
 {
@@ -253,7 +374,7 @@ static void vcon_config_write(struct virtio_device *vdev, uint32_t offset, const
 	 * negotiated anything (early console). Writes to cols/rows/max_nr_ports are ignored.
 	 */
 	if (offset <= VCON_CFG_EMERG_WR && offset + len > VCON_CFG_EMERG_WR)
-		vcon_out(c, data + (VCON_CFG_EMERG_WR - offset), 1);
+		vcon_emerg_out(c, data[VCON_CFG_EMERG_WR - offset]);
 }
 
 static int vcon_activate(struct virtio_device *vdev)
@@ -263,11 +384,23 @@ static int vcon_activate(struct virtio_device *vdev)
 
 static void vcon_reset(struct virtio_device *vdev)
 {
+	struct virtio_console *c = vcon_of(vdev);
+
 	/*
-	 * No device state beyond the queues and the negotiation, which the transport resets.
+	 * A chain waiting for out_fd belongs to the old driver: forget it (its bytes not yet
+	 * written are lost with the rings, as on a real device). The POLLOUT watch is not
+	 * removed here: we may be on a vCPU thread with vdev->lock held while the watch's
+	 * callback waits for that lock on the I/O thread, and ev_loop_remove_fd() would wait
+	 * for it. It fires at the next POLLOUT, finds nothing pending and removes itself; until
+	 * then a new stall reuses it. virtio_console_destroy() removes it for good.
 	 * The terminal size and a pending host input (rx_wanted) are host-side facts: the next
 	 * driver gets the same size, and its first receive buffers still wake the host input.
 	 */
+	c->tx_pending = false;
+	c->tx_seg = 0;
+	c->tx_off = 0;
+	memset(&c->tx_elem, 0, sizeof(c->tx_elem));
+	c->emerg_stalled = false;
 }
 
 static const struct virtio_dev_ops vcon_ops = {
@@ -295,7 +428,7 @@ size_t virtio_console_receive(struct virtio_console *c, const uint8_t *buf, size
 	if (!vcon_running(vdev) || !vcon_queue_usable(vq))
 		goto out;
 	while (done < len) {
-		struct vq_elem elem = {.iov = c->iov, .iov_cap = VCON_IOV_MAX};
+		struct vq_elem elem = {.iov = c->rx_iov, .iov_cap = VCON_IOV_MAX};
 		int r = vq_pop(vq, &elem);
 
 		if (r == 0) {
@@ -365,7 +498,15 @@ int virtio_console_create(struct virtio_console **out, const struct guest_mem *g
 		return -ENOMEM;
 	c->loop = loop;
 	c->out_fd = out_fd;
-	c->out_poll = out_fd >= 0 && !(fstat(out_fd, &sb) == 0 && S_ISREG(sb.st_mode));
+	c->out_kind = VCON_OUT_CHAR;
+	if (out_fd >= 0 && fstat(out_fd, &sb) == 0) {
+		if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))
+			c->out_kind = VCON_OUT_FILE;
+		else if (S_ISFIFO(sb.st_mode))
+			c->out_kind = VCON_OUT_PIPE;
+		else if (S_ISSOCK(sb.st_mode))
+			c->out_kind = VCON_OUT_SOCK;
+	}
 	virtio_device_init(&c->vdev, &vcon_ops, c, gm, VCON_NR_QUEUES, VIRTIO_CONSOLE_QUEUE_SIZE);
 	c->vdev.device_features |= VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
 				   VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
@@ -381,10 +522,26 @@ struct virtio_device *virtio_console_device(struct virtio_console *c)
 	return &c->vdev;
 }
 
+/* On the I/O thread, so that the watch's callback is not running meanwhile. */
+static void vcon_unwatch(void *opaque)
+{
+	struct virtio_console *c = opaque;
+
+	pthread_mutex_lock(&c->vdev.lock);
+	c->tx_pending = false;
+	if (c->tx_watch)
+		ev_loop_remove_fd(c->loop, c->tx_watch);
+	c->tx_watch = 0;
+	pthread_mutex_unlock(&c->vdev.lock);
+}
+
+/* Before the ev_loop is destroyed (vm_virtio_destroy's order): the watch lives on it. */
 void virtio_console_destroy(struct virtio_console *c)
 {
 	if (!c)
 		return;
+	if (c->loop)
+		ev_loop_call_sync(c->loop, vcon_unwatch, c);
 	virtio_device_fini(&c->vdev);
 	free(c);
 }

@@ -95,11 +95,22 @@ void ev_loop_destroy(struct ev_loop *l)
 
 unsigned int ev_loop_add_fd(struct ev_loop *l, int fd, ev_fd_cb cb, void *opaque)
 {
+	return ev_loop_add_fd_events(l, fd, false, cb, opaque);
+}
+
+/*
+ * Removing the watch from inside its own callback (ev_loop_remove_fd on the loop thread runs
+ * remove_now inline) is safe: g_main_dispatch holds a reference on the source and on its
+ * callback data while dispatching, so w is freed (g_free) only after fd_watch_dispatch has
+ * returned, and the return value of a destroyed source is ignored.
+ */
+unsigned int ev_loop_add_fd_events(struct ev_loop *l, int fd, bool out, ev_fd_cb cb, void *opaque)
+{
 	struct fd_watch *w = g_new0(struct fd_watch, 1);
 
 	w->cb = cb;
 	w->opaque = opaque;
-	GSource *s = g_unix_fd_source_new(fd, G_IO_IN | G_IO_ERR | G_IO_HUP);
+	GSource *s = g_unix_fd_source_new(fd, (out ? G_IO_OUT : G_IO_IN) | G_IO_ERR | G_IO_HUP);
 	g_source_set_callback(s, G_SOURCE_FUNC(fd_watch_dispatch), w, g_free);
 	guint id = g_source_attach(s, l->ctx);
 	g_source_unref(s);

@@ -8,6 +8,8 @@
 #ifndef VMM_EVENT_LOOP_H
 #define VMM_EVENT_LOOP_H
 
+#include <stdbool.h>
+
 #include "vmm/compiler.h"
 
 struct ev_loop;
@@ -27,6 +29,14 @@ void ev_loop_destroy(struct ev_loop *l);
  * or 0 on failure. Watches are removed only by ev_loop_remove_fd() or ev_loop_destroy().
  */
 unsigned int ev_loop_add_fd(struct ev_loop *l, int fd, ev_fd_cb cb, void *opaque) WUR;
+/*
+ * Added for output backpressure (virtio-console): as ev_loop_add_fd(), but with out=true the
+ * watch fires when fd is writable (POLLOUT) or has an error/hang-up, instead of readable. A
+ * writability watch fires for as long as fd stays writable: remove it once it is not needed.
+ * ev_loop_remove_fd() from inside the watch's own callback is allowed (it runs inline there).
+ */
+unsigned int ev_loop_add_fd_events(struct ev_loop *l, int fd, bool out, ev_fd_cb cb,
+				   void *opaque) WUR;
 /* Remove a watch. When called from another thread, waits until the callback is not running. */
 void ev_loop_remove_fd(struct ev_loop *l, unsigned int id);
 
