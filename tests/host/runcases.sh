@@ -92,20 +92,29 @@ run_cmds() {
 	return 0
 }
 
+# SIGKILL process $1 and its descendants (a VMM is one process; a stand-in such as
+# qemu-vmm.sh is a script whose QEMU would otherwise live on).
+kill_tree() {
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		kill_tree "$c"
+	done
+	kill -9 "$1" 2>/dev/null
+}
+
 # SIGKILL $pid once $killon appears in $log, or when the watchdog expires.
 killer() {
 	n=0
 	while [ "$n" -lt $((watchdog * 5)) ]; do
 		kill -0 "$pid" 2>/dev/null || return 0
 		if grep -qF "$killon" "$log.out" 2>/dev/null; then
-			kill -9 "$pid" 2>/dev/null &&
+			kill_tree "$pid" &&
 				echo "runcases: SIGKILL sent to the VMM after '$killon'" >"$TMPD/killed"
 			return 0
 		fi
 		sleep 0.2
 		n=$((n + 1))
 	done
-	kill -9 "$pid" 2>/dev/null
+	kill_tree "$pid"
 }
 
 run_case() {
