@@ -166,15 +166,20 @@ else
 		rc=$?
 fi
 t1=$(date +%s)
+results=$work/th/results.log.clean
+[ -s "$results" ] || { cat "$work/testhost.out" >&2; die "no results (testhost.sh status $rc)"; }
+# A run that failed (a guest that hung, say) is left out of the medians, and said so.
+failed_runs=$(grep -E '^FAIL ' "$work/testhost.out" | cut -d' ' -f2 | tr '\n' ' ' || true)
 if [ $rc -ne 0 ]; then
-	cat "$work/testhost.out" >&2
-	[ "$keep" = 1 ] || cp -r "$work/th" "${TMPDIR:-/tmp}/vmm-blkbench-failed.$$" 2>/dev/null &&
-		echo "blk.sh: logs kept in ${TMPDIR:-/tmp}/vmm-blkbench-failed.$$" >&2
-	die "a run failed (testhost.sh status $rc)"
+	grep -A 12 -E '^FAIL ' "$work/testhost.out" >&2 || tail -n 20 "$work/testhost.out" >&2
+	if [ "$keep" = 0 ]; then
+		cp -r "$work/th" "${TMPDIR:-/tmp}/vmm-blkbench-failed.$$" 2>/dev/null &&
+			echo "blk.sh: logs kept in ${TMPDIR:-/tmp}/vmm-blkbench-failed.$$" >&2
+	fi
+	echo "blk.sh: failed runs (left out): ${failed_runs:-the test host itself}" >&2
 fi
 
 # --- table -----------------------------------------------------------------------------------
-results=$work/th/results.log.clean
 qemu_cpu=$(grep -o 'qemu-cpu=[a-z]*' "$results" | head -n1 | cut -d= -f2)
 host_kernel=$(grep -o '^@@HOST begin [^ ]*' "$results" | cut -d' ' -f3)
 if [ "$direct" = 1 ]; then
@@ -190,9 +195,13 @@ echo "$runs rounds interleaved (host, vmm uring, vmm aio, vmm sync, QEMU); media
 echo "Target file: ${size_mb} MiB, written before the runs, on the test host's ext4 scratch disk."
 echo "Guests: Debian cloud kernel $(cat "$kit/cloud/release") (vmlinux), 1 vCPU, 256 MiB, /dev/vda with cache=none."
 echo "$("$qemu" --version | head -n1), -cpu ${qemu_cpu:-?}."
+if [ -n "$failed_runs" ]; then
+	echo "Failed runs, left out: $failed_runs(their cells say n=, the runs counted)."
+fi
 echo
+table_rc=0
 # shellcheck disable=SC2086 # one argument per configuration
-python3 - "$results" "$runs" $configs <<'PY'
+python3 - "$results" "$runs" $configs <<'PY' || table_rc=$?
 import re, statistics, sys
 path, runs, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 tests = ["seqread-1m", "seqwrite-1m", "randread-4k-qd1", "randread-4k-qd32",
@@ -206,9 +215,10 @@ for line in open(path, errors="replace"):
         continue
     vals.setdefault((m.group(2), m.group(3)), []).append(float(m.group(4)))
     units[m.group(3)] = m.group(5)
-missing = [(c, t) for c in configs for t in tests if len(vals.get((c, t), [])) != runs]
+missing = [(c, t) for c in configs for t in tests if not vals.get((c, t))]
 if missing:
-    print("blk.sh: missing results for " + ", ".join(f"{c}/{t}" for c, t in missing), file=sys.stderr)
+    print("blk.sh: no result at all for " + ", ".join(f"{c}/{t}" for c, t in missing),
+          file=sys.stderr)
     sys.exit(1)
 med = {k: statistics.median(v) for k, v in vals.items()}
 names = {"host": "host file", "vmm-uring": "vmm io=uring", "vmm-aio": "vmm io=aio",
@@ -220,7 +230,8 @@ for t in tests:
     cells = []
     for c in configs:
         v = vals[(c, t)]
-        cells.append(f"{fmt(med[(c, t)])} ({fmt(min(v))}–{fmt(max(v))})")
+        n = f", n={len(v)}" if len(v) != runs else ""
+        cells.append(f"{fmt(med[(c, t)])} ({fmt(min(v))}–{fmt(max(v))}{n})")
     print(f"| {t} ({units[t]}) | " + " | ".join(cells) + " |")
 print()
 vmms = [c for c in configs if c.startswith("vmm-")]
@@ -233,7 +244,6 @@ for t in tests:
     row += [f"{med[(c, t)] / q:.2f}" for c in vmms]
     print(f"| {t} | " + " | ".join(row) + " |")
 print()
-best = {t: max(med[(c, t)] for c in vmms) for t in tests}
 g = min(med[("vmm-uring", t)] / med[("host", t)] for t in tests)
 r = min(med[("vmm-uring", t)] / med[("qemu", t)] for t in tests)
 print(f"Targets (io=uring, the default engine): ≥ 0.90 of host in every test: "
@@ -249,3 +259,4 @@ echo "blkbench -t $secs @SHARED@/bench.img"
 echo "vmm $(vmm_args ENGINE)"
 qemu_args "${qemu_cpu:-host}"
 echo '```'
+[ $table_rc -eq 0 ] && [ $rc -eq 0 ]
