@@ -57,10 +57,6 @@ PRINTF(3, 4) static void image_err(char *err, size_t errlen, const char *fmt, ..
 	va_end(ap);
 }
 
-static bool is_pow2(uint64_t x)
-{
-	return x && !(x & (x - 1));
-}
 
 /*
  * O_DIRECT alignment for memory and file offsets. statx(STATX_DIOALIGN) knows it (Linux 6.1,
@@ -74,8 +70,8 @@ static unsigned int image_dio_align(int fd, const struct blk_image *img)
 	ssize_t r;
 
 	if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
-	    (stx.stx_mask & STATX_DIOALIGN) && is_pow2(stx.stx_dio_mem_align) &&
-	    is_pow2(stx.stx_dio_offset_align))
+	    (stx.stx_mask & STATX_DIOALIGN) && IS_POW2(stx.stx_dio_mem_align) &&
+	    IS_POW2(stx.stx_dio_offset_align))
 		return MAX(MAX(stx.stx_dio_mem_align, stx.stx_dio_offset_align), 512U);
 	if (img->is_blockdev)
 		return img->logical_block;
@@ -213,7 +209,7 @@ int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum
 			goto err_reset;
 		}
 		img->size = size;
-		if (ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs >= 512 && is_pow2((uint64_t)lbs))
+		if (ioctl(fd, BLKSSZGET, &lbs) == 0 && lbs >= 512 && IS_POW2((uint64_t)lbs))
 			img->logical_block = (unsigned int)lbs;
 	} else {
 		img->size = (uint64_t)st.st_size;

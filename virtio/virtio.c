@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vmm/devices.h"
 #include "vmm/virtio.h"
 
 /* QueueNumMax when the device model does not choose one. */
@@ -56,23 +57,13 @@ void virtio_queue_notify_driver(struct virtio_device *vdev, unsigned int qidx)
 		vdev->transport->notify_queue(vdev, qidx);
 }
 
-/*
- * Rate limit without a clock or extra state: report the 1st, 2nd, 4th, 8th... failure of a
- * device, so a guest hammering a broken ring cannot flood the log but a new problem shows.
- */
-static bool virtio_should_log(uint64_t count)
-{
-	return count != 0 && (count & (count - 1)) == 0;
-}
-
 void virtio_device_fail(struct virtio_device *vdev, const char *why)
 {
 	vdev->malformed++;
-	if (virtio_should_log(vdev->malformed)) {
-		const char *name = vdev->ops && vdev->ops->name ? vdev->ops->name : "virtio";
-		fprintf(stderr, "vmm: %s: %s (%llu time%s)\n", name, why ? why : "device error",
-			(unsigned long long)vdev->malformed, vdev->malformed == 1 ? "" : "s");
-	}
+	dev_log_ratelimited(&vdev->rl, "%s: %s (%llu time%s)",
+			    vdev->ops && vdev->ops->name ? vdev->ops->name : "virtio",
+			    why ? why : "device error", (unsigned long long)vdev->malformed,
+			    vdev->malformed == 1 ? "" : "s");
 
 	/*
 	 * §2.1.2: the device is in an error state until the driver resets it. The caller does

@@ -16,10 +16,6 @@
  */
 #define VQ_MAX_CHAIN_BYTES (4 * GiB)
 
-static bool vq_is_pow2(uint32_t v)
-{
-	return v != 0 && (v & (v - 1)) == 0;
-}
 
 /* Whole extent of one ring part in guest RAM and aligned as §2.7 requires, or NULL. */
 static void *vq_map_part(const struct guest_mem *gm, uint64_t gpa, uint64_t len, uint64_t align)
@@ -62,7 +58,7 @@ int vq_enable(struct virtqueue *vq, const struct guest_mem *gm, uint16_t max_siz
 	if (!gm || max_size == 0 || max_size > VQ_MAX_SIZE)
 		return -EINVAL;
 	/* §2.7: Queue Size is a power of 2; §4.2.2: at most QueueNumMax. */
-	if (!vq_is_pow2(vq->size) || vq->size > max_size)
+	if (!IS_POW2(vq->size) || vq->size > max_size)
 		return -EINVAL;
 
 	/* §2.7 Table "Virtqueue Part Alignment": desc 16, avail 2, used 4. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "vmm/compiler.h"
+#include "vmm/devices.h"
 #include "vmm/guest_mem.h"
 #include "vmm/virtqueue.h"
 
@@ -109,6 +110,7 @@ struct virtio_device {
 
 	/* Counted, never fatal (guest-triggered). */
 	uint64_t malformed; /* chains completed with an error or rings that forced NEEDS_RESET */
+	struct dev_ratelimit rl; /* the log lines about them */
 };
 
 /* Initialise the common part; the device model sets features, config_len, queues. */
