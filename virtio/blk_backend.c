@@ -746,3 +746,13 @@ unsigned int blk_backend_inflight(const struct blk_backend *b)
 {
 	return b->inflight;
 }
+
+bool blk_backend_poll_ready(struct blk_backend *b)
+{
+	if (!b)
+		return false;
+	/* Relaxed: only a hint (blk_backend.h); the reaping thread looks again under its lock. */
+	if (__atomic_load_n(&b->done_head, __ATOMIC_RELAXED))
+		return true;
+	return b->ops->ready && b->ops->ready(b);
+}

@@ -169,10 +169,41 @@ static unsigned int aio_engine_poll(struct blk_backend *b, bool wait)
 	return e->in_kernel + e->nqueue;
 }
 
+/*
+ * The kernel's AIO completion ring, which io_setup() maps into our memory and whose address is
+ * the io_context_t (fs/aio.c struct aio_ring, a stable user ABI: libaio and QEMU read it the
+ * same way). Events are between head (we advance it, through io_getevents) and tail (the
+ * kernel advances it).
+ */
+struct aio_ring_hdr {
+	unsigned int id;
+	unsigned int nr;
+	unsigned int head;
+	unsigned int tail;
+	unsigned int magic;
+	unsigned int compat_features;
+	unsigned int incompat_features;
+	unsigned int header_length;
+};
+#define AIO_RING_MAGIC 0xa10a10a1
+
+static bool aio_engine_ready(struct blk_backend *b)
+{
+	struct aio_engine *e = b->engine_priv;
+	const struct aio_ring_hdr *r = (const struct aio_ring_hdr *)e->ctx;
+
+	/* A layout we do not recognise: say nothing is ready, the eventfd still works. */
+	if (!r || __atomic_load_n(&r->magic, __ATOMIC_RELAXED) != AIO_RING_MAGIC)
+		return false;
+	return __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) !=
+	       __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+}
+
 const struct blk_engine_ops blk_engine_aio_ops = {
 	.open = aio_engine_open,
 	.close = aio_engine_close,
 	.submit = aio_engine_submit,
 	.kick = aio_engine_kick,
 	.poll = aio_engine_poll,
+	.ready = aio_engine_ready,
 };

@@ -51,6 +51,11 @@ struct blk_engine_ops {
 	 * kernel).
 	 */
 	unsigned int (*poll)(struct blk_backend *b, bool wait);
+	/*
+	 * Optional: the kernel has finished requests that poll() would collect, seen without a
+	 * system call. May run on a thread that does not hold the caller's lock (a hint).
+	 */
+	bool (*ready)(struct blk_backend *b);
 };
 
 struct blk_backend {

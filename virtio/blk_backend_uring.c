@@ -196,10 +196,19 @@ static unsigned int uring_poll(struct blk_backend *b, bool wait)
 	return e->held;
 }
 
+/* The CQ ring is shared memory: a tail ahead of the head is a completion, no syscall needed. */
+static bool uring_ready(struct blk_backend *b)
+{
+	struct uring_engine *e = b->engine_priv;
+
+	return io_uring_cq_ready(&e->ring) > 0;
+}
+
 const struct blk_engine_ops blk_engine_uring_ops = {
 	.open = uring_open,
 	.close = uring_close,
 	.submit = uring_submit,
 	.kick = uring_kick,
 	.poll = uring_poll,
+	.ready = uring_ready,
 };

@@ -90,6 +90,15 @@ unsigned int blk_backend_reap(struct blk_backend *b, blk_done_fn done, void *opa
 /* Wait until nothing is in flight, calling done for each completion. */
 void blk_backend_drain(struct blk_backend *b, blk_done_fn done, void *opaque);
 unsigned int blk_backend_inflight(const struct blk_backend *b);
+/*
+ * Added for adaptive polling (virtio_blk.c): whether a blk_backend_reap() now would deliver a
+ * completion, found without a system call (io_uring: its completion ring; libaio: the
+ * completion ring the kernel maps into our memory; the sync engine and the synchronous
+ * fallbacks of the others: the done list). Does not consume the eventfd. May be called
+ * without the caller's lock while another thread reaps: the answer is then a hint, possibly
+ * stale but harmless, and the caller reaps under its lock to find out.
+ */
+bool blk_backend_poll_ready(struct blk_backend *b);
 
 /* ---- images (virtio/blk_image.c) ---- */
 

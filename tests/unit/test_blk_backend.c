@@ -812,6 +812,62 @@ static void test_eventfd(void **state)
 	segs_free(&s);
 }
 
+/*
+ * blk_backend_poll_ready(), the adaptive poller's look at the backend: false with nothing done,
+ * turns true by itself once the kernel finished a request (found in the shared completion
+ * ring, no reap in between), leaves the eventfd alone, and is false again after the reap
+ * delivered everything.
+ */
+static void test_poll_ready(void **state)
+{
+	struct fx *f = *state;
+	const size_t l[] = {4096};
+	struct pollfd p = {.fd = blk_backend_event_fd(f->b), .events = POLLIN};
+	struct segs s[8];
+	struct treq t[8];
+	struct tally tl = {0};
+
+	assert_false(blk_backend_poll_ready(f->b));
+	assert_false(blk_backend_poll_ready(NULL));
+	for (unsigned int i = 0; i < ARRAY_SIZE(t); i++) {
+		segs_make(&s[i], l, 1, 0);
+		treq_rw(&t[i], BLK_OP_READ, i * 8192, &s[i]);
+	}
+	/* One request: ready without any reap, and the eventfd still signalled. */
+	assert_int_equal(blk_backend_submit(f->b, &t[0].r), 0);
+	blk_backend_kick(f->b);
+	for (int spins = 0; !blk_backend_poll_ready(f->b); spins++) {
+		assert_true(spins < WAIT_MS * 1000);
+		usleep(1);
+	}
+	assert_int_equal(t[0].done, 0);
+	assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+	assert_int_equal(blk_backend_reap(f->b, on_done, &tl), 1);
+	assert_int_equal(t[0].r.result, 4096);
+	assert_false(blk_backend_poll_ready(f->b));
+
+	/* Several: every ready answer leads to a reap that delivers at least one. */
+	for (unsigned int i = 1; i < ARRAY_SIZE(t); i++)
+		assert_int_equal(blk_backend_submit(f->b, &t[i].r), 0);
+	blk_backend_kick(f->b);
+	for (int spins = 0; tl.n < ARRAY_SIZE(t); spins++) {
+		assert_true(spins < WAIT_MS * 1000);
+		if (!blk_backend_poll_ready(f->b)) {
+			usleep(1);
+			continue;
+		}
+		assert_true(blk_backend_reap(f->b, on_done, &tl) >= 1);
+	}
+	for (unsigned int i = 0; i < ARRAY_SIZE(t); i++) {
+		assert_int_equal(t[i].done, 1);
+		assert_int_equal(t[i].r.result, 4096);
+		segs_check_file(f, &s[i], i * 8192, 4096);
+		segs_free(&s[i]);
+	}
+	assert_false(blk_backend_poll_ready(f->b));
+	assert_int_equal(blk_backend_inflight(f->b), 0);
+}
+
 /* A done callback may submit the next request (inflight already counts the finished one
  * out): a chain of 8 at depth 1. */
 struct chain {
@@ -1221,6 +1277,7 @@ static const struct bcase backend_cases[] = {
 	{"drain", test_drain},
 	{"close_inflight", test_close_inflight},
 	{"eventfd", test_eventfd},
+	{"poll_ready", test_poll_ready},
 	{"resubmit_from_callback", test_resubmit_from_callback},
 	{"reopen_after_close", test_reopen_after_close},
 };
