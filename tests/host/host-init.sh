@@ -15,6 +15,7 @@ if [ -x /interactive.sh ]; then
 	while read -r m; do
 		insmod "/lib/modules/host/$m.ko" || echo "test host: insmod $m failed"
 	done </lib/modules/host/load-order
+	kvmhold >/dev/null &
 	setsid sh -c 'exec /interactive.sh </dev/ttyS0 >/dev/ttyS0 2>&1'
 	poweroff -f
 	sleep 5
@@ -44,6 +45,15 @@ stty -F "$out" raw -echo 2>/dev/null
 	[ -d /extra ] && export VMM_EXTRA=/extra
 	if [ -c /dev/kvm ]; then
 		echo "@@HOST kvm=yes"
+		# One idle VM for the whole run, so that no case's VM is KVM's first or last
+		# (kvmhold.c: toggling KVM per VM locks the TCG test host up now and then).
+		kvmhold >/tmp/kvmhold.out 2>&1 &
+		n=0
+		while [ $n -lt 50 ] && ! grep -q ready /tmp/kvmhold.out; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		echo "@@HOST $(cat /tmp/kvmhold.out)"
 	else
 		echo "@@HOST kvm=no"
 	fi

@@ -161,6 +161,10 @@ build_host_initramfs() {
 		[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 	done
 	cp "$HERE/host-init.sh" "$root/init"
+	# The idle VM that the test host keeps open (kvmhold.c says why). Static: it must not
+	# depend on which libc the VMM brings.
+	"${CC:-cc}" -O2 -static -o "$root/bin/kvmhold" "$HERE/kvmhold.c" 2>"$WORK/kvmhold.log" ||
+		die "cannot compile kvmhold.c with ${CC:-cc}: $(head -n 1 "$WORK/kvmhold.log")"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
@@ -194,8 +198,58 @@ build_host_initramfs() {
 	rm -rf "$root"
 }
 
+# The test host's own kernel reports a soft lockup: it is lost (kvmhold.c tells the one
+# cause we know). Kill QEMU a few seconds later, once the backtraces are on the console,
+# instead of waiting for the wall-clock limit.
+watch_lockup() {
+	local pid=$1
+	while kill -0 "$pid" 2>/dev/null; do
+		if grep -q 'BUG: soft lockup' "$CONSOLE"; then
+			sleep 5
+			: >"$WORK/lockup"
+			kill "$pid" 2>/dev/null
+			return
+		fi
+		sleep 2
+	done
+}
+
+# One boot of the test host: the cases' reports land in $RESULTS, its console in $CONSOLE.
+boot_testhost() {
+	local qemu=$1 wall=$2 disk=() pid watcher
+	if want_scratch; then
+		make_scratch
+		# Test data only: cache=unsafe spares the outer machine's disk the flushes.
+		# shellcheck disable=SC2054 # commas are inside QEMU option values
+		disk=(-drive "file=$WORK/scratch.img,if=none,id=scratch,format=raw,cache=unsafe"
+		      -device virtio-blk-pci,drive=scratch)
+	fi
+	: >"$RESULTS"
+	: >"$CONSOLE"
+	rm -f "$WORK/lockup"
+	# EPYC with SVM and nested paging: the test host's KVM then runs guests with hardware
+	# -like behaviour, at TCG speed. The second serial port carries the reports. 6 GiB:
+	# the VMM refuses a --memory above the host's RAM, and the 4 GiB case must fit (TCG
+	# allocates the test host's RAM lazily too). 'quiet' keeps the emulated boot short;
+	# from init on the console shows warnings with their backtraces.
+	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 6G -M q35 \
+		-nodefaults -no-reboot -display none -monitor none \
+		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
+		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
+		-append "console=ttyS0 rdinit=/init quiet panic=-1 sysctl.kernel.printk=7" \
+		</dev/null >"$WORK/qemu.log" 2>&1 &
+	pid=$!
+	watch_lockup "$pid" &
+	watcher=$!
+	wait "$pid"
+	local rc=$?
+	kill "$watcher" 2>/dev/null
+	wait "$watcher" 2>/dev/null
+	return $rc
+}
+
 run_testhost() {
-	local qemu wall
+	local qemu wall rc
 	qemu=$(command -v qemu-system-x86_64 || true)
 	if [ -z "$qemu" ] && [ "$(id -u)" -eq 0 ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -206,31 +260,30 @@ run_testhost() {
 	build_host_initramfs
 	wall=${VMM_TEST_WALL:-1100}
 	CONSOLE=$WORK/host-console.log
-	local disk=()
-	if want_scratch; then
-		make_scratch
-		# Test data only: cache=unsafe spares the outer machine's disk the flushes.
-		# shellcheck disable=SC2054 # commas are inside QEMU option values
-		disk=(-drive "file=$WORK/scratch.img,if=none,id=scratch,format=raw,cache=unsafe"
-		      -device virtio-blk-pci,drive=scratch)
+	boot_testhost "$qemu" "$wall"
+	rc=$?
+	if [ -e "$WORK/lockup" ]; then
+		# Not a case's failure: the test host's kernel stopped. Say so, keep that boot's
+		# logs, and run every case again in a fresh boot, once. A second lockup fails.
+		echo "testhost: RETRY: the test host's kernel locked up, so every case runs again" \
+			"in a new boot; the lost boot's logs are host-console.1.log and results.1.log:"
+		grep -m1 -A3 'BUG: soft lockup' "$CONSOLE" | sed 's/^/    /'
+		grep -A40 -m1 'BUG: soft lockup' "$CONSOLE" | grep -m12 -E '^\[[ 0-9.]+\]  [a-z_?]' |
+			sed 's/^/    /'
+		mv "$CONSOLE" "$WORK/host-console.1.log"
+		mv "$RESULTS" "$WORK/results.1.log"
+		boot_testhost "$qemu" "$wall"
+		rc=$?
+		if [ -e "$WORK/lockup" ]; then
+			echo "testhost: the test host's kernel locked up again; its console:"
+			grep -m1 -A3 'BUG: soft lockup' "$CONSOLE" | sed 's/^/    /'
+		fi
 	fi
-	: >"$RESULTS"
-	: >"$CONSOLE"
-	# EPYC with SVM and nested paging: the test host's KVM then runs guests with hardware
-	# -like behaviour, at TCG speed. The second serial port carries the reports. 6 GiB:
-	# the VMM refuses a --memory above the host's RAM, and the 4 GiB case must fit (TCG
-	# allocates the test host's RAM lazily too).
-	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 6G -M q35 \
-		-nodefaults -no-reboot -display none -monitor none \
-		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
-		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
-		-append "console=ttyS0 rdinit=/init quiet panic=-1" \
-		</dev/null >"$WORK/qemu.log" 2>&1
-	local rc=$?
 	# Regenerated each run, and big: only the logs stay in the work directory.
 	rm -f "$WORK/host.cpio" "$WORK/scratch.img"
 	[ $rc -eq 124 ] && echo "testhost: the QEMU test host hit the ${wall}s wall-clock limit"
-	[ $rc -ne 0 ] && [ $rc -ne 124 ] && { echo "testhost: qemu exited with $rc:"; tail -n 5 "$WORK/qemu.log"; }
+	[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ ! -e "$WORK/lockup" ] &&
+		{ echo "testhost: qemu exited with $rc:"; tail -n 5 "$WORK/qemu.log"; }
 	if grep -q '^@@HOST kvm=no' "$RESULTS"; then
 		echo "testhost: /dev/kvm is absent inside the test host; its console ends with:"
 		tail -n 30 "$CONSOLE"
@@ -269,7 +322,11 @@ judge_case() {
 	res=$(grep -m1 "^@@VMMTEST case=$name status=" "$RESULTS.clean")
 	if [ -z "$res" ]; then
 		if grep -q "^@@VMMTEST case=$name start" "$RESULTS.clean"; then
-			reasons+=("no result: the test host stopped while the case ran")
+			if [ -e "$WORK/lockup" ]; then
+				reasons+=("no result: the test host's kernel locked up while the case ran")
+			else
+				reasons+=("no result: the test host stopped while the case ran")
+			fi
 		else
 			reasons+=("no result: the case did not run")
 		fi
