@@ -11,6 +11,11 @@
  * DRIVER_OK and freed on reset. A hostile driver can publish a head again before we returned it,
  * so slots can run out: the queue then stops popping (the chains stay in the avail ring) and
  * resumes after the next completion, as it does when the backend says -EAGAIN.
+ *
+ * Adaptive polling (--disk poll=USEC, vblk_poll_*): after the I/O thread handled a kick or a
+ * completion it may stay a little longer, with the driver's kicks suppressed (§2.7.10), and
+ * spin on the avail indexes and the backend's completion ring; every kick avoided is a VM exit
+ * avoided. How long it stays adapts to how long the device has been waiting for its events.
  */
 #include <endian.h>
 #include <errno.h>
@@ -65,6 +70,18 @@
  */
 #define VBLK_MAX_DWZ_SECTORS (1U << 21)
 #define VBLK_MAX_DWZ_SEG     1U
+
+/*
+ * Adaptive polling. The window starts at 0 (no spinning) and opens at VBLK_POLL_START_NS once
+ * events come in closer together than the configured maximum, doubling each time an event came
+ * after the window had closed but within the maximum; a wait longer than the maximum halves it
+ * (below the start it closes). One poll phase, restarts included, ends after
+ * VBLK_POLL_BUDGET_WINDOWS windows (at least VBLK_POLL_BUDGET_MIN_NS) so that the other fds
+ * of the I/O thread (other disks, the console) are not starved by a busy disk.
+ */
+#define VBLK_POLL_START_NS	 4000ULL
+#define VBLK_POLL_BUDGET_WINDOWS 16ULL
+#define VBLK_POLL_BUDGET_MIN_NS	 256000ULL
 
 static const char *blk_op_name(enum blk_op op)
 {
@@ -304,6 +321,27 @@ struct virtio_blk {
 	struct timespec log_last;
 	uint64_t log_suppressed;
 	uint64_t io_errors;
+
+	/* Adaptive polling; the fields are changed with the lock held unless marked. */
+	struct vblk_poll {
+		uint64_t max_ns;    /* --disk poll=, 0: never poll */
+		uint64_t window_ns; /* the current window, 0..max_ns */
+		uint64_t idle_ns;   /* when the device last ran out of work (monotonic), 0: never */
+		bool active;	    /* a phase runs: vblk_queue_run() leaves kicks suppressed */
+		/*
+		 * What the spin compares against without the lock (I/O thread only): the avail
+		 * index in guest RAM and the last one popped, per queue that can take work. A stale
+		 * pointer (the driver reset the device meanwhile) still points into guest RAM,
+		 * which stays mapped while the device exists; a wrong answer only costs a look
+		 * under the lock.
+		 */
+		struct {
+			const uint16_t *avail_idx;
+			uint16_t seen;
+			bool on;
+		} q[VIRTIO_MAX_QUEUES];
+		struct virtio_blk_poll_stats st;
+	} poll;
 };
 
 PRINTF(2, 3)
@@ -490,6 +528,9 @@ static void vblk_queue_run(struct blk_queue *q)
 			if (!vblk_handle(q, s))
 				return;
 		}
+		/* A poll phase keeps kicks off until its window ends (vblk_poll_disarm). */
+		if (q->b->poll.active)
+			return;
 		vq_set_notification(vq, true);
 		if (!vq_has_avail(vq))
 			break;
@@ -506,13 +547,263 @@ static void vblk_notify_all(struct virtio_blk *b)
 	}
 }
 
+/* ---- adaptive polling ---- */
+
+uint64_t virtio_blk_poll_adapt(uint64_t window_ns, uint64_t max_ns, uint64_t waited_ns)
+{
+	if (max_ns == 0)
+		return 0;
+	window_ns = MIN(window_ns, max_ns);
+	/* The event came while we would have been polling: the window is right. */
+	if (waited_ns <= window_ns)
+		return window_ns;
+	/* Polling would not have caught it without spinning longer than allowed. */
+	if (waited_ns > max_ns) {
+		window_ns /= 2;
+		return window_ns < MIN(VBLK_POLL_START_NS, max_ns) ? 0 : window_ns;
+	}
+	/* Caught by a longer window that is still within the maximum. */
+	window_ns = window_ns ? window_ns * 2 : VBLK_POLL_START_NS;
+	return MIN(window_ns, max_ns);
+}
+
+/* CLOCK_MONOTONIC is served by the vDSO: no system call while spinning. */
+static uint64_t vblk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline void vblk_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* A queue the device can pop from (lock held). */
+static bool vblk_queue_live(struct blk_queue *q)
+{
+	struct virtqueue *vq = &q->b->vdev.vq[q->idx];
+
+	return q->slots && vq->enabled && !vq->broken && !q->stalled;
+}
+
+/*
+ * An event arrived (lock held): the window that the wait for it calls for, in *window. If that
+ * is open, a phase is to follow: kicks stay suppressed while the event is handled. Returns
+ * whether so.
+ */
+static bool vblk_poll_enter(struct virtio_blk *b, uint64_t *window)
+{
+	struct vblk_poll *p = &b->poll;
+
+	*window = p->window_ns;
+	/* One phase at a time (queue_notify is meant for the I/O thread alone, but be safe). */
+	if (!p->max_ns || p->active)
+		return false;
+	if (p->idle_ns)
+		*window =
+			virtio_blk_poll_adapt(p->window_ns, p->max_ns, vblk_now_ns() - p->idle_ns);
+	if (!*window)
+		return false;
+	p->active = true;
+	return true;
+}
+
+static void vblk_poll_phase(struct virtio_blk *b);
+static bool vblk_poll_disarm(struct virtio_blk *b);
+
+/*
+ * The event was handled (lock held); did: it brought work. A wakeup without work (the signal
+ * of a completion or the kick of a buffer that a poll already took) says nothing about when
+ * events come: it neither moves the window nor starts a phase.
+ */
+static void vblk_poll_after(struct virtio_blk *b, bool entered, uint64_t window, bool did)
+{
+	struct vblk_poll *p = &b->poll;
+
+	if (!p->max_ns || (p->active && !entered))
+		return;
+	if (!did) {
+		p->st.idle_wakeups++;
+		if (entered && vblk_poll_disarm(b))
+			p->idle_ns = vblk_now_ns();
+		return;
+	}
+	if (window > p->window_ns)
+		p->st.grown++;
+	else if (window < p->window_ns)
+		p->st.shrunk++;
+	p->window_ns = window;
+	if (entered)
+		vblk_poll_phase(b);
+	else
+		p->idle_ns = vblk_now_ns();
+}
+
+/*
+ * Suppress kicks on every live queue and note what the spin compares with. Lock held.
+ * §2.7.10: without EVENT_IDX this sets VRING_USED_F_NO_NOTIFY. With EVENT_IDX, avail_event
+ * stays where the last enable put it: a driver whose index has passed it (the one whose kick
+ * started the phase) does not kick again, one that has not yet kicks once more, at the first
+ * buffer of the phase. The spin does not depend on kicks either way.
+ */
+static void vblk_poll_arm(struct virtio_blk *b)
+{
+	for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
+		struct virtqueue *vq = &b->vdev.vq[i];
+
+		b->poll.q[i].on = vblk_queue_live(&b->q[i]);
+		if (!b->poll.q[i].on)
+			continue;
+		vq_set_notification(vq, false);
+		b->poll.q[i].avail_idx = &vq->avail->idx;
+		b->poll.q[i].seen = vq->last_avail;
+	}
+}
+
+/* Anything to do? Without the lock and without a system call. */
+static bool vblk_poll_check(struct virtio_blk *b)
+{
+	for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
+		if (b->poll.q[i].on &&
+		    __atomic_load_n(b->poll.q[i].avail_idx, __ATOMIC_ACQUIRE) != b->poll.q[i].seen)
+			return true;
+	}
+	return blk_backend_poll_ready(b->be);
+}
+
+/* The check said there is work (lock held): do it. Returns whether anything was done. */
+static bool vblk_poll_work(struct virtio_blk *b)
+{
+	bool did = false;
+
+	if (blk_backend_poll_ready(b->be) && blk_backend_reap(b->be, vblk_done, b) > 0) {
+		did = true;
+		for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
+			if (b->q[i].stalled)
+				vblk_queue_run(&b->q[i]);
+		}
+	}
+	for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
+		struct blk_queue *q = &b->q[i];
+		struct virtqueue *vq = &b->vdev.vq[i];
+		uint16_t before = vq->last_avail;
+
+		if (!vblk_queue_live(q) || !vq_has_avail(vq))
+			continue;
+		vblk_queue_run(q);
+		did |= vq->last_avail != before;
+	}
+	blk_backend_kick(b->be);
+	vblk_notify_all(b);
+	vblk_poll_arm(b);
+	return did;
+}
+
+/*
+ * The window is over (lock held): ask for kicks again, then look once more, since a buffer
+ * made available before the driver saw the change would get no kick (§2.7.10). Stalled
+ * queues keep kicks off: a completion resumes them, as without polling.
+ */
+static bool vblk_poll_disarm(struct virtio_blk *b)
+{
+	bool did = false;
+
+	b->poll.active = false;
+	for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
+		struct blk_queue *q = &b->q[i];
+		struct virtqueue *vq = &b->vdev.vq[i];
+
+		b->poll.q[i].on = false;
+		if (!vblk_queue_live(q))
+			continue;
+		vq_set_notification(vq, true);
+		if (vq_has_avail(vq)) {
+			vblk_queue_run(q); /* not active any more: disable, pop, enable, re-check */
+			did = true;
+		}
+	}
+	if (did) {
+		blk_backend_kick(b->be);
+		vblk_notify_all(b);
+	}
+	return did;
+}
+
+/*
+ * The poll phase, after an event was handled with kicks left suppressed. Called and returns
+ * with the lock held, but spins without it: vCPU threads take it for register accesses (the
+ * interrupt acknowledgement of every completion among them). Each look that finds work
+ * restarts the window.
+ */
+static void vblk_poll_phase(struct virtio_blk *b)
+{
+	struct vblk_poll *p = &b->poll;
+	uint64_t window = p->window_ns;
+	uint64_t start = vblk_now_ns();
+	uint64_t budget_end =
+		start + MAX(window * VBLK_POLL_BUDGET_WINDOWS, VBLK_POLL_BUDGET_MIN_NS);
+	bool expired = false;
+
+	p->st.phases++;
+	vblk_poll_arm(b);
+	pthread_mutex_unlock(&b->vdev.lock);
+	for (;;) {
+		uint64_t now = vblk_now_ns();
+
+		if (now - start >= window) {
+			expired = true;
+			break;
+		}
+		if (now >= budget_end)
+			break;
+		if (!vblk_poll_check(b)) {
+			vblk_cpu_relax();
+			continue;
+		}
+		pthread_mutex_lock(&b->vdev.lock);
+		if (vblk_poll_work(b)) {
+			p->st.found++;
+			start = vblk_now_ns();
+		}
+		pthread_mutex_unlock(&b->vdev.lock);
+	}
+	pthread_mutex_lock(&b->vdev.lock);
+	if (expired)
+		p->st.expired++;
+	else
+		p->st.cut++;
+	/* The device has been waiting since the last work it found. */
+	p->idle_ns = vblk_poll_disarm(b) ? vblk_now_ns() : start;
+}
+
+void virtio_blk_get_poll_stats(struct virtio_blk *b, struct virtio_blk_poll_stats *out)
+{
+	pthread_mutex_lock(&b->vdev.lock);
+	*out = b->poll.st;
+	out->max_ns = b->poll.max_ns;
+	out->window_ns = b->poll.window_ns;
+	out->active = b->poll.active;
+	pthread_mutex_unlock(&b->vdev.lock);
+}
+
 /* Backend completions (I/O thread). */
 static void vblk_event(void *opaque)
 {
 	struct virtio_blk *b = opaque;
+	uint64_t window;
+	bool poll, did = false;
 
 	pthread_mutex_lock(&b->vdev.lock);
+	poll = vblk_poll_enter(b, &window);
 	if (blk_backend_reap(b->be, vblk_done, b) > 0) {
+		did = true;
 		for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
 			if (b->q[i].stalled)
 				vblk_queue_run(&b->q[i]);
@@ -522,18 +813,26 @@ static void vblk_event(void *opaque)
 	/* Always, not only after resuming a stalled queue: SQEs that a kick could not hand over
 	 * (the kernel said EAGAIN/EBUSY) must not wait for the guest's next kick. */
 	blk_backend_kick(b->be);
+	vblk_poll_after(b, poll, window, did);
 	pthread_mutex_unlock(&b->vdev.lock);
 }
 
 static void vblk_queue_notify(struct virtio_device *vdev, unsigned int qidx)
 {
 	struct virtio_blk *b = vdev->opaque;
+	uint16_t before;
+	uint64_t window;
+	bool poll;
 
 	if (qidx >= vdev->nr_queues)
 		return;
+	poll = vblk_poll_enter(b, &window);
+	before = vdev->vq[qidx].last_avail;
 	vblk_queue_run(&b->q[qidx]);
 	blk_backend_kick(b->be);
 	vblk_notify_all(b);
+	/* virtio.h allows dropping the lock in here: a phase spins without it. */
+	vblk_poll_after(b, poll, window, vdev->vq[qidx].last_avail != before);
 }
 
 static void vblk_queue_free(struct blk_queue *q)
@@ -787,6 +1086,8 @@ int virtio_blk_create(struct virtio_blk **out, const struct vmm_disk *disk, unsi
 		b->q[i].idx = i;
 	}
 	vblk_setup_config(b, nr_queues);
+
+	b->poll.max_ns = (uint64_t)MIN(disk->poll_us, (unsigned int)VMM_DISK_POLL_MAX_US) * 1000;
 
 	b->loop = loop;
 	b->watch = ev_loop_add_fd(loop, blk_backend_event_fd(b->be), vblk_event, b);

@@ -2,6 +2,7 @@
 /* Command line: `vmm run ...`, `vmm --help`, `vmm --version`, parsed with GOption. */
 #include <errno.h>
 #include <glib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmm/cli.h"
@@ -75,12 +76,13 @@ static char *next_field(const char **p)
 int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err)
 {
 	const char *p = spec;
-	bool seen_cache = false, seen_io = false, seen_ro = false;
+	bool seen_cache = false, seen_io = false, seen_ro = false, seen_poll = false;
 	char *f = NULL;
 
 	memset(d, 0, sizeof(*d));
 	d->cache = BLK_CACHE_WRITEBACK;
 	d->engine = BLK_ENGINE_URING;
+	d->poll_us = VMM_DISK_POLL_US;
 	d->path = next_field(&p);
 	if (!*d->path) {
 		*err = g_strdup_printf("--disk: '%s' has no image path (--disk PATH[,ro][,...])",
@@ -133,9 +135,23 @@ int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err)
 			if (!*val)
 				goto badval;
 			d->serial = g_strdup(val);
+		} else if (!strcmp(f, "poll")) {
+			char *end;
+			unsigned long v;
+
+			if (seen_poll)
+				goto dup;
+			seen_poll = true;
+			if (!val || *val < '0' || *val > '9')
+				goto badval;
+			errno = 0;
+			v = strtoul(val, &end, 10);
+			if (*end || errno || v > VMM_DISK_POLL_MAX_US)
+				goto badval;
+			d->poll_us = (unsigned int)v;
 		} else {
 			*err = g_strdup_printf("--disk %s: unknown option '%s' (known: ro, cache=, io=, "
-					       "serial=)", d->path, f);
+					       "serial=, poll=)", d->path, f);
 			goto fail;
 		}
 		g_free(f);
@@ -150,6 +166,9 @@ badval:
 		*err = g_strdup_printf("--disk %s: cache must be none or writeback", d->path);
 	else if (!strcmp(f, "io"))
 		*err = g_strdup_printf("--disk %s: io must be uring, aio or sync", d->path);
+	else if (!strcmp(f, "poll"))
+		*err = g_strdup_printf("--disk %s: poll must be microseconds from 0 (off) to %u",
+				       d->path, VMM_DISK_POLL_MAX_US);
 	else
 		*err = g_strdup_printf("--disk %s: bad value for '%s'", d->path, f);
 fail:
@@ -231,8 +250,9 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 		{ "disk", 'd', 0, G_OPTION_ARG_FILENAME_ARRAY, &disks,
 		  "virtio-blk disk backed by a raw image or block device (repeatable; /dev/vda, vdb... "
 		  "in order). Options: ro, cache=writeback|none (O_DIRECT), io=uring|aio|sync, "
-		  "serial=ID (a comma in PATH is written ,,)",
-		  "PATH[,ro][,cache=][,io=][,serial=]" },
+		  "serial=ID, poll=USEC (adaptive busy-polling of the I/O thread up to USEC after "
+		  "each event, 0 = off, default 32) (a comma in PATH is written ,,)",
+		  "PATH[,ro][,cache=][,io=][,serial=][,poll=]" },
 		{ "console", 0, 0, G_OPTION_ARG_STRING, &console,
 		  "the guest console: serial (ttyS0, default) or virtio (hvc0)", "serial|virtio" },
 		{ "cpuid-mask", 0, 0, G_OPTION_ARG_STRING, &cpuid_mask,

@@ -11,7 +11,7 @@ enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
 
 enum vmm_console { VMM_CONSOLE_SERIAL, VMM_CONSOLE_VIRTIO };
 
-/* --disk PATH[,ro][,cache=none|writeback][,io=uring|aio|sync][,serial=ID] */
+/* --disk PATH[,ro][,cache=none|writeback][,io=uring|aio|sync][,serial=ID][,poll=USEC] */
 struct vmm_disk {
 	char *path;
 	bool read_only;
@@ -19,7 +19,16 @@ struct vmm_disk {
 	enum blk_engine engine; /* default io_uring */
 	bool engine_explicit;   /* the user named io=: no fallback */
 	char *serial;           /* GET_ID, at most 20 bytes; NULL: none */
+	/*
+	 * Added for adaptive polling: the longest the I/O thread busy-polls the queues and the
+	 * backend after an event, in microseconds; 0: never (a zeroed struct polls not at all,
+	 * the CLI fills in VMM_DISK_POLL_US).
+	 */
+	unsigned int poll_us;
 };
+
+#define VMM_DISK_POLL_US     32      /* as QEMU's iothread poll-max-ns default, 32 us */
+#define VMM_DISK_POLL_MAX_US 1000000 /* one second: anything longer is a mistake */
 
 #define VMM_MAX_DISKS 7 /* virtio-mmio GSIs 16..23, one is the console's */
 

@@ -58,4 +58,31 @@ enum blk_engine virtio_blk_engine(const struct virtio_blk *b);
 /* Reset (drains in-flight I/O), close the backend and the image. */
 void virtio_blk_destroy(struct virtio_blk *b);
 
+/*
+ * Added for adaptive polling (--disk poll=USEC): after a kick or a completion, the I/O thread
+ * keeps the driver's kicks suppressed and busy-polls the avail rings and the backend for up to
+ * a window that adapts between 0 and the maximum; what it did is counted here.
+ */
+struct virtio_blk_poll_stats {
+	uint64_t max_ns;    /* the configured maximum window; 0: polling off */
+	uint64_t window_ns; /* the window now */
+	bool active;	    /* a poll phase is running right now */
+	uint64_t phases;    /* poll phases started (one per event while the window is open) */
+	uint64_t found;	    /* looks during a window that found work and did it */
+	uint64_t expired;   /* windows that ran out with nothing found: back to the event loop */
+	uint64_t cut;	    /* phases ended by the time budget while work kept coming */
+	uint64_t grown;	    /* times the window widened / narrowed */
+	uint64_t shrunk;
+	uint64_t idle_wakeups; /* kicks and completion signals that found nothing left to do */
+};
+/* A consistent copy, taken under the device lock (any thread). */
+void virtio_blk_get_poll_stats(struct virtio_blk *b, struct virtio_blk_poll_stats *out);
+/*
+ * The adaptation rule, pure: the next window given the current one, the maximum and how long
+ * the device waited for the event that just came (all nanoseconds). Unchanged if polling would
+ * have caught it, widened (from 4 us, doubling, up to max) if a longer window within max
+ * would have, halved (closed below 4 us) if the wait was longer than max; 0 if max is 0.
+ */
+uint64_t virtio_blk_poll_adapt(uint64_t window_ns, uint64_t max_ns, uint64_t waited_ns);
+
 #endif

@@ -153,6 +153,20 @@ static void test_disk(void **state)
 	assert_int_equal(d.engine, BLK_ENGINE_URING);
 	assert_false(d.engine_explicit);
 	assert_null(d.serial);
+	assert_int_equal(d.poll_us, VMM_DISK_POLL_US);
+	g_free(d.path);
+
+	/* poll=: 0 turns polling off, the largest accepted value is one second */
+	assert_int_equal(cli_parse_disk("a.img,poll=0", &d, &err), 0);
+	assert_int_equal(d.poll_us, 0);
+	g_free(d.path);
+	assert_int_equal(cli_parse_disk("a.img,io=aio,poll=1000000", &d, &err), 0);
+	assert_int_equal(d.poll_us, 1000000);
+	assert_int_equal(d.engine, BLK_ENGINE_AIO);
+	g_free(d.path);
+	assert_int_equal(cli_parse_disk("a.img,poll=50,ro", &d, &err), 0);
+	assert_int_equal(d.poll_us, 50);
+	assert_true(d.read_only);
 	g_free(d.path);
 
 	assert_int_equal(cli_parse_disk("/x/b.img,ro,cache=none,io=aio,serial=SN-1", &d, &err), 0);
@@ -191,6 +205,15 @@ static void test_disk(void **state)
 		{ "a.img,serial=012345678901234567890", "serial" },
 		{ "a.img,serial=", "serial" },
 		{ "a.img,serial=a\tb", "printable" },
+		{ "a.img,poll", "poll must be" },
+		{ "a.img,poll=", "poll must be" },
+		{ "a.img,poll=-1", "poll must be" },
+		{ "a.img,poll=+5", "poll must be" },
+		{ "a.img,poll= 5", "poll must be" },
+		{ "a.img,poll=32us", "poll must be" },
+		{ "a.img,poll=1000001", "poll must be" },
+		{ "a.img,poll=99999999999999999999999", "poll must be" },
+		{ "a.img,poll=1,poll=2", "given twice" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = NULL;

@@ -19,6 +19,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -53,6 +54,15 @@ struct ctx {
 	struct fake_vring r[MAXQ];
 	unsigned int notified[MAXQ];
 	unsigned int needs_reset;
+	unsigned int poll_us; /* --disk poll= (0: the zeroed default, no polling) */
+	bool event_idx;	      /* negotiate VIRTIO_F_EVENT_IDX */
+	/* Kicks through the I/O thread, as the transport's ioeventfds deliver them. */
+	struct loop_kick {
+		struct ctx *c;
+		unsigned int q;
+		int fd;
+		unsigned int watch;
+	} lk[MAXQ];
 };
 
 /* ---- a transport stand-in ---- */
@@ -101,6 +111,7 @@ static int blk_open(struct ctx *c, struct virtio_blk **out, const char *path, bo
 		.engine = g_engine,
 		.engine_explicit = true,
 		.serial = (char *)serial,
+		.poll_us = c->poll_us,
 	};
 
 	return virtio_blk_create(out, &disk, nq, &c->gm, c->loop, err, errlen);
@@ -113,15 +124,19 @@ static void driver_init(struct ctx *c)
 
 	pthread_mutex_lock(&vdev->lock);
 	vdev->status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-	/* no EVENT_IDX: every batch of used buffers is an interrupt, so they can be counted */
-	vdev->driver_features = vdev->device_features & ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
+	/* no EVENT_IDX unless asked: every batch of used buffers is an interrupt, so they can
+	 * be counted */
+	vdev->driver_features = vdev->device_features;
+	if (!c->event_idx)
+		vdev->driver_features &= ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
 	assert_true(vdev->ops->features_ok(vdev, vdev->driver_features));
 	vdev->status |= VIRTIO_STATUS_FEATURES_OK;
 	for (unsigned int q = 0; q < c->nq; q++) {
 		fake_vring_init(&c->r[q], &c->gm, MiB + q * 32 * MiB, RING_SPAN, QSIZE);
 		fake_vring_configure(&c->r[q], &vdev->vq[q]);
-		assert_int_equal(vq_enable(&vdev->vq[q], &c->gm, vdev->queue_max_size, false, true),
-				 0);
+		assert_int_equal(
+			vq_enable(&vdev->vq[q], &c->gm, vdev->queue_max_size, c->event_idx, true),
+			0);
 	}
 	assert_int_equal(vdev->ops->activate(vdev), 0);
 	vdev->status |= VIRTIO_STATUS_DRIVER_OK;
@@ -142,13 +157,15 @@ static void driver_reset(struct ctx *c)
 	pthread_mutex_unlock(&vdev->lock);
 }
 
-static void ctx_open(struct ctx *c, unsigned int nq)
+static void ctx_open_poll(struct ctx *c, unsigned int nq, unsigned int poll_us, bool event_idx)
 {
 	char err[256] = "";
 	int r;
 
 	memset(c, 0, sizeof(*c));
 	c->nq = nq;
+	c->poll_us = poll_us;
+	c->event_idx = event_idx;
 	assert_int_equal(gm_create(&c->gm, RAM_SIZE), 0);
 	assert_int_equal(ev_loop_create(&c->loop, "blk-test"), 0);
 	assert_int_equal(ev_loop_start(c->loop), 0);
@@ -168,6 +185,11 @@ static void ctx_open(struct ctx *c, unsigned int nq)
 	driver_init(c);
 }
 
+static void ctx_open(struct ctx *c, unsigned int nq)
+{
+	ctx_open_poll(c, nq, 0, false);
+}
+
 static int setup1(void **state)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
@@ -181,6 +203,13 @@ static int teardown(void **state)
 {
 	struct ctx *c = *state;
 
+	/* kick watches first: a running one calls into the device */
+	for (unsigned int q = 0; q < MAXQ; q++) {
+		if (c->lk[q].watch)
+			ev_loop_remove_fd(c->loop, c->lk[q].watch);
+		if (c->lk[q].c)
+			close(c->lk[q].fd);
+	}
 	if (c->b)
 		virtio_blk_destroy(c->b);
 	if (c->loop)
@@ -1356,6 +1385,333 @@ static void test_cache_none(void **state)
 	assert_memory_equal(rbuf, wbuf, sizeof(wbuf));
 }
 
+/* ---- adaptive polling ---- */
+
+/* The rule alone, against the behaviour the header promises (all in ns). */
+static void test_poll_adapt(void **state)
+{
+	const uint64_t us = 1000, max = 32 * us;
+	uint64_t w = 0;
+
+	(void)state;
+	/* polling off: always closed */
+	assert_int_equal(virtio_blk_poll_adapt(0, 0, 1), 0);
+	assert_int_equal(virtio_blk_poll_adapt(8 * us, 0, 1), 0);
+	/* events within the maximum open the window at 4 us and double it up to the maximum */
+	w = virtio_blk_poll_adapt(w, max, 1 * us);
+	assert_int_equal(w, 4 * us);
+	for (uint64_t want = 8 * us; want <= max; want *= 2) {
+		w = virtio_blk_poll_adapt(w, max, w + 1);
+		assert_int_equal(w, want);
+	}
+	assert_int_equal(virtio_blk_poll_adapt(w, max, max), max);
+	/* an event that the window caught changes nothing */
+	assert_int_equal(virtio_blk_poll_adapt(16 * us, max, 16 * us), 16 * us);
+	assert_int_equal(virtio_blk_poll_adapt(16 * us, max, 3 * us), 16 * us);
+	/* waits longer than the maximum halve it, and below 4 us it closes */
+	w = max;
+	for (uint64_t want = max / 2; want >= 4 * us; want /= 2) {
+		w = virtio_blk_poll_adapt(w, max, max + 1);
+		assert_int_equal(w, want);
+	}
+	assert_int_equal(virtio_blk_poll_adapt(w, max, 10 * max), 0);
+	assert_int_equal(virtio_blk_poll_adapt(0, max, 10 * max), 0);
+	/* a maximum below 4 us: the window never exceeds it */
+	assert_int_equal(virtio_blk_poll_adapt(0, 2 * us, 1 * us), 2 * us);
+	assert_int_equal(virtio_blk_poll_adapt(2 * us, 2 * us, 3 * us), 0);
+	/* a window above a (lowered) maximum is clamped */
+	assert_int_equal(virtio_blk_poll_adapt(64 * us, max, 1), max);
+}
+
+static void loop_kick_cb(void *opaque)
+{
+	struct loop_kick *k = opaque;
+	uint64_t v;
+
+	if (read(k->fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	pthread_mutex_lock(&k->c->vdev->lock);
+	k->c->vdev->ops->queue_notify(k->c->vdev, k->q);
+	pthread_mutex_unlock(&k->c->vdev->lock);
+}
+
+/* Deliver kicks on the device's I/O thread, through an eventfd, as an ioeventfd would. */
+static void loop_kick_init(struct ctx *c)
+{
+	for (unsigned int q = 0; q < c->nq; q++) {
+		struct loop_kick *k = &c->lk[q];
+
+		k->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		assert_true(k->fd >= 0);
+		k->c = c;
+		k->q = q;
+		k->watch = ev_loop_add_fd(c->loop, k->fd, loop_kick_cb, k);
+		assert_true(k->watch > 0);
+	}
+}
+
+/* The driver's side of §2.7.10 after moving avail->idx from old to new: must it kick? */
+static bool driver_must_kick(struct ctx *c, unsigned int q, uint16_t old, uint16_t new)
+{
+	/* the index store must be visible before the suppression field is read */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (c->event_idx) {
+		uint16_t ev = fake_vring_avail_event(&c->r[q]);
+
+		return (uint16_t)(new - ev - 1) < (uint16_t)(new - old);
+	}
+	struct vring_used *u = fake_vring_host(&c->r[q], c->r[q].used_gpa, 4);
+
+	return !(__atomic_load_n(&u->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY);
+}
+
+/* Kicks are asked for: the next buffer made available would be announced. */
+static bool kicks_enabled(struct ctx *c, unsigned int q)
+{
+	uint16_t idx = c->r[q].avail_idx;
+
+	return driver_must_kick(c, q, idx, (uint16_t)(idx + 1));
+}
+
+static void loop_kick(struct ctx *c, unsigned int q)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(c->lk[q].fd, &one, sizeof(one)), sizeof(one));
+}
+
+/*
+ * A 4 KiB write of pattern seed at sector, published like a driver does: kicked (through the
+ * I/O thread) only if the device asks for kicks, and never unless may_kick. Returns whether
+ * the device asked for a kick; *head gets the chain.
+ */
+static bool publish_write_ex(struct ctx *c, unsigned int q, uint64_t sector, unsigned int seed,
+			     uint16_t *head, bool may_kick)
+{
+	uint8_t data[4096];
+	uint64_t st = guest_buf(c, q, 1, NULL);
+	uint16_t old = c->r[q].avail_idx;
+
+	fill(data, sizeof(data), seed);
+	*(uint8_t *)fake_vring_host(&c->r[q], st, 1) = 0xFF;
+	struct fake_seg segs[3] = {
+		{header(c, q, VIRTIO_BLK_T_OUT, sector), 16, false},
+		{guest_buf(c, q, sizeof(data), data), sizeof(data), false},
+		{st, 1, true},
+	};
+	*head = fake_vring_add_chain(&c->r[q], segs, 3);
+	fake_vring_publish(&c->r[q], *head);
+	if (!driver_must_kick(c, q, old, c->r[q].avail_idx))
+		return false;
+	if (may_kick)
+		loop_kick(c, q);
+	return true;
+}
+
+static bool publish_write(struct ctx *c, unsigned int q, uint64_t sector, unsigned int seed,
+			  uint16_t *head)
+{
+	return publish_write_ex(c, q, sector, seed, head, true);
+}
+
+static void expect_written(struct ctx *c, unsigned int q, uint16_t head, uint64_t sector,
+			   unsigned int seed)
+{
+	uint8_t want[4096], got[4096];
+	uint32_t id, len;
+
+	wait_used(c, q, &id, &len);
+	assert_int_equal(id, head);
+	assert_int_equal(len, 1);
+	fill(want, sizeof(want), seed);
+	host_read(c, sector * 512, got, sizeof(got));
+	assert_memory_equal(got, want, sizeof(want));
+}
+
+static struct virtio_blk_poll_stats poll_stats(struct ctx *c)
+{
+	struct virtio_blk_poll_stats st;
+
+	virtio_blk_get_poll_stats(c->b, &st);
+	return st;
+}
+
+/* Wait (up to 10 s) until no poll phase runs. */
+static struct virtio_blk_poll_stats wait_phase_over(struct ctx *c)
+{
+	struct timespec ts = {0, 100 * 1000};
+
+	for (int i = 0; i < 100000; i++) {
+		struct virtio_blk_poll_stats st = poll_stats(c);
+
+		if (!st.active)
+			return st;
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("poll phase still running after 10 s");
+	return poll_stats(c);
+}
+
+#define POLL_MAX_US 250000 /* long windows, so that a loaded test machine keeps up */
+
+/*
+ * Polling on: once the window has grown, buffers that the driver makes available while the
+ * I/O thread polls are completed without a kick, because kicks are suppressed (§2.7.10) for
+ * as long as it polls; when the window runs out they are asked for again. The spin does not
+ * hold the device lock (the stats, read under it, see the phase running). A wait longer than
+ * the maximum narrows the window.
+ */
+static void poll_no_kick(struct ctx *c, bool event_idx)
+{
+	struct virtio_blk_poll_stats st, st0;
+	unsigned int seed = 1, kicks = 0, iters = 0;
+	uint64_t sector = 0;
+	uint16_t head;
+
+	ctx_open_poll(c, 1, POLL_MAX_US, event_idx);
+	loop_kick_init(c);
+	st = poll_stats(c);
+	assert_int_equal(st.max_ns, POLL_MAX_US * 1000ULL);
+	assert_int_equal(st.window_ns, 0);
+	assert_true(kicks_enabled(c, 0));
+
+	/* Events closer together than the maximum open the window and widen it. */
+	while (st.window_ns < POLL_MAX_US * 1000ULL / 2) {
+		assert_true(++iters < 60);
+		kicks += publish_write(c, 0, sector, seed, &head);
+		expect_written(c, 0, head, sector, seed);
+		sector += 8, seed++;
+		st = wait_phase_over(c);
+		/* at rest, kicks are asked for */
+		assert_true(kicks_enabled(c, 0));
+	}
+	assert_int_equal(kicks, iters);
+	assert_true(st.grown >= 2);
+	assert_true(st.expired >= 1);
+
+	/* One kicked request starts a phase ... */
+	assert_true(publish_write(c, 0, sector, seed, &head));
+	expect_written(c, 0, head, sector, seed);
+	sector += 8, seed++;
+	st0 = poll_stats(c);
+	assert_true(st0.active);
+	/* ... during which kicks are suppressed and new buffers are picked up without one */
+	for (unsigned int i = 0; i < 4; i++) {
+		assert_false(kicks_enabled(c, 0));
+		assert_false(publish_write(c, 0, sector, seed, &head));
+		expect_written(c, 0, head, sector, seed);
+		sector += 8, seed++;
+	}
+	st = poll_stats(c);
+	assert_true(st.active);
+	assert_true(st.found >= st0.found + 4);
+	assert_int_equal(st.phases, st0.phases);
+
+	/* The window runs out: kicks are asked for again, and one is needed again. */
+	st = wait_phase_over(c);
+	assert_int_equal(st.expired, st0.expired + 1);
+	assert_true(kicks_enabled(c, 0));
+	if (event_idx)
+		assert_int_equal(fake_vring_avail_event(&c->r[0]), c->r[0].avail_idx);
+	else
+		assert_false(((struct vring_used *)fake_vring_host(&c->r[0], c->r[0].used_gpa, 4))
+				     ->flags &
+			     VRING_USED_F_NO_NOTIFY);
+
+	/* A wait longer than the maximum halves the window. */
+	usleep(POLL_MAX_US + 100000);
+	st0 = st;
+	assert_true(publish_write(c, 0, sector, seed, &head));
+	expect_written(c, 0, head, sector, seed);
+	st = wait_phase_over(c);
+	assert_int_equal(st.shrunk, st0.shrunk + 1);
+	assert_int_equal(st.window_ns, st0.window_ns / 2);
+	assert_true(kicks_enabled(c, 0));
+	assert_int_equal(c->needs_reset, 0);
+}
+
+static void test_poll_no_kick(void **state)
+{
+	poll_no_kick(*state, false);
+}
+
+static void test_poll_no_kick_event_idx(void **state)
+{
+	poll_no_kick(*state, true);
+}
+
+/*
+ * poll=0: no phase ever runs, kicks are asked for again as soon as a request was taken, and a
+ * buffer made available without a kick stays where it is until the kick.
+ */
+static void test_poll_off(void **state)
+{
+	struct ctx *c = *state;
+	struct virtio_blk_poll_stats st;
+	unsigned int seed = 1;
+	uint16_t head;
+	uint32_t id, len;
+
+	ctx_open_poll(c, 1, 0, false);
+	loop_kick_init(c);
+	for (uint64_t sector = 0; sector < 64; sector += 8, seed++) {
+		assert_true(publish_write(c, 0, sector, seed, &head));
+		expect_written(c, 0, head, sector, seed);
+		assert_true(kicks_enabled(c, 0));
+	}
+	/* published but not kicked: nobody looks until the kick */
+	assert_true(publish_write_ex(c, 0, 64, seed, &head, false));
+	usleep(50 * 1000);
+	assert_false(fake_vring_get_used(&c->r[0], &id, &len));
+	loop_kick(c, 0);
+	expect_written(c, 0, head, 64, seed);
+
+	st = poll_stats(c);
+	assert_int_equal(st.max_ns, 0);
+	assert_int_equal(st.window_ns, 0);
+	assert_int_equal(st.phases, 0);
+	assert_int_equal(st.found, 0);
+	assert_int_equal(st.grown, 0);
+	assert_false(st.active);
+}
+
+/* Two queues: a phase started by queue 0 also picks up queue 1's unkicked buffers. */
+static void test_poll_two_queues(void **state)
+{
+	struct ctx *c = *state;
+	struct virtio_blk_poll_stats st, st0;
+	unsigned int seed = 1, iters = 0;
+	uint64_t sector = 0;
+	uint16_t head;
+
+	ctx_open_poll(c, 2, POLL_MAX_US, false);
+	loop_kick_init(c);
+	do {
+		assert_true(++iters < 60);
+		assert_true(publish_write(c, 0, sector, seed, &head));
+		expect_written(c, 0, head, sector, seed);
+		sector += 8, seed++;
+		st = wait_phase_over(c);
+	} while (st.window_ns < POLL_MAX_US * 1000ULL / 2);
+
+	assert_true(publish_write(c, 0, sector, seed, &head));
+	expect_written(c, 0, head, sector, seed);
+	sector += 8, seed++;
+	st0 = poll_stats(c);
+	assert_true(st0.active);
+	assert_false(kicks_enabled(c, 1));
+	assert_false(publish_write(c, 1, sector, seed, &head));
+	expect_written(c, 1, head, sector, seed);
+	/* found by the same phase, not by the re-check after it */
+	st = poll_stats(c);
+	assert_true(st.active);
+	assert_int_equal(st.phases, st0.phases);
+	assert_true(st.found > st0.found);
+	st = wait_phase_over(c);
+	assert_true(kicks_enabled(c, 0));
+	assert_true(kicks_enabled(c, 1));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup1, teardown)
 
 int main(int argc, char **argv)
@@ -1379,6 +1735,10 @@ int main(int argc, char **argv)
 		T(test_reset_inflight),
 		T(test_image_lock),
 		T(test_cache_none),
+		T(test_poll_off),
+		T(test_poll_no_kick),
+		T(test_poll_no_kick_event_idx),
+		T(test_poll_two_queues),
 	};
 	static const enum blk_engine engines[] = {BLK_ENGINE_URING, BLK_ENGINE_AIO,
 						  BLK_ENGINE_SYNC};
@@ -1388,6 +1748,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_parse_too_long),
 		cmocka_unit_test(test_parse_discard_write_zeroes),
 		cmocka_unit_test(test_parse_short_and_get_id),
+		cmocka_unit_test(test_poll_adapt),
 		cmocka_unit_test_setup_teardown(test_engine_fallback, setup1, teardown),
 	};
 	char name[64];
