@@ -287,11 +287,13 @@ void vq_set_notification(struct virtqueue *vq, bool enable)
 
 	if (vq->event_idx) {
 		/*
-		 * §2.7.10: the driver kicks when its avail index passes avail_event. Leaving it
-		 * behind is enough to suppress kicks.
+		 * §2.7.10: the driver kicks when its avail index moves past avail_event. Enabled:
+		 * at the next entry we would pop. Disabled: one behind it, a value the driver's
+		 * index has already passed, so that no add kicks until we enable again (merely
+		 * leaving it where it was lets a driver that had not reached it kick once more).
 		 */
-		if (enable)
-			__atomic_store_n(vq_avail_event(vq), vq->last_avail, __ATOMIC_RELAXED);
+		__atomic_store_n(vq_avail_event(vq), (uint16_t)(vq->last_avail - !enable),
+				 __ATOMIC_RELAXED);
 	} else {
 		uint16_t flags = vq->used->flags;
 		if (enable)

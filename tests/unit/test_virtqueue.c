@@ -891,6 +891,13 @@ static bool push_and_ask(struct fx *f, unsigned int k)
 	return vq_should_notify(&f->vq);
 }
 
+/* The driver's side of §2.7.10: after moving its avail index from old to new, it kicks iff
+ * avail_event lies in [old, new), modulo 2^16. */
+static bool driver_would_kick(uint16_t event, uint16_t new_idx, uint16_t old_idx)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
 static void test_notify_event_idx(void **state)
 {
 	struct fx *f = *state;
@@ -939,21 +946,30 @@ static void test_notify_event_idx(void **state)
 	fake_vring_set_used_event(&f->r, 0);
 	assert_true(push_and_ask(f, 3)); /* 65534 -> 1 crosses 0 */
 
-	/* avail_event: enabling publishes last_avail; disabling leaves it. */
+	/*
+	 * avail_event: enabling publishes last_avail (the driver kicks when it adds that entry);
+	 * disabling puts it one behind, where no add of the driver crosses it (the driver's
+	 * rule, vring_need_event(event, new, old): kick iff event is in [old, new)).
+	 */
 	fx_start(f, QSIZE, true, false);
 	for (unsigned int i = 0; i < 3; i++)
 		publish_one(f, 8, 0);
 	vq_set_notification(&f->vq, false);
+	assert_int_equal(fake_vring_avail_event(&f->r), 65535);
 	for (unsigned int i = 0; i < 3; i++)
 		assert_int_equal(vq_pop(&f->vq, &f->elem), 1);
 	/* vq_pop does not move avail_event by itself. */
-	assert_int_equal(fake_vring_avail_event(&f->r), 0);
+	assert_int_equal(fake_vring_avail_event(&f->r), 65535);
 	vq_set_notification(&f->vq, true);
 	assert_int_equal(fake_vring_avail_event(&f->r), 3);
+	assert_true(driver_would_kick(fake_vring_avail_event(&f->r), 4, 3));
 	assert_int_equal(u->flags, 0); /* the flag is not used with EVENT_IDX */
 	vq_set_notification(&f->vq, false);
-	assert_int_equal(fake_vring_avail_event(&f->r), 3);
+	assert_int_equal(fake_vring_avail_event(&f->r), 2);
 	assert_int_equal(u->flags, 0);
+	/* Disabled: neither the next add nor a batch of adds kicks. */
+	assert_false(driver_would_kick(fake_vring_avail_event(&f->r), 4, 3));
+	assert_false(driver_would_kick(fake_vring_avail_event(&f->r), 3 + QSIZE, 3));
 }
 
 /*
