@@ -8,6 +8,7 @@
 # Case file syntax (one directive per line, '#' starts a comment line):
 #   case NAME STATUS        start a case; STATUS is the expected exit status (testhost.sh)
 #   expect TEXT             a console substring that must appear (testhost.sh)
+#   reject TEXT             a console substring that must not appear (testhost.sh)
 #   stdin TEXT              printf %b text fed to the VMM's stdin once the guest printed
 #                           'VMMTEST BEGIN' (so that the guest's UART driver is up)
 #   watchdog SECONDS        outer time limit (default 300), in case the VMM's own fails
@@ -204,7 +205,7 @@ for file in "$@"; do
 		setup) printf '%s\n' "$rest" >>"$TMPD/setup.list" ;;
 		check) printf '%s\n' "$rest" >>"$TMPD/check.list" ;;
 		kill-on) killon=$rest ;;
-		expect) ;;
+		expect | reject) ;;
 		*) echo "@@VMMTEST error: $file: unknown directive '$kw'" ;;
 		esac
 	done <"$file"

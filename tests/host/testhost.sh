@@ -198,20 +198,32 @@ build_host_initramfs() {
 	rm -rf "$root"
 }
 
-# The test host's own kernel reports a soft lockup: it is lost (kvmhold.c tells the one
-# cause we know). Kill QEMU a few seconds later, once the backtraces are on the console,
+# What the test host's own kernel prints when it is lost: a soft lockup (kvmhold.c tells the
+# one cause we know) or a panic (the test host then powers off by itself: panic=-1).
+HOST_FAILED='BUG: soft lockup|Kernel panic - not syncing'
+
+# On a soft lockup, kill QEMU a few seconds later, once the backtraces are on the console,
 # instead of waiting for the wall-clock limit.
 watch_lockup() {
 	local pid=$1
 	while kill -0 "$pid" 2>/dev/null; do
 		if grep -q 'BUG: soft lockup' "$CONSOLE"; then
 			sleep 5
-			: >"$WORK/lockup"
 			kill "$pid" 2>/dev/null
 			return
 		fi
 		sleep 2
 	done
+}
+
+# The test host's kernel failed in this boot: print its first report and the backtrace.
+host_failed() {
+	grep -qE "$HOST_FAILED" "$CONSOLE" || return 1
+	: >"$WORK/lockup"
+	grep -m1 -B1 -A3 -E "$HOST_FAILED|BUG: |stack guard page" "$CONSOLE" | sed 's/^/    /'
+	grep -A60 -m1 -E "$HOST_FAILED|BUG: " "$CONSOLE" | grep -m12 -E '^\[[ 0-9.]+\]  [a-z_?]' |
+		sed 's/^/    /'
+	return 0
 }
 
 # One boot of the test host: the cases' reports land in $RESULTS, its console in $CONSOLE.
@@ -262,21 +274,19 @@ run_testhost() {
 	CONSOLE=$WORK/host-console.log
 	boot_testhost "$qemu" "$wall"
 	rc=$?
-	if [ -e "$WORK/lockup" ]; then
+	if host_failed >"$WORK/host-failed.txt"; then
 		# Not a case's failure: the test host's kernel stopped. Say so, keep that boot's
-		# logs, and run every case again in a fresh boot, once. A second lockup fails.
-		echo "testhost: RETRY: the test host's kernel locked up, so every case runs again" \
-			"in a new boot; the lost boot's logs are host-console.1.log and results.1.log:"
-		grep -m1 -A3 'BUG: soft lockup' "$CONSOLE" | sed 's/^/    /'
-		grep -A40 -m1 'BUG: soft lockup' "$CONSOLE" | grep -m12 -E '^\[[ 0-9.]+\]  [a-z_?]' |
-			sed 's/^/    /'
+		# logs, and run every case again in a fresh boot, once. A second failure fails.
+		echo "testhost: RETRY: the test host's kernel failed, so every case runs again in a" \
+			"new boot; the lost boot's logs are host-console.1.log and results.1.log:"
+		cat "$WORK/host-failed.txt"
 		mv "$CONSOLE" "$WORK/host-console.1.log"
 		mv "$RESULTS" "$WORK/results.1.log"
 		boot_testhost "$qemu" "$wall"
 		rc=$?
-		if [ -e "$WORK/lockup" ]; then
-			echo "testhost: the test host's kernel locked up again; its console:"
-			grep -m1 -A3 'BUG: soft lockup' "$CONSOLE" | sed 's/^/    /'
+		if host_failed >"$WORK/host-failed.txt"; then
+			echo "testhost: the test host's kernel failed again:"
+			cat "$WORK/host-failed.txt"
 		fi
 	fi
 	# Regenerated each run, and big: only the logs stay in the work directory.
@@ -323,7 +333,7 @@ judge_case() {
 	if [ -z "$res" ]; then
 		if grep -q "^@@VMMTEST case=$name start" "$RESULTS.clean"; then
 			if [ -e "$WORK/lockup" ]; then
-				reasons+=("no result: the test host's kernel locked up while the case ran")
+				reasons+=("no result: the test host's kernel failed while the case ran")
 			else
 				reasons+=("no result: the test host stopped while the case ran")
 			fi
@@ -337,8 +347,13 @@ judge_case() {
 		grep -q 'checkfail=' <<<"$res" && reasons+=("a setup or check command failed")
 		[ "$status" = "$want" ] || reasons+=("status $status, want $want")
 		for m in "$@"; do
-			grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "$m" ||
-				reasons+=("missing '$m'")
+			if [ "${m:0:1}" = "$REJECT" ]; then
+				! grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "${m:1}" ||
+					reasons+=("unwanted '${m:1}'")
+			else
+				grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "$m" ||
+					reasons+=("missing '$m'")
+			fi
 		done
 	fi
 	if [ ${#reasons[@]} -eq 0 ]; then
@@ -356,6 +371,8 @@ judge_case() {
 }
 
 declare -A cmd=()
+# Marks a 'reject' text among the expected ones (no case file can contain it).
+REJECT=$'\x1f'
 for f in "${CASEFILES[@]}"; do
 	name=
 	expects=()
@@ -367,6 +384,7 @@ for f in "${CASEFILES[@]}"; do
 			read -r name want <<<"$rest"
 			expects=() ;;
 		expect) expects+=("$rest") ;;
+		reject) expects+=("$REJECT$rest") ;;
 		vmm) cmd[$name]=$rest ;;
 		run) cmd[$name]="(run) $rest" ;;
 		esac
