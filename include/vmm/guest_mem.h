@@ -37,9 +37,13 @@ struct guest_mem {
 	uint8_t *base;     /* single mapping of the whole memfd */
 };
 
+/* The host mapping starts on this boundary and is madvise(MADV_HUGEPAGE)d (gm_create). */
+#define GM_HUGE_ALIGN (2 * MiB)
+
 /*
  * Create guest RAM of ram_size bytes (page multiple, > 0) backed by a sealed-size memfd.
- * RAM above LAYOUT_MMIO_HOLE continues at 4 GiB.
+ * RAM above LAYOUT_MMIO_HOLE continues at 4 GiB. The mapping is GM_HUGE_ALIGN-aligned and
+ * eligible for transparent huge pages where the host lets shmem have them.
  */
 int gm_create(struct guest_mem *gm, uint64_t ram_size) WUR;
 void gm_destroy(struct guest_mem *gm);

@@ -6,7 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vmm/bus.h"
 #include "vmm/guest_mem.h"
@@ -40,6 +43,68 @@ static void test_gm_small(void **state)
 	assert_int_equal(gm_write(&gm, GPA(16 * MiB - 2), &v, 4), -EFAULT);
 	assert_int_equal(gm_read(&gm, &r, GPA(16 * MiB - 2), 4), -EFAULT);
 	gm_destroy(&gm);
+}
+
+/*
+ * The mapping of a memfd of /proc/self/smaps that starts at base: its end and its VmFlags.
+ * Returns false if there is none.
+ */
+static bool smaps_entry(const void *base, uintptr_t *end, char *flags, size_t flags_len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool in = false, found = false;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		/* A mapping's first line; field lines ("AnonHugePages: ...") have no '-'. */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in = lo == (uintptr_t)base;
+			if (in)
+				*end = hi;
+			continue;
+		}
+		if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(flags, flags_len, "%s", line + 8);
+			found = true;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Guest RAM starts on a 2 MiB boundary, is marked for huge pages (VmFlags "hg"), and nothing
+ * of the address space reserved to align it stays mapped around it. */
+static void test_gm_huge_aligned(void **state)
+{
+	static const uint64_t sizes[] = { 16 * MiB, 16 * MiB + 4096, 2 * MiB - 4096 };
+	(void)state;
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(sizes); i++) {
+		struct guest_mem gm;
+		uintptr_t end = 0;
+		char flags[512];
+
+		assert_int_equal(gm_create(&gm, sizes[i]), 0);
+		assert_true(IS_ALIGNED((uintptr_t)gm.base, (uintptr_t)GM_HUGE_ALIGN));
+		assert_true(smaps_entry(gm.base, &end, flags, sizeof(flags)));
+		assert_int_equal(end, (uintptr_t)gm.base + sizes[i]);
+		assert_non_null(strstr(flags, " hg"));
+		/* The reservation's slack is gone: its pages are not mapped. */
+		unsigned char vec;
+		assert_int_equal(mincore(gm.base - 4096, 4096, &vec), -1);
+		assert_int_equal(errno, ENOMEM);
+		assert_int_equal(mincore(gm.base + ALIGN_UP(sizes[i], 4096ULL), 4096, &vec), -1);
+		assert_int_equal(errno, ENOMEM);
+		uint8_t b = 0x5a, r = 0;
+		assert_int_equal(gm_write(&gm, GPA(sizes[i] - 1), &b, 1), 0);
+		assert_int_equal(gm_read(&gm, &r, GPA(sizes[i] - 1), 1), 0);
+		assert_int_equal(r, b);
+		gm_destroy(&gm);
+	}
 }
 
 static void test_gm_split(void **state)
@@ -141,6 +206,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gm_small),
+		cmocka_unit_test(test_gm_huge_aligned),
 		cmocka_unit_test(test_gm_split),
 		cmocka_unit_test(test_bus),
 		cmocka_unit_test(test_term_escape),
