@@ -43,6 +43,10 @@ stty -F "$out" raw -echo 2>/dev/null
 		fi
 	fi
 	[ -d /extra ] && export VMM_EXTRA=/extra
+	# Huge pages for shmem as well, as a host that runs VMs is set up: the VMM's guest RAM is
+	# a memfd (README, --memory).
+	echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null
+	echo "@@HOST thp-shmem=$(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>&1)"
 	if [ -c /dev/kvm ]; then
 		echo "@@HOST kvm=yes"
 		# One idle VM for the whole run, so that no case's VM is KVM's first or last
