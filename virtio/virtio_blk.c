@@ -547,6 +547,21 @@ static void vblk_notify_all(struct virtio_blk *b)
 	}
 }
 
+/*
+ * Collect the backend's completions and resume the queues that waited for a slot or for the
+ * backend (lock held). Returns whether anything completed; the caller notifies the driver.
+ */
+static bool vblk_reap(struct virtio_blk *b)
+{
+	if (blk_backend_reap(b->be, vblk_done, b) == 0)
+		return false;
+	for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
+		if (b->q[i].stalled)
+			vblk_queue_run(&b->q[i]);
+	}
+	return true;
+}
+
 /* ---- adaptive polling ---- */
 
 uint64_t virtio_blk_poll_adapt(uint64_t window_ns, uint64_t max_ns, uint64_t waited_ns)
@@ -683,13 +698,8 @@ static bool vblk_poll_work(struct virtio_blk *b)
 {
 	bool did = false;
 
-	if (blk_backend_poll_ready(b->be) && blk_backend_reap(b->be, vblk_done, b) > 0) {
-		did = true;
-		for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
-			if (b->q[i].stalled)
-				vblk_queue_run(&b->q[i]);
-		}
-	}
+	if (blk_backend_poll_ready(b->be))
+		did = vblk_reap(b);
 	for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
 		struct blk_queue *q = &b->q[i];
 		struct virtqueue *vq = &b->vdev.vq[i];
@@ -802,14 +812,9 @@ static void vblk_event(void *opaque)
 
 	pthread_mutex_lock(&b->vdev.lock);
 	poll = vblk_poll_enter(b, &window);
-	if (blk_backend_reap(b->be, vblk_done, b) > 0) {
-		did = true;
-		for (unsigned int i = 0; i < b->vdev.nr_queues; i++) {
-			if (b->q[i].stalled)
-				vblk_queue_run(&b->q[i]);
-		}
+	did = vblk_reap(b);
+	if (did)
 		vblk_notify_all(b);
-	}
 	/* Always, not only after resuming a stalled queue: SQEs that a kick could not hand over
 	 * (the kernel said EAGAIN/EBUSY) must not wait for the guest's next kick. */
 	blk_backend_kick(b->be);
