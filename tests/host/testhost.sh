@@ -327,8 +327,12 @@ failed=0
 passed=0
 
 judge_case() {
-	local name=$1 want=$2 res status secs reasons=() m
+	local name=$1 want=$2 res status secs reasons=() m console
 	shift 2
+	# The case's console, read once. Not 'grep | grep -q' per text: under pipefail the
+	# first grep's SIGPIPE, when -q stops reading early, turned a found text into "missing".
+	console=$WORK/console.$name
+	grep -F "@@C $name|" "$RESULTS.clean" | sed "s/^@@C $name|//" >"$console"
 	res=$(grep -m1 "^@@VMMTEST case=$name status=" "$RESULTS.clean")
 	if [ -z "$res" ]; then
 		if grep -q "^@@VMMTEST case=$name start" "$RESULTS.clean"; then
@@ -348,26 +352,24 @@ judge_case() {
 		[ "$status" = "$want" ] || reasons+=("status $status, want $want")
 		for m in "$@"; do
 			if [ "${m:0:1}" = "$REJECT" ]; then
-				! grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "${m:1}" ||
-					reasons+=("unwanted '${m:1}'")
+				! grep -qF -- "${m:1}" "$console" || reasons+=("unwanted '${m:1}'")
 			else
-				grep -F "@@C $name|" "$RESULTS.clean" | grep -qF -- "$m" ||
-					reasons+=("missing '$m'")
+				grep -qF -- "$m" "$console" || reasons+=("missing '$m'")
 			fi
 		done
 	fi
 	if [ ${#reasons[@]} -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "PASS $name (${secs}s)"
-		[ "${VMM_TEST_VERBOSE:-0}" = 1 ] &&
-			grep -F "@@C $name|" "$RESULTS.clean" | sed "s/^@@C $name|/    /"
+		[ "${VMM_TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$console"
 	else
 		failed=$((failed + 1))
 		local IFS=';'
 		echo "FAIL $name (${secs:-?}s): ${reasons[*]}"
 		echo "  ---- console tail ($mode: vmm ${cmd[$name]})"
-		grep -F "@@C $name|" "$RESULTS.clean" | tail -n 25 | sed "s/^@@C $name|/    /"
+		tail -n 25 "$console" | sed 's/^/    /'
 	fi
+	rm -f "$console"
 }
 
 declare -A cmd=()
