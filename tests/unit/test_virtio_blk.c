@@ -32,7 +32,7 @@
 #include "vmm/virtio.h"
 #include "vmm/virtio_blk.h"
 #include "fake_vring.h"
-#include "../../virtio/virtio_blk_req.h"
+#include "../../virtio/blk/virtio_blk_req.h"
 
 #define RAM_SIZE   (64 * MiB)
 #define RING_SPAN  (24 * MiB)
