@@ -1,64 +1,126 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the user asked for, after parsing and validation, before any resource is taken. */
+/*
+ * The configuration model (vmm/config/): what the user asked for, as plain data, before any
+ * resource is taken. Every front end produces it: argv (vmm/cli), Firecracker's JSON layout
+ * (the config file and the API's PUT bodies, config_json.c) and a program through libvmm's
+ * setters. Defaults and checks live here and nowhere else; each setter checks its field and
+ * config_validate() checks what involves several fields.
+ *
+ * Messages name the field in the vocabulary of the front end that set it is not known here,
+ * so they use the library's neutral names ("memory", "cpus", "disk 'rootfs'"); front ends add
+ * their own prefix when that reads better.
+ */
 #ifndef VMM_CONFIG_H
 #define VMM_CONFIG_H
 
 #include <stdbool.h>
-#include "vmm/blk_backend.h"
+#include <stdint.h>
+
 #include "vmm/compiler.h"
+#include "vmm/vmm.h"
 
-enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
-
-enum vmm_console { VMM_CONSOLE_SERIAL, VMM_CONSOLE_VIRTIO };
-
-/* --disk PATH[,ro][,cache=none|writeback][,io=uring|aio|sync][,serial=ID][,poll=USEC] */
-struct vmm_disk {
+/* One disk, owning its strings. */
+struct config_disk {
+	char *id;
 	char *path;
+	int fd;             /* adopted image fd (owned), or -1 */
 	bool read_only;
-	enum blk_cache cache;   /* default writeback (host page cache; FLUSH still durable) */
-	enum blk_engine engine; /* default io_uring */
-	bool engine_explicit;   /* the user named io=: no fallback */
-	char *serial;           /* GET_ID, at most 20 bytes; NULL: none */
-	/*
-	 * Added for adaptive polling: the longest the I/O thread busy-polls the queues and the
-	 * backend after an event, in microseconds; 0: never (a zeroed struct polls not at all,
-	 * the CLI fills in VMM_DISK_POLL_US).
-	 */
+	bool root;
+	char *partuuid;     /* NULL: none */
+	enum vmm_cache cache;
+	enum vmm_io_engine io;
+	char *serial;       /* NULL: none */
 	unsigned int poll_us;
 };
 
-#define VMM_DISK_POLL_US     32      /* as QEMU's iothread poll-max-ns default, 32 us */
-#define VMM_DISK_POLL_MAX_US 1000000 /* one second: anything longer is a mistake */
-
-#define VMM_MAX_DISKS 7 /* virtio-mmio GSIs 16..23, one is the console's */
-
 struct vmm_config {
+	char *id;
 	char *kernel;
-	char *initrd;
-	char *cmdline;             /* never NULL after cli_parse */
+	char *initrd;        /* NULL: none */
+	char *cmdline;       /* NULL: the default for the console kind */
 	unsigned int nr_cpus;
-	uint64_t mem_size;         /* bytes, page multiple */
-	unsigned int timeout_s;    /* 0 = none */
+	uint64_t mem_size;   /* bytes, 4 KiB multiple */
+	int mem_fd;          /* adopted guest RAM memfd (owned), or -1 */
+
+	enum vmm_console_kind console;
+	int console_in;      /* not owned; -1: no input */
+	int console_out;     /* not owned; -1: discard */
+	bool console_escape;
+
+	unsigned int timeout_s;
 	enum vmm_on_reboot on_reboot;
-	uint16_t debug_exit_port;  /* 0 = no debug-exit device */
-	char *cpuid_mask;          /* comma list of feature names hidden from the guest */
-	char *kvm_path;            /* /dev/kvm */
-	struct vmm_disk disks[VMM_MAX_DISKS];
+	uint16_t debug_exit_port; /* 0: none */
+	char *cpuid_mask;    /* NULL: nothing hidden */
+	char *kvm_path;
+
+	struct config_disk disks[VMM_MAX_DISKS];
 	unsigned int nr_disks;
-	enum vmm_console console;  /* where the guest's console is; default serial */
 };
 
-#define VMM_DEFAULT_CMDLINE "console=ttyS0"
-#define VMM_DEFAULT_CMDLINE_VIRTIO_CONSOLE "console=hvc0"
-#define VMM_DEFAULT_MEM     (256 * MiB)
+#define CONFIG_DEFAULT_ID                 "anonymous-instance"
+#define CONFIG_DEFAULT_CMDLINE            "console=ttyS0"
+#define CONFIG_DEFAULT_CMDLINE_VIRTIO     "console=hvc0"
+#define CONFIG_DEFAULT_MEM                (256 * MiB)
+#define CONFIG_MIN_MEM                    (4 * MiB)
+#define CONFIG_MAX_CPUS                   254 /* xAPIC IDs; KVM may allow fewer */
+#define CONFIG_DEFAULT_DEBUG_EXIT_PORT    0xf4
+#define CONFIG_ID_MAX                     64
+#define CONFIG_SERIAL_MAX                 20
 
-/* Exit statuses (documented in README.md). Debug-exit statuses are (v << 1) | 1, always odd. */
-#define VMM_EXIT_OK          0
-#define VMM_EXIT_ERROR       1
-#define VMM_EXIT_USAGE       2
-#define VMM_EXIT_PANIC       100
-#define VMM_EXIT_TRIPLE      102
-#define VMM_EXIT_FATAL       104
-#define VMM_EXIT_TIMEOUT     124
+/* Exit statuses of the vmm executable (README). Debug-exit statuses are (v << 1) | 1. */
+#define VMM_EXIT_OK      0
+#define VMM_EXIT_ERROR   1
+#define VMM_EXIT_USAGE   2
+#define VMM_EXIT_PANIC   100
+#define VMM_EXIT_TRIPLE  102
+#define VMM_EXIT_FATAL   104
+#define VMM_EXIT_TIMEOUT 124
+
+/* Fill e (may be NULL) and return code (negative errno). */
+int config_fail(struct vmm_error *e, int code, const char *fmt, ...) PRINTF(3, 4);
+
+/* Defaults everywhere; every fd -1. */
+void config_init(struct vmm_config *c);
+/* Free what c owns (strings, adopted fds) and leave it as config_init() does. */
+void config_fini(struct vmm_config *c);
+/* Deep copy (adopted fds are dup'ed). */
+int config_copy(struct vmm_config *dst, const struct vmm_config *src) WUR;
+
+/* The command line the kernel gets before the VMM appends its own entries: the user's or the
+ * default, plus root= for a root disk. malloc'd. */
+char *config_cmdline(const struct vmm_config *c);
+/* The disk by id, or NULL. */
+struct config_disk *config_disk_find(struct vmm_config *c, const char *id);
+/* Remove every disk. */
+void config_clear_disks(struct vmm_config *c);
+
+/* "256M", "4G", "1024K", "65536" (plain numbers are MiB, as QEMU's -m). */
+int config_parse_size(const char *s, uint64_t *out) WUR;
+/* A name of ours: 1..CONFIG_ID_MAX of [A-Za-z0-9_.-]. */
+bool config_id_valid(const char *id);
+/* Whether port (and port + len - 1) is free of the platform's fixed devices; if not, *what
+ * names the one it clashes with. */
+bool config_port_free(unsigned int port, unsigned int len, const char **what);
+
+/*
+ * The setters. what names the field as the caller's front end knows it ("--memory",
+ * "mem_size_mib", "memory") and starts the message. On error c is unchanged.
+ */
+int config_set_id(struct vmm_config *c, const char *id, const char *what, struct vmm_error *e) WUR;
+int config_set_path(char **field, const char *path, const char *what, struct vmm_error *e) WUR;
+int config_set_cmdline(struct vmm_config *c, const char *cmdline, const char *what,
+		       struct vmm_error *e) WUR;
+int config_set_cpus(struct vmm_config *c, long long n, const char *what, struct vmm_error *e) WUR;
+int config_set_memory(struct vmm_config *c, uint64_t bytes, const char *what,
+		      struct vmm_error *e) WUR;
+int config_set_debug_exit_port(struct vmm_config *c, long long port, const char *what,
+			       struct vmm_error *e) WUR;
+int config_set_timeout(struct vmm_config *c, long long s, const char *what,
+		       struct vmm_error *e) WUR;
+/* Add d, or replace the disk with its id. */
+int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *what,
+		    struct vmm_error *e) WUR;
+/* The checks across fields, and that a kernel is set. */
+int config_validate(const struct vmm_config *c, struct vmm_error *e) WUR;
 
 #endif

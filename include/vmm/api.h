@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The control API (vmm/api/): Firecracker's REST API over HTTP/1.1 on a unix socket.
+ *
+ * Two layers. The router (api_router.c) is pure: one parsed request (method, path, body) in,
+ * one response (status, JSON body) out, acting on a VM only through struct api_target, so
+ * that unit tests drive it with a fake VM. The server (api_server.c) owns the socket, the
+ * connections and the HTTP parsing (libhttp-parser), on a thread of its own ("api").
+ */
+#ifndef VMM_API_H
+#define VMM_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "vmm/compiler.h"
+#include "vmm/config.h"
+
+/* Firecracker's default limit for a request body (--http-api-max-payload-size). */
+#define API_MAX_BODY    51200
+#define API_MAX_HEADERS 8192 /* request line and headers */
+
+struct api_info {
+	const char *id;         /* InstanceInfo.id */
+	enum vmm_state state;   /* InstanceInfo.state: vmm_state_name() */
+};
+
+/* What the router needs from a VM; vm.c implements it, tests fake it. */
+struct api_target_ops {
+	void (*info)(void *opaque, struct api_info *out);
+	/*
+	 * Run fn on the VM's configuration while it is not started; fn's error is returned
+	 * as is (config unchanged). Started: -EBUSY and a message.
+	 */
+	int (*update_config)(void *opaque,
+			     int (*fn)(struct vmm_config *c, void *arg, struct vmm_error *e),
+			     void *arg, struct vmm_error *e);
+	/* A copy of the configuration (config_fini + free it), NULL when out of memory. */
+	struct vmm_config *(*get_config)(void *opaque);
+	int (*start)(void *opaque, struct vmm_error *e);
+	int (*pause)(void *opaque, struct vmm_error *e);
+	int (*resume)(void *opaque, struct vmm_error *e);
+	int (*ctrl_alt_del)(void *opaque, struct vmm_error *e);
+};
+
+struct api_target {
+	const struct api_target_ops *ops;
+	void *opaque;
+};
+
+struct api_response {
+	int status;   /* 200, 204, 400, 404, 500... */
+	char *body;   /* malloc'd JSON text, or NULL for none (204) */
+};
+
+/*
+ * Route one request. method and path as received ("PUT", "/drives/rootfs"; a query string is
+ * refused), body of len bytes (not NUL-terminated, may be NULL when len is 0). Errors come back
+ * as 4xx/5xx with {"fault_message": "..."}; never fails otherwise.
+ */
+void api_route(const struct api_target *t, const char *method, const char *path,
+	       const char *body, size_t len, struct api_response *out);
+void api_response_fini(struct api_response *r);
+/* The reason phrase for a status ("No Content"). */
+const char *api_status_text(int status);
+
+/* The target that drives a real VM (vm/vm.c). */
+struct vmm_vm;
+void vm_api_target(struct vmm_vm *vm, struct api_target *out);
+
+#endif

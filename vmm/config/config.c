@@ -1,0 +1,580 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The configuration model: defaults, one setter per field with its checks, and the checks
+ * across fields (config_validate). Nothing here opens a file or touches KVM.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/config.h"
+#include "vmm/devices.h"
+#include "vmm/layout.h"
+#include "vmm/serial.h"
+
+int config_fail(struct vmm_error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e) {
+		e->code = code;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+const char *vmm_version(void)
+{
+	return VMM_VERSION_STRING;
+}
+
+void config_init(struct vmm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->nr_cpus = 1;
+	c->mem_size = CONFIG_DEFAULT_MEM;
+	c->mem_fd = -1;
+	c->console = VMM_CONSOLE_SERIAL;
+	c->console_in = -1;
+	c->console_out = -1;
+	c->on_reboot = VMM_ON_REBOOT_EXIT;
+	c->debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
+}
+
+static void disk_fini(struct config_disk *d)
+{
+	free(d->id);
+	free(d->path);
+	free(d->partuuid);
+	free(d->serial);
+	if (d->fd >= 0)
+		close(d->fd);
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+}
+
+void config_clear_disks(struct vmm_config *c)
+{
+	for (unsigned int i = 0; i < c->nr_disks; i++)
+		disk_fini(&c->disks[i]);
+	c->nr_disks = 0;
+}
+
+void config_fini(struct vmm_config *c)
+{
+	config_clear_disks(c);
+	free(c->id);
+	free(c->kernel);
+	free(c->initrd);
+	free(c->cmdline);
+	free(c->cpuid_mask);
+	free(c->kvm_path);
+	if (c->mem_fd >= 0)
+		close(c->mem_fd);
+	config_init(c);
+}
+
+/* strdup that keeps NULL; *ok goes false when memory runs out. */
+static char *dup_or_null(const char *s, bool *ok)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*ok = false;
+	return d;
+}
+
+static int dup_fd(int fd, bool *ok)
+{
+	int d;
+
+	if (fd < 0)
+		return -1;
+	d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (d < 0)
+		*ok = false;
+	return d;
+}
+
+static void disk_copy(struct config_disk *dst, const struct config_disk *src, bool *ok)
+{
+	*dst = *src;
+	dst->id = dup_or_null(src->id, ok);
+	dst->path = dup_or_null(src->path, ok);
+	dst->partuuid = dup_or_null(src->partuuid, ok);
+	dst->serial = dup_or_null(src->serial, ok);
+	dst->fd = dup_fd(src->fd, ok);
+}
+
+int config_copy(struct vmm_config *dst, const struct vmm_config *src)
+{
+	bool ok = true;
+
+	*dst = *src;
+	dst->id = dup_or_null(src->id, &ok);
+	dst->kernel = dup_or_null(src->kernel, &ok);
+	dst->initrd = dup_or_null(src->initrd, &ok);
+	dst->cmdline = dup_or_null(src->cmdline, &ok);
+	dst->cpuid_mask = dup_or_null(src->cpuid_mask, &ok);
+	dst->kvm_path = dup_or_null(src->kvm_path, &ok);
+	dst->mem_fd = dup_fd(src->mem_fd, &ok);
+	for (unsigned int i = 0; i < src->nr_disks; i++)
+		disk_copy(&dst->disks[i], &src->disks[i], &ok);
+	if (!ok) {
+		config_fini(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+struct config_disk *config_disk_find(struct vmm_config *c, const char *id)
+{
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		if (!strcmp(c->disks[i].id, id))
+			return &c->disks[i];
+	}
+	return NULL;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+	const char *p = s;
+	uint64_t v = 0, mult;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v))
+			return -ERANGE;
+	}
+	if (p == s)
+		return -EINVAL;
+	switch (*p) {
+	case '\0':
+		mult = MiB; /* as QEMU's -m */
+		break;
+	case 'k': case 'K': mult = KiB; p++; break;
+	case 'm': case 'M': mult = MiB; p++; break;
+	case 'g': case 'G': mult = GiB; p++; break;
+	case 't': case 'T': mult = 1024 * GiB; p++; break;
+	case 'b': case 'B': mult = 1; p++; break;
+	default:
+		return -EINVAL;
+	}
+	/* Allow "256MiB" and "256MB" (both binary here). */
+	if (mult != 1 && (!strcmp(p, "iB") || !strcmp(p, "B")))
+		p += strlen(p);
+	if (*p)
+		return -EINVAL;
+	if (__builtin_mul_overflow(v, mult, &v))
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+bool config_id_valid(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n > CONFIG_ID_MAX)
+		return false;
+	for (const char *p = id; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Ports taken by KVM's in-kernel devices (they never reach us: a device of ours there would be
+ * dead) and by the platform devices of vm/machine.c.
+ */
+static const struct {
+	unsigned int base, len;
+	const char *what;
+} fixed_ports[] = {
+	{ 0x20, 2, "the in-kernel PIC (0x20)" },
+	{ 0x40, 4, "the in-kernel PIT (0x40-0x43)" },
+	{ 0x61, 1, "the in-kernel PC speaker port (0x61)" },
+	{ 0xa0, 2, "the in-kernel PIC (0xa0)" },
+	{ 0x4d0, 2, "the in-kernel ELCR (0x4d0)" },
+	{ PORT_I8042_DATA, 1, "the i8042 (0x60)" },
+	{ PORT_I8042_CMD, 1, "the i8042 (0x64)" },
+	{ PORT_CMOS, RTC_PORT_LEN, "the CMOS RTC (0x70-0x71)" },
+	{ PORT_COM1, SERIAL_PORT_LEN, "COM1 (0x3f8-0x3ff)" },
+	{ PORT_PVPANIC, PVPANIC_PORT_LEN, "pvpanic (0x505)" },
+	{ PORT_ACPI_SLEEP, ACPI_PM_PORT_LEN, "the ACPI sleep registers (0x600-0x601)" },
+};
+
+bool config_port_free(unsigned int port, unsigned int len, const char **what)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(fixed_ports); i++) {
+		unsigned int b = fixed_ports[i].base, e = b + fixed_ports[i].len;
+
+		if (port < e && port + len > b) {
+			if (what)
+				*what = fixed_ports[i].what;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- setters: each takes the name its caller knows the field by, for the message ---- */
+
+static int set_str(char **field, const char *v, struct vmm_error *e, const char *what)
+{
+	char *d = NULL;
+
+	if (v && !(d = strdup(v)))
+		return config_fail(e, -ENOMEM, "%s: out of memory", what);
+	free(*field);
+	*field = d;
+	return 0;
+}
+
+int config_set_id(struct vmm_config *c, const char *id, const char *what, struct vmm_error *e)
+{
+	if (!config_id_valid(id))
+		return config_fail(e, -EINVAL,
+				   "%s: '%s' is not 1 to %d letters, digits, '_', '-' or '.'", what,
+				   id ? id : "", CONFIG_ID_MAX);
+	return set_str(&c->id, id, e, what);
+}
+
+int config_set_path(char **field, const char *path, const char *what, struct vmm_error *e)
+{
+	if (!path || !*path)
+		return config_fail(e, -EINVAL, "%s: empty path", what);
+	if (strlen(path) >= 4096)
+		return config_fail(e, -ENAMETOOLONG, "%s: path longer than 4095 bytes", what);
+	return set_str(field, path, e, what);
+}
+
+int config_set_cmdline(struct vmm_config *c, const char *cmdline, const char *what,
+		       struct vmm_error *e)
+{
+	/* The kernel's own limit (cmdline_size) is checked when it is loaded. */
+	if (cmdline && strlen(cmdline) >= LAYOUT_CMDLINE_MAX)
+		return config_fail(e, -E2BIG, "%s: %zu bytes, more than the %llu this VMM can place",
+				   what, strlen(cmdline), LAYOUT_CMDLINE_MAX - 1);
+	return set_str(&c->cmdline, cmdline, e, what);
+}
+
+int config_set_cpus(struct vmm_config *c, long long n, const char *what, struct vmm_error *e)
+{
+	if (n < 1 || n > CONFIG_MAX_CPUS)
+		return config_fail(e, -EINVAL, "%s: %lld is out of range (1..%d)", what, n,
+				   CONFIG_MAX_CPUS);
+	c->nr_cpus = (unsigned int)n;
+	return 0;
+}
+
+int config_set_memory(struct vmm_config *c, uint64_t bytes, const char *what, struct vmm_error *e)
+{
+	if (bytes == 0)
+		return config_fail(e, -EINVAL, "%s: 0 is not a usable amount of RAM", what);
+	if (bytes < CONFIG_MIN_MEM)
+		return config_fail(e, -EINVAL, "%s: %llu bytes is less than the 4 MiB minimum",
+				   what, (unsigned long long)bytes);
+	if (!IS_ALIGNED(bytes, 4 * KiB))
+		return config_fail(e, -EINVAL, "%s: %llu bytes is not a multiple of 4 KiB", what,
+				   (unsigned long long)bytes);
+	/* Below what any page table of ours could map: 64 TiB. */
+	if (bytes > 64 * 1024 * GiB)
+		return config_fail(e, -EINVAL, "%s: %llu bytes is more than 64 TiB", what,
+				   (unsigned long long)bytes);
+	c->mem_size = bytes;
+	return 0;
+}
+
+int config_set_debug_exit_port(struct vmm_config *c, long long port, const char *what,
+			       struct vmm_error *e)
+{
+	const char *clash;
+
+	if (port < 0 || port > 0xffff)
+		return config_fail(e, -EINVAL, "%s: %lld is not an I/O port (0..65535)", what, port);
+	if (port && !config_port_free((unsigned int)port, 1, &clash))
+		return config_fail(e, -EINVAL, "%s: 0x%llx is taken by %s", what, port, clash);
+	c->debug_exit_port = (uint16_t)port;
+	return 0;
+}
+
+int config_set_timeout(struct vmm_config *c, long long s, const char *what, struct vmm_error *e)
+{
+	if (s < 0 || s > 100 * 365 * 86400LL)
+		return config_fail(e, -EINVAL, "%s: %lld is not a number of seconds", what, s);
+	c->timeout_s = (unsigned int)s;
+	return 0;
+}
+
+static bool printable(const char *s)
+{
+	for (; *s; s++) {
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+/* Check one disk on its own; what names it in messages. */
+static int disk_check(const struct vmm_disk *d, const char *what, struct vmm_error *e)
+{
+	if (!d->id || !config_id_valid(d->id))
+		return config_fail(e, -EINVAL,
+				   "%s: id '%s' is not 1 to %d letters, digits, '_', '-' or '.'",
+				   what, d->id ? d->id : "", CONFIG_ID_MAX);
+	if ((!d->path || !*d->path) && d->fd < 0)
+		return config_fail(e, -EINVAL, "%s: no image path", what);
+	if (d->path && strlen(d->path) >= 4096)
+		return config_fail(e, -ENAMETOOLONG, "%s: path longer than 4095 bytes", what);
+	if (d->serial && (!*d->serial || strlen(d->serial) > CONFIG_SERIAL_MAX))
+		return config_fail(e, -EINVAL, "%s: serial must be 1 to %d characters", what,
+				   CONFIG_SERIAL_MAX);
+	if (d->serial && !printable(d->serial))
+		return config_fail(e, -EINVAL, "%s: serial must be printable ASCII", what);
+	if (d->partuuid && (!d->root || !*d->partuuid || strlen(d->partuuid) > 64 ||
+			    !printable(d->partuuid) || strchr(d->partuuid, ' ')))
+		return config_fail(e, -EINVAL,
+				   d->root ? "%s: partuuid '%s' is not a partition UUID"
+					   : "%s: partuuid '%s' is only for the root device",
+				   what, d->partuuid);
+	if (d->poll_us > VMM_DISK_POLL_US_MAX)
+		return config_fail(e, -EINVAL,
+				   "%s: poll must be microseconds from 0 (off) to %u", what,
+				   VMM_DISK_POLL_US_MAX);
+	if ((unsigned int)d->cache > VMM_CACHE_NONE)
+		return config_fail(e, -EINVAL, "%s: unknown cache mode %d", what, (int)d->cache);
+	if ((unsigned int)d->io > VMM_IO_SYNC)
+		return config_fail(e, -EINVAL, "%s: unknown I/O engine %d", what, (int)d->io);
+	return 0;
+}
+
+int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *what,
+		    struct vmm_error *e)
+{
+	struct config_disk nd = { .fd = -1 }, *slot;
+	bool ok = true;
+	int r;
+
+	if ((r = disk_check(d, what, e)) < 0)
+		return r;
+	slot = config_disk_find(c, d->id);
+	if (!slot && c->nr_disks >= VMM_MAX_DISKS)
+		return config_fail(e, -ENOSPC, "%s: more than %d disks", what, VMM_MAX_DISKS);
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		const struct config_disk *o = &c->disks[i];
+
+		if (o == slot)
+			continue;
+		if (d->root && o->root)
+			return config_fail(e, -EINVAL, "%s: disk '%s' is already the root device",
+					   what, o->id);
+		if (d->path && o->path && !strcmp(d->path, o->path))
+			return config_fail(e, -EINVAL, "%s: %s is also disk '%s'", what, d->path,
+					   o->id);
+	}
+	nd.id = dup_or_null(d->id, &ok);
+	nd.path = dup_or_null(d->path, &ok);
+	nd.partuuid = dup_or_null(d->partuuid, &ok);
+	nd.serial = dup_or_null(d->serial, &ok);
+	nd.fd = dup_fd(d->fd, &ok);
+	nd.read_only = d->read_only;
+	nd.root = d->root;
+	nd.cache = d->cache;
+	nd.io = d->io;
+	nd.poll_us = d->poll_us;
+	if (!ok) {
+		disk_fini(&nd);
+		return config_fail(e, -ENOMEM, "%s: out of memory", what);
+	}
+	if (slot)
+		disk_fini(slot);
+	else
+		slot = &c->disks[c->nr_disks++];
+	*slot = nd;
+	return 0;
+}
+
+int config_validate(const struct vmm_config *c, struct vmm_error *e)
+{
+	const char *clash;
+
+	if (!c->kernel)
+		return config_fail(e, -EINVAL, "kernel: none given");
+	if (c->debug_exit_port && !config_port_free(c->debug_exit_port, 1, &clash))
+		return config_fail(e, -EINVAL, "debug-exit port: 0x%x is taken by %s",
+				   c->debug_exit_port, clash);
+	/* One virtio-mmio window and GSI each; LAYOUT_VIRTIO_MAX_DEVS in all. */
+	if (c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) > LAYOUT_VIRTIO_MAX_DEVS)
+		return config_fail(e, -ENOSPC, "disks: %u disks and a virtio console need more "
+				   "than the %d virtio-mmio slots", c->nr_disks,
+				   LAYOUT_VIRTIO_MAX_DEVS);
+	return 0;
+}
+
+char *config_cmdline(const struct vmm_config *c)
+{
+	const char *base = c->cmdline ? c->cmdline
+		: c->console == VMM_CONSOLE_VIRTIO ? CONFIG_DEFAULT_CMDLINE_VIRTIO
+						    : CONFIG_DEFAULT_CMDLINE;
+	const struct config_disk *root = NULL;
+	char *s;
+
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		if (c->disks[i].root)
+			root = &c->disks[i];
+	}
+	if (!root)
+		return strdup(base);
+	/* As Firecracker does for is_root_device: the root disk is /dev/vda (machine.c puts it
+	 * first). */
+	if (root->partuuid) {
+		if (asprintf(&s, "%s%sroot=PARTUUID=%s %s", base, *base ? " " : "",
+			     root->partuuid, root->read_only ? "ro" : "rw") < 0)
+			return NULL;
+	} else if (asprintf(&s, "%s%sroot=/dev/vda %s", base, *base ? " " : "",
+			    root->read_only ? "ro" : "rw") < 0) {
+		return NULL;
+	}
+	return s;
+}
+
+/* ---- the public setters (libvmm): the neutral field names ---- */
+
+void vmm_disk_init(struct vmm_disk *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = -1;
+	d->cache = VMM_CACHE_WRITEBACK;
+	d->io = VMM_IO_AUTO;
+	d->poll_us = VMM_DISK_POLL_US_DEFAULT;
+}
+
+struct vmm_config *vmm_config_new(void)
+{
+	struct vmm_config *c = malloc(sizeof(*c));
+
+	if (c)
+		config_init(c);
+	return c;
+}
+
+struct vmm_config *vmm_config_dup(const struct vmm_config *c)
+{
+	struct vmm_config *d = malloc(sizeof(*d));
+
+	if (d && config_copy(d, c) < 0) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void vmm_config_free(struct vmm_config *c)
+{
+	if (!c)
+		return;
+	config_fini(c);
+	free(c);
+}
+
+int vmm_config_set_id(struct vmm_config *c, const char *id, struct vmm_error *e)
+{
+	return config_set_id(c, id, "id", e);
+}
+
+int vmm_config_set_kernel(struct vmm_config *c, const char *path, struct vmm_error *e)
+{
+	return config_set_path(&c->kernel, path, "kernel", e);
+}
+
+int vmm_config_set_initrd(struct vmm_config *c, const char *path, struct vmm_error *e)
+{
+	if (!path) {
+		free(c->initrd);
+		c->initrd = NULL;
+		return 0;
+	}
+	return config_set_path(&c->initrd, path, "initrd", e);
+}
+
+int vmm_config_set_cmdline(struct vmm_config *c, const char *cmdline, struct vmm_error *e)
+{
+	return config_set_cmdline(c, cmdline, "cmdline", e);
+}
+
+int vmm_config_set_cpus(struct vmm_config *c, unsigned int n, struct vmm_error *e)
+{
+	return config_set_cpus(c, n, "cpus", e);
+}
+
+int vmm_config_set_memory(struct vmm_config *c, uint64_t bytes, struct vmm_error *e)
+{
+	return config_set_memory(c, bytes, "memory", e);
+}
+
+int vmm_config_set_console(struct vmm_config *c, enum vmm_console_kind kind, int in_fd,
+			   int out_fd, bool escape, struct vmm_error *e)
+{
+	if (kind != VMM_CONSOLE_SERIAL && kind != VMM_CONSOLE_VIRTIO)
+		return config_fail(e, -EINVAL, "console: unknown kind %d", (int)kind);
+	c->console = kind;
+	c->console_in = in_fd < 0 ? -1 : in_fd;
+	c->console_out = out_fd < 0 ? -1 : out_fd;
+	c->console_escape = escape;
+	return 0;
+}
+
+int vmm_config_set_timeout(struct vmm_config *c, unsigned int seconds, struct vmm_error *e)
+{
+	return config_set_timeout(c, seconds, "timeout", e);
+}
+
+int vmm_config_set_on_reboot(struct vmm_config *c, enum vmm_on_reboot r, struct vmm_error *e)
+{
+	if (r != VMM_ON_REBOOT_EXIT && r != VMM_ON_REBOOT_RESTART)
+		return config_fail(e, -EINVAL, "on-reboot: unknown action %d", (int)r);
+	c->on_reboot = r;
+	return 0;
+}
+
+int vmm_config_set_debug_exit_port(struct vmm_config *c, unsigned int port, struct vmm_error *e)
+{
+	return config_set_debug_exit_port(c, port, "debug-exit port", e);
+}
+
+int vmm_config_set_cpuid_mask(struct vmm_config *c, const char *list, struct vmm_error *e)
+{
+	/* The names are checked against the table when the VM starts (vm/cpuid.c). */
+	return set_str(&c->cpuid_mask, list && *list ? list : NULL, e, "cpuid mask");
+}
+
+int vmm_config_set_kvm_device(struct vmm_config *c, const char *path, struct vmm_error *e)
+{
+	return config_set_path(&c->kvm_path, path, "kvm device", e);
+}
+
+int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct vmm_error *e)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "disk '%s'", d->id ? d->id : "");
+	return config_put_disk(c, d, what, e);
+}
+
+int vmm_config_validate(const struct vmm_config *c, struct vmm_error *e)
+{
+	return config_validate(c, e);
+}

@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Firecracker's JSON layouts (its OpenAPI document: BootSource, MachineConfiguration, Drive,
+ * FullVmConfiguration; the --config-file layout) mapped onto the configuration model. Every
+ * function works on a copy and swaps it in only when everything was accepted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/config_json.h"
+
+/* Firecracker's configuration-file sections that vmm does not implement (yet). */
+static const char *const unsupported_sections[] = {
+	"network-interfaces", "vsock", "balloon", "logger", "metrics", "mmds-config",
+	"entropy", "cpu-config", "memory-hotplug", "serial", "pmem",
+};
+
+/* The first key of o not in allowed[], or NULL. */
+static const char *unknown_key(const json_t *o, const char *const *allowed, size_t n)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, key, v) {
+		size_t i;
+
+		for (i = 0; i < n; i++) {
+			if (!strcmp(key, allowed[i]))
+				break;
+		}
+		if (i == n)
+			return key;
+	}
+	return NULL;
+}
+
+static int check_keys(const json_t *o, const char *const *allowed, size_t n, const char *what,
+		      struct vmm_error *e)
+{
+	const char *k = unknown_key(o, allowed, n);
+
+	if (k)
+		return config_fail(e, -EINVAL, "%s: unknown field '%s'", what, k);
+	return 0;
+}
+
+/*
+ * Typed lookups. Each returns 1 when the field is there with the right type, 0 when it is
+ * absent (or JSON null, which Firecracker's serde also reads as absent), and a negative errno
+ * with a message when it has the wrong type.
+ */
+static int get_string(const json_t *o, const char *key, const char **out, struct vmm_error *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return config_fail(e, -EINVAL, "%s: must be a string", key);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return config_fail(e, -EINVAL, "%s: contains a NUL character", key);
+	*out = json_string_value(v);
+	return 1;
+}
+
+static int get_bool(const json_t *o, const char *key, bool *out, struct vmm_error *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return config_fail(e, -EINVAL, "%s: must be true or false", key);
+	*out = json_is_true(v);
+	return 1;
+}
+
+static int get_int(const json_t *o, const char *key, long long *out, struct vmm_error *e)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return config_fail(e, -EINVAL, "%s: must be an integer", key);
+	*out = json_integer_value(v);
+	return 1;
+}
+
+static int need(int r, const char *key, const char *what, struct vmm_error *e)
+{
+	if (r == 0)
+		return config_fail(e, -EINVAL, "%s: missing required field '%s'", what, key);
+	return r;
+}
+
+int cfgjson_parse_object(const char *text, size_t len, const char *what, json_t **out,
+			 struct vmm_error *e)
+{
+	json_error_t je;
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+
+	if (!j)
+		return config_fail(e, -EINVAL, "%s: not valid JSON: %s (line %d, column %d)", what,
+				   je.text, je.line, je.column);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
+	}
+	*out = j;
+	return 0;
+}
+
+/* ---- boot-source ---- */
+
+static int apply_boot_source(struct vmm_config *c, const json_t *b, struct vmm_error *e)
+{
+	static const char *const keys[] = { "kernel_image_path", "boot_args", "initrd_path" };
+	const char *kernel = NULL, *args = NULL, *initrd = NULL;
+	int r;
+
+	if (!json_is_object(b))
+		return config_fail(e, -EINVAL, "boot-source: must be a JSON object");
+	if ((r = check_keys(b, keys, ARRAY_SIZE(keys), "boot-source", e)) < 0)
+		return r;
+	r = need(get_string(b, "kernel_image_path", &kernel, e), "kernel_image_path",
+		 "boot-source", e);
+	if (r < 0 || (r = get_string(b, "boot_args", &args, e)) < 0 ||
+	    (r = get_string(b, "initrd_path", &initrd, e)) < 0)
+		return r;
+	if ((r = config_set_path(&c->kernel, kernel, "kernel_image_path", e)) < 0)
+		return r;
+	if ((r = config_set_cmdline(c, args, "boot_args", e)) < 0)
+		return r;
+	if (initrd)
+		return config_set_path(&c->initrd, initrd, "initrd_path", e);
+	free(c->initrd);
+	c->initrd = NULL;
+	return 0;
+}
+
+/* ---- machine-config ---- */
+
+static int apply_machine_config(struct vmm_config *c, const json_t *m, bool patch,
+				struct vmm_error *e)
+{
+	static const char *const keys[] = { "vcpu_count", "mem_size_mib", "smt", "cpu_template",
+					    "track_dirty_pages", "huge_pages" };
+	long long vcpus, mib;
+	bool b;
+	const char *s;
+	int r, have;
+
+	if (!json_is_object(m))
+		return config_fail(e, -EINVAL, "machine-config: must be a JSON object");
+	if ((r = check_keys(m, keys, ARRAY_SIZE(keys), "machine-config", e)) < 0)
+		return r;
+	if ((have = get_int(m, "vcpu_count", &vcpus, e)) < 0)
+		return have;
+	if (!patch && (r = need(have, "vcpu_count", "machine-config", e)) < 0)
+		return r;
+	if (have && (r = config_set_cpus(c, vcpus, "vcpu_count", e)) < 0)
+		return r;
+	if ((have = get_int(m, "mem_size_mib", &mib, e)) < 0)
+		return have;
+	if (!patch && (r = need(have, "mem_size_mib", "machine-config", e)) < 0)
+		return r;
+	if (have) {
+		if (mib <= 0 || (unsigned long long)mib > (64ULL << 20))
+			return config_fail(e, -EINVAL, "mem_size_mib: %lld is out of range", mib);
+		if ((r = config_set_memory(c, (uint64_t)mib * MiB, "mem_size_mib", e)) < 0)
+			return r;
+	}
+	/* Firecracker's own fields: accepted with the values that ask for nothing we lack. */
+	if ((r = get_bool(m, "smt", &b, e)) < 0)
+		return r;
+	if (r && b)
+		return config_fail(e, -EINVAL, "smt: true is not supported (vmm gives each vCPU "
+				   "its own core)");
+	if ((r = get_string(m, "cpu_template", &s, e)) < 0)
+		return r;
+	if (r && strcmp(s, "None"))
+		return config_fail(e, -EINVAL, "cpu_template: '%s' is not supported (only "
+				   "\"None\"; hide features with --cpuid-mask)", s);
+	if ((r = get_bool(m, "track_dirty_pages", &b, e)) < 0)
+		return r;
+	if (r && b)
+		return config_fail(e, -EINVAL, "track_dirty_pages: true is not supported yet");
+	if ((r = get_string(m, "huge_pages", &s, e)) < 0)
+		return r;
+	if (r && strcmp(s, "None"))
+		return config_fail(e, -EINVAL, "huge_pages: '%s' is not supported (only \"None\"; "
+				   "vmm advises transparent huge pages itself)", s);
+	return 0;
+}
+
+/* ---- drives ---- */
+
+static int apply_drive(struct vmm_config *c, const char *path_id, const json_t *d,
+		       const char *what, struct vmm_error *e)
+{
+	static const char *const keys[] = { "drive_id", "path_on_host", "is_root_device",
+					    "is_read_only", "partuuid", "cache_type", "io_engine",
+					    "rate_limiter", "socket" };
+	const char *id = NULL, *path = NULL, *partuuid = NULL, *cache = NULL, *engine = NULL;
+	const char *sock = NULL;
+	struct vmm_disk disk;
+	bool root = false, ro = false;
+	json_t *rl;
+	int r;
+
+	if (!json_is_object(d))
+		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
+	if ((r = check_keys(d, keys, ARRAY_SIZE(keys), what, e)) < 0)
+		return r;
+	if ((r = need(get_string(d, "drive_id", &id, e), "drive_id", what, e)) < 0)
+		return r;
+	if (path_id && strcmp(id, path_id))
+		return config_fail(e, -EINVAL, "drive_id: '%s' differs from the id in the path, "
+				   "'%s'", id, path_id);
+	if ((r = get_string(d, "socket", &sock, e)) < 0)
+		return r;
+	if (r)
+		return config_fail(e, -EINVAL, "socket: vhost-user drives are not supported");
+	rl = json_object_get(d, "rate_limiter");
+	if (rl && !json_is_null(rl))
+		return config_fail(e, -EINVAL, "rate_limiter: not supported");
+	if ((r = need(get_string(d, "path_on_host", &path, e), "path_on_host", what, e)) < 0 ||
+	    (r = need(get_bool(d, "is_root_device", &root, e), "is_root_device", what, e)) < 0 ||
+	    (r = get_bool(d, "is_read_only", &ro, e)) < 0 ||
+	    (r = get_string(d, "partuuid", &partuuid, e)) < 0 ||
+	    (r = get_string(d, "cache_type", &cache, e)) < 0 ||
+	    (r = get_string(d, "io_engine", &engine, e)) < 0)
+		return r;
+
+	vmm_disk_init(&disk);
+	disk.id = id;
+	disk.path = path;
+	disk.root = root;
+	disk.read_only = ro;
+	disk.partuuid = partuuid;
+	/*
+	 * Firecracker's "Unsafe" (its default) leaves FLUSH out; vmm always honours FLUSH, which
+	 * is never less safe, so both values map to the host page cache with durable flushes.
+	 */
+	if (cache && strcmp(cache, "Unsafe") && strcmp(cache, "Writeback"))
+		return config_fail(e, -EINVAL, "cache_type: '%s' is neither \"Unsafe\" nor "
+				   "\"Writeback\"", cache);
+	if (engine) {
+		if (!strcmp(engine, "Sync"))
+			disk.io = VMM_IO_SYNC;
+		else if (!strcmp(engine, "Async"))
+			disk.io = VMM_IO_URING;
+		else
+			return config_fail(e, -EINVAL, "io_engine: '%s' is neither \"Sync\" nor "
+					   "\"Async\"", engine);
+	}
+	return config_put_disk(c, &disk, what, e);
+}
+
+/* ---- atomic application ---- */
+
+static int apply(struct vmm_config *c, int (*fn)(struct vmm_config *, const void *, struct vmm_error *),
+		 const void *arg, struct vmm_error *e)
+{
+	struct vmm_config tmp;
+	int r;
+
+	if (config_copy(&tmp, c) < 0)
+		return config_fail(e, -ENOMEM, "out of memory");
+	r = fn(&tmp, arg, e);
+	if (r < 0) {
+		config_fini(&tmp);
+		return r;
+	}
+	config_fini(c);
+	*c = tmp;
+	return 0;
+}
+
+struct drive_arg {
+	const char *path_id;
+	const json_t *body;
+};
+
+struct machine_arg {
+	const json_t *body;
+	bool patch;
+};
+
+static int boot_source_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	return apply_boot_source(c, arg, e);
+}
+
+static int machine_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	const struct machine_arg *a = arg;
+
+	if (!a->patch) {
+		/* PUT replaces the whole machine configuration: back to defaults first. */
+		c->nr_cpus = 1;
+		c->mem_size = CONFIG_DEFAULT_MEM;
+	}
+	return apply_machine_config(c, a->body, a->patch, e);
+}
+
+static int drive_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	const struct drive_arg *a = arg;
+	char what[96];
+
+	snprintf(what, sizeof(what), "drive '%s'", a->path_id);
+	return apply_drive(c, a->path_id, a->body, what, e);
+}
+
+static int file_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	static const char *const keys[] = {
+		"boot-source", "machine-config", "drives", "network-interfaces", "vsock",
+		"balloon", "logger", "metrics", "mmds-config", "entropy", "cpu-config",
+		"memory-hotplug", "serial", "pmem",
+	};
+	const json_t *root = arg;
+	json_t *v;
+	int r;
+
+	if ((r = check_keys(root, keys, ARRAY_SIZE(keys), "config file", e)) < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++) {
+		v = json_object_get(root, unsupported_sections[i]);
+		/* Tools write empty sections: an empty list or null asks for nothing. */
+		if (!v || json_is_null(v) || (json_is_array(v) && json_array_size(v) == 0))
+			continue;
+		return config_fail(e, -EINVAL, "%s: not supported by vmm", unsupported_sections[i]);
+	}
+	v = json_object_get(root, "boot-source");
+	if (!v)
+		return config_fail(e, -EINVAL, "config file: missing 'boot-source'");
+	if ((r = apply_boot_source(c, v, e)) < 0)
+		return r;
+	v = json_object_get(root, "machine-config");
+	if (v && (r = apply_machine_config(c, v, false, e)) < 0)
+		return r;
+	v = json_object_get(root, "drives");
+	if (v) {
+		size_t i;
+		json_t *d;
+
+		if (!json_is_array(v))
+			return config_fail(e, -EINVAL, "drives: must be a list");
+		json_array_foreach(v, i, d) {
+			char what[32];
+
+			snprintf(what, sizeof(what), "drives[%zu]", i);
+			if ((r = apply_drive(c, NULL, d, what, e)) < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int cfgjson_boot_source(struct vmm_config *c, const json_t *body, struct vmm_error *e)
+{
+	return apply(c, boot_source_fn, body, e);
+}
+
+int cfgjson_machine_config(struct vmm_config *c, const json_t *body, bool patch,
+			   struct vmm_error *e)
+{
+	struct machine_arg a = { body, patch };
+
+	return apply(c, machine_fn, &a, e);
+}
+
+int cfgjson_drive(struct vmm_config *c, const char *path_id, const json_t *body,
+		  struct vmm_error *e)
+{
+	struct drive_arg a = { path_id, body };
+
+	if (!config_id_valid(path_id))
+		return config_fail(e, -EINVAL, "drive_id: '%s' is not 1 to %d letters, digits, "
+				   "'_', '-' or '.'", path_id, CONFIG_ID_MAX);
+	return apply(c, drive_fn, &a, e);
+}
+
+int cfgjson_file(struct vmm_config *c, const json_t *root, struct vmm_error *e)
+{
+	if (!json_is_object(root))
+		return config_fail(e, -EINVAL, "config file: must be a JSON object");
+	return apply(c, file_fn, root, e);
+}
+
+/* ---- config -> JSON ---- */
+
+json_t *cfgjson_machine_config_get(const struct vmm_config *c)
+{
+	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->nr_cpus,
+			 "mem_size_mib", (json_int_t)(c->mem_size / MiB), "smt", 0,
+			 "track_dirty_pages", 0, "huge_pages", "None");
+}
+
+static json_t *drive_json(const struct config_disk *d)
+{
+	json_t *j = json_pack("{s:s, s:b, s:b, s:s, s:s}", "drive_id", d->id, "is_root_device",
+			      d->root, "is_read_only", d->read_only, "cache_type", "Writeback",
+			      "io_engine", d->io == VMM_IO_SYNC ? "Sync" : "Async");
+
+	if (!j)
+		return NULL;
+	if (d->path)
+		json_object_set_new(j, "path_on_host", json_string(d->path));
+	if (d->partuuid)
+		json_object_set_new(j, "partuuid", json_string(d->partuuid));
+	return j;
+}
+
+json_t *cfgjson_full(const struct vmm_config *c)
+{
+	json_t *j = json_object(), *drives = json_array(), *boot = json_object();
+
+	if (!j || !drives || !boot) {
+		json_decref(j);
+		json_decref(drives);
+		json_decref(boot);
+		return NULL;
+	}
+	if (c->kernel)
+		json_object_set_new(boot, "kernel_image_path", json_string(c->kernel));
+	if (c->cmdline)
+		json_object_set_new(boot, "boot_args", json_string(c->cmdline));
+	if (c->initrd)
+		json_object_set_new(boot, "initrd_path", json_string(c->initrd));
+	for (unsigned int i = 0; i < c->nr_disks; i++)
+		json_array_append_new(drives, drive_json(&c->disks[i]));
+	json_object_set_new(j, "boot-source", boot);
+	json_object_set_new(j, "machine-config", cfgjson_machine_config_get(c));
+	json_object_set_new(j, "drives", drives);
+	json_object_set_new(j, "network-interfaces", json_array());
+	return j;
+}
+
+/* ---- libvmm ---- */
+
+int vmm_config_from_json(struct vmm_config *c, const char *json, struct vmm_error *e)
+{
+	json_t *root;
+	int r;
+
+	if ((r = cfgjson_parse_object(json, strlen(json), "config", &root, e)) < 0)
+		return r;
+	r = cfgjson_file(c, root, e);
+	json_decref(root);
+	return r;
+}
+
+#define CONFIG_FILE_MAX (1 * MiB)
+
+int vmm_config_load_file(struct vmm_config *c, const char *path, struct vmm_error *e)
+{
+	json_t *root;
+	char *buf;
+	size_t len = 0;
+	int r = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return config_fail(e, -errno, "config file %s: %s", path, strerror(errno));
+	buf = malloc(CONFIG_FILE_MAX + 1);
+	if (!buf) {
+		fclose(f);
+		return config_fail(e, -ENOMEM, "config file %s: out of memory", path);
+	}
+	len = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+	if (ferror(f))
+		r = config_fail(e, -EIO, "config file %s: cannot read it", path);
+	else if (len > CONFIG_FILE_MAX)
+		r = config_fail(e, -EFBIG, "config file %s: larger than 1 MiB", path);
+	fclose(f);
+	if (r == 0) {
+		char what[320];
+
+		snprintf(what, sizeof(what), "config file %s", path);
+		r = cfgjson_parse_object(buf, len, what, &root, e);
+		if (r == 0) {
+			r = cfgjson_file(c, root, e);
+			json_decref(root);
+			if (r < 0 && e) {
+				char msg[VMM_ERROR_LEN + 320];
+
+				snprintf(msg, sizeof(msg), "config file %s: %s", path, e->msg);
+				snprintf(e->msg, sizeof(e->msg), "%s", msg);
+			}
+		}
+	}
+	free(buf);
+	return r;
+}
+
+char *vmm_config_to_json(const struct vmm_config *c)
+{
+	json_t *j = cfgjson_full(c);
+	char *s;
+
+	if (!j)
+		return NULL;
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
