@@ -491,7 +491,8 @@ int vmm_config_load_file(struct vmm_config *c, const char *path, struct vmm_erro
 				char msg[VMM_ERROR_LEN + 320];
 
 				snprintf(msg, sizeof(msg), "config file %s: %s", path, e->msg);
-				snprintf(e->msg, sizeof(e->msg), "%s", msg);
+				if (snprintf(e->msg, sizeof(e->msg), "%s", msg) >= (int)sizeof(e->msg))
+					e->msg[sizeof(e->msg) - 2] = '.'; /* cut: say so */
 			}
 		}
 	}
