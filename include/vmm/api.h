@@ -64,6 +64,20 @@ void api_response_fini(struct api_response *r);
 /* The reason phrase for a status ("No Content"). */
 const char *api_status_text(int status);
 
+/*
+ * The server. Listens on a unix socket at path (sun_path limit checked: -ENAMETOOLONG; missing
+ * directory: -ENOENT; a live listener there: -EADDRINUSE; a stale socket file left by a dead
+ * process is replaced; a path that exists and is not a socket: -EEXIST), or adopts listen_fd
+ * (>= 0, already listening; path then only names it). Serves t from a thread named "api" until
+ * api_server_stop(), which closes every connection and unlinks the path it bound.
+ */
+struct api_server;
+int api_server_start(const struct api_target *t, const char *path, int listen_fd,
+		     struct api_server **out, struct vmm_error *e) WUR;
+void api_server_stop(struct api_server *s);
+/* The listening fd (a later live update hands it over). */
+int api_server_listen_fd(const struct api_server *s);
+
 /* The target that drives a real VM (vm/vm.c). */
 struct vmm_vm;
 void vm_api_target(struct vmm_vm *vm, struct api_target *out);
