@@ -13,9 +13,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "vmm/device.h"
 #include "vmm/devices.h"
+#include "vmm/layout.h"
 
 struct acpi_pm {
 	pthread_mutex_t lock;
@@ -59,7 +62,7 @@ void acpi_pm_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 	}
 	pthread_mutex_unlock(&a->lock);
 	if (poweroff)
-		vm_stop_request(&a->stop, VM_STOP_POWEROFF, 0);
+		vm_stop_request(&a->stop, VMM_STOP_POWEROFF, 0);
 }
 
 int acpi_pm_create(struct acpi_pm **out, const struct vm_stop_sink *stop)
@@ -88,3 +91,35 @@ void acpi_pm_destroy(struct acpi_pm *a)
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
+
+/* ---- the device interface ---- */
+
+static int acpi_pm_realize(struct device *d, const struct device_host *h, unsigned int idx,
+		           char *err, size_t errlen)
+{
+	struct acpi_pm *p;
+	int r;
+
+	snprintf(d->id, sizeof(d->id), "acpi-pm");
+	if ((r = acpi_pm_create(&p, &h->stop)) < 0)
+		goto fail;
+	d->priv = p;
+	if ((r = bus_register(h->pio, PORT_ACPI_SLEEP, ACPI_PM_PORT_LEN, acpi_pm_io, p, "acpi-pm")) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "ACPI sleep registers: %s", strerror(-r));
+	return r;
+}
+
+static void acpi_pm_unrealize(struct device *d)
+{
+	acpi_pm_destroy(d->priv);
+	d->priv = NULL;
+}
+
+const struct device_ops acpi_pm_device_ops = {
+	.kind = "acpi-pm",
+	.realize = acpi_pm_realize,
+	.unrealize = acpi_pm_unrealize,
+};

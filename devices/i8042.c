@@ -2,9 +2,11 @@
 /*
  * i8042 keyboard controller, reduced to what a guest needs from it here: the CPU reset line
  * (the classic PC reboot path: Linux's reboot=k writes 0xfe to port 0x64 after waiting for
- * IBF clear) and controller-level answers quick enough that a probing Linux never waits for a
- * timeout. No keyboard or mouse is attached: bytes sent to devices behind the controller are
- * dropped, and no IRQ 1/12 is ever raised.
+ * IBF clear), controller-level answers quick enough that a probing Linux never waits for a
+ * timeout, and a keyboard that can press one thing: Ctrl-Alt-Del (Firecracker's
+ * SendCtrlAltDel), through IRQ 1. The keyboard acknowledges every command byte (0xfa; reset
+ * also reports a passed self-test, GET ID a standard MF2 keyboard) so that atkbd probes it.
+ * No mouse: bytes for the AUX port are dropped and IRQ 12 is never raised.
  *
  * Linux probes nothing at all here when the firmware tables describe no PS/2 controller (no
  * PNP0303 in the DSDT, FADT IAPC_BOOT_ARCH without the 8042 flag); if it is forced to probe
@@ -15,8 +17,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 
+#include "vmm/device.h"
 #include "vmm/devices.h"
+#include "vmm/layout.h"
 
 /* Status register (port 0x64 read). */
 #define STR_OBF	    0x01 /* output buffer full: data at 0x60 */
@@ -55,6 +61,17 @@
 #define OUTPORT_RESET 0x01 /* active low: 0 holds the CPU in reset */
 #define OUTPORT_A20   0x02
 
+/* Keyboard commands and answers (bytes written to port 0x60 with no controller command). */
+#define KBD_CMD_ECHO	 0xee
+#define KBD_CMD_GET_ID	 0xf2
+#define KBD_CMD_RESET	 0xff
+#define KBD_ACK		 0xfa
+#define KBD_BAT_OK	 0xaa
+#define KBD_ID_MF2_0	 0xab
+#define KBD_ID_MF2_1	 0x83
+#define KBD_QUEUE	 32
+#define IRQ_KBD		 1
+
 #define SELF_TEST_OK	 0x55
 #define KBD_TEST_OK	 0x00
 #define AUX_TEST_CLK_LOW 0x01
@@ -67,8 +84,74 @@ struct i8042 {
 	uint8_t outport;
 	uint8_t obuf;
 	uint8_t pending_cmd; /* command waiting for its data byte at port 0x60, 0 if none */
+	/* Keyboard bytes waiting for the output buffer, which takes one at a time. */
+	uint8_t kq[KBD_QUEUE];
+	unsigned int kq_head, kq_len;
+	struct irq_sink irq;
 	struct dev_ratelimit rl;
 };
+
+/* Move the next keyboard byte into an empty output buffer; IRQ 1 is an ISA edge. */
+static void i8042_kbd_fill(struct i8042 *k)
+{
+	if ((k->status & STR_OBF) || !k->kq_len)
+		return;
+	k->obuf = k->kq[k->kq_head];
+	k->kq_head = (k->kq_head + 1) % KBD_QUEUE;
+	k->kq_len--;
+	k->status = (k->status | STR_OBF) & ~STR_AUXDATA;
+	if (k->ram[0] & CTR_KBDINT) {
+		irq_set_level(&k->irq, IRQ_KBD, 1);
+		irq_set_level(&k->irq, IRQ_KBD, 0);
+	}
+}
+
+static void i8042_kbd_put(struct i8042 *k, const uint8_t *b, unsigned int n)
+{
+	for (unsigned int i = 0; i < n && k->kq_len < KBD_QUEUE; i++)
+		k->kq[(k->kq_head + k->kq_len++) % KBD_QUEUE] = b[i];
+	i8042_kbd_fill(k);
+}
+
+/* A byte for the keyboard itself: acknowledge it, answer the commands atkbd probes with. */
+static void i8042_kbd_command(struct i8042 *k, uint8_t v)
+{
+	static const uint8_t reset[] = { KBD_ACK, KBD_BAT_OK };
+	static const uint8_t id[] = { KBD_ACK, KBD_ID_MF2_0, KBD_ID_MF2_1 };
+	static const uint8_t ack = KBD_ACK, echo = KBD_CMD_ECHO;
+
+	switch (v) {
+	case KBD_CMD_RESET:
+		k->kq_len = 0;
+		i8042_kbd_put(k, reset, sizeof(reset));
+		break;
+	case KBD_CMD_GET_ID:
+		i8042_kbd_put(k, id, sizeof(id));
+		break;
+	case KBD_CMD_ECHO:
+		i8042_kbd_put(k, &echo, 1);
+		break;
+	default:
+		i8042_kbd_put(k, &ack, 1);
+		break;
+	}
+}
+
+void i8042_send_ctrl_alt_del(struct i8042 *k)
+{
+	/* Make Ctrl, make Alt, make Del, then the breaks in reverse. Set 1 is what the guest
+	 * reads with translation on (as firmware leaves it), set 2 without. */
+	static const uint8_t set1[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	static const uint8_t set2[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71,
+					0xf0, 0x11, 0xf0, 0x14 };
+
+	pthread_mutex_lock(&k->lock);
+	if (k->ram[0] & CTR_XLATE)
+		i8042_kbd_put(k, set1, sizeof(set1));
+	else
+		i8042_kbd_put(k, set2, sizeof(set2));
+	pthread_mutex_unlock(&k->lock);
+}
 
 /* lock held */
 static void i8042_reply(struct i8042 *k, uint8_t v, bool aux)
@@ -161,7 +244,7 @@ static bool i8042_data_write(struct i8042 *k, uint8_t v)
 	case CMD_WRITE_AUX:
 		break; /* no mouse */
 	default:
-		/* A byte for the keyboard itself: none is attached. */
+		i8042_kbd_command(k, v);
 		break;
 	}
 	return false;
@@ -182,10 +265,11 @@ void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 		k->status &= ~(STR_OBF | STR_AUXDATA);
 		for (uint32_t i = 1; i < len; i++)
 			data[i] = 0xff;
+		i8042_kbd_fill(k);
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (reset)
-		vm_stop_request(&k->stop, VM_STOP_REBOOT, 0);
+		vm_stop_request(&k->stop, VMM_STOP_REBOOT, 0);
 }
 
 void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
@@ -205,10 +289,29 @@ void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bo
 	pthread_mutex_unlock(&k->lock);
 	/* Outside the lock: the sink may stop vCPUs, including one waiting for this lock. */
 	if (reset)
-		vm_stop_request(&k->stop, VM_STOP_REBOOT, 0);
+		vm_stop_request(&k->stop, VMM_STOP_REBOOT, 0);
 }
 
-int i8042_create(struct i8042 **out, const struct vm_stop_sink *stop)
+static void i8042_init_state(struct i8042 *k)
+{
+	memset(k->ram, 0, sizeof(k->ram));
+	/* As a PC BIOS leaves it: self-test passed, keyboard interrupt and translation on. */
+	k->ram[0] = CTR_KBDINT | CTR_SYSFLAG | CTR_XLATE;
+	k->status = STR_SYSFLAG | STR_KEYLOCK;
+	k->outport = OUTPORT_RESET | OUTPORT_A20;
+	k->obuf = 0;
+	k->pending_cmd = 0;
+	k->kq_head = k->kq_len = 0;
+}
+
+void i8042_reset(struct i8042 *k)
+{
+	pthread_mutex_lock(&k->lock);
+	i8042_init_state(k);
+	pthread_mutex_unlock(&k->lock);
+}
+
+int i8042_create(struct i8042 **out, const struct vm_stop_sink *stop, const struct irq_sink *irq)
 {
 	struct i8042 *k;
 	int r;
@@ -223,10 +326,9 @@ int i8042_create(struct i8042 **out, const struct vm_stop_sink *stop)
 	}
 	if (stop)
 		k->stop = *stop;
-	/* As a PC BIOS leaves it: self-test passed, keyboard interrupt and translation on. */
-	k->ram[0] = CTR_KBDINT | CTR_SYSFLAG | CTR_XLATE;
-	k->status = STR_SYSFLAG | STR_KEYLOCK;
-	k->outport = OUTPORT_RESET | OUTPORT_A20;
+	if (irq)
+		k->irq = *irq;
+	i8042_init_state(k);
 	*out = k;
 	return 0;
 }
@@ -238,3 +340,44 @@ void i8042_destroy(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
+
+/* ---- the device interface ---- */
+
+static int i8042_realize(struct device *d, const struct device_host *h, unsigned int idx,
+			 char *err, size_t errlen)
+{
+	struct i8042 *k;
+	int r;
+
+	snprintf(d->id, sizeof(d->id), "i8042");
+	if ((r = i8042_create(&k, &h->stop, &h->irq)) < 0)
+		goto fail;
+	d->priv = k;
+	if ((r = bus_register(h->pio, PORT_I8042_DATA, I8042_PORT_LEN, i8042_data_io, k,
+			      "i8042-data")) < 0 ||
+	    (r = bus_register(h->pio, PORT_I8042_CMD, I8042_PORT_LEN, i8042_cmd_io, k,
+			      "i8042-cmd")) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "i8042: %s", strerror(-r));
+	return r;
+}
+
+static void i8042_unrealize(struct device *d)
+{
+	i8042_destroy(d->priv);
+	d->priv = NULL;
+}
+
+static void i8042_dev_reset(struct device *d)
+{
+	i8042_reset(d->priv);
+}
+
+const struct device_ops i8042_device_ops = {
+	.kind = "i8042",
+	.realize = i8042_realize,
+	.unrealize = i8042_unrealize,
+	.reset = i8042_dev_reset,
+};

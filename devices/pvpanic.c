@@ -10,9 +10,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "vmm/device.h"
 #include "vmm/devices.h"
+#include "vmm/layout.h"
 
 #define PVPANIC_SUPPORTED (PVPANIC_PANICKED | PVPANIC_CRASH_LOADED)
 
@@ -35,7 +38,7 @@ void pvpanic_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 	}
 	v = data[0];
 	if (v & PVPANIC_PANICKED) {
-		vm_stop_request(&p->stop, VM_STOP_PANIC, 0);
+		vm_stop_request(&p->stop, VMM_STOP_PANIC, 0);
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
@@ -85,3 +88,42 @@ void pvpanic_destroy(struct pvpanic *p)
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
+
+/* ---- the device interface ---- */
+
+static int pvpanic_realize(struct device *d, const struct device_host *h, unsigned int idx,
+		           char *err, size_t errlen)
+{
+	struct pvpanic *p;
+	int r;
+
+	snprintf(d->id, sizeof(d->id), "pvpanic");
+	if ((r = pvpanic_create(&p, &h->stop)) < 0)
+		goto fail;
+	d->priv = p;
+	if ((r = bus_register(h->pio, PORT_PVPANIC, PVPANIC_PORT_LEN, pvpanic_io, p, "pvpanic")) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "pvpanic: %s", strerror(-r));
+	return r;
+}
+
+static void pvpanic_unrealize(struct device *d)
+{
+	pvpanic_destroy(d->priv);
+	d->priv = NULL;
+}
+
+static bool pvpanic_describe(struct device *d, struct acpi_dev_desc *out)
+{
+	acpi_desc_pvpanic(out, PORT_PVPANIC);
+	return true;
+}
+
+const struct device_ops pvpanic_device_ops = {
+	.kind = "pvpanic",
+	.realize = pvpanic_realize,
+	.unrealize = pvpanic_unrealize,
+	.describe = pvpanic_describe,
+};

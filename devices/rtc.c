@@ -17,10 +17,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "vmm/device.h"
 #include "vmm/devices.h"
+#include "vmm/layout.h"
 
 #define REG_SEC	    0x00
 #define REG_MIN	    0x02
@@ -327,3 +330,42 @@ int rtc_state_set(struct rtc *r, const struct rtc_state *st)
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
+
+/* ---- the device interface ---- */
+
+static int rtc_realize(struct device *d, const struct device_host *h, unsigned int idx,
+		       char *err, size_t errlen)
+{
+	struct rtc *p;
+	int r;
+
+	snprintf(d->id, sizeof(d->id), "rtc");
+	if ((r = rtc_create(&p, NULL)) < 0)
+		goto fail;
+	d->priv = p;
+	if ((r = bus_register(h->pio, PORT_CMOS, RTC_PORT_LEN, rtc_io, p, "rtc")) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "CMOS RTC: %s", strerror(-r));
+	return r;
+}
+
+static void rtc_unrealize(struct device *d)
+{
+	rtc_destroy(d->priv);
+	d->priv = NULL;
+}
+
+static bool rtc_describe(struct device *d, struct acpi_dev_desc *out)
+{
+	acpi_desc_rtc(out, PORT_CMOS);
+	return true;
+}
+
+const struct device_ops rtc_device_ops = {
+	.kind = "rtc",
+	.realize = rtc_realize,
+	.unrealize = rtc_unrealize,
+	.describe = rtc_describe,
+};

@@ -37,13 +37,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/device.h"
 #include "vmm/devices.h"
+#include "vmm/layout.h"
 #include "vmm/serial.h"
 
 /* Register offsets (DLAB=0 / DLAB=1). */
@@ -640,3 +643,60 @@ void serial_stats_get(struct serial *s, struct serial_stats *st)
 	*st = s->stats;
 	pthread_mutex_unlock(&s->lock);
 }
+
+/* ---- the device interface: COM1 ---- */
+
+static int serial_realize(struct device *d, const struct device_host *h, unsigned int idx,
+			  char *err, size_t errlen)
+{
+	struct serial *s;
+	int r;
+
+	snprintf(d->id, sizeof(d->id), "com1");
+	if ((r = serial_create(&s, &h->irq, IRQ_COM1, h->cfg->console_out)) < 0)
+		goto fail;
+	d->priv = s;
+	if ((r = bus_register(h->pio, PORT_COM1, SERIAL_PORT_LEN, serial_io, s, "com1")) < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "serial port com1: %s", strerror(-r));
+	return r;
+}
+
+static void serial_unrealize(struct device *d)
+{
+	/* The bus goes with the machine; the ranges of a failed realize never matter. */
+	serial_destroy(d->priv);
+	d->priv = NULL;
+}
+
+static void serial_dev_reset(struct device *d)
+{
+	serial_reset(d->priv);
+}
+
+static bool serial_describe(struct device *d, struct acpi_dev_desc *out)
+{
+	acpi_desc_uart(out, "COM1", 0, PORT_COM1, IRQ_COM1);
+	return true;
+}
+
+static void serial_dev_stats(struct device *d, char *buf, size_t len)
+{
+	struct serial_stats st;
+
+	serial_stats_get(d->priv, &st);
+	snprintf(buf, len, "tx_bytes=%llu tx_dropped=%llu rx_bytes=%llu rx_overruns=%llu",
+		 (unsigned long long)st.tx_bytes, (unsigned long long)st.tx_dropped,
+		 (unsigned long long)st.rx_bytes, (unsigned long long)st.rx_overruns);
+}
+
+const struct device_ops serial_device_ops = {
+	.kind = "serial",
+	.realize = serial_realize,
+	.unrealize = serial_unrealize,
+	.reset = serial_dev_reset,
+	.describe = serial_describe,
+	.stats = serial_dev_stats,
+};

@@ -73,102 +73,145 @@ static void acpi_header_seal(struct acpi_header *h)
 	h->checksum = (uint8_t)(0x100 - acpi_checksum(h, h->length));
 }
 
+static bool acpi_name_valid(const char *n)
+{
+	if (strlen(n) != 4 || !((n[0] >= 'A' && n[0] <= 'Z') || n[0] == '_'))
+		return false;
+	for (int i = 1; i < 4; i++) {
+		if (!((n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '_'))
+			return false;
+	}
+	return true;
+}
+
+static int acpi_desc_check(const struct acpi_dev_desc *d)
+{
+	uint64_t end;
+	size_t hl = strnlen(d->hid, sizeof(d->hid));
+	uint32_t eisa;
+
+	if (!acpi_name_valid(d->name) || hl == 0 || hl == sizeof(d->hid))
+		return -EINVAL;
+	if (hl == 7 && aml_eisaid_encode(d->hid, &eisa) < 0)
+		return -EINVAL;
+	if (d->nr_io > ARRAY_SIZE(d->io) || d->irq > 15)
+		return -EINVAL;
+	/* Memory32Fixed: the whole range must sit below 4 GiB (§6.4.3.4). */
+	if (d->mem_len && (__builtin_add_overflow(d->mem_base, (uint64_t)d->mem_len, &end) ||
+			   end > 0x100000000ULL))
+		return -EINVAL;
+	if (d->gsi > UINT32_MAX)
+		return -EINVAL;
+	return 0;
+}
+
 static int acpi_config_check(const struct acpi_config *cfg)
 {
 	if (!cfg || cfg->nr_cpus == 0 || cfg->nr_cpus > ACPI_MAX_CPUS)
 		return -EINVAL;
-	if (cfg->nr_mmio_devs > ACPI_MAX_MMIO_DEVS)
+	if (cfg->nr_devs > ACPI_MAX_DEVS || (cfg->nr_devs && !cfg->devs))
 		return -EINVAL;
-	if (cfg->nr_mmio_devs && !cfg->mmio_devs)
-		return -EINVAL;
-	for (unsigned int i = 0; i < cfg->nr_mmio_devs; i++) {
-		const struct acpi_mmio_dev *d = &cfg->mmio_devs[i];
-		uint64_t end;
-
-		/* Memory32Fixed: the whole range must sit below 4 GiB (§6.4.3.4). */
-		if (d->len == 0 || __builtin_add_overflow(d->base, (uint64_t)d->len, &end) ||
-		    end > 0x100000000ULL)
+	for (unsigned int i = 0; i < cfg->nr_devs; i++) {
+		if (acpi_desc_check(&cfg->devs[i]) < 0)
 			return -EINVAL;
+		for (unsigned int j = 0; j < i; j++) {
+			if (!strcmp(cfg->devs[i].name, cfg->devs[j].name))
+				return -EINVAL;
+		}
 	}
 	return 0;
 }
 
-static void acpi_dsdt_uart(struct aml *a)
+static void acpi_desc_init(struct acpi_dev_desc *d, const char *name, const char *hid)
 {
-	size_t dev = aml_device_begin(a, "COM1");
-	size_t crs;
-
-	aml_name_decl(a, "_HID");
-	aml_eisaid(a, "PNP0501"); /* 16550A-compatible */
-	aml_name_decl(a, "_UID");
-	aml_int(a, 0);
-	aml_name_decl(a, "_CRS");
-	crs = aml_restemplate_begin(a);
-	aml_res_io(a, PORT_COM1, 8);
-	aml_res_irq_noflags(a, IRQ_COM1);
-	aml_restemplate_end(a, crs);
-	aml_end(a, dev);
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->hid, sizeof(d->hid), "%s", hid);
+	d->uid = -1;
+	d->irq = -1;
+	d->gsi = -1;
 }
 
-static void acpi_dsdt_rtc(struct aml *a)
+void acpi_desc_uart(struct acpi_dev_desc *d, const char *name, unsigned int uid, uint16_t port,
+		    uint8_t irq)
 {
-	size_t dev = aml_device_begin(a, "RTC_");
-	size_t crs;
+	acpi_desc_init(d, name, "PNP0501"); /* 16550A-compatible */
+	d->uid = uid;
+	d->io[0].base = port;
+	d->io[0].len = 8;
+	d->nr_io = 1;
+	d->irq = irq;
+}
 
-	aml_name_decl(a, "_HID");
-	aml_eisaid(a, "PNP0B00"); /* AT CMOS clock */
-	aml_name_decl(a, "_CRS");
-	crs = aml_restemplate_begin(a);
+void acpi_desc_rtc(struct acpi_dev_desc *d, uint16_t port)
+{
+	acpi_desc_init(d, "RTC_", "PNP0B00"); /* AT CMOS clock */
 	/*
-	 * No IRQ 8: nothing here raises the RTC alarm interrupt, and with the null
-	 * legacy PIC of reduced mode rtc-cmos does not guess one either; it then
-	 * reads the clock by polling, which is all the guest needs.
+	 * No IRQ 8: nothing here raises the RTC alarm interrupt, and with the null legacy PIC
+	 * of reduced mode rtc-cmos does not guess one either; it then reads the clock by
+	 * polling, which is all the guest needs.
 	 */
-	aml_res_io(a, PORT_CMOS, 2);
-	aml_restemplate_end(a, crs);
-	aml_end(a, dev);
+	d->io[0].base = port;
+	d->io[0].len = 2;
+	d->nr_io = 1;
 }
 
-static void acpi_dsdt_pvpanic(struct aml *a)
+void acpi_desc_pvpanic(struct acpi_dev_desc *d, uint16_t port)
 {
-	size_t dev = aml_device_begin(a, "PEVT");
-	size_t crs;
-
 	/* Linux drivers/misc/pvpanic/pvpanic-mmio.c matches QEMU0001 and takes an I/O resource. */
-	aml_name_decl(a, "_HID");
-	aml_string(a, "QEMU0001");
-	aml_name_decl(a, "_CRS");
-	crs = aml_restemplate_begin(a);
-	aml_res_io(a, PORT_PVPANIC, 1);
-	aml_restemplate_end(a, crs);
-	aml_end(a, dev);
+	acpi_desc_init(d, "PEVT", "QEMU0001");
+	d->io[0].base = port;
+	d->io[0].len = 1;
+	d->nr_io = 1;
 }
 
-static void acpi_dsdt_virtio_mmio(struct aml *a, unsigned int idx, const struct acpi_mmio_dev *d)
+void acpi_desc_virtio_mmio(struct acpi_dev_desc *d, unsigned int idx, uint64_t base, uint32_t len,
+			   unsigned int gsi)
 {
-	char name[8];
-	size_t dev, crs;
+	char name[5] = { 'V', "0123456789ABCDEF"[(idx >> 8) & 0xf],
+			 "0123456789ABCDEF"[(idx >> 4) & 0xf], "0123456789ABCDEF"[idx & 0xf], 0 };
 
 	/* V000..VFFF: 'V' is a valid lead character, upper-case hex digits valid after it. */
-	snprintf(name, sizeof(name), "V%03X", idx & 0xfff);
-	dev = aml_device_begin(a, name);
 	/* Linux drivers/virtio/virtio_mmio.c binds LNRO0005 through ACPI. */
+	acpi_desc_init(d, name, "LNRO0005");
+	d->uid = idx;
+	d->mem_base = base;
+	d->mem_len = len;
+	/*
+	 * Edge, active high, exclusive. QEMU microvm declares these level-triggered because it
+	 * uses irqfds with a resample fd; we inject through plain irqfds, which pulse the IOAPIC
+	 * pin (set then clear). A level-triggered pin drops a pulse that arrives while its
+	 * remote IRR is still set, so edge is the honest description (Firecracker does the
+	 * same). The driver acknowledges through the InterruptACK register, so no interrupt is
+	 * lost to the edge semantics.
+	 */
+	d->gsi = gsi;
+}
+
+static void acpi_dsdt_device(struct aml *a, const struct acpi_dev_desc *d)
+{
+	size_t dev = aml_device_begin(a, d->name);
+	size_t crs;
+
 	aml_name_decl(a, "_HID");
-	aml_string(a, "LNRO0005");
-	aml_name_decl(a, "_UID");
-	aml_int(a, idx);
+	if (strlen(d->hid) == 7)
+		aml_eisaid(a, d->hid);
+	else
+		aml_string(a, d->hid);
+	if (d->uid >= 0) {
+		aml_name_decl(a, "_UID");
+		aml_int(a, (uint64_t)d->uid);
+	}
 	aml_name_decl(a, "_CRS");
 	crs = aml_restemplate_begin(a);
-	aml_res_mem32_fixed(a, (uint32_t)d->base, d->len, true);
-	/*
-	 * Edge, active high, exclusive. QEMU microvm declares these level-triggered
-	 * because it uses irqfds with a resample fd; we inject through plain irqfds,
-	 * which pulse the IOAPIC pin (set then clear). A level-triggered pin drops a
-	 * pulse that arrives while its remote IRR is still set, so edge is the honest
-	 * description (Firecracker does the same). The driver acknowledges through the
-	 * InterruptACK register, so no interrupt is lost to the edge semantics.
-	 */
-	aml_res_ext_irq(a, AML_IRQ_CONSUMER | AML_IRQ_EDGE, d->gsi);
+	for (unsigned int i = 0; i < d->nr_io; i++)
+		aml_res_io(a, d->io[i].base, d->io[i].len);
+	if (d->mem_len)
+		aml_res_mem32_fixed(a, (uint32_t)d->mem_base, d->mem_len, true);
+	if (d->irq >= 0)
+		aml_res_irq_noflags(a, (uint8_t)d->irq);
+	if (d->gsi >= 0)
+		aml_res_ext_irq(a, AML_IRQ_CONSUMER | AML_IRQ_EDGE, (uint32_t)d->gsi);
 	aml_restemplate_end(a, crs);
 	aml_end(a, dev);
 }
@@ -192,12 +235,8 @@ static void acpi_dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 	aml_end(a, pkg);
 
 	sb = aml_scope_begin(a, "\\_SB_");
-	acpi_dsdt_uart(a);
-	acpi_dsdt_rtc(a);
-	if (cfg->pvpanic)
-		acpi_dsdt_pvpanic(a);
-	for (unsigned int i = 0; i < cfg->nr_mmio_devs; i++)
-		acpi_dsdt_virtio_mmio(a, i, &cfg->mmio_devs[i]);
+	for (unsigned int i = 0; i < cfg->nr_devs; i++)
+		acpi_dsdt_device(a, &cfg->devs[i]);
 	aml_end(a, sb);
 }
 

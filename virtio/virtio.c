@@ -57,6 +57,30 @@ void virtio_queue_notify_driver(struct virtio_device *vdev, unsigned int qidx)
 		vdev->transport->notify_queue(vdev, qidx);
 }
 
+void virtio_device_quiesce(struct virtio_device *vdev)
+{
+	pthread_mutex_lock(&vdev->lock);
+	vdev->quiesced = true;
+	if (vdev->ops->quiesce)
+		vdev->ops->quiesce(vdev);
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+void virtio_device_resume(struct virtio_device *vdev)
+{
+	pthread_mutex_lock(&vdev->lock);
+	vdev->quiesced = false;
+	/* Kicks that came while quiesced were not delivered: look at every queue once. */
+	if ((vdev->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ==
+	    VIRTIO_STATUS_DRIVER_OK) {
+		for (unsigned int i = 0; i < vdev->nr_queues; i++) {
+			if (vdev->vq[i].enabled && !vdev->vq[i].broken && vdev->ops->queue_notify)
+				vdev->ops->queue_notify(vdev, i);
+		}
+	}
+	pthread_mutex_unlock(&vdev->lock);
+}
+
 void virtio_device_fail(struct virtio_device *vdev, const char *why)
 {
 	vdev->malformed++;

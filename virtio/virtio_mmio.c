@@ -127,7 +127,9 @@ static void vmmio_kick_cb(void *opaque)
 	 * dropped: DRIVER_OK kicks every queue once (vmmio_status_write), so nothing is lost.
 	 */
 	struct virtqueue *vq = &vdev->vq[k->qidx];
-	if (vmmio_running(vdev) && vq->enabled && !vq->broken && vdev->ops->queue_notify)
+	/* Quiesced (the VM is paused): virtio_device_resume() looks at every queue. */
+	if (vmmio_running(vdev) && !vdev->quiesced && vq->enabled && !vq->broken &&
+	    vdev->ops->queue_notify)
 		vdev->ops->queue_notify(vdev, k->qidx);
 	/* The device may drop and retake the lock inside queue_notify: assume nothing here. */
 	pthread_mutex_unlock(&vdev->lock);

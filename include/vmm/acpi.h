@@ -15,22 +15,44 @@
 
 #include "vmm/compiler.h"
 
-struct acpi_mmio_dev {
-	uint64_t base;
-	uint32_t len;
-	uint32_t gsi;
+/*
+ * One device of the DSDT (\_SB), as a device describes itself (struct device_ops.describe).
+ * The resources appear in _CRS in this order: I/O ranges, the fixed memory range, the ISA IRQ,
+ * the extended interrupt.
+ */
+struct acpi_dev_desc {
+	char name[5];     /* AML NameSeg: 4 characters, unique in the table ("COM1") */
+	char hid[9];      /* "PNP0501" (7 characters: an EISA ID) or "LNRO0005" (a string) */
+	int64_t uid;      /* _UID, < 0: none */
+	struct {
+		uint16_t base;
+		uint8_t len;
+	} io[2];
+	unsigned int nr_io;
+	uint64_t mem_base; /* Memory32Fixed when mem_len > 0; must end below 4 GiB */
+	uint32_t mem_len;
+	int irq;          /* IRQNoFlags (ISA 0-15), < 0: none */
+	int64_t gsi;      /* Interrupt (consumer, edge, active high, exclusive), < 0: none */
 };
+
+/* The descriptions of the devices vmm has, for their describe() ops and for tests. */
+void acpi_desc_uart(struct acpi_dev_desc *d, const char *name, unsigned int uid, uint16_t port,
+		    uint8_t irq);
+void acpi_desc_rtc(struct acpi_dev_desc *d, uint16_t port);
+void acpi_desc_pvpanic(struct acpi_dev_desc *d, uint16_t port);
+/* LNRO0005 named V000..VFFF by idx. */
+void acpi_desc_virtio_mmio(struct acpi_dev_desc *d, unsigned int idx, uint64_t base, uint32_t len,
+			   unsigned int gsi);
 
 struct acpi_config {
 	unsigned int nr_cpus; /* MADT: one enabled Local APIC per vCPU, APIC ID = index */
-	const struct acpi_mmio_dev *mmio_devs;
-	unsigned int nr_mmio_devs;
-	bool pvpanic;
+	const struct acpi_dev_desc *devs; /* DSDT \_SB devices, in this order */
+	unsigned int nr_devs;
 };
 
 /* Limits checked by acpi_build(): xAPIC IDs are 8 bits and the IOAPIC takes ID nr_cpus. */
 #define ACPI_MAX_CPUS	   255
-#define ACPI_MAX_MMIO_DEVS 4096 /* device names V000..VFFF */
+#define ACPI_MAX_DEVS      4096
 
 /* \_S5 SLP_TYP; the guest writes (ACPI_S5_SLP_TYP << 2) | ACPI_SLP_EN to PORT_ACPI_SLEEP. */
 #define ACPI_S5_SLP_TYP	   5
@@ -44,8 +66,8 @@ struct acpi_config {
  * LAYOUT_ACPI and LAYOUT_ACPI_SIZE). RSDP first at gpa_base (so Linux's 0xE0000-0xFFFFF
  * scan also finds it); gpa_base must be 16-byte aligned. Returns 0 and *used bytes,
  * *rsdp_gpa; -ENOSPC if buf is too small; -EINVAL for a bad configuration (no CPU, more
- * than ACPI_MAX_CPUS, a virtio-mmio range that is empty or not below 4 GiB, more than
- * ACPI_MAX_MMIO_DEVS devices, a misaligned gpa_base).
+ * than ACPI_MAX_CPUS, a memory range not below 4 GiB, a bad name or HID, more than
+ * ACPI_MAX_DEVS devices, a misaligned gpa_base).
  */
 int acpi_build(uint8_t *buf, size_t buflen, uint64_t gpa_base, const struct acpi_config *cfg,
 	       uint64_t *rsdp_gpa, size_t *used) WUR;

@@ -14,6 +14,7 @@
 #define VMM_BLK_BACKEND_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "vmm/compiler.h"
@@ -113,6 +114,9 @@ struct blk_image {
 	unsigned int dio_align; /* O_DIRECT alignment (memory and offset), else 1 */
 	unsigned int logical_block; /* 512, or the block device's logical block size */
 	bool can_discard;       /* hole punching / BLKDISCARD works */
+	dev_t dev;              /* the file's identity (stat st_dev, st_ino; st_rdev for a */
+	ino_t ino;              /* block device), to tell one image given twice */
+	dev_t rdev;
 };
 
 /*
@@ -123,6 +127,12 @@ struct blk_image {
  */
 int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum blk_cache cache,
 		   char *err, size_t errlen) WUR;
+/*
+ * The same for an already open image (a live update hands them over): fd is dup'ed and must be
+ * open for reading, and writing unless read_only; path only names it in messages.
+ */
+int blk_image_adopt(struct blk_image *img, int fd, const char *path, bool read_only,
+		    enum blk_cache cache, char *err, size_t errlen) WUR;
 void blk_image_close(struct blk_image *img);
 
 #endif

@@ -34,6 +34,9 @@ void bus_init(struct bus *bus);
 /* -EINVAL for an empty or overflowing range, -EEXIST on overlap, -ENOSPC when full. */
 int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_handler_fn fn, void *opaque,
 		 const char *name) WUR;
+/* Remove every range whose opaque is opaque (a device being unrealized); returns how many.
+ * Not safe while vCPUs run: the bus has no lock, it is only written with them stopped. */
+unsigned int bus_unregister(struct bus *bus, const void *opaque);
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, uint32_t len);
 /*
  * Dispatch one access. Returns true if a device took it. An unmapped read returns all-ones

@@ -1,28 +1,43 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The vmm executable's command line (vmm/cli/cli.c): argv -> a configuration plus what the
+ * front end itself does (serve the API socket, boot now or wait for InstanceStart).
+ *
+ *   vmm run --kernel PATH [OPTION...] [--api-sock PATH] [--id NAME]
+ *   vmm [--api-sock PATH] [--config-file FILE] [--id NAME]   (Firecracker's flags)
+ *   vmm --help | vmm run --help | vmm --version
+ */
 #ifndef VMM_CLI_H
 #define VMM_CLI_H
+
+#include <stdbool.h>
 
 #include "vmm/config.h"
 
 enum cli_command { CLI_RUN, CLI_HELP, CLI_VERSION };
 
-/*
- * Parse argv into cfg. On a usage error returns -EINVAL and *err holds one line (no newline,
- * g_free it) naming what is wrong. Checks only what needs no resources (syntax, ranges);
- * files and KVM limits are checked when they are opened. *help_text gets the text for
- * CLI_HELP (g_free it).
- */
-int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *cfg, char **err,
-	      char **help_text) WUR;
-void cli_config_free(struct vmm_config *cfg);
+struct cli_opts {
+	enum cli_command cmd;
+	struct vmm_config cfg;
+	char *api_sock;    /* NULL: no API socket */
+	char *config_file; /* NULL: none */
+	bool boot_now;     /* a kernel is configured: start at once (else wait for the API) */
+};
 
 /*
- * One --disk value: PATH[,ro][,cache=none|writeback][,io=uring|aio|sync][,serial=ID], ",," being a
- * literal comma. -EINVAL with *err (g_free it) naming the disk and the bad part.
+ * Parse argv into o (config_init'ed inside). On a usage error returns -EINVAL and *err holds one
+ * line (no newline, free it) naming what is wrong. Checks only what needs no resources; a
+ * config file is only named here (main.c reads it: its errors are not usage errors).
+ * *help_text gets the text for CLI_HELP (free it).
  */
-int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err) WUR;
+int cli_parse(int argc, char **argv, struct cli_opts *o, char **err, char **help_text) WUR;
+void cli_opts_free(struct cli_opts *o);
 
-/* "256M", "4G", "1024K", "65536" (plain numbers are MiB, as QEMU's -m). */
-int cli_parse_size(const char *s, uint64_t *out) WUR;
+/*
+ * One --disk value: PATH[,id=NAME][,ro][,root][,cache=none|writeback][,io=uring|aio|sync]
+ * [,serial=ID][,poll=USEC], ",," being a literal comma. Added to cfg as disk number index
+ * (its default id "diskN"). -EINVAL with *err (free it) naming the disk and the bad part.
+ */
+int cli_parse_disk(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
 
 #endif

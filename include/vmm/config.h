@@ -55,6 +55,13 @@ struct vmm_config {
 
 	struct config_disk disks[VMM_MAX_DISKS];
 	unsigned int nr_disks;
+
+	/* How the user named the fields checked only when the VM starts (their setters' what):
+	 * "--memory" or "mem_size_mib", so that a later error speaks the user's language. */
+	struct {
+		const char *memory;
+		const char *cpus;
+	} names;
 };
 
 #define CONFIG_DEFAULT_ID                 "anonymous-instance"
@@ -89,6 +96,9 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src) WUR;
 /* The command line the kernel gets before the VMM appends its own entries: the user's or the
  * default, plus root= for a root disk. malloc'd. */
 char *config_cmdline(const struct vmm_config *c);
+/* The idx-th disk in the guest's order: the root disk first (/dev/vda), then the others as
+ * configured. idx < c->nr_disks. */
+const struct config_disk *config_disk_at(const struct vmm_config *c, unsigned int idx);
 /* The disk by id, or NULL. */
 struct config_disk *config_disk_find(struct vmm_config *c, const char *id);
 /* Remove every disk. */
@@ -113,6 +123,9 @@ int config_set_cmdline(struct vmm_config *c, const char *cmdline, const char *wh
 int config_set_cpus(struct vmm_config *c, long long n, const char *what, struct vmm_error *e) WUR;
 int config_set_memory(struct vmm_config *c, uint64_t bytes, const char *what,
 		      struct vmm_error *e) WUR;
+/* A list of /proc/cpuinfo names ("cx16,clwb"), each known; NULL or "": nothing hidden. */
+int config_set_cpuid_mask(struct vmm_config *c, const char *list, const char *what,
+			  struct vmm_error *e) WUR;
 int config_set_debug_exit_port(struct vmm_config *c, long long port, const char *what,
 			       struct vmm_error *e) WUR;
 int config_set_timeout(struct vmm_config *c, long long s, const char *what,

@@ -23,6 +23,8 @@ struct cpuid_feature {
 const struct cpuid_feature *cpuid_feature_find(const char *name);
 
 /* Parse "cx16,clwb" into a list of features; -EINVAL and *bad = the unknown name. */
+#define CPUID_MASK_MAX 32 /* features one mask may name */
+
 int cpuid_mask_parse(const char *list, const struct cpuid_feature **out, unsigned int max,
 		     unsigned int *n, char *bad, size_t badlen) WUR;
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "vmm/compiler.h"
+#include "vmm/log.h"
 #include "vmm/platform.h"
 
 /*
@@ -41,7 +42,7 @@ static inline bool dev_ratelimit_ok(struct dev_ratelimit *rl)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	if (ts.tv_sec - rl->window_start >= DEV_RATELIMIT_WINDOW_S) {
 		if (rl->suppressed)
-			fprintf(stderr, "vmm: (%u similar messages suppressed)\n", rl->suppressed);
+			log_warn("(%u similar messages suppressed)", rl->suppressed);
 		rl->window_start = ts.tv_sec;
 		rl->printed = 0;
 		rl->suppressed = 0;
@@ -57,7 +58,7 @@ static inline bool dev_ratelimit_ok(struct dev_ratelimit *rl)
 #define dev_log_ratelimited(rl, fmt, ...)                                                          \
 	do {                                                                                       \
 		if (dev_ratelimit_ok(rl))                                                          \
-			fprintf(stderr, "vmm: " fmt "\n", ##__VA_ARGS__);                          \
+			log_warn(fmt, ##__VA_ARGS__);                                              \
 	} while (0)
 
 /* ---- i8042 keyboard controller: just enough for the reset line and Linux's probes ---- */
@@ -66,8 +67,13 @@ static inline bool dev_ratelimit_ok(struct dev_ratelimit *rl)
 
 struct i8042;
 
-int i8042_create(struct i8042 **out, const struct vm_stop_sink *stop) WUR;
+/* irq (may be NULL) raises IRQ 1 for keyboard bytes. */
+int i8042_create(struct i8042 **out, const struct vm_stop_sink *stop,
+		 const struct irq_sink *irq) WUR;
 void i8042_destroy(struct i8042 *k);
+void i8042_reset(struct i8042 *k);
+/* Press and release Ctrl-Alt-Del on the keyboard (thread-safe). */
+void i8042_send_ctrl_alt_del(struct i8042 *k);
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
@@ -103,7 +109,7 @@ struct debug_exit;
 
 /*
  * port: base the caller registers (PORT_DEBUG_EXIT by default), iosize 1, 2 or 4 (QEMU's iosize)
- * is the length of the range. A write of v stops the VM with VM_STOP_DEBUG_EXIT, code v.
+ * is the length of the range. A write of v stops the VM with VMM_STOP_DEBUG_EXIT, code v.
  */
 int debug_exit_create(struct debug_exit **out, const struct vm_stop_sink *stop, uint16_t port,
 		      unsigned int iosize) WUR;

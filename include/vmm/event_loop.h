@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "vmm/compiler.h"
+#include "vmm/thread.h"
 
 struct ev_loop;
 
@@ -18,8 +19,11 @@ struct ev_loop;
  * what made the fd readable (read the eventfd), or it is called again at once. */
 typedef void (*ev_fd_cb)(void *opaque);
 
-/* A loop with no thread yet: fds may be added before ev_loop_start(). name shows in ps/gdb. */
-int ev_loop_create(struct ev_loop **out, const char *name) WUR;
+/*
+ * A loop with no thread yet: fds may be added before ev_loop_start(). Its thread is of kind
+ * (thread.h: named after it, signals blocked) and logs through the creating thread's sink.
+ */
+int ev_loop_create(struct ev_loop **out, enum thread_kind kind) WUR;
 int ev_loop_start(struct ev_loop *l) WUR;
 /* Stops and joins the thread (no callback runs after it returns) and frees every watch. */
 void ev_loop_destroy(struct ev_loop *l);

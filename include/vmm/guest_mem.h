@@ -46,6 +46,11 @@ struct guest_mem {
  * eligible for transparent huge pages where the host lets shmem have them.
  */
 int gm_create(struct guest_mem *gm, uint64_t ram_size) WUR;
+/*
+ * The same over an existing memfd (a live update hands it over; its pages are the guest's RAM
+ * as they are): fd is dup'ed and must be a file of exactly ram_size bytes.
+ */
+int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size) WUR;
 void gm_destroy(struct guest_mem *gm);
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies inside one region, else NULL. */

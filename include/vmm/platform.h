@@ -9,25 +9,15 @@
 #include <stdbool.h>
 
 #include "vmm/compiler.h"
+#include "vmm/vmm.h" /* enum vmm_stop_reason */
 
-enum vm_stop_reason {
-	VM_STOP_NONE = 0,
-	VM_STOP_POWEROFF,     /* ACPI S5 */
-	VM_STOP_REBOOT,       /* i8042 reset line, ACPI reset */
-	VM_STOP_DEBUG_EXIT,   /* code = value written; status (code << 1) | 1 */
-	VM_STOP_PANIC,        /* pvpanic */
-	VM_STOP_TRIPLE_FAULT, /* KVM_EXIT_SHUTDOWN */
-	VM_STOP_FATAL,        /* internal error, failed entry, unknown exit */
-	VM_STOP_TIMEOUT,      /* --timeout expired */
-	VM_STOP_SIGNAL,       /* SIGINT/SIGTERM/SIGHUP to the VMM; code = signal */
-};
 
 struct vm_stop_sink {
-	void (*request)(void *opaque, enum vm_stop_reason reason, int code);
+	void (*request)(void *opaque, enum vmm_stop_reason reason, int code);
 	void *opaque;
 };
 
-static inline void vm_stop_request(const struct vm_stop_sink *s, enum vm_stop_reason r, int code)
+static inline void vm_stop_request(const struct vm_stop_sink *s, enum vmm_stop_reason r, int code)
 {
 	if (s && s->request)
 		s->request(s->opaque, r, code);

@@ -17,7 +17,7 @@ enum vcpu_action {
 
 struct vcpu_exit {
 	enum vcpu_action action;
-	enum vm_stop_reason reason;
+	enum vmm_stop_reason reason;
 	int code;
 	bool dump_regs;  /* a fatal exit: the caller prints the registers */
 	char msg[160];   /* one diagnostic line for stops that are not the guest's choice */

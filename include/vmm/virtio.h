@@ -77,6 +77,13 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_device *vdev);
 	/* The guest kicked queue qidx (ioeventfd). Runs on the I/O thread. */
 	void (*queue_notify)(struct virtio_device *vdev, unsigned int qidx);
+	/*
+	 * Optional. The VM pauses (vdev->quiesced is already set, I/O thread, lock held): finish
+	 * what is in flight (completions are pushed to the used rings as usual) and start
+	 * nothing new until vdev->quiesced is cleared. Kicks meanwhile are not delivered;
+	 * virtio_device_resume() notifies every queue afterwards.
+	 */
+	void (*quiesce)(struct virtio_device *vdev);
 };
 
 /* How a device signals the driver; implemented by the transport. Called with vdev->lock held. */
@@ -108,6 +115,9 @@ struct virtio_device {
 	const struct virtio_transport_ops *transport;
 	void *transport_opaque;
 
+	/* The VM is paused: no queue work (see virtio_dev_ops.quiesce). */
+	bool quiesced;
+
 	/* Counted, never fatal (guest-triggered). */
 	uint64_t malformed; /* chains completed with an error or rings that forced NEEDS_RESET */
 	struct dev_ratelimit rl; /* the log lines about them */
@@ -128,6 +138,12 @@ static inline bool virtio_has_feature(const struct virtio_device *vdev, unsigned
  * (vq_should_notify). Lock held.
  */
 void virtio_queue_notify_driver(struct virtio_device *vdev, unsigned int qidx);
+/*
+ * Pause and continue the device's queue work. Call on the device's I/O thread (so that no
+ * queue callback runs meanwhile), without the lock.
+ */
+void virtio_device_quiesce(struct virtio_device *vdev);
+void virtio_device_resume(struct virtio_device *vdev);
 /* A malformed ring: count it, mark the queue broken, ask the transport for NEEDS_RESET. */
 void virtio_device_fail(struct virtio_device *vdev, const char *why);
 

@@ -8,7 +8,6 @@
 #define VMM_VIRTIO_BLK_H
 
 #include "vmm/blk_backend.h"
-#include "vmm/config.h"
 #include "vmm/event_loop.h"
 #include "vmm/virtio.h"
 
@@ -44,13 +43,25 @@
 
 struct virtio_blk;
 
+struct virtio_blk_config {
+	const char *label;      /* names the disk in messages: "disk 'rootfs'" */
+	const char *path;       /* the image (with fd >= 0: only its name) */
+	int fd;                 /* >= 0: adopt this open image (dup'ed; the caller keeps fd) */
+	bool read_only;
+	enum blk_cache cache;
+	enum blk_engine engine; /* the first engine tried */
+	bool engine_fixed;      /* no fallback from it */
+	const char *serial;     /* GET_ID, at most 20 bytes; NULL: none */
+	unsigned int poll_us;   /* adaptive polling window, 0 = off */
+	unsigned int nr_queues; /* one per vCPU */
+};
+
 /*
- * Open and lock the image, pick the engine (disk->io; when the user did not name one,
- * io_uring with a logged fallback to aio, then sync) and initialise the device with
- * nr_queues queues. Backend completions are watched on loop. On error: -errno and one line
- * in err naming the disk ("--disk /x.img: ...").
+ * Open (or adopt) and lock the image, pick the engine (io_uring with a logged fallback to aio,
+ * then sync, unless engine_fixed) and initialise the device. Backend completions are watched on
+ * loop. On error: -errno and one line in err that starts with the label.
  */
-int virtio_blk_create(struct virtio_blk **out, const struct vmm_disk *disk, unsigned int nr_queues,
+int virtio_blk_create(struct virtio_blk **out, const struct virtio_blk_config *cfg,
 		      const struct guest_mem *gm, struct ev_loop *loop, char *err,
 		      size_t errlen) WUR;
 struct virtio_device *virtio_blk_device(struct virtio_blk *b);

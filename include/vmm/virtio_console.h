@@ -33,4 +33,8 @@ void virtio_console_set_rx_ready_cb(struct virtio_console *c, void (*cb)(void *o
 /* Thread-safe. New terminal size; a config interrupt if the driver negotiated F_SIZE. */
 void virtio_console_resize(struct virtio_console *c, uint16_t cols, uint16_t rows);
 
+/* The model behind a realized virtio_console_device_ops device (virtio_console_dev.c). */
+struct device;
+struct virtio_console *virtio_console_of(struct device *d);
+
 #endif

@@ -61,7 +61,7 @@ check cpus-not-number 2 "--cpus" -- "$vmm" run --kernel "$bzimage" --cpus two
 check no-kernel 2 "--kernel" -- "$vmm" run
 check unknown-option 2 "--frobnicate" -- "$vmm" run --kernel "$bzimage" --frobnicate
 check unknown-command 2 "launch" -- "$vmm" launch
-check bad-cpuid-mask 1 "--cpuid-mask" -- "$vmm" run --kernel "$bzimage" --cpuid-mask cx16,nosuchflag
+check bad-cpuid-mask 2 "--cpuid-mask" -- "$vmm" run --kernel "$bzimage" --cpuid-mask cx16,nosuchflag
 check kvm-absent 1 "not present" -- "$vmm" run --kernel "$bzimage" --kvm-device "$tmp/no-kvm"
 if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
 	# The real thing: no /dev/kvm at all in this mount namespace.
@@ -88,7 +88,7 @@ check disk-unknown-key 2 "unknown option 'frob'" -- "$vmm" run --kernel "$bzimag
 check disk-bad-cache 2 "cache" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,cache=sometimes"
 check disk-bad-io 2 "io must be" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,io=threads"
 check disk-no-path 2 "no image path" -- "$vmm" run --kernel "$bzimage" --disk ",ro"
-check disk-twice 2 "given twice" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
+check disk-twice 2 "is also disk 'disk0'" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
 check console-bad 2 "--console" -- "$vmm" run --kernel "$bzimage" --console vga
 # A lock held by another process (a POSIX record lock, which conflicts with our OFD lock)...
 python3 -c 'import fcntl, sys, time

@@ -23,15 +23,21 @@ _Static_assert(ACPI_SLP_TYP_MASK == ACPI_PM_SLP_TYP_MASK, "SLP_TYP mask differs"
 
 static uint8_t buf[LAYOUT_ACPI_SIZE];
 
-static struct acpi_mmio_dev mmio_devs[300];
+static struct acpi_dev_desc descs[303];
 
-static void init_mmio_devs(void)
+/* The platform as vmm describes it: COM1, the RTC, pvpanic if asked, then virtio-mmio devices. */
+static unsigned int platform(unsigned int nr_mmio, bool pvpanic)
 {
-	for (unsigned int i = 0; i < ARRAY_SIZE(mmio_devs); i++) {
-		mmio_devs[i].base = LAYOUT_VIRTIO_MMIO + i * 0x1000ULL;
-		mmio_devs[i].len = 0x1000;
-		mmio_devs[i].gsi = 5 + i % 19;
-	}
+	unsigned int n = 0;
+
+	acpi_desc_uart(&descs[n++], "COM1", 0, PORT_COM1, IRQ_COM1);
+	acpi_desc_rtc(&descs[n++], PORT_CMOS);
+	if (pvpanic)
+		acpi_desc_pvpanic(&descs[n++], PORT_PVPANIC);
+	for (unsigned int i = 0; i < nr_mmio; i++)
+		acpi_desc_virtio_mmio(&descs[n++], i, LAYOUT_VIRTIO_MMIO + i * 0x1000ULL, 0x1000,
+				      5 + i % 19);
+	return n;
 }
 
 static size_t build(const struct acpi_config *cfg)
@@ -125,7 +131,7 @@ static void check_gas_io8(const struct acpi_gas *g, uint64_t port)
 
 static void test_fadt(void **state)
 {
-	struct acpi_config cfg = {.nr_cpus = 2, .pvpanic = true};
+	struct acpi_config cfg = {.nr_cpus = 2, .devs = descs, .nr_devs = platform(0, true)};
 	const struct acpi_fadt *f;
 	const struct acpi_header *dsdt;
 	size_t used;
@@ -185,14 +191,12 @@ static size_t mem_count(const uint8_t *hay, size_t hlen, const void *needle, siz
 
 static void test_dsdt_contents(void **state)
 {
-	struct acpi_config cfg = {
-		.nr_cpus = 1, .mmio_devs = mmio_devs, .nr_mmio_devs = 8, .pvpanic = true};
+	struct acpi_config cfg = {.nr_cpus = 1, .devs = descs, .nr_devs = platform(8, true)};
 	const struct acpi_fadt *f;
 	const struct acpi_header *d;
 	size_t used;
 
 	(void)state;
-	init_mmio_devs();
 	used = build(&cfg);
 	f = (const struct acpi_fadt *)find_table("FACP", used);
 	d = table_at(f->x_dsdt, used);
@@ -206,7 +210,7 @@ static void test_dsdt_contents(void **state)
 	assert_true(mem_contains(d, d->length, "V007", 4));
 	assert_false(mem_contains(d, d->length, "V008", 4));
 
-	cfg.pvpanic = false;
+	cfg.nr_devs = platform(8, false);
 	used = build(&cfg);
 	f = (const struct acpi_fadt *)find_table("FACP", used);
 	d = table_at(f->x_dsdt, used);
@@ -286,14 +290,12 @@ static void test_madt(void **state)
 
 static void test_enospc(void **state)
 {
-	struct acpi_config cfg = {
-		.nr_cpus = 4, .mmio_devs = mmio_devs, .nr_mmio_devs = 4, .pvpanic = true};
+	struct acpi_config cfg = {.nr_cpus = 4, .devs = descs, .nr_devs = platform(4, true)};
 	static uint8_t small[4096];
 	uint64_t rsdp_gpa;
 	size_t used, need;
 
 	(void)state;
-	init_mmio_devs();
 	need = build(&cfg);
 	assert_true(need <= sizeof(small));
 	/* Every buffer size below what is needed fails, and never writes past its end. */
@@ -309,12 +311,12 @@ static void test_enospc(void **state)
 	assert_memory_equal(small, buf, need); /* deterministic */
 
 	/* So many devices that the DSDT cannot fit in the ACPI window. */
-	struct acpi_mmio_dev *many = calloc(ACPI_MAX_MMIO_DEVS, sizeof(*many));
+	struct acpi_dev_desc *many = calloc(ACPI_MAX_DEVS, sizeof(*many));
 	assert_non_null(many);
-	for (unsigned int i = 0; i < ACPI_MAX_MMIO_DEVS; i++)
-		many[i] = (struct acpi_mmio_dev){LAYOUT_VIRTIO_MMIO + i * 0x1000ULL, 0x1000, 5};
-	cfg.mmio_devs = many;
-	cfg.nr_mmio_devs = ACPI_MAX_MMIO_DEVS;
+	for (unsigned int i = 0; i < ACPI_MAX_DEVS; i++)
+		acpi_desc_virtio_mmio(&many[i], i, LAYOUT_VIRTIO_MMIO + i * 0x1000ULL, 0x1000, 5);
+	cfg.devs = many;
+	cfg.nr_devs = ACPI_MAX_DEVS;
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -ENOSPC);
 	free(many);
@@ -322,7 +324,7 @@ static void test_enospc(void **state)
 
 static void test_einval(void **state)
 {
-	struct acpi_mmio_dev bad = {0xfffff000, 0x2000, 5};
+	struct acpi_dev_desc bad, two[2];
 	struct acpi_config cfg = {.nr_cpus = 0};
 	uint64_t rsdp_gpa;
 	size_t used;
@@ -339,17 +341,33 @@ static void test_einval(void **state)
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, NULL, &rsdp_gpa, &used),
 			 -EINVAL);
 	/* A virtio-mmio window crossing 4 GiB cannot be a Memory32Fixed. */
-	cfg.mmio_devs = &bad;
-	cfg.nr_mmio_devs = 1;
+	acpi_desc_virtio_mmio(&bad, 0, 0xfffff000, 0x2000, 5);
+	cfg.devs = &bad;
+	cfg.nr_devs = 1;
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
-	bad = (struct acpi_mmio_dev){UINT64_MAX - 10, 0x1000, 5};
+	acpi_desc_virtio_mmio(&bad, 0, UINT64_MAX - 10, 0x1000, 5);
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
-	bad = (struct acpi_mmio_dev){LAYOUT_VIRTIO_MMIO, 0, 5};
+	/* Names and HIDs that AML cannot carry, an ISA IRQ above 15, two devices of one name. */
+	acpi_desc_virtio_mmio(&bad, 0, LAYOUT_VIRTIO_MMIO, 0x1000, 5);
+	memcpy(bad.name, "v000", 5);
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
-	cfg.mmio_devs = NULL;
+	acpi_desc_uart(&bad, "COM1", 0, PORT_COM1, 16);
+	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
+			 -EINVAL);
+	acpi_desc_uart(&bad, "COM1", 0, PORT_COM1, 4);
+	memcpy(bad.hid, "PNPZZZZ", 8);
+	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
+			 -EINVAL);
+	acpi_desc_rtc(&two[0], PORT_CMOS);
+	acpi_desc_rtc(&two[1], PORT_CMOS);
+	cfg.devs = two;
+	cfg.nr_devs = 2;
+	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
+			 -EINVAL);
+	cfg.devs = NULL;
 	assert_int_equal(acpi_build(buf, sizeof(buf), LAYOUT_ACPI, &cfg, &rsdp_gpa, &used),
 			 -EINVAL);
 }
@@ -391,10 +409,7 @@ static int run(const char *dir, const char *cmd)
 
 static void test_iasl(void **state)
 {
-	struct acpi_config cfg = {.nr_cpus = 4,
-				  .mmio_devs = mmio_devs,
-				  .nr_mmio_devs = ARRAY_SIZE(mmio_devs),
-				  .pvpanic = true};
+	struct acpi_config cfg = {.nr_cpus = 4, .devs = descs, .nr_devs = platform(300, true)};
 	static const char *const sigs[] = {"XSDT", "FACP", "APIC", "DSDT"};
 	char dir[] = "/tmp/vmm-acpi-XXXXXX";
 	char path[256];
@@ -408,7 +423,6 @@ static void test_iasl(void **state)
 		print_message("iasl not found (Debian acpica-tools): skipping disassembly check\n");
 		skip();
 	}
-	init_mmio_devs();
 	used = build(&cfg);
 	assert_non_null(mkdtemp(dir));
 

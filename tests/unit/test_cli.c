@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "vmm/cli.h"
+#include <stdlib.h>
 
-static int parse(struct vmm_config *cfg, enum cli_command *cmd, char **err, const char *first,
-		 ...)
+static int parse(struct cli_opts *o, char **err, const char *first, ...)
 {
 	char *argv[32];
 	int argc = 0;
@@ -26,7 +26,7 @@ static int parse(struct vmm_config *cfg, enum cli_command *cmd, char **err, cons
 	va_end(ap);
 	argv[argc] = NULL;
 	char *help = NULL;
-	int r = cli_parse(argc, argv, cmd, cfg, err, &help);
+	int r = cli_parse(argc, argv, o, err, &help);
 	g_free(help);
 	return r;
 }
@@ -35,82 +35,87 @@ static void test_size(void **state)
 {
 	uint64_t v;
 	(void)state;
-	assert_int_equal(cli_parse_size("256M", &v), 0);
+	assert_int_equal(config_parse_size("256M", &v), 0);
 	assert_int_equal(v, 256ULL << 20);
-	assert_int_equal(cli_parse_size("4G", &v), 0);
+	assert_int_equal(config_parse_size("4G", &v), 0);
 	assert_int_equal(v, 4ULL << 30);
-	assert_int_equal(cli_parse_size("4g", &v), 0);
+	assert_int_equal(config_parse_size("4g", &v), 0);
 	assert_int_equal(v, 4ULL << 30);
-	assert_int_equal(cli_parse_size("1024K", &v), 0);
+	assert_int_equal(config_parse_size("1024K", &v), 0);
 	assert_int_equal(v, 1ULL << 20);
-	assert_int_equal(cli_parse_size("512", &v), 0); /* MiB, as QEMU */
+	assert_int_equal(config_parse_size("512", &v), 0); /* MiB, as QEMU */
 	assert_int_equal(v, 512ULL << 20);
-	assert_int_equal(cli_parse_size("2GiB", &v), 0);
+	assert_int_equal(config_parse_size("2GiB", &v), 0);
 	assert_int_equal(v, 2ULL << 30);
-	assert_int_equal(cli_parse_size("4096B", &v), 0);
+	assert_int_equal(config_parse_size("4096B", &v), 0);
 	assert_int_equal(v, 4096);
-	assert_int_equal(cli_parse_size("", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("abc", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("12X", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("-5M", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("1.5G", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("99999999999999999999", &v), -ERANGE);
-	assert_int_equal(cli_parse_size("99999999999T", &v), -ERANGE);
+	assert_int_equal(config_parse_size("", &v), -EINVAL);
+	assert_int_equal(config_parse_size("abc", &v), -EINVAL);
+	assert_int_equal(config_parse_size("12X", &v), -EINVAL);
+	assert_int_equal(config_parse_size("-5M", &v), -EINVAL);
+	assert_int_equal(config_parse_size("1.5G", &v), -EINVAL);
+	assert_int_equal(config_parse_size("99999999999999999999", &v), -ERANGE);
+	assert_int_equal(config_parse_size("99999999999T", &v), -ERANGE);
 }
 
 static void test_run_defaults(void **state)
 {
-	struct vmm_config cfg;
-	enum cli_command cmd;
-	char *err = NULL;
+	struct cli_opts o;
+	char *err = NULL, *line;
 	(void)state;
 
-	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "bz", NULL), 0);
-	assert_int_equal(cmd, CLI_RUN);
-	assert_string_equal(cfg.kernel, "bz");
-	assert_null(cfg.initrd);
-	assert_string_equal(cfg.cmdline, VMM_DEFAULT_CMDLINE);
-	assert_int_equal(cfg.nr_cpus, 1);
-	assert_int_equal(cfg.mem_size, VMM_DEFAULT_MEM);
-	assert_int_equal(cfg.timeout_s, 0);
-	assert_int_equal(cfg.debug_exit_port, 0xf4);
-	assert_int_equal(cfg.on_reboot, VMM_REBOOT_EXIT);
-	assert_string_equal(cfg.kvm_path, "/dev/kvm");
-	cli_config_free(&cfg);
+	assert_int_equal(parse(&o, &err, "run", "--kernel", "bz", NULL), 0);
+	assert_int_equal(o.cmd, CLI_RUN);
+	assert_true(o.boot_now);
+	assert_null(o.api_sock);
+	assert_string_equal(o.cfg.kernel, "bz");
+	assert_null(o.cfg.initrd);
+	assert_null(o.cfg.cmdline); /* the default, by console kind: */
+	line = config_cmdline(&o.cfg);
+	assert_string_equal(line, CONFIG_DEFAULT_CMDLINE);
+	free(line);
+	assert_int_equal(o.cfg.nr_cpus, 1);
+	assert_int_equal(o.cfg.mem_size, CONFIG_DEFAULT_MEM);
+	assert_int_equal(o.cfg.timeout_s, 0);
+	assert_int_equal(o.cfg.debug_exit_port, 0xf4);
+	assert_int_equal(o.cfg.on_reboot, VMM_ON_REBOOT_EXIT);
+	assert_null(o.cfg.kvm_path); /* /dev/kvm */
+	cli_opts_free(&o);
 }
 
 static void test_run_all(void **state)
 {
-	struct vmm_config cfg;
-	enum cli_command cmd;
+	struct cli_opts o;
 	char *err = NULL;
 	(void)state;
 
-	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel=k", "--initrd", "i", "--cmdline",
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--initrd", "i", "--cmdline",
 			       "console=ttyS0 quiet", "--cpus", "2", "--memory", "4G", "--timeout",
 			       "30", "--on-reboot", "restart", "--debug-exit-port", "0x501",
-			       "--cpuid-mask", "cx16,clwb", NULL),
+			       "--cpuid-mask", "cx16,clwb", "--api-sock", "/tmp/v.sock", "--id",
+			       "vm-1", NULL),
 			 0);
-	assert_string_equal(cfg.initrd, "i");
-	assert_string_equal(cfg.cmdline, "console=ttyS0 quiet");
-	assert_int_equal(cfg.nr_cpus, 2);
-	assert_int_equal(cfg.mem_size, 4ULL << 30);
-	assert_int_equal(cfg.timeout_s, 30);
-	assert_int_equal(cfg.on_reboot, VMM_REBOOT_RESTART);
-	assert_int_equal(cfg.debug_exit_port, 0x501);
-	assert_string_equal(cfg.cpuid_mask, "cx16,clwb");
-	cli_config_free(&cfg);
+	assert_string_equal(o.cfg.initrd, "i");
+	assert_string_equal(o.cfg.cmdline, "console=ttyS0 quiet");
+	assert_int_equal(o.cfg.nr_cpus, 2);
+	assert_int_equal(o.cfg.mem_size, 4ULL << 30);
+	assert_int_equal(o.cfg.timeout_s, 30);
+	assert_int_equal(o.cfg.on_reboot, VMM_ON_REBOOT_RESTART);
+	assert_int_equal(o.cfg.debug_exit_port, 0x501);
+	assert_string_equal(o.cfg.cpuid_mask, "cx16,clwb");
+	assert_string_equal(o.api_sock, "/tmp/v.sock");
+	assert_string_equal(o.cfg.id, "vm-1");
+	cli_opts_free(&o);
 }
 
 /* Each bad input fails with -EINVAL and a message that names the offending option. */
 static void expect_error(const char *needle, const char *a1, const char *a2, const char *a3,
 			 const char *a4, const char *a5)
 {
-	struct vmm_config cfg;
-	enum cli_command cmd;
+	struct cli_opts o;
 	char *err = NULL;
 
-	assert_int_equal(parse(&cfg, &cmd, &err, a1, a2, a3, a4, a5, NULL), -EINVAL);
+	assert_int_equal(parse(&o, &err, a1, a2, a3, a4, a5, NULL), -EINVAL);
 	assert_non_null(err);
 	if (!strstr(err, needle))
 		fail_msg("error '%s' does not mention '%s'", err, needle);
@@ -138,56 +143,74 @@ static void test_errors(void **state)
 	expect_error("stray", "run", "--kernel", "k", "stray", NULL);
 	expect_error("launch", "launch", NULL, NULL, NULL, NULL);
 	expect_error("command", NULL, NULL, NULL, NULL, NULL);
+	/* Ports of the platform's own devices and of KVM's in-kernel ones are usage errors. */
+	expect_error("COM1", "run", "--kernel", "k", "--debug-exit-port", "0x3f8");
+	expect_error("COM1", "run", "--kernel", "k", "--debug-exit-port", "0x3ff");
+	expect_error("PIT", "run", "--kernel", "k", "--debug-exit-port", "0x40");
+	expect_error("PIC", "run", "--kernel", "k", "--debug-exit-port", "0x20");
+	expect_error("i8042", "run", "--kernel", "k", "--debug-exit-port", "0x64");
+	expect_error("--id", "run", "--kernel", "k", "--id", "a b");
+	expect_error("--api-sock", "run", "--kernel", "k", "--api-sock",
+		     "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock");
+}
+
+/* One --disk value into a fresh configuration; the disk it made, or NULL. */
+static const struct config_disk *disk1(struct vmm_config *c, const char *spec, char **err)
+{
+	config_fini(c);
+	config_init(c);
+	if (cli_parse_disk(spec, 0, c, err) < 0)
+		return NULL;
+	assert_int_equal(c->nr_disks, 1);
+	return &c->disks[0];
 }
 
 static void test_disk(void **state)
 {
-	struct vmm_disk d;
+	const struct config_disk *d;
+	struct vmm_config c;
 	char *err = NULL;
 	(void)state;
 
-	assert_int_equal(cli_parse_disk("a.img", &d, &err), 0);
-	assert_string_equal(d.path, "a.img");
-	assert_false(d.read_only);
-	assert_int_equal(d.cache, BLK_CACHE_WRITEBACK);
-	assert_int_equal(d.engine, BLK_ENGINE_URING);
-	assert_false(d.engine_explicit);
-	assert_null(d.serial);
-	assert_int_equal(d.poll_us, VMM_DISK_POLL_US);
-	g_free(d.path);
+	config_init(&c);
+	assert_non_null(d = disk1(&c, "a.img", &err));
+	assert_string_equal(d->path, "a.img");
+	assert_string_equal(d->id, "disk0");
+	assert_false(d->read_only);
+	assert_false(d->root);
+	assert_int_equal(d->cache, VMM_CACHE_WRITEBACK);
+	assert_int_equal(d->io, VMM_IO_AUTO);
+	assert_null(d->serial);
+	assert_int_equal(d->poll_us, VMM_DISK_POLL_US_DEFAULT);
 
 	/* poll=: 0 turns polling off, the largest accepted value is one second */
-	assert_int_equal(cli_parse_disk("a.img,poll=0", &d, &err), 0);
-	assert_int_equal(d.poll_us, 0);
-	g_free(d.path);
-	assert_int_equal(cli_parse_disk("a.img,io=aio,poll=1000000", &d, &err), 0);
-	assert_int_equal(d.poll_us, 1000000);
-	assert_int_equal(d.engine, BLK_ENGINE_AIO);
-	g_free(d.path);
-	assert_int_equal(cli_parse_disk("a.img,poll=50,ro", &d, &err), 0);
-	assert_int_equal(d.poll_us, 50);
-	assert_true(d.read_only);
-	g_free(d.path);
+	assert_non_null(d = disk1(&c, "a.img,poll=0", &err));
+	assert_int_equal(d->poll_us, 0);
+	assert_non_null(d = disk1(&c, "a.img,io=aio,poll=1000000", &err));
+	assert_int_equal(d->poll_us, 1000000);
+	assert_int_equal(d->io, VMM_IO_AIO);
+	assert_non_null(d = disk1(&c, "a.img,poll=50,ro", &err));
+	assert_int_equal(d->poll_us, 50);
+	assert_true(d->read_only);
 
-	assert_int_equal(cli_parse_disk("/x/b.img,ro,cache=none,io=aio,serial=SN-1", &d, &err), 0);
-	assert_string_equal(d.path, "/x/b.img");
-	assert_true(d.read_only);
-	assert_int_equal(d.cache, BLK_CACHE_NONE);
-	assert_int_equal(d.engine, BLK_ENGINE_AIO);
-	assert_true(d.engine_explicit);
-	assert_string_equal(d.serial, "SN-1");
-	g_free(d.path);
-	g_free(d.serial);
+	assert_non_null(d = disk1(&c, "/x/b.img,ro,cache=none,io=aio,serial=SN-1,id=data,root",
+				  &err));
+	assert_string_equal(d->path, "/x/b.img");
+	assert_string_equal(d->id, "data");
+	assert_true(d->read_only);
+	assert_true(d->root);
+	assert_int_equal(d->cache, VMM_CACHE_NONE);
+	assert_int_equal(d->io, VMM_IO_AIO);
+	assert_string_equal(d->serial, "SN-1");
 
 	/* ",," is a literal comma in the path; ro=off; a 20-character serial fits exactly. */
-	assert_int_equal(cli_parse_disk("we,,ird.img,ro=off,io=sync,serial=01234567890123456789",
-					&d, &err), 0);
-	assert_string_equal(d.path, "we,ird.img");
-	assert_false(d.read_only);
-	assert_int_equal(d.engine, BLK_ENGINE_SYNC);
-	assert_string_equal(d.serial, "01234567890123456789");
-	g_free(d.path);
-	g_free(d.serial);
+	assert_non_null(d = disk1(&c, "we,,ird.img,ro=off,io=sync,serial=01234567890123456789",
+				  &err));
+	assert_string_equal(d->path, "we,ird.img");
+	assert_false(d->read_only);
+	assert_int_equal(d->io, VMM_IO_SYNC);
+	assert_string_equal(d->serial, "01234567890123456789");
 
 	static const struct {
 		const char *spec, *needle;
@@ -201,7 +224,10 @@ static void test_disk(void **state)
 		{ "a.img,io", "io must be" },
 		{ "a.img,ro=maybe", "'ro'" },
 		{ "a.img,ro,ro", "given twice" },
+		{ "a.img,root=2", "'root'" },
 		{ "a.img,io=aio,io=sync", "given twice" },
+		{ "a.img,id=a/b", "id must be" },
+		{ "a.img,id=", "id must be" },
 		{ "a.img,serial=012345678901234567890", "serial" },
 		{ "a.img,serial=", "serial" },
 		{ "a.img,serial=a\tb", "printable" },
@@ -217,45 +243,55 @@ static void test_disk(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err = NULL;
-		assert_int_equal(cli_parse_disk(bad[i].spec, &d, &err), -EINVAL);
+		assert_null(disk1(&c, bad[i].spec, &err));
 		assert_non_null(err);
 		if (!strstr(err, bad[i].needle))
 			fail_msg("'%s': error '%s' does not mention '%s'", bad[i].spec, err,
 				 bad[i].needle);
 		assert_null(strchr(err, '\n'));
-		assert_null(d.path);
+		assert_int_equal(c.nr_disks, 0);
 		g_free(err);
 	}
+	config_fini(&c);
 }
 
 static void test_run_disks_console(void **state)
 {
-	struct vmm_config cfg;
-	enum cli_command cmd;
-	char *err = NULL;
+	struct cli_opts o;
+	char *err = NULL, *line;
 	(void)state;
 
-	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "k", "--disk", "a.img",
-			       "-d", "b.img,ro", "--console", "virtio", NULL), 0);
-	assert_int_equal(cfg.nr_disks, 2);
-	assert_string_equal(cfg.disks[0].path, "a.img");
-	assert_string_equal(cfg.disks[1].path, "b.img");
-	assert_true(cfg.disks[1].read_only);
-	assert_int_equal(cfg.console, VMM_CONSOLE_VIRTIO);
-	/* The default command line follows the console. */
-	assert_string_equal(cfg.cmdline, VMM_DEFAULT_CMDLINE_VIRTIO_CONSOLE);
-	cli_config_free(&cfg);
+	assert_int_equal(parse(&o, &err, "run", "--kernel", "k", "--disk", "a.img", "-d",
+			       "b.img,ro,root", "--console", "virtio", NULL), 0);
+	assert_int_equal(o.cfg.nr_disks, 2);
+	assert_string_equal(o.cfg.disks[0].path, "a.img");
+	assert_string_equal(o.cfg.disks[1].path, "b.img");
+	assert_string_equal(o.cfg.disks[1].id, "disk1");
+	assert_true(o.cfg.disks[1].read_only);
+	/* The guest's order puts the root disk first (/dev/vda). */
+	assert_string_equal(config_disk_at(&o.cfg, 0)->path, "b.img");
+	assert_string_equal(config_disk_at(&o.cfg, 1)->path, "a.img");
+	assert_int_equal(o.cfg.console, VMM_CONSOLE_VIRTIO);
+	/* The default command line follows the console; a root disk adds root=. */
+	line = config_cmdline(&o.cfg);
+	assert_string_equal(line, CONFIG_DEFAULT_CMDLINE_VIRTIO " root=/dev/vda ro");
+	free(line);
+	cli_opts_free(&o);
 
-	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "k", NULL), 0);
-	assert_int_equal(cfg.nr_disks, 0);
-	assert_int_equal(cfg.console, VMM_CONSOLE_SERIAL);
-	cli_config_free(&cfg);
+	assert_int_equal(parse(&o, &err, "run", "--kernel", "k", NULL), 0);
+	assert_int_equal(o.cfg.nr_disks, 0);
+	assert_int_equal(o.cfg.console, VMM_CONSOLE_SERIAL);
+	cli_opts_free(&o);
 
 	expect_error("--console", "run", "--kernel", "k", "--console", "vga");
 	expect_error("unknown option 'bogus'", "run", "--kernel", "k", "--disk", "a.img,bogus");
-	assert_int_equal(parse(&cfg, &cmd, &err, "run", "--kernel", "k", "--disk", "a.img", "--disk",
+	assert_int_equal(parse(&o, &err, "run", "--kernel", "k", "--disk", "a.img", "--disk",
 			       "a.img", NULL), -EINVAL);
-	assert_non_null(strstr(err, "given twice"));
+	assert_non_null(strstr(err, "also disk 'disk0'"));
+	g_free(err);
+	assert_int_equal(parse(&o, &err, "run", "--kernel", "k", "--disk", "a.img,root", "--disk",
+			       "b.img,root", NULL), -EINVAL);
+	assert_non_null(strstr(err, "already the root device"));
 	g_free(err);
 
 	/* More disks than virtio-mmio windows. */
@@ -273,31 +309,61 @@ static void test_run_disks_console(void **state)
 	}
 	argv[argc] = NULL;
 	char *help = NULL;
-	assert_int_equal(cli_parse(argc, argv, &cmd, &cfg, &err, &help), -EINVAL);
+	assert_int_equal(cli_parse(argc, argv, &o, &err, &help), -EINVAL);
 	assert_non_null(strstr(err, "more than"));
 	g_free(err);
 }
 
 static void test_help_version(void **state)
 {
-	struct vmm_config cfg;
-	enum cli_command cmd;
+	struct cli_opts o;
 	char *err = NULL, *help = NULL;
 	char *argv_help[] = { "vmm", "--help", NULL };
 	char *argv_run_help[] = { "vmm", "run", "--help", NULL };
 	char *argv_version[] = { "vmm", "--version", NULL };
 	(void)state;
 
-	assert_int_equal(cli_parse(2, argv_help, &cmd, &cfg, &err, &help), 0);
-	assert_int_equal(cmd, CLI_HELP);
+	assert_int_equal(cli_parse(2, argv_help, &o, &err, &help), 0);
+	assert_int_equal(o.cmd, CLI_HELP);
 	assert_non_null(strstr(help, "vmm run"));
 	g_free(help);
-	assert_int_equal(cli_parse(3, argv_run_help, &cmd, &cfg, &err, &help), 0);
-	assert_int_equal(cmd, CLI_HELP);
+	assert_int_equal(cli_parse(3, argv_run_help, &o, &err, &help), 0);
+	assert_int_equal(o.cmd, CLI_HELP);
 	assert_non_null(strstr(help, "--memory"));
 	g_free(help);
-	assert_int_equal(cli_parse(2, argv_version, &cmd, &cfg, &err, &help), 0);
-	assert_int_equal(cmd, CLI_VERSION);
+	assert_int_equal(cli_parse(2, argv_version, &o, &err, &help), 0);
+	assert_int_equal(o.cmd, CLI_VERSION);
+}
+
+/* Firecracker's flags, as its launchers pass them. */
+static void test_firecracker_flags(void **state)
+{
+	struct cli_opts o;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&o, &err, "--api-sock", "/run/fc.sock", "--id", "vm7", NULL), 0);
+	assert_int_equal(o.cmd, CLI_RUN);
+	assert_false(o.boot_now); /* waits for InstanceStart */
+	assert_string_equal(o.api_sock, "/run/fc.sock");
+	assert_string_equal(o.cfg.id, "vm7");
+	assert_null(o.config_file);
+	cli_opts_free(&o);
+
+	assert_int_equal(parse(&o, &err, "--api-sock", "/run/fc.sock", "--config-file", "c.json",
+			       "--no-seccomp", NULL), 0);
+	assert_string_equal(o.config_file, "c.json");
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "--config-file", "c.json", "--no-api", NULL), 0);
+	assert_null(o.api_sock);
+	cli_opts_free(&o);
+
+	expect_error("nothing to do", "--id", "x", NULL, NULL, NULL);
+	expect_error("--no-api", "--no-api", "--api-sock", "s", NULL, NULL);
+	expect_error("--no-api", "--no-api", NULL, NULL, NULL, NULL);
+	expect_error("--seccomp-filter", "--api-sock", "s", "--seccomp-filter", "f", NULL);
+	expect_error("--id", "--api-sock", "s", "--id", "no/slash", NULL);
+	expect_error("unexpected argument", "--api-sock", "s", "stray", NULL, NULL);
 }
 
 int main(void)
@@ -310,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_disk),
 		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),
+		cmocka_unit_test(test_firecracker_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

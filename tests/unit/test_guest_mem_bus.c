@@ -14,7 +14,7 @@
 #include "vmm/bus.h"
 #include "vmm/guest_mem.h"
 #include "vmm/layout.h"
-#include "vmm/term.h"
+#include "vmm/escape.h"
 
 static void test_gm_small(void **state)
 {

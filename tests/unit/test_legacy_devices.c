@@ -15,11 +15,11 @@
 
 struct fake_stop {
 	int calls;
-	enum vm_stop_reason reason;
+	enum vmm_stop_reason reason;
 	int code;
 };
 
-static void fake_stop_request(void *opaque, enum vm_stop_reason reason, int code)
+static void fake_stop_request(void *opaque, enum vmm_stop_reason reason, int code)
 {
 	struct fake_stop *f = opaque;
 
@@ -58,12 +58,12 @@ static void test_i8042_reset(void **state)
 	FAKE_STOP(stop);
 	struct i8042 *k;
 
-	assert_int_equal(i8042_create(&k, &stop_sink), 0);
+	assert_int_equal(i8042_create(&k, &stop_sink, NULL), 0);
 	/* Linux kb_wait(): input buffer empty, nothing pending. */
 	assert_int_equal(kbd_rd(k, true) & 0x03, 0);
 	kbd_wr(k, true, 0xfe);
 	assert_int_equal(stop.calls, 1);
-	assert_int_equal(stop.reason, VM_STOP_REBOOT);
+	assert_int_equal(stop.reason, VMM_STOP_REBOOT);
 	/* Pulsing other lines (bit 0 set) is no reset. */
 	kbd_wr(k, true, 0xff);
 	assert_int_equal(stop.calls, 1);
@@ -71,7 +71,7 @@ static void test_i8042_reset(void **state)
 	kbd_wr(k, true, 0xd1);
 	kbd_wr(k, false, 0x02);
 	assert_int_equal(stop.calls, 2);
-	assert_int_equal(stop.reason, VM_STOP_REBOOT);
+	assert_int_equal(stop.reason, VMM_STOP_REBOOT);
 	i8042_destroy(k);
 }
 
@@ -81,7 +81,7 @@ static void test_i8042_probe(void **state)
 	struct i8042 *k;
 	uint8_t ctr;
 
-	assert_int_equal(i8042_create(&k, &stop_sink), 0);
+	assert_int_equal(i8042_create(&k, &stop_sink, NULL), 0);
 	kbd_wr(k, true, 0xaa);
 	assert_int_equal(kbd_rd(k, true) & 0x01, 0x01);
 	assert_int_equal(kbd_rd(k, false), 0x55);
@@ -312,7 +312,7 @@ static void test_debug_exit_widths(void **state)
 			expect |= (uint32_t)data[b] << (8 * b);
 		debug_exit_io(d, 0, data, sizes[i], true);
 		assert_int_equal(stop.calls, 1);
-		assert_int_equal(stop.reason, VM_STOP_DEBUG_EXIT);
+		assert_int_equal(stop.reason, VMM_STOP_DEBUG_EXIT);
 		assert_int_equal((uint32_t)stop.code, expect);
 		debug_exit_destroy(d);
 	}
@@ -350,7 +350,7 @@ static void test_pvpanic(void **state)
 	v = PVPANIC_PANICKED;
 	pvpanic_io(p, 0, &v, 1, true);
 	assert_int_equal(stop.calls, 1);
-	assert_int_equal(stop.reason, VM_STOP_PANIC);
+	assert_int_equal(stop.reason, VMM_STOP_PANIC);
 	pvpanic_destroy(p);
 }
 
@@ -388,7 +388,7 @@ static void test_acpi_pm(void **state)
 	v = ACPI_PM_SLP_EN | (ACPI_PM_SLP_TYP_S5 << ACPI_PM_SLP_TYP_SHIFT);
 	acpi_pm_io(a, 0, &v, 1, true);
 	assert_int_equal(stop.calls, 1);
-	assert_int_equal(stop.reason, VM_STOP_POWEROFF);
+	assert_int_equal(stop.reason, VMM_STOP_POWEROFF);
 	acpi_pm_destroy(a);
 }
 

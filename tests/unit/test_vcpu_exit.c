@@ -120,13 +120,13 @@ static void test_pio_malformed(void **state)
 	f->run->io.data_offset = 1024;
 	vcpu_handle_exit(f->run, RUN_SIZE, &f->pio, &f->mmio, &ex);
 	assert_int_equal(ex.action, VCPU_STOP);
-	assert_int_equal(ex.reason, VM_STOP_FATAL);
+	assert_int_equal(ex.reason, VMM_STOP_FATAL);
 	assert_int_equal(f->pio_rec.n, 0);
 
 	f->run->io.count = 1;
 	f->run->io.size = 3;
 	vcpu_handle_exit(f->run, RUN_SIZE, &f->pio, &f->mmio, &ex);
-	assert_int_equal(ex.reason, VM_STOP_FATAL);
+	assert_int_equal(ex.reason, VMM_STOP_FATAL);
 }
 
 static void test_mmio(void **state)
@@ -148,10 +148,10 @@ static void test_mmio(void **state)
 	f->run->mmio.len = 9;
 	vcpu_handle_exit(f->run, RUN_SIZE, &f->pio, &f->mmio, &ex);
 	assert_int_equal(ex.action, VCPU_STOP);
-	assert_int_equal(ex.reason, VM_STOP_FATAL);
+	assert_int_equal(ex.reason, VMM_STOP_FATAL);
 }
 
-static void expect_stop(struct fixture *f, enum vm_stop_reason reason, bool dump)
+static void expect_stop(struct fixture *f, enum vmm_stop_reason reason, bool dump)
 {
 	struct vcpu_exit ex;
 	vcpu_handle_exit(f->run, RUN_SIZE, &f->pio, &f->mmio, &ex);
@@ -167,36 +167,36 @@ static void test_stops(void **state)
 	struct vcpu_exit ex;
 
 	f->run->exit_reason = KVM_EXIT_SHUTDOWN;
-	expect_stop(f, VM_STOP_TRIPLE_FAULT, true);
+	expect_stop(f, VMM_STOP_TRIPLE_FAULT, true);
 
 	f->run->exit_reason = KVM_EXIT_INTERNAL_ERROR;
 	f->run->internal.suberror = KVM_INTERNAL_ERROR_EMULATION;
 	f->run->internal.ndata = 1;
 	f->run->internal.data[0] = 0xcc;
-	expect_stop(f, VM_STOP_FATAL, true);
+	expect_stop(f, VMM_STOP_FATAL, true);
 	vcpu_handle_exit(f->run, RUN_SIZE, &f->pio, &f->mmio, &ex);
 	assert_non_null(strstr(ex.msg, "emulation failure"));
 
 	f->run->exit_reason = KVM_EXIT_FAIL_ENTRY;
 	f->run->fail_entry.hardware_entry_failure_reason = 0x21;
-	expect_stop(f, VM_STOP_FATAL, true);
+	expect_stop(f, VMM_STOP_FATAL, true);
 	vcpu_handle_exit(f->run, RUN_SIZE, &f->pio, &f->mmio, &ex);
 	assert_non_null(strstr(ex.msg, "0x21"));
 
 	f->run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
 	f->run->system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
-	expect_stop(f, VM_STOP_POWEROFF, false);
+	expect_stop(f, VMM_STOP_POWEROFF, false);
 	f->run->system_event.type = KVM_SYSTEM_EVENT_RESET;
-	expect_stop(f, VM_STOP_REBOOT, false);
+	expect_stop(f, VMM_STOP_REBOOT, false);
 	f->run->system_event.type = KVM_SYSTEM_EVENT_CRASH;
-	expect_stop(f, VM_STOP_PANIC, false);
+	expect_stop(f, VMM_STOP_PANIC, false);
 	f->run->system_event.type = 77;
-	expect_stop(f, VM_STOP_FATAL, true);
+	expect_stop(f, VMM_STOP_FATAL, true);
 
 	f->run->exit_reason = KVM_EXIT_HYPERCALL;
-	expect_stop(f, VM_STOP_FATAL, true);
+	expect_stop(f, VMM_STOP_FATAL, true);
 	f->run->exit_reason = 9999;
-	expect_stop(f, VM_STOP_FATAL, true);
+	expect_stop(f, VMM_STOP_FATAL, true);
 }
 
 static void test_continue(void **state)

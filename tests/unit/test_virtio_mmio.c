@@ -170,7 +170,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(gm_create(&f->gm, RAM_SIZE), 0);
-	assert_int_equal(ev_loop_create(&f->loop, "test-io"), 0);
+	assert_int_equal(ev_loop_create(&f->loop, THREAD_IO), 0);
 	assert_int_equal(ev_loop_start(f->loop), 0);
 
 	struct fake_dev *d = &f->dev;

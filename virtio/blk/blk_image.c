@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vmm/blk_backend.h"
+#include "vmm/file.h"
 
 #ifndef STATX_DIOALIGN
 #define STATX_DIOALIGN 0x00002000U /* Linux 6.1 */
@@ -126,10 +127,10 @@ static int image_open_err(const char *path, int flags, bool read_only, int r, ch
 	return r;
 }
 
-int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum blk_cache cache,
-		   char *err, size_t errlen)
+/* Check, lock and measure an open image (fd is img's from now on, closed on error). */
+static int image_setup(struct blk_image *img, int fd, const char *path, bool read_only,
+		       enum blk_cache cache, char *err, size_t errlen)
 {
-	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY;
 	struct flock fl = {
 		.l_type = read_only ? F_RDLCK : F_WRLCK,
 		.l_whence = SEEK_SET,
@@ -137,28 +138,7 @@ int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum
 		.l_len = 0, /* the whole file, however it grows */
 	};
 	struct stat st;
-	int fd, r;
-
-	if (err && errlen)
-		err[0] = '\0';
-	if (!img)
-		return -EINVAL;
-	memset(img, 0, sizeof(*img));
-	img->fd = -1;
-	if (!path || !*path) {
-		image_err(err, errlen, "empty image path");
-		return -EINVAL;
-	}
-	if (cache != BLK_CACHE_WRITEBACK && cache != BLK_CACHE_NONE) {
-		image_err(err, errlen, "%s: unknown cache mode", path);
-		return -EINVAL;
-	}
-	if (cache == BLK_CACHE_NONE)
-		flags |= O_DIRECT;
-
-	fd = open(path, flags);
-	if (fd < 0)
-		return image_open_err(path, flags, read_only, -errno, err, errlen);
+	int r;
 
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
@@ -173,12 +153,20 @@ int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		r = -EINVAL;
-		image_err(err, errlen, "%s: not a regular file or block device", path);
+		image_err(err, errlen, "%s: not a regular file or block device (%s)", path,
+			  file_kind(&st));
+		goto err_close;
+	}
+	/* Opened non-blocking so that a FIFO could not hang open(); I/O is blocking. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		image_err(err, errlen, "%s: %s", path, strerror(-r));
 		goto err_close;
 	}
 
 	/* An OFD lock belongs to this open file description, not to the process: a second
-	 * open in the same process conflicts too, and it goes away with the last close. */
+	 * open in the same process conflicts too, and it goes away with the last close. An
+	 * adopted descriptor that already holds the lock takes it again without conflict. */
 	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
 		r = -errno;
 		if (r == -EAGAIN || r == -EACCES) {
@@ -197,6 +185,9 @@ int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum
 	img->read_only = read_only;
 	img->direct = cache == BLK_CACHE_NONE;
 	img->is_blockdev = S_ISBLK(st.st_mode);
+	img->dev = st.st_dev;
+	img->ino = st.st_ino;
+	img->rdev = st.st_rdev;
 	img->logical_block = 512;
 	if (img->is_blockdev) {
 		uint64_t size;
@@ -214,6 +205,12 @@ int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum
 	} else {
 		img->size = (uint64_t)st.st_size;
 	}
+	if (img->size < 512) {
+		r = -EINVAL;
+		image_err(err, errlen, "%s: %llu bytes, smaller than one 512-byte sector", path,
+			  (unsigned long long)img->size);
+		goto err_reset;
+	}
 	img->dio_align = img->direct ? image_dio_align(fd, img) : 1;
 	/* Files: hole punching works on every filesystem we expect (ext4, xfs, btrfs, tmpfs);
 	 * where it does not, DISCARD completes with EOPNOTSUPP. Block devices: BLKDISCARD,
@@ -227,6 +224,91 @@ err_reset:
 err_close:
 	close(fd);
 	return r;
+}
+
+static int image_args_check(struct blk_image *img, const char *path, enum blk_cache cache,
+			    char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = '\0';
+	if (!img)
+		return -EINVAL;
+	memset(img, 0, sizeof(*img));
+	img->fd = -1;
+	if (!path || !*path) {
+		image_err(err, errlen, "empty image path");
+		return -EINVAL;
+	}
+	if (cache != BLK_CACHE_WRITEBACK && cache != BLK_CACHE_NONE) {
+		image_err(err, errlen, "%s: unknown cache mode", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int blk_image_open(struct blk_image *img, const char *path, bool read_only, enum blk_cache cache,
+		   char *err, size_t errlen)
+{
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	struct stat st;
+	int fd, r;
+
+	if ((r = image_args_check(img, path, cache, err, errlen)) < 0)
+		return r;
+	if (cache == BLK_CACHE_NONE)
+		flags |= O_DIRECT;
+	fd = open(path, flags);
+	if (fd < 0) {
+		r = -errno;
+		/* A FIFO opened for writing without a reader answers ENXIO. */
+		if (r == -ENXIO && stat(path, &st) == 0 && !S_ISREG(st.st_mode) &&
+		    !S_ISBLK(st.st_mode)) {
+			image_err(err, errlen, "%s: not a regular file or block device (%s)", path,
+				  file_kind(&st));
+			return -EINVAL;
+		}
+		return image_open_err(path, flags, read_only, r, err, errlen);
+	}
+	return image_setup(img, fd, path, read_only, cache, err, errlen);
+}
+
+int blk_image_adopt(struct blk_image *img, int fd, const char *path, bool read_only,
+		    enum blk_cache cache, char *err, size_t errlen)
+{
+	const char *name = path ? path : "image";
+	int mine, fl, r;
+
+	if ((r = image_args_check(img, name, cache, err, errlen)) < 0)
+		return r;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0) {
+		r = -errno;
+		image_err(err, errlen, "%s: fd %d: %s", name, fd, strerror(-r));
+		return r;
+	}
+	if (!read_only && (fl & O_ACCMODE) != O_RDWR) {
+		image_err(err, errlen, "%s: fd %d is not open for reading and writing", name, fd);
+		return -EBADF;
+	}
+	if ((fl & O_ACCMODE) == O_WRONLY) {
+		image_err(err, errlen, "%s: fd %d is not open for reading", name, fd);
+		return -EBADF;
+	}
+	mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (mine < 0) {
+		r = -errno;
+		image_err(err, errlen, "%s: %s", name, strerror(-r));
+		return r;
+	}
+	/* cache=none wants O_DIRECT on the open file description (shared with the giver). */
+	if (cache == BLK_CACHE_NONE && !(fl & O_DIRECT) &&
+	    fcntl(mine, F_SETFL, fl | O_DIRECT) < 0) {
+		r = -errno;
+		image_err(err, errlen, "%s: cache=none: %s", name, strerror(-r));
+		close(mine);
+		return r;
+	}
+	return image_setup(img, mine, name, read_only, cache, err, errlen);
 }
 
 void blk_image_close(struct blk_image *img)

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "vmm/log.h"
+#include "vmm/vmm.h"
 #include "vmm/virtio_blk.h"
 #include "virtio_blk_req.h"
 
@@ -311,7 +313,7 @@ struct virtio_blk {
 	struct blk_backend *be;
 	struct ev_loop *loop;
 	unsigned int watch;
-	char *path;
+	char *label; /* "disk 'rootfs'": names it in messages */
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
 	uint8_t config[CFG_LEN];
 	struct vblk_limits lim;
@@ -356,14 +358,15 @@ static void vblk_log(struct virtio_blk *b, const char *fmt, ...)
 		return;
 	}
 	b->log_last = now;
-	fprintf(stderr, "vmm: --disk %s: ", b->path);
+	char line[400];
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (b->log_suppressed)
-		fprintf(stderr, " (%llu similar messages suppressed)",
-			(unsigned long long)b->log_suppressed);
-	fputc('\n', stderr);
+		log_warn("%s: %s (%llu similar messages suppressed)", b->label, line,
+			 (unsigned long long)b->log_suppressed);
+	else
+		log_warn("%s: %s", b->label, line);
 	b->log_suppressed = 0;
 }
 
@@ -487,7 +490,7 @@ static void vblk_queue_run(struct blk_queue *q)
 	struct virtio_device *vdev = &q->b->vdev;
 	struct virtqueue *vq = &vdev->vq[q->idx];
 
-	if (!q->slots || !vq->enabled || vq->broken)
+	if (!q->slots || !vq->enabled || vq->broken || vdev->quiesced)
 		return;
 	q->stalled = false;
 	if (q->pending) {
@@ -901,6 +904,33 @@ static void vblk_reset(struct virtio_device *vdev)
 		vblk_queue_free(&b->q[i]);
 }
 
+/*
+ * The VM pauses (I/O thread, lock held, vdev.quiesced set): finish every request the driver
+ * handed us, including one popped but refused by a full backend, and push their completions.
+ */
+static void vblk_quiesce(struct virtio_device *vdev)
+{
+	struct virtio_blk *b = vdev->opaque;
+	bool again;
+
+	do {
+		blk_backend_drain(b->be, vblk_done, b);
+		again = false;
+		for (unsigned int i = 0; i < vdev->nr_queues; i++) {
+			struct blk_queue *q = &b->q[i];
+			struct blk_slot *s = q->pending;
+
+			if (!s)
+				continue;
+			q->pending = NULL;
+			if (vblk_submit(q, s))
+				again = true;
+		}
+		blk_backend_kick(b->be);
+	} while (again || blk_backend_inflight(b->be));
+	vblk_notify_all(b);
+}
+
 static bool vblk_features_ok(struct virtio_device *vdev, uint64_t features)
 {
 	/* No legacy interface (§6.1: a device may refuse a driver without VERSION_1). */
@@ -934,6 +964,7 @@ static const struct virtio_dev_ops vblk_ops = {
 	.activate = vblk_activate,
 	.reset = vblk_reset,
 	.queue_notify = vblk_queue_notify,
+	.quiesce = vblk_quiesce,
 };
 
 static void put_le16(uint8_t *p, uint16_t v)
@@ -1016,7 +1047,7 @@ static const char *vblk_engine_display(enum blk_engine e)
 }
 
 /* Open the engine; when the user did not name one, fall back uring -> aio -> sync. */
-static int vblk_open_backend(struct virtio_blk *b, const struct vmm_disk *disk,
+static int vblk_open_backend(struct virtio_blk *b, const struct virtio_blk_config *disk,
 			     unsigned int nr_queues, char *err, size_t errlen)
 {
 	struct blk_backend_config cfg = {
@@ -1031,54 +1062,60 @@ static int vblk_open_backend(struct virtio_blk *b, const struct vmm_disk *disk,
 
 		if (r == 0)
 			return 0;
-		if (disk->engine_explicit || e == BLK_ENGINE_SYNC ||
+		if (disk->engine_fixed || e == BLK_ENGINE_SYNC ||
 		    (r != -ENOSYS && r != -EPERM && r != -EOPNOTSUPP)) {
-			snprintf(err, errlen, "--disk %s: io=%s: %s", disk->path,
-				 blk_engine_name(e), strerror(-r));
+			snprintf(err, errlen, "%s: I/O engine %s: %s", b->label, blk_engine_name(e),
+				 strerror(-r));
 			return r;
 		}
 		enum blk_engine next = e == BLK_ENGINE_URING ? BLK_ENGINE_AIO : BLK_ENGINE_SYNC;
 
-		fprintf(stderr, "vmm: --disk %s: %s unavailable (%s), using %s\n", disk->path,
-			vblk_engine_display(e), strerror(-r), blk_engine_name(next));
+		log_warn("%s: %s unavailable (%s), using %s", b->label, vblk_engine_display(e),
+			 strerror(-r), blk_engine_name(next));
 		e = next;
 	}
 }
 
-int virtio_blk_create(struct virtio_blk **out, const struct vmm_disk *disk, unsigned int nr_queues,
+int virtio_blk_create(struct virtio_blk **out, const struct virtio_blk_config *disk,
 		      const struct guest_mem *gm, struct ev_loop *loop, char *err, size_t errlen)
 {
+	unsigned int nr_queues = disk->nr_queues;
 	struct virtio_blk *b;
+	char sub[480];
 	int r;
 
 	if (nr_queues < 1 || nr_queues > VIRTIO_MAX_QUEUES) {
-		snprintf(err, errlen, "--disk %s: %u queues (1..%u)", disk->path, nr_queues,
+		snprintf(err, errlen, "%s: %u queues (1..%u)", disk->label, nr_queues,
 			 VIRTIO_MAX_QUEUES);
 		return -EINVAL;
 	}
 	b = calloc(1, sizeof(*b));
 	if (!b) {
-		snprintf(err, errlen, "--disk %s: out of memory", disk->path);
+		snprintf(err, errlen, "%s: out of memory", disk->label);
 		return -ENOMEM;
 	}
-	b->path = strdup(disk->path);
-	if (!b->path) {
-		snprintf(err, errlen, "--disk %s: out of memory", disk->path);
+	b->label = strdup(disk->label);
+	if (!b->label) {
+		snprintf(err, errlen, "%s: out of memory", disk->label);
 		r = -ENOMEM;
 		goto err_free;
 	}
-	r = blk_image_open(&b->img, disk->path, disk->read_only, disk->cache, err, errlen);
+	if (disk->fd >= 0)
+		r = blk_image_adopt(&b->img, disk->fd, disk->path, disk->read_only, disk->cache,
+				    sub, sizeof(sub));
+	else
+		r = blk_image_open(&b->img, disk->path, disk->read_only, disk->cache, sub,
+				   sizeof(sub));
 	if (r < 0) {
-		if (strncmp(err, "--disk", 6) != 0) {
-			char *msg = strdup(err);
-
-			if (msg) {
-				snprintf(err, errlen, "--disk %s", msg);
-				free(msg);
-			}
-		}
-		goto err_path;
+		snprintf(err, errlen, "%s: %s", disk->label, sub);
+		goto err_label;
 	}
+	if (b->img.size % VIRTIO_BLK_SECTOR)
+		log_warn("%s: %s: %llu bytes, not a whole number of %d-byte sectors: the guest "
+			 "sees %llu sectors, the last %llu bytes not at all", disk->label,
+			 disk->path ? disk->path : "image", (unsigned long long)b->img.size,
+			 VIRTIO_BLK_SECTOR, (unsigned long long)(b->img.size / VIRTIO_BLK_SECTOR),
+			 (unsigned long long)(b->img.size % VIRTIO_BLK_SECTOR));
 	r = vblk_open_backend(b, disk, nr_queues, err, errlen);
 	if (r < 0)
 		goto err_image;
@@ -1092,12 +1129,12 @@ int virtio_blk_create(struct virtio_blk **out, const struct vmm_disk *disk, unsi
 	}
 	vblk_setup_config(b, nr_queues);
 
-	b->poll.max_ns = (uint64_t)MIN(disk->poll_us, (unsigned int)VMM_DISK_POLL_MAX_US) * 1000;
+	b->poll.max_ns = (uint64_t)MIN(disk->poll_us, (unsigned int)VMM_DISK_POLL_US_MAX) * 1000;
 
 	b->loop = loop;
 	b->watch = ev_loop_add_fd(loop, blk_backend_event_fd(b->be), vblk_event, b);
 	if (!b->watch) {
-		snprintf(err, errlen, "--disk %s: cannot watch the completion eventfd", disk->path);
+		snprintf(err, errlen, "%s: cannot watch the completion eventfd", disk->label);
 		r = -ENOMEM;
 		goto err_vdev;
 	}
@@ -1109,8 +1146,8 @@ err_vdev:
 	blk_backend_close(b->be);
 err_image:
 	blk_image_close(&b->img);
-err_path:
-	free(b->path);
+err_label:
+	free(b->label);
 err_free:
 	free(b);
 	return r;
@@ -1138,6 +1175,6 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	blk_backend_close(b->be);
 	blk_image_close(&b->img);
 	virtio_device_fini(&b->vdev);
-	free(b->path);
+	free(b->label);
 	free(b);
 }

@@ -214,12 +214,14 @@ static void vcon_tx_writable(void *opaque)
 	struct virtio_device *vdev = &c->vdev;
 
 	pthread_mutex_lock(&vdev->lock);
-	if (vcon_running(vdev) && vcon_queue_usable(&vdev->vq[VCON_TXQ]))
+	if (vdev->quiesced)
+		; /* paused: the pending chain waits for virtio_device_resume() */
+	else if (vcon_running(vdev) && vcon_queue_usable(&vdev->vq[VCON_TXQ]))
 		vcon_tx(c);
 	else
 		c->tx_pending = false; /* the chain cannot be completed before a reset anyway */
 	/* Not waiting (any more): a writability watch on a writable fd would fire forever. */
-	if (!c->tx_pending && c->tx_watch) {
+	if ((!c->tx_pending || vdev->quiesced) && c->tx_watch) {
 		ev_loop_remove_fd(c->loop, c->tx_watch); /* our own thread: inline */
 		c->tx_watch = 0;
 	}
@@ -247,6 +249,9 @@ static void vcon_tx(struct virtio_console *c)
 	struct virtio_device *vdev = &c->vdev;
 	struct virtqueue *vq = &vdev->vq[VCON_TXQ];
 	bool pushed = false;
+
+	if (vdev->quiesced)
+		return; /* a paused VM's console is silent */
 
 	if (c->tx_pending) {
 		if (!vcon_tx_resume(c))
@@ -425,7 +430,8 @@ size_t virtio_console_receive(struct virtio_console *c, const uint8_t *buf, size
 	if (len == 0)
 		return 0;
 	pthread_mutex_lock(&vdev->lock);
-	if (!vcon_running(vdev) || !vcon_queue_usable(vq))
+	/* Paused: nothing reaches the guest; resume's look at the receiveq calls rx_ready. */
+	if (!vcon_running(vdev) || !vcon_queue_usable(vq) || vdev->quiesced)
 		goto out;
 	while (done < len) {
 		struct vq_elem elem = {.iov = c->rx_iov, .iov_cap = VCON_IOV_MAX};

@@ -1,58 +1,30 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Command line: `vmm run ...`, `vmm --help`, `vmm --version`, parsed with GOption. */
+/*
+ * Command line: `vmm run ...`, Firecracker's flags (`--api-sock`, `--config-file`, `--id`),
+ * `vmm --help`, `vmm --version`; parsed with GOption into the configuration model, whose
+ * setters do every check (their messages get the option's name).
+ */
 #include <errno.h>
 #include <glib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "vmm/cli.h"
 #include "vmm/layout.h"
 
-#define MAX_CPUS_SYNTAX 254 /* xAPIC IDs 0..254 with the IOAPIC taking one; KVM may allow fewer */
-
-int cli_parse_size(const char *s, uint64_t *out)
+/* Messages from the config setters start with the option's name already. */
+static int fail_cfg(char **err, const struct vmm_error *e)
 {
-	const char *p = s;
-	uint64_t v = 0;
-
-	if (!s || !*s)
-		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *p - '0', &v))
-			return -ERANGE;
-	}
-	if (p == s)
-		return -EINVAL;
-
-	uint64_t mult;
-	switch (*p) {
-	case '\0':
-		mult = MiB; /* as QEMU's -m */
-		break;
-	case 'k': case 'K': mult = KiB; p++; break;
-	case 'm': case 'M': mult = MiB; p++; break;
-	case 'g': case 'G': mult = GiB; p++; break;
-	case 't': case 'T': mult = 1024 * GiB; p++; break;
-	case 'b': case 'B': mult = 1; p++; break;
-	default:
-		return -EINVAL;
-	}
-	/* Allow "256MiB" and "256MB" (both binary here). */
-	if (mult != 1 && (!strcmp(p, "iB") || !strcmp(p, "B")))
-		p += strlen(p);
-	if (*p)
-		return -EINVAL;
-	if (__builtin_mul_overflow(v, mult, &v))
-		return -ERANGE;
-	*out = v;
-	return 0;
+	*err = g_strdup(e->msg);
+	return -EINVAL;
 }
 
-static void disk_free(struct vmm_disk *d)
+static int fail(char **err, char *msg)
 {
-	g_free(d->path);
-	g_free(d->serial);
-	memset(d, 0, sizeof(*d));
+	*err = msg;
+	return -EINVAL;
 }
 
 /* Next comma-separated field of a --disk value; ",," is a literal comma (as QEMU's -drive). */
@@ -73,21 +45,35 @@ static char *next_field(const char **p)
 	return g_string_free(f, FALSE);
 }
 
-int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err)
+static bool parse_bool(const char *val, bool *out)
+{
+	if (!val || !strcmp(val, "on") || !strcmp(val, "true")) {
+		*out = true;
+		return true;
+	}
+	if (!strcmp(val, "off") || !strcmp(val, "false")) {
+		*out = false;
+		return true;
+	}
+	return false;
+}
+
+int cli_parse_disk(const char *spec, unsigned int index, struct vmm_config *cfg, char **err)
 {
 	const char *p = spec;
 	bool seen_cache = false, seen_io = false, seen_ro = false, seen_poll = false;
-	char *f = NULL;
+	bool seen_root = false;
+	char *path, *f = NULL, *id = NULL, *serial = NULL, what[64];
+	struct vmm_disk d;
+	struct vmm_error e;
+	int r = -EINVAL;
 
-	memset(d, 0, sizeof(*d));
-	d->cache = BLK_CACHE_WRITEBACK;
-	d->engine = BLK_ENGINE_URING;
-	d->poll_us = VMM_DISK_POLL_US;
-	d->path = next_field(&p);
-	if (!*d->path) {
+	vmm_disk_init(&d);
+	path = next_field(&p);
+	if (!*path) {
 		*err = g_strdup_printf("--disk: '%s' has no image path (--disk PATH[,ro][,...])",
 				       spec);
-		goto fail;
+		goto out;
 	}
 	while (*p) {
 		f = next_field(&p);
@@ -98,43 +84,49 @@ int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err)
 			if (seen_ro)
 				goto dup;
 			seen_ro = true;
-			if (!val || !strcmp(val, "on") || !strcmp(val, "true"))
-				d->read_only = true;
-			else if (strcmp(val, "off") && strcmp(val, "false"))
+			if (!parse_bool(val, &d.read_only))
 				goto badval;
+		} else if (!strcmp(f, "root")) {
+			if (seen_root)
+				goto dup;
+			seen_root = true;
+			if (!parse_bool(val, &d.root))
+				goto badval;
+		} else if (!strcmp(f, "id")) {
+			if (id)
+				goto dup;
+			if (!val || !config_id_valid(val)) {
+				*err = g_strdup_printf("--disk %s: id must be 1 to %d letters, digits, "
+						       "'_', '-' or '.'", path, CONFIG_ID_MAX);
+				goto out;
+			}
+			id = g_strdup(val);
 		} else if (!strcmp(f, "cache")) {
 			if (seen_cache)
 				goto dup;
 			seen_cache = true;
 			if (val && !strcmp(val, "none"))
-				d->cache = BLK_CACHE_NONE;
+				d.cache = VMM_CACHE_NONE;
 			else if (!val || strcmp(val, "writeback"))
 				goto badval;
 		} else if (!strcmp(f, "io")) {
 			if (seen_io)
 				goto dup;
 			seen_io = true;
-			if (!val || blk_engine_parse(val, &d->engine) < 0)
+			if (val && !strcmp(val, "uring"))
+				d.io = VMM_IO_URING;
+			else if (val && !strcmp(val, "aio"))
+				d.io = VMM_IO_AIO;
+			else if (val && !strcmp(val, "sync"))
+				d.io = VMM_IO_SYNC;
+			else
 				goto badval;
-			d->engine_explicit = true;
 		} else if (!strcmp(f, "serial")) {
-			if (d->serial)
+			if (serial)
 				goto dup;
-			if (!val || strlen(val) > 20) {
-				*err = g_strdup_printf("--disk %s: serial must be 1 to 20 characters",
-						       d->path);
-				goto fail;
-			}
-			for (const char *c = val; *c; c++) {
-				if (*c < 0x20 || *c > 0x7e) {
-					*err = g_strdup_printf(
-						"--disk %s: serial must be printable ASCII", d->path);
-					goto fail;
-				}
-			}
-			if (!*val)
+			if (!val || !*val)
 				goto badval;
-			d->serial = g_strdup(val);
+			serial = g_strdup(val);
 		} else if (!strcmp(f, "poll")) {
 			char *end;
 			unsigned long v;
@@ -146,102 +138,175 @@ int cli_parse_disk(const char *spec, struct vmm_disk *d, char **err)
 				goto badval;
 			errno = 0;
 			v = strtoul(val, &end, 10);
-			if (*end || errno || v > VMM_DISK_POLL_MAX_US)
+			if (*end || errno || v > VMM_DISK_POLL_US_MAX)
 				goto badval;
-			d->poll_us = (unsigned int)v;
+			d.poll_us = (unsigned int)v;
 		} else {
-			*err = g_strdup_printf("--disk %s: unknown option '%s' (known: ro, cache=, io=, "
-					       "serial=, poll=)", d->path, f);
-			goto fail;
+			*err = g_strdup_printf("--disk %s: unknown option '%s' (known: id=, ro, root, "
+					       "cache=, io=, serial=, poll=)", path, f);
+			goto out;
 		}
 		g_free(f);
 		f = NULL;
 	}
-	return 0;
+	if (!id)
+		id = g_strdup_printf("disk%u", index);
+	d.id = id;
+	d.path = path;
+	d.serial = serial;
+	snprintf(what, sizeof(what), "--disk %.50s", path);
+	if (config_put_disk(cfg, &d, what, &e) < 0) {
+		*err = g_strdup(e.msg);
+		goto out;
+	}
+	r = 0;
+	goto out;
 dup:
-	*err = g_strdup_printf("--disk %s: '%s' given twice", d->path, f);
-	goto fail;
+	*err = g_strdup_printf("--disk %s: '%s' given twice", path, f);
+	goto out;
 badval:
 	if (!strcmp(f, "cache"))
-		*err = g_strdup_printf("--disk %s: cache must be none or writeback", d->path);
+		*err = g_strdup_printf("--disk %s: cache must be none or writeback", path);
 	else if (!strcmp(f, "io"))
-		*err = g_strdup_printf("--disk %s: io must be uring, aio or sync", d->path);
+		*err = g_strdup_printf("--disk %s: io must be uring, aio or sync", path);
 	else if (!strcmp(f, "poll"))
 		*err = g_strdup_printf("--disk %s: poll must be microseconds from 0 (off) to %u",
-				       d->path, VMM_DISK_POLL_MAX_US);
+				       path, VMM_DISK_POLL_US_MAX);
 	else
-		*err = g_strdup_printf("--disk %s: bad value for '%s'", d->path, f);
-fail:
+		*err = g_strdup_printf("--disk %s: bad value for '%s'", path, f);
+out:
 	g_free(f);
-	disk_free(d);
-	return -EINVAL;
+	g_free(path);
+	g_free(id);
+	g_free(serial);
+	return r;
 }
 
-void cli_config_free(struct vmm_config *cfg)
+void cli_opts_free(struct cli_opts *o)
 {
-	for (unsigned int i = 0; i < cfg->nr_disks; i++)
-		disk_free(&cfg->disks[i]);
-	g_free(cfg->kernel);
-	g_free(cfg->initrd);
-	g_free(cfg->cmdline);
-	g_free(cfg->cpuid_mask);
-	g_free(cfg->kvm_path);
-	memset(cfg, 0, sizeof(*cfg));
+	config_fini(&o->cfg);
+	g_free(o->api_sock);
+	g_free(o->config_file);
+	memset(o, 0, sizeof(*o));
 }
 
 static const char *top_help =
 	"Usage:\n"
 	"  vmm run --kernel PATH [OPTION...]   boot a Linux kernel (bzImage or vmlinux ELF)\n"
+	"  vmm --api-sock PATH [--id NAME]     wait to be configured and started over the API\n"
+	"                                      socket (Firecracker's REST API)\n"
+	"  vmm --config-file FILE [--api-sock PATH] [--id NAME]\n"
+	"                                      boot what a Firecracker JSON config file says\n"
 	"  vmm --help                          this text (vmm run --help lists the run options)\n"
 	"  vmm --version                       print the version\n"
 	"\n"
-	"Exit status of `vmm run`: 0 guest powered off or rebooted; (v << 1) | 1 when the guest wrote v\n"
-	"to the debug-exit port; 100 guest panic; 102 triple fault; 104 fatal KVM exit; 124 --timeout\n"
-	"expired; 2 usage error; 1 any other error.\n";
+	"Exit status: 0 guest powered off or rebooted; (v << 1) | 1 when the guest wrote v to the\n"
+	"debug-exit port; 100 guest panic; 102 triple fault; 104 fatal KVM exit; 124 --timeout\n"
+	"expired; 128+n signal n; 2 usage error; 1 any other error.\n";
 
-static int fail(char **err, char *msg)
+/* The API socket's path must fit a sockaddr_un. */
+static int check_api_sock(const char *path, char **err)
 {
-	*err = msg;
-	return -EINVAL;
+	struct sockaddr_un sa;
+
+	if (!*path)
+		return fail(err, g_strdup("--api-sock: empty path"));
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return fail(err, g_strdup_printf("--api-sock: %zu bytes, longer than the %zu a unix "
+						 "socket path may have", strlen(path),
+						 sizeof(sa.sun_path) - 1));
+	return 0;
 }
 
-int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *cfg, char **err,
-	      char **help_text)
+/* Firecracker's flags, without `run`: what its launchers (Go SDK, Kata, containerd) pass. */
+static int parse_fc(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
 {
-	*err = NULL;
-	*help_text = NULL;
-	memset(cfg, 0, sizeof(*cfg));
+	gchar *api_sock = NULL, *config_file = NULL, *id = NULL;
+	gboolean no_api = FALSE, no_seccomp = FALSE, help = FALSE;
+	GOptionEntry entries[] = {
+		{ "api-sock", 'a', 0, G_OPTION_ARG_FILENAME, &api_sock,
+		  "serve Firecracker's REST API on this unix socket", "PATH" },
+		{ "config-file", 'f', 0, G_OPTION_ARG_FILENAME, &config_file,
+		  "boot what this Firecracker JSON configuration says", "FILE" },
+		{ "id", 0, 0, G_OPTION_ARG_STRING, &id, "the instance id GET / reports", "NAME" },
+		{ "no-api", 0, 0, G_OPTION_ARG_NONE, &no_api, "no API socket (with --config-file)",
+		  NULL },
+		{ "no-seccomp", 0, 0, G_OPTION_ARG_NONE, &no_seccomp,
+		  "accepted for Firecracker's launchers (vmm installs no seccomp filter yet)", NULL },
+		{ "help", 'h', 0, G_OPTION_ARG_NONE, &help, "show these options", NULL },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL }
+	};
+	GOptionContext *ctx = g_option_context_new("- a Firecracker-compatible microVM monitor");
+	GError *gerr = NULL;
+	struct vmm_error e;
+	int ret = 0;
 
-	if (argc < 2)
-		return fail(err, g_strdup("no command given (try: vmm run --kernel PATH, or vmm --help)"));
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		*cmd = CLI_HELP;
-		*help_text = g_strdup(top_help);
-		return 0;
+	g_option_context_set_help_enabled(ctx, FALSE);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_set_summary(ctx, top_help);
+	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
+		ret = fail(err, g_strdup(gerr->message));
+		g_error_free(gerr);
+		goto out;
 	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		*cmd = CLI_VERSION;
-		return 0;
+	if (help) {
+		o->cmd = CLI_HELP;
+		*help_text = g_option_context_get_help(ctx, TRUE, NULL);
+		goto out;
 	}
-	if (strcmp(argv[1], "run"))
-		return fail(err, g_strdup_printf("unknown command '%s' (try: vmm --help)", argv[1]));
+	o->cmd = CLI_RUN;
+	if (argc > 1) {
+		ret = fail(err, g_strdup_printf("unexpected argument '%s'", argv[1]));
+		goto out;
+	}
+	if (no_api && api_sock) {
+		ret = fail(err, g_strdup("--no-api: cannot be given with --api-sock"));
+		goto out;
+	}
+	if (no_api && !config_file) {
+		ret = fail(err, g_strdup("--no-api: needs --config-file (nothing else could start "
+					 "the VM)"));
+		goto out;
+	}
+	if (!api_sock && !config_file) {
+		ret = fail(err, g_strdup("nothing to do: give --api-sock PATH or --config-file FILE "
+					 "(or vmm run --kernel PATH)"));
+		goto out;
+	}
+	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
+		goto out;
+	if (id && config_set_id(&o->cfg, id, "--id", &e) < 0) {
+		ret = fail_cfg(err, &e);
+		goto out;
+	}
+	o->api_sock = g_steal_pointer(&api_sock);
+	o->config_file = g_steal_pointer(&config_file);
+out:
+	g_free(api_sock);
+	g_free(config_file);
+	g_free(id);
+	g_option_context_free(ctx);
+	return ret;
+}
 
+static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
+{
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
-	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL;
+	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL, *api_sock = NULL, *id = NULL;
 	gchar **disks = NULL;
-	gint cpus = 1, timeout = 0, debug_exit_port = PORT_DEBUG_EXIT;
+	gint cpus = 1, timeout = 0, debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
 	gboolean help = FALSE;
 	GOptionEntry entries[] = {
 		{ "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
 		  "Linux kernel: bzImage or vmlinux ELF (required)", "PATH" },
 		{ "initrd", 'i', 0, G_OPTION_ARG_FILENAME, &initrd, "initial ramdisk", "PATH" },
 		{ "cmdline", 'c', 0, G_OPTION_ARG_STRING, &cmdline,
-		  "kernel command line (default \"" VMM_DEFAULT_CMDLINE "\")", "STR" },
+		  "kernel command line (default \"" CONFIG_DEFAULT_CMDLINE "\")", "STR" },
 		{ "cpus", 'n', 0, G_OPTION_ARG_INT, &cpus, "number of vCPUs (default 1)", "N" },
 		{ "memory", 'm', 0, G_OPTION_ARG_STRING, &memory,
 		  "guest RAM: 256M, 4G... plain numbers are MiB (default 256M)", "SIZE" },
 		{ "timeout", 't', 0, G_OPTION_ARG_INT, &timeout,
-		  "stop the guest after SECONDS and exit with 124", "SECONDS" },
+		  "stop the guest after SECONDS (restarts included) and exit with 124", "SECONDS" },
 		{ "on-reboot", 0, 0, G_OPTION_ARG_STRING, &on_reboot,
 		  "what a guest reboot does: exit (status 0, default) or restart", "exit|restart" },
 		{ "debug-exit-port", 0, 0, G_OPTION_ARG_INT, &debug_exit_port,
@@ -249,61 +314,66 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 		  "PORT" },
 		{ "disk", 'd', 0, G_OPTION_ARG_FILENAME_ARRAY, &disks,
 		  "virtio-blk disk backed by a raw image or block device (repeatable; /dev/vda, vdb... "
-		  "in order). Options: ro, cache=writeback|none (O_DIRECT), io=uring|aio|sync, "
-		  "serial=ID, poll=USEC (adaptive busy-polling of the I/O thread up to USEC after "
-		  "each event, 0 = off, default 32) (a comma in PATH is written ,,)",
-		  "PATH[,ro][,cache=][,io=][,serial=][,poll=]" },
+		  "in order, a root disk first). Options: id=NAME (default diskN), ro, root (the "
+		  "root device: root=/dev/vda on the command line), cache=writeback|none (O_DIRECT), "
+		  "io=uring|aio|sync, serial=ID, poll=USEC (adaptive busy-polling of the I/O thread "
+		  "up to USEC after each event, 0 = off, default 32) (a comma in PATH is written ,,)",
+		  "PATH[,id=][,ro][,root][,cache=][,io=][,serial=][,poll=]" },
 		{ "console", 0, 0, G_OPTION_ARG_STRING, &console,
 		  "the guest console: serial (ttyS0, default) or virtio (hvc0)", "serial|virtio" },
 		{ "cpuid-mask", 0, 0, G_OPTION_ARG_STRING, &cpuid_mask,
 		  "CPU features to hide from the guest, e.g. cx16,clflushopt,clwb,gfni", "LIST" },
+		{ "api-sock", 'a', 0, G_OPTION_ARG_FILENAME, &api_sock,
+		  "also serve Firecracker's REST API on this unix socket", "PATH" },
+		{ "id", 0, 0, G_OPTION_ARG_STRING, &id, "the instance id GET / reports", "NAME" },
 		{ "kvm-device", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &kvm_path,
 		  "KVM device (default /dev/kvm)", "PATH" },
 		{ "help", 'h', 0, G_OPTION_ARG_NONE, &help, "show the run options", NULL },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL }
 	};
 	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a KVM virtual machine");
+	struct vmm_config *c = &o->cfg;
+	struct vmm_error e;
+	GError *gerr = NULL;
+	int ret = 0;
+
 	g_option_context_set_help_enabled(ctx, FALSE);
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	g_option_context_set_summary(ctx, top_help);
-
-	/* GOption wants the program name first and removes what it parsed. */
-	int sub_argc = argc - 1;
-	char **sub_argv = g_new0(char *, argc + 1);
-	sub_argv[0] = g_strdup("vmm run");
-	for (int i = 2; i < argc; i++)
-		sub_argv[i - 1] = argv[i];
-
-	int ret = 0;
-	GError *gerr = NULL;
-	if (!g_option_context_parse(ctx, &sub_argc, &sub_argv, &gerr)) {
+	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
 		ret = fail(err, g_strdup(gerr->message));
 		g_error_free(gerr);
 		goto out;
 	}
 	if (help) {
-		*cmd = CLI_HELP;
+		o->cmd = CLI_HELP;
 		*help_text = g_option_context_get_help(ctx, TRUE, NULL);
 		goto out;
 	}
-	*cmd = CLI_RUN;
-	if (sub_argc > 1) {
-		ret = fail(err, g_strdup_printf("unexpected argument '%s'", sub_argv[1]));
+	o->cmd = CLI_RUN;
+	if (argc > 1) {
+		ret = fail(err, g_strdup_printf("unexpected argument '%s'", argv[1]));
 		goto out;
 	}
 	if (!kernel || !*kernel) {
 		ret = fail(err, g_strdup("--kernel: missing (vmm run --kernel PATH)"));
 		goto out;
 	}
-	if (cpus < 1 || cpus > MAX_CPUS_SYNTAX) {
-		ret = fail(err, g_strdup_printf("--cpus: %d is out of range (1..%d)", cpus,
-						MAX_CPUS_SYNTAX));
+	if (config_set_path(&c->kernel, kernel, "--kernel", &e) < 0 ||
+	    (initrd && config_set_path(&c->initrd, initrd, "--initrd", &e) < 0) ||
+	    (cmdline && config_set_cmdline(c, cmdline, "--cmdline", &e) < 0) ||
+	    config_set_cpus(c, cpus, "--cpus", &e) < 0 ||
+	    config_set_timeout(c, timeout, "--timeout", &e) < 0 ||
+	    config_set_debug_exit_port(c, debug_exit_port, "--debug-exit-port", &e) < 0 ||
+	    (id && config_set_id(c, id, "--id", &e) < 0) ||
+	    (kvm_path && config_set_path(&c->kvm_path, kvm_path, "--kvm-device", &e) < 0)) {
+		ret = fail_cfg(err, &e);
 		goto out;
 	}
-	cfg->mem_size = VMM_DEFAULT_MEM;
 	if (memory) {
 		uint64_t sz;
-		int r = cli_parse_size(memory, &sz);
+		int r = config_parse_size(memory, &sz);
+
 		if (r == -ERANGE) {
 			ret = fail(err, g_strdup_printf("--memory: '%s' is too large", memory));
 			goto out;
@@ -313,82 +383,49 @@ int cli_parse(int argc, char **argv, enum cli_command *cmd, struct vmm_config *c
 				"--memory: '%s' is not a size (use e.g. 256M or 4G)", memory));
 			goto out;
 		}
-		if (sz == 0) {
-			ret = fail(err, g_strdup("--memory: 0 is not a usable amount of RAM"));
+		if (config_set_memory(c, sz, "--memory", &e) < 0) {
+			ret = fail_cfg(err, &e);
 			goto out;
 		}
-		if (sz < 4 * MiB) {
-			ret = fail(err, g_strdup_printf("--memory: '%s' is less than the 4M minimum",
-							memory));
-			goto out;
-		}
-		if (!IS_ALIGNED(sz, 4 * KiB)) {
-			ret = fail(err, g_strdup_printf("--memory: '%s' is not a multiple of 4K",
-							memory));
-			goto out;
-		}
-		cfg->mem_size = sz;
 	}
-	if (timeout < 0) {
-		ret = fail(err, g_strdup_printf("--timeout: %d is negative", timeout));
-		goto out;
-	}
-	if (debug_exit_port < 0 || debug_exit_port > 0xffff) {
-		ret = fail(err, g_strdup_printf("--debug-exit-port: %d is not an I/O port (0..65535)",
-						debug_exit_port));
-		goto out;
-	}
-	cfg->on_reboot = VMM_REBOOT_EXIT;
 	if (on_reboot) {
 		if (!strcmp(on_reboot, "restart")) {
-			cfg->on_reboot = VMM_REBOOT_RESTART;
+			c->on_reboot = VMM_ON_REBOOT_RESTART;
 		} else if (strcmp(on_reboot, "exit")) {
 			ret = fail(err, g_strdup_printf(
 				"--on-reboot: '%s' is neither 'exit' nor 'restart'", on_reboot));
 			goto out;
 		}
 	}
-	cfg->console = VMM_CONSOLE_SERIAL;
 	if (console) {
 		if (!strcmp(console, "virtio")) {
-			cfg->console = VMM_CONSOLE_VIRTIO;
+			c->console = VMM_CONSOLE_VIRTIO;
 		} else if (strcmp(console, "serial")) {
 			ret = fail(err, g_strdup_printf(
 				"--console: '%s' is neither 'serial' nor 'virtio'", console));
 			goto out;
 		}
 	}
+	if (cpuid_mask && config_set_cpuid_mask(c, cpuid_mask, "--cpuid-mask", &e) < 0) {
+		ret = fail_cfg(err, &e);
+		goto out;
+	}
 	for (unsigned int i = 0; disks && disks[i]; i++) {
 		if (i >= VMM_MAX_DISKS) {
 			ret = fail(err, g_strdup_printf("--disk: more than %u disks", VMM_MAX_DISKS));
 			goto out;
 		}
-		char *derr = NULL;
-		if (cli_parse_disk(disks[i], &cfg->disks[i], &derr) < 0) {
-			ret = fail(err, derr);
+		if ((ret = cli_parse_disk(disks[i], i, c, err)) < 0)
 			goto out;
-		}
-		cfg->nr_disks = i + 1;
-		for (unsigned int j = 0; j < i; j++) {
-			if (!strcmp(cfg->disks[j].path, cfg->disks[i].path)) {
-				ret = fail(err, g_strdup_printf("--disk %s: given twice",
-								cfg->disks[i].path));
-				goto out;
-			}
-		}
 	}
-	cfg->kernel = g_steal_pointer(&kernel);
-	cfg->initrd = g_steal_pointer(&initrd);
-	cfg->cmdline = cmdline ? g_steal_pointer(&cmdline)
-			       : g_strdup(cfg->console == VMM_CONSOLE_VIRTIO
-						  ? VMM_DEFAULT_CMDLINE_VIRTIO_CONSOLE
-						  : VMM_DEFAULT_CMDLINE);
-	cfg->nr_cpus = (unsigned int)cpus;
-	cfg->timeout_s = (unsigned int)timeout;
-	cfg->debug_exit_port = (uint16_t)debug_exit_port;
-	cfg->cpuid_mask = g_steal_pointer(&cpuid_mask);
-	cfg->kvm_path = kvm_path ? g_steal_pointer(&kvm_path) : g_strdup("/dev/kvm");
-
+	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
+		goto out;
+	if (config_validate(c, &e) < 0) {
+		ret = fail_cfg(err, &e);
+		goto out;
+	}
+	o->api_sock = g_steal_pointer(&api_sock);
+	o->boot_now = true;
 out:
 	g_free(kernel);
 	g_free(initrd);
@@ -398,11 +435,50 @@ out:
 	g_free(on_reboot);
 	g_free(kvm_path);
 	g_free(console);
+	g_free(api_sock);
+	g_free(id);
 	g_strfreev(disks);
-	g_free(sub_argv[0]);
-	g_free(sub_argv);
 	g_option_context_free(ctx);
+	return ret;
+}
+
+int cli_parse(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
+{
+	int ret;
+
+	*err = NULL;
+	*help_text = NULL;
+	memset(o, 0, sizeof(*o));
+	config_init(&o->cfg);
+
+	if (argc < 2)
+		return fail(err, g_strdup("no command given (try: vmm run --kernel PATH, or vmm --help)"));
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		o->cmd = CLI_HELP;
+		*help_text = g_strdup(top_help);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		o->cmd = CLI_VERSION;
+		return 0;
+	}
+	/* GOption wants the program name first and removes what it parsed. */
+	bool run = !strcmp(argv[1], "run");
+	if (!run && argv[1][0] != '-')
+		return fail(err, g_strdup_printf("unknown command '%s' (try: vmm --help)", argv[1]));
+	int sub_argc = run ? argc - 1 : argc;
+	char **sub_argv = g_new0(char *, argc + 1);
+	sub_argv[0] = g_strdup(run ? "vmm run" : "vmm");
+	for (int i = run ? 2 : 1; i < argc; i++)
+		sub_argv[run ? i - 1 : i] = argv[i];
+	char **keep = g_memdup2(sub_argv, sizeof(char *) * (size_t)(argc + 1));
+
+	ret = run ? parse_run(sub_argc, sub_argv, o, err, help_text)
+		  : parse_fc(sub_argc, sub_argv, o, err, help_text);
+	g_free(keep[0]);
+	g_free(keep);
+	g_free(sub_argv);
 	if (ret < 0)
-		cli_config_free(cfg);
+		cli_opts_free(o);
 	return ret;
 }

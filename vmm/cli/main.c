@@ -1,104 +1,217 @@
 // SPDX-License-Identifier: Apache-2.0
-/* vmm: the only place that calls exit(). */
+/*
+ * vmm: the command-line front end of libvmm, and the only place that calls exit(). It turns
+ * argv (or a Firecracker config file) into a configuration, owns the terminal and the
+ * process's signals, serves the API socket when asked, and exits with the status the outcome
+ * calls for (README). Everything else is the library's.
+ */
 #include <errno.h>
 #include <fcntl.h>
-#include <glib.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "vmm/cli.h"
 #include "vmm/term.h"
-#include "vmm/vm.h"
+#include "vmm/vmm.h"
 
-static int status_of(const struct vm_outcome *o)
+struct front {
+	int stopped_efd; /* the VM stopped (written from a libvmm thread) */
+	bool tty_out;
+};
+
+static void on_event(void *opaque, struct vmm_vm *vm, enum vmm_event ev,
+		     const struct vmm_outcome *o)
 {
-	switch (o->reason) {
-	case VM_STOP_POWEROFF:
-	case VM_STOP_REBOOT:
-		return VMM_EXIT_OK;
-	case VM_STOP_DEBUG_EXIT:
-		/* QEMU isa-debug-exit: the guest writes v, the process exits (v << 1) | 1. */
-		return ((o->code << 1) | 1) & 0xff;
-	case VM_STOP_PANIC:
-		return VMM_EXIT_PANIC;
-	case VM_STOP_TRIPLE_FAULT:
-		return VMM_EXIT_TRIPLE;
-	case VM_STOP_TIMEOUT:
-		return VMM_EXIT_TIMEOUT;
-	case VM_STOP_SIGNAL:
-		return 128 + o->code;
-	case VM_STOP_FATAL:
-	default:
-		return VMM_EXIT_FATAL;
+	struct front *f = opaque;
+	uint64_t one = 1;
+
+	if (ev == VMM_EVENT_STOPPED && write(f->stopped_efd, &one, sizeof(one)) < 0) {
+		/* cannot overflow with one write */
 	}
 }
 
-static void print_outcome(const struct vm_outcome *o)
+static void on_log(void *opaque, enum vmm_log_level level, const char *line)
+{
+	struct front *f = opaque;
+
+	/* The terminal's output side stays cooked, but the guest may have left the cursor
+	 * mid-line: on a terminal start our line at its beginning. */
+	fprintf(stderr, "%svmm: %s\n", f->tty_out ? "\r" : "", line);
+}
+
+static void print_outcome(const struct vmm_outcome *o)
 {
 	const char *what = NULL;
 
 	switch (o->reason) {
-	case VM_STOP_PANIC:
+	case VMM_STOP_PANIC:
 		what = "guest panic reported through pvpanic";
 		break;
-	case VM_STOP_TRIPLE_FAULT:
-	case VM_STOP_FATAL:
-	case VM_STOP_TIMEOUT:
-	case VM_STOP_SIGNAL:
+	case VMM_STOP_TRIPLE_FAULT:
+	case VMM_STOP_FATAL:
+	case VMM_STOP_TIMEOUT:
+	case VMM_STOP_SIGNAL:
+	case VMM_STOP_ERROR:
 		what = o->msg[0] ? o->msg : "stopped";
 		break;
 	default:
 		return; /* the guest chose to stop: nothing to say */
 	}
-	fprintf(stderr, "\r\nvmm: %s\n", what);
+	/* After guest output that may not end its line: a fresh line on a terminal only, so that
+	 * a log file gets no empty line. */
+	fprintf(stderr, "%svmm: %s\n", isatty(STDERR_FILENO) ? "\r\n" : "", what);
 }
 
-static int cmd_run(const struct vmm_config *cfg)
+static const char *signal_text(int sig)
 {
-	char err[512] = "";
-	struct vm *vm = NULL;
-	struct vm_outcome outcome;
+	switch (sig) {
+	case SIGINT:
+		return "interrupted (SIGINT)";
+	case SIGTERM:
+		return "terminated (SIGTERM)";
+	case SIGHUP:
+		return "hangup (SIGHUP)";
+	default:
+		return "stopped by a signal";
+	}
+}
+
+/*
+ * Wait for the VM to stop, serving signals meanwhile: SIGINT/SIGTERM/SIGHUP stop it (status
+ * 128 + n), SIGWINCH resizes a virtio console. With no VM started yet (waiting for the API),
+ * a stop signal ends the process at once.
+ */
+static int main_loop(struct front *f, struct vmm_vm *vm, int sfd, int *status)
+{
+	struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN },
+				 { .fd = f->stopped_efd, .events = POLLIN } };
+	struct vmm_outcome o;
 
 	for (;;) {
-		int ret = vm_create(cfg, &vm, err, sizeof(err));
-		if (ret < 0) {
-			fprintf(stderr, "vmm: %s\n", err[0] ? err : strerror(-ret));
-			return VMM_EXIT_ERROR;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
 		}
-		term_raw_enter(STDIN_FILENO);
-		ret = vm_run(vm, &outcome);
-		term_restore();
-		if (ret < 0) {
-			vm_destroy(vm);
-			fprintf(stderr, "vmm: cannot run the VM: %s\n", strerror(-ret));
-			return VMM_EXIT_ERROR;
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			int sig = (int)si.ssi_signo;
+			if (sig == SIGWINCH) {
+				struct winsize ws;
+
+				if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+					vmm_vm_console_resize(vm, ws.ws_col, ws.ws_row);
+				continue;
+			}
+			if (vmm_vm_stop_with(vm, VMM_STOP_SIGNAL, sig, signal_text(sig)) < 0 &&
+			    vmm_vm_state(vm) == VMM_STATE_CREATED) {
+				fprintf(stderr, "vmm: %s\n", signal_text(sig));
+				*status = 128 + sig;
+				return 0;
+			}
 		}
-		if (outcome.reason == VM_STOP_REBOOT && cfg->on_reboot == VMM_REBOOT_RESTART) {
-			vm_destroy(vm);
-			continue;
+		if (pfd[1].revents & POLLIN) {
+			if (vmm_vm_wait(vm, &o) == 0) {
+				print_outcome(&o);
+				*status = vmm_outcome_status(&o);
+				return 0;
+			}
 		}
-		/*
-		 * The vCPU threads are joined and the console is flushed; the VM itself is left to
-		 * the kernel's process exit, which tears it down several times faster than closing
-		 * the VM fd and unmapping RAM by hand (bench/boot.sh, teardown row).
-		 */
-		print_outcome(&outcome);
-		return status_of(&outcome);
 	}
+}
+
+static int run(struct cli_opts *o)
+{
+	struct front f = { .stopped_efd = -1, .tty_out = isatty(STDERR_FILENO) };
+	struct vmm_callbacks cb = { .event = on_event, .log = on_log, .opaque = &f };
+	struct vmm_api *api = NULL;
+	struct vmm_vm *vm = NULL;
+	struct vmm_error e = { 0 };
+	sigset_t handled;
+	int status = VMM_EXIT_ERROR, sfd = -1;
+
+	sigemptyset(&handled);
+	sigaddset(&handled, SIGINT);
+	sigaddset(&handled, SIGTERM);
+	sigaddset(&handled, SIGHUP);
+	sigaddset(&handled, SIGWINCH);
+	sfd = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+	f.stopped_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sfd < 0 || f.stopped_efd < 0) {
+		fprintf(stderr, "vmm: %s\n", strerror(errno));
+		goto out;
+	}
+	if (o->config_file) {
+		if (vmm_config_load_file(&o->cfg, o->config_file, &e) < 0) {
+			fprintf(stderr, "vmm: %s\n", e.msg);
+			goto out;
+		}
+		o->boot_now = true;
+	}
+	bool tty_in = isatty(STDIN_FILENO);
+	if (vmm_config_set_console(&o->cfg, o->cfg.console, STDIN_FILENO, STDOUT_FILENO, tty_in,
+				   &e) < 0 ||
+	    vmm_vm_create(&o->cfg, &cb, &vm, &e) < 0) {
+		fprintf(stderr, "vmm: %s\n", e.msg);
+		goto out;
+	}
+	if (o->api_sock && vmm_api_start(vm, o->api_sock, -1, &api, &e) < 0) {
+		fprintf(stderr, "vmm: --api-sock %s\n", e.msg);
+		goto out;
+	}
+	/* Raw before the guest can read a byte; every signal is already taken care of. */
+	term_raw_enter(STDIN_FILENO);
+	if (o->boot_now && vmm_vm_start(vm, &e) < 0) {
+		term_restore();
+		fprintf(stderr, "vmm: %s\n", e.msg);
+		goto out;
+	}
+	if (o->cfg.console == VMM_CONSOLE_VIRTIO && isatty(STDOUT_FILENO)) {
+		struct winsize ws;
+
+		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+			vmm_vm_console_resize(vm, ws.ws_col, ws.ws_row);
+	}
+	if (main_loop(&f, vm, sfd, &status) < 0) {
+		term_restore();
+		fprintf(stderr, "vmm: %s\n", strerror(errno));
+		status = VMM_EXIT_ERROR;
+	}
+out:
+	term_restore();
+	/* The socket file goes; the VM's disks were closed when it stopped. The KVM VM and its
+	 * RAM are left to the process's exit, which tears them down faster than by hand
+	 * (bench/boot.sh, teardown row). */
+	vmm_api_stop(api);
+	if (vm && vmm_vm_state(vm) == VMM_STATE_CREATED)
+		vmm_vm_destroy(vm);
+	return status;
 }
 
 int main(int argc, char **argv)
 {
-	struct vmm_config cfg;
-	enum cli_command cmd;
+	struct cli_opts o;
 	char *err = NULL, *help = NULL;
+	sigset_t handled;
 	int status;
 
-	/* A closed pipe on the console must not kill us before the terminal is restored. */
-	signal(SIGPIPE, SIG_IGN);
+	/* Before anything else, so that no signal finds the terminal raw and unguarded. */
+	sigemptyset(&handled);
+	sigaddset(&handled, SIGINT);
+	sigaddset(&handled, SIGTERM);
+	sigaddset(&handled, SIGHUP);
+	sigaddset(&handled, SIGWINCH);
+	term_signals_setup(&handled);
 	/* Started with stdin, stdout or stderr closed: fill the hole so that no eventfd or memfd
 	 * of ours becomes "the console". */
 	for (int fd = 0; fd <= 2; fd++) {
@@ -106,25 +219,27 @@ int main(int argc, char **argv)
 			return VMM_EXIT_ERROR;
 	}
 
-	if (cli_parse(argc, argv, &cmd, &cfg, &err, &help) < 0) {
+	if (cli_parse(argc, argv, &o, &err, &help) < 0) {
 		fprintf(stderr, "vmm: %s\n", err);
-		g_free(err);
+		free(err);
 		return VMM_EXIT_USAGE;
 	}
-	switch (cmd) {
+	switch (o.cmd) {
 	case CLI_HELP:
 		fputs(help, stdout);
-		g_free(help);
+		free(help);
+		cli_opts_free(&o);
 		return VMM_EXIT_OK;
 	case CLI_VERSION:
-		printf("vmm %s\n", VMM_VERSION);
+		printf("vmm %s\n", vmm_version());
+		cli_opts_free(&o);
 		return VMM_EXIT_OK;
 	case CLI_RUN:
 	default:
 		break;
 	}
-	status = cmd_run(&cfg);
-	cli_config_free(&cfg);
+	status = run(&o);
+	cli_opts_free(&o);
 	fflush(stdout);
 	exit(status);
 }

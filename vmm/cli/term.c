@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
+/*
+ * The terminal the guest console is on, and the process's signals (the front end's: libvmm
+ * leaves them to the program). The terminal is raw while the guest runs and restored on every
+ * way out: a normal return, exit(), and every signal whose default action ends the process.
+ */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,8 +11,6 @@
 #include <unistd.h>
 
 #include "vmm/term.h"
-
-#define CTRL_A 0x01
 
 static struct termios saved;
 static int saved_fd = -1;
@@ -21,19 +24,56 @@ void term_restore(void)
 	}
 }
 
-/* Fatal signals: put the terminal back, then die of the same signal. */
+/* A signal that ends the process: put the terminal back, then die of the same signal. */
 static void fatal_handler(int sig)
 {
+	sigset_t set;
+
 	term_restore();
 	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	raise(sig);
+}
+
+bool term_is_fatal_by_default(int sig)
+{
+	switch (sig) {
+	case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:       /* ignored */
+	case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:       /* stop */
+	case SIGKILL:                                                  /* no handler possible */
+		return false;
+	default:
+		return sig > 0 && sig < NSIG;
+	}
+}
+
+void term_signals_setup(const sigset_t *handled)
+{
+	struct sigaction sa;
+
+	/* Blocked from the first instruction on: they wait for the signalfd, never lost. */
+	sigprocmask(SIG_BLOCK, handled, NULL);
+	atexit(term_restore);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fatal_handler;
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++) {
+		/* SIGRTMIN is libvmm's vCPU kick; SIGPIPE is ignored (a closed console reader). */
+		if (!term_is_fatal_by_default(sig) || sigismember(handled, sig) ||
+		    sig == SIGRTMIN || sig == SIGPIPE || (sig > SIGSYS && sig < SIGRTMIN))
+			continue;
+		sigaction(sig, &sa, NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
 }
 
 bool term_raw_enter(int fd)
 {
 	struct termios raw;
 
-	if (!isatty(fd) || tcgetattr(fd, &saved) < 0)
+	if (raw_active || !isatty(fd) || tcgetattr(fd, &saved) < 0)
 		return false;
 	saved_fd = fd;
 	raw = saved;
@@ -45,65 +85,11 @@ bool term_raw_enter(int fd)
 	raw.c_cflag |= CS8;
 	raw.c_cc[VMIN] = 1;
 	raw.c_cc[VTIME] = 0;
-	if (tcsetattr(fd, TCSANOW, &raw) < 0)
-		return false;
+	/* The flag first: a signal between the two lines restores what it may. */
 	raw_active = 1;
-
-	/* Once per process, however often the guest restarts. */
-	static bool hooks_installed;
-	if (hooks_installed)
-		return true;
-	hooks_installed = true;
-	atexit(term_restore);
-
-	static const int fatal[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT };
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = fatal_handler;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
-		sigaction(fatal[i], &sa, NULL);
-	return true;
-}
-
-void term_escape_init(struct term_escape *e, bool enabled)
-{
-	memset(e, 0, sizeof(*e));
-	e->enabled = enabled;
-}
-
-size_t term_escape_filter(struct term_escape *e, const uint8_t *in, size_t inlen, uint8_t *out,
-			  size_t outlen)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < inlen && o < outlen; i++) {
-		uint8_t c = in[i];
-		if (!e->enabled) {
-			out[o++] = c;
-			continue;
-		}
-		if (e->armed) {
-			e->armed = false;
-			if (c == 'x' || c == 'X') {
-				e->quit = true;
-				return o;
-			}
-			if (c == CTRL_A) {
-				out[o++] = c;
-				continue;
-			}
-			/* Not an escape after all: pass both through. */
-			out[o++] = CTRL_A;
-			if (o < outlen)
-				out[o++] = c;
-			continue;
-		}
-		if (c == CTRL_A) {
-			e->armed = true;
-			continue;
-		}
-		out[o++] = c;
+	if (tcsetattr(fd, TCSANOW, &raw) < 0) {
+		raw_active = 0;
+		return false;
 	}
-	return o;
+	return true;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "vmm/config.h"
+#include "vmm/cpuid.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
 #include "vmm/serial.h"
@@ -45,6 +46,8 @@ void config_init(struct vmm_config *c)
 	c->console_out = -1;
 	c->on_reboot = VMM_ON_REBOOT_EXIT;
 	c->debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
+	c->names.memory = "memory";
+	c->names.cpus = "cpus";
 }
 
 static void disk_fini(struct config_disk *d)
@@ -134,6 +137,22 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+const struct config_disk *config_disk_at(const struct vmm_config *c, unsigned int idx)
+{
+	unsigned int root = c->nr_disks;
+
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		if (c->disks[i].root)
+			root = i;
+	}
+	if (root == c->nr_disks)
+		return &c->disks[idx];
+	if (idx == 0)
+		return &c->disks[root];
+	/* The others keep their order, shifted past the root's place. */
+	return &c->disks[idx <= root ? idx - 1 : idx];
 }
 
 struct config_disk *config_disk_find(struct vmm_config *c, const char *id)
@@ -277,6 +296,7 @@ int config_set_cpus(struct vmm_config *c, long long n, const char *what, struct 
 		return config_fail(e, -EINVAL, "%s: %lld is out of range (1..%d)", what, n,
 				   CONFIG_MAX_CPUS);
 	c->nr_cpus = (unsigned int)n;
+	c->names.cpus = what;
 	return 0;
 }
 
@@ -295,7 +315,27 @@ int config_set_memory(struct vmm_config *c, uint64_t bytes, const char *what, st
 		return config_fail(e, -EINVAL, "%s: %llu bytes is more than 64 TiB", what,
 				   (unsigned long long)bytes);
 	c->mem_size = bytes;
+	c->names.memory = what;
 	return 0;
+}
+
+int config_set_cpuid_mask(struct vmm_config *c, const char *list, const char *what,
+			  struct vmm_error *e)
+{
+	const struct cpuid_feature *f[CPUID_MASK_MAX];
+	unsigned int n;
+	char bad[64];
+	int r;
+
+	if (!list || !*list)
+		return set_str(&c->cpuid_mask, NULL, e, what);
+	r = cpuid_mask_parse(list, f, CPUID_MASK_MAX, &n, bad, sizeof(bad));
+	if (r == -E2BIG)
+		return config_fail(e, r, "%s: more than %d features", what, CPUID_MASK_MAX);
+	if (r < 0)
+		return config_fail(e, r, "%s: unknown CPU feature '%s' (names as in /proc/cpuinfo)",
+				   what, bad);
+	return set_str(&c->cpuid_mask, list, e, what);
 }
 
 int config_set_debug_exit_port(struct vmm_config *c, long long port, const char *what,
@@ -557,8 +597,7 @@ int vmm_config_set_debug_exit_port(struct vmm_config *c, unsigned int port, stru
 
 int vmm_config_set_cpuid_mask(struct vmm_config *c, const char *list, struct vmm_error *e)
 {
-	/* The names are checked against the table when the VM starts (vm/cpuid.c). */
-	return set_str(&c->cpuid_mask, list && *list ? list : NULL, e, "cpuid mask");
+	return config_set_cpuid_mask(c, list, "cpuid mask", e);
 }
 
 int vmm_config_set_kvm_device(struct vmm_config *c, const char *path, struct vmm_error *e)

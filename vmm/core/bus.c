@@ -39,6 +39,20 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_handler_fn fn
 	return 0;
 }
 
+unsigned int bus_unregister(struct bus *bus, const void *opaque)
+{
+	unsigned int kept = 0, removed = 0;
+
+	for (unsigned int i = 0; i < bus->nr; i++) {
+		if (bus->range[i].opaque == opaque)
+			removed++;
+		else
+			bus->range[kept++] = bus->range[i];
+	}
+	bus->nr = kept;
+	return removed;
+}
+
 const struct bus_range *bus_find(const struct bus *bus, uint64_t addr, uint32_t len)
 {
 	unsigned int lo = 0, hi = bus->nr;

@@ -13,12 +13,15 @@
 #include <string.h>
 
 #include "vmm/event_loop.h"
+#include "vmm/thread.h"
 
 struct ev_loop {
 	GMainContext *ctx;
 	GMainLoop *loop;
-	GThread *thread;
-	char name[16];
+	pthread_t thread;
+	bool started;
+	enum thread_kind kind;
+	const struct log_sink *log;
 };
 
 struct fd_watch {
@@ -34,7 +37,7 @@ static gboolean fd_watch_dispatch(gint fd, GIOCondition cond, gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
-int ev_loop_create(struct ev_loop **out, const char *name)
+int ev_loop_create(struct ev_loop **out, enum thread_kind kind)
 {
 	struct ev_loop *l = calloc(1, sizeof(*l));
 
@@ -42,12 +45,13 @@ int ev_loop_create(struct ev_loop **out, const char *name)
 		return -ENOMEM;
 	l->ctx = g_main_context_new();
 	l->loop = g_main_loop_new(l->ctx, FALSE);
-	snprintf(l->name, sizeof(l->name), "%s", name ? name : "io");
+	l->kind = kind;
+	l->log = log_bound(); /* the thread logs where its creator does */
 	*out = l;
 	return 0;
 }
 
-static gpointer loop_thread(gpointer data)
+static void *loop_thread(void *data)
 {
 	struct ev_loop *l = data;
 
@@ -59,13 +63,11 @@ static gpointer loop_thread(gpointer data)
 
 int ev_loop_start(struct ev_loop *l)
 {
-	GError *gerr = NULL;
+	int r = thread_create(&l->thread, l->kind, 0, loop_thread, l, l->log);
 
-	l->thread = g_thread_try_new(l->name, loop_thread, l, &gerr);
-	if (!l->thread) {
-		g_error_free(gerr);
-		return -EAGAIN;
-	}
+	if (r < 0)
+		return r;
+	l->started = true;
 	return 0;
 }
 
@@ -79,14 +81,14 @@ void ev_loop_destroy(struct ev_loop *l)
 {
 	if (!l)
 		return;
-	if (l->thread) {
+	if (l->started) {
 		/* Quit from inside the loop: g_main_loop_quit() before run() would be lost. */
 		GSource *s = g_idle_source_new();
 		g_source_set_callback(s, quit_cb, l->loop, NULL);
 		g_source_attach(s, l->ctx);
 		g_source_unref(s);
-		g_thread_join(l->thread);
-		l->thread = NULL;
+		pthread_join(l->thread, NULL);
+		l->started = false;
 	}
 	g_main_loop_unref(l->loop);
 	g_main_context_unref(l->ctx); /* destroys every source still attached */
@@ -139,7 +141,7 @@ static gboolean sync_call_cb(gpointer data)
 
 void ev_loop_call_sync(struct ev_loop *l, void (*fn)(void *opaque), void *opaque)
 {
-	if (!l->thread || g_main_context_is_owner(l->ctx)) {
+	if (!l->started || g_main_context_is_owner(l->ctx)) {
 		fn(opaque);
 		return;
 	}

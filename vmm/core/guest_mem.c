@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmm/guest_mem.h"
@@ -36,27 +37,13 @@ static void *gm_map_aligned(int fd, uint64_t size)
 	return base;
 }
 
-int gm_create(struct guest_mem *gm, uint64_t ram_size)
+/* Map fd (ram_size bytes, owned by gm from now on) and lay out the regions. */
+static int gm_setup(struct guest_mem *gm, int fd, uint64_t ram_size)
 {
-	memset(gm, 0, sizeof(*gm));
-	gm->fd = -1;
-	if (ram_size == 0 || !IS_ALIGNED(ram_size, 4096ULL))
-		return -EINVAL;
-	/* RAM above 1 TiB would collide with nothing here, but nobody needs it yet. */
-	if (ram_size > 1024 * GiB)
-		return -E2BIG;
-
-	int fd = memfd_create("vmm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, (off_t)ram_size) < 0)
-		goto fail_errno;
-	/* The size is part of the contract with KVM memslots and a restoring process. */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
-		goto fail_errno;
 	void *base = gm_map_aligned(fd, ram_size);
+
 	if (base == MAP_FAILED)
-		goto fail_errno;
+		return -errno;
 	/* Guest RAM is of no use in a core dump of the VMM and can be huge. */
 	(void)madvise(base, ram_size, MADV_DONTDUMP);
 	/*
@@ -82,11 +69,69 @@ int gm_create(struct guest_mem *gm, uint64_t ram_size)
 		gm->nr_regions = 2;
 	}
 	return 0;
+}
+
+static int gm_check_size(uint64_t ram_size)
+{
+	if (ram_size == 0 || !IS_ALIGNED(ram_size, 4096ULL))
+		return -EINVAL;
+	/* RAM above 1 TiB would collide with nothing here, but nobody needs it yet. */
+	if (ram_size > 1024 * GiB)
+		return -E2BIG;
+	return 0;
+}
+
+int gm_create(struct guest_mem *gm, uint64_t ram_size)
+{
+	int r;
+
+	memset(gm, 0, sizeof(*gm));
+	gm->fd = -1;
+	if ((r = gm_check_size(ram_size)) < 0)
+		return r;
+
+	int fd = memfd_create("vmm-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)ram_size) < 0)
+		goto fail_errno;
+	/* The size is part of the contract with KVM memslots and a restoring process. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		goto fail_errno;
+	if ((r = gm_setup(gm, fd, ram_size)) < 0) {
+		close(fd);
+		return r;
+	}
+	return 0;
 
 fail_errno:;
 	int err = -errno;
 	close(fd);
 	return err;
+}
+
+int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size)
+{
+	struct stat st;
+	int mine, r;
+
+	memset(gm, 0, sizeof(*gm));
+	gm->fd = -1;
+	if ((r = gm_check_size(ram_size)) < 0)
+		return r;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* Exactly the size asked for: a shorter file would SIGBUS on the guest's first touch. */
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram_size)
+		return -EINVAL;
+	mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (mine < 0)
+		return -errno;
+	if ((r = gm_setup(gm, mine, ram_size)) < 0) {
+		close(mine);
+		return r;
+	}
+	return 0;
 }
 
 void gm_destroy(struct guest_mem *gm)

@@ -9,10 +9,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vm_internal.h"
+#include "machine.h"
+#include "vmm/thread.h"
 #include "vmm/vcpu_exit.h"
 
-#define VCPU_KICK_SIGNAL SIGUSR1
+/* The signal that makes a vCPU thread leave KVM_RUN (vmm.h documents it). */
+#define VCPU_KICK_SIGNAL SIGRTMIN
 
 #define MSR_IA32_SYSENTER_CS  0x174
 #define MSR_IA32_SYSENTER_ESP 0x175
@@ -37,7 +39,7 @@
 
 static int set_cpuid(struct vcpu *vcpu)
 {
-	struct vm *vm = vcpu->vm;
+	struct machine *vm = vcpu->m;
 	const struct kvm_cpuid2 *sup = vm->kvm.cpuid;
 	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
 	struct kvm_cpuid2 *c = malloc(sz);
@@ -78,15 +80,14 @@ static void set_msrs(struct vcpu *vcpu)
 
 	for (size_t i = 0; i < ARRAY_SIZE(init); i++) {
 		if (init[i].index != MSR_MTRR_DEF_TYPE &&
-		    !kvm_sys_has_msr(&vcpu->vm->kvm, init[i].index))
+		    !kvm_sys_has_msr(&vcpu->m->kvm, init[i].index))
 			continue;
 		memset(&one, 0, sizeof(one));
 		one.hdr.nmsrs = 1;
 		one.e.index = init[i].index;
 		one.e.data = init[i].value;
 		if (ioctl(vcpu->fd, KVM_SET_MSRS, &one) != 1)
-			fprintf(stderr, "vmm: cpu %u: KVM did not take MSR 0x%x\n", vcpu->index,
-				init[i].index);
+			log_warn("cpu %u: KVM did not take MSR 0x%x", vcpu->index, init[i].index);
 	}
 }
 
@@ -107,9 +108,8 @@ static int set_lint(struct vcpu *vcpu)
 }
 
 /* The boot CPU starts where the loader says; the others wait for INIT-SIPI in KVM. */
-static int set_boot_regs(struct vcpu *vcpu)
+int vcpu_set_boot_regs(struct vcpu *vcpu, const struct boot_result *b)
 {
-	const struct boot_result *b = &vcpu->vm->boot;
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
 
@@ -141,13 +141,14 @@ static int set_boot_regs(struct vcpu *vcpu)
 	return 0;
 }
 
-int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index, char *err, size_t errlen)
+int vcpu_create(struct machine *vm, struct vcpu *vcpu, unsigned int index, char *err,
+		size_t errlen)
 {
 	int ret;
 	const char *step;
 
 	memset(vcpu, 0, sizeof(*vcpu));
-	vcpu->vm = vm;
+	vcpu->m = vm;
 	vcpu->index = index;
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (vcpu->fd < 0) {
@@ -169,11 +170,6 @@ int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned int index, char *err,
 	step = "local APIC LINT setup";
 	if ((ret = set_lint(vcpu)) < 0)
 		goto fail;
-	if (index == 0) {
-		step = "boot registers";
-		if ((ret = set_boot_regs(vcpu)) < 0)
-			goto fail;
-	}
 	return 0;
 
 fail:
@@ -185,7 +181,7 @@ fail:
 void vcpu_destroy(struct vcpu *vcpu)
 {
 	if (vcpu->run)
-		munmap(vcpu->run, vcpu->vm->kvm.run_size);
+		munmap(vcpu->run, vcpu->m->kvm.run_size);
 	if (vcpu->fd >= 0)
 		close(vcpu->fd);
 	vcpu->run = NULL;
@@ -197,23 +193,28 @@ static void kick_handler(int sig)
 	(void)sig; /* only there to make KVM_RUN return EINTR */
 }
 
-static bool vm_is_stopping(struct vm *vm)
+static bool vm_is_stopping(struct machine *m)
 {
-	return __atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE);
 }
 
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
-	struct vm *vm = vcpu->vm;
+	struct machine *vm = vcpu->m;
 	struct vcpu_exit ex;
 	sigset_t set;
 
+	/* Born with every signal blocked (thread.c): only the kick gets through. */
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (!vm_is_stopping(vm)) {
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			machine_vcpu_park(vm);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				vcpu->run->immediate_exit = 0;
@@ -222,7 +223,7 @@ static void *vcpu_thread(void *arg)
 			char msg[128];
 			snprintf(msg, sizeof(msg), "cpu %u: KVM_RUN: %s", vcpu->index,
 				 strerror(errno));
-			vm_request_stop(vm, VM_STOP_FATAL, 0, msg);
+			machine_request_stop(vm, VMM_STOP_FATAL, 0, msg);
 			break;
 		}
 		vcpu_handle_exit(vcpu->run, vm->kvm.run_size, &vm->pio, &vm->mmio, &ex);
@@ -230,18 +231,19 @@ static void *vcpu_thread(void *arg)
 			if (ex.dump_regs) {
 				char msg[200];
 				snprintf(msg, sizeof(msg), "cpu %u: %s", vcpu->index, ex.msg);
-				vm_request_stop(vm, ex.reason, ex.code, msg);
-				vcpu_dump_regs(vcpu, stderr);
+				machine_request_stop(vm, ex.reason, ex.code, msg);
+				vcpu_dump_regs(vcpu);
 			} else {
-				vm_request_stop(vm, ex.reason, ex.code, "");
+				machine_request_stop(vm, ex.reason, ex.code, "");
 			}
 			break;
 		}
 	}
+	machine_vcpu_exited(vm);
 	return NULL;
 }
 
-int vcpu_start(struct vcpu *vcpu)
+static void install_kick_handler(void)
 {
 	struct sigaction sa;
 
@@ -249,27 +251,20 @@ int vcpu_start(struct vcpu *vcpu)
 	sa.sa_handler = kick_handler; /* no SA_RESTART: KVM_RUN must return EINTR */
 	sigemptyset(&sa.sa_mask);
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+}
 
-	/*
-	 * The thread starts with every asynchronous signal blocked (the main loop handles them)
-	 * and unblocks only the kick. Synchronous fault signals stay deliverable: a blocked
-	 * SIGSEGV would kill us without running the handler that restores the terminal.
-	 */
-	sigset_t all, old;
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int r = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r)
-		return -r;
+int vcpu_start(struct vcpu *vcpu)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	int r;
+
+	/* Once per process: the handler is the same for every VM and never changes. */
+	pthread_once(&once, install_kick_handler);
+	r = thread_create(&vcpu->thread, THREAD_VCPU, vcpu->index, vcpu_thread, vcpu,
+			  vcpu->m->log);
+	if (r < 0)
+		return r;
 	vcpu->thread_started = true;
-	char name[16];
-	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
-	pthread_setname_np(vcpu->thread, name);
 	return 0;
 }
 
@@ -290,29 +285,26 @@ void vcpu_join(struct vcpu *vcpu)
 	vcpu->thread_started = false;
 }
 
-void vcpu_dump_regs(struct vcpu *vcpu, FILE *f)
+void vcpu_dump_regs(struct vcpu *vcpu)
 {
 	struct kvm_regs r;
 	struct kvm_sregs s;
 
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0) {
-		fprintf(f, "vmm: cpu %u: registers unavailable: %s\n", vcpu->index,
-			strerror(errno));
+		log_err("cpu %u: registers unavailable: %s", vcpu->index, strerror(errno));
 		return;
 	}
-	fprintf(f,
-		"vmm: cpu %u registers:\n"
-		"  rip %016llx rflags %08llx rsp %016llx rbp %016llx\n"
-		"  rax %016llx rbx %016llx rcx %016llx rdx %016llx\n"
-		"  rsi %016llx rdi %016llx r8  %016llx r9  %016llx\n"
-		"  r10 %016llx r11 %016llx r12 %016llx r13 %016llx\n"
-		"  r14 %016llx r15 %016llx\n"
-		"  cr0 %016llx cr2 %016llx cr3 %016llx cr4 %016llx efer %llx\n"
-		"  cs %04x base %llx limit %x l %u db %u  ss %04x  ds %04x\n"
-		"  gdt %llx/%x idt %llx/%x apic_base %llx\n",
-		vcpu->index, r.rip, r.rflags, r.rsp, r.rbp, r.rax, r.rbx, r.rcx, r.rdx, r.rsi,
-		r.rdi, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, s.cr0, s.cr2, s.cr3,
-		s.cr4, s.efer, s.cs.selector, s.cs.base, s.cs.limit, s.cs.l, s.cs.db,
-		s.ss.selector, s.ds.selector, s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit,
-		s.apic_base);
+	log_err("cpu %u registers:", vcpu->index);
+	log_err("  rip %016llx rflags %08llx rsp %016llx rbp %016llx", r.rip, r.rflags, r.rsp,
+		r.rbp);
+	log_err("  rax %016llx rbx %016llx rcx %016llx rdx %016llx", r.rax, r.rbx, r.rcx, r.rdx);
+	log_err("  rsi %016llx rdi %016llx r8  %016llx r9  %016llx", r.rsi, r.rdi, r.r8, r.r9);
+	log_err("  r10 %016llx r11 %016llx r12 %016llx r13 %016llx", r.r10, r.r11, r.r12, r.r13);
+	log_err("  r14 %016llx r15 %016llx", r.r14, r.r15);
+	log_err("  cr0 %016llx cr2 %016llx cr3 %016llx cr4 %016llx efer %llx", s.cr0, s.cr2,
+		s.cr3, s.cr4, s.efer);
+	log_err("  cs %04x base %llx limit %x l %u db %u  ss %04x  ds %04x", s.cs.selector,
+		s.cs.base, s.cs.limit, s.cs.l, s.cs.db, s.ss.selector, s.ds.selector);
+	log_err("  gdt %llx/%x idt %llx/%x apic_base %llx", s.gdt.base, s.gdt.limit, s.idt.base,
+		s.idt.limit, s.apic_base);
 }

@@ -30,10 +30,10 @@ const char *vcpu_exit_reason_name(uint32_t reason)
 	return "?";
 }
 
-static void stop(struct vcpu_exit *out, enum vm_stop_reason reason, bool dump, const char *fmt, ...)
+static void stop(struct vcpu_exit *out, enum vmm_stop_reason reason, bool dump, const char *fmt, ...)
 	PRINTF(4, 5);
 
-static void stop(struct vcpu_exit *out, enum vm_stop_reason reason, bool dump, const char *fmt, ...)
+static void stop(struct vcpu_exit *out, enum vmm_stop_reason reason, bool dump, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -54,7 +54,7 @@ static void handle_io(struct kvm_run *run, size_t run_size, struct bus *pio, str
 	if ((size != 1 && size != 2 && size != 4) ||
 	    __builtin_mul_overflow((uint64_t)size, (uint64_t)run->io.count, &total) ||
 	    __builtin_add_overflow(run->io.data_offset, total, &end) || end > run_size) {
-		stop(out, VM_STOP_FATAL, true,
+		stop(out, VMM_STOP_FATAL, true,
 		     "KVM_EXIT_IO with a malformed data area (size %u count %u offset %llu)", size,
 		     run->io.count, (unsigned long long)run->io.data_offset);
 		return;
@@ -77,7 +77,7 @@ void vcpu_handle_exit(struct kvm_run *run, size_t run_size, struct bus *pio, str
 		return;
 	case KVM_EXIT_MMIO:
 		if (run->mmio.len == 0 || run->mmio.len > sizeof(run->mmio.data)) {
-			stop(out, VM_STOP_FATAL, true, "KVM_EXIT_MMIO with length %u",
+			stop(out, VMM_STOP_FATAL, true, "KVM_EXIT_MMIO with length %u",
 			     run->mmio.len);
 			return;
 		}
@@ -92,26 +92,26 @@ void vcpu_handle_exit(struct kvm_run *run, size_t run_size, struct bus *pio, str
 		return;
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault, or the guest asked the (absent) chipset to reset us this way. */
-		stop(out, VM_STOP_TRIPLE_FAULT, true, "guest triple fault (KVM_EXIT_SHUTDOWN)");
+		stop(out, VMM_STOP_TRIPLE_FAULT, true, "guest triple fault (KVM_EXIT_SHUTDOWN)");
 		return;
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {
 		case KVM_SYSTEM_EVENT_SHUTDOWN:
-			stop(out, VM_STOP_POWEROFF, false, "guest powered off");
+			stop(out, VMM_STOP_POWEROFF, false, "guest powered off");
 			return;
 		case KVM_SYSTEM_EVENT_RESET:
-			stop(out, VM_STOP_REBOOT, false, "guest reset");
+			stop(out, VMM_STOP_REBOOT, false, "guest reset");
 			return;
 		case KVM_SYSTEM_EVENT_CRASH:
-			stop(out, VM_STOP_PANIC, false, "guest crashed (KVM system event)");
+			stop(out, VMM_STOP_PANIC, false, "guest crashed (KVM system event)");
 			return;
 		default:
-			stop(out, VM_STOP_FATAL, true, "KVM_EXIT_SYSTEM_EVENT of unknown type %u",
+			stop(out, VMM_STOP_FATAL, true, "KVM_EXIT_SYSTEM_EVENT of unknown type %u",
 			     run->system_event.type);
 			return;
 		}
 	case KVM_EXIT_FAIL_ENTRY:
-		stop(out, VM_STOP_FATAL, true,
+		stop(out, VMM_STOP_FATAL, true,
 		     "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason 0x%llx on cpu %u",
 		     (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
 		     run->fail_entry.cpu);
@@ -121,7 +121,7 @@ void vcpu_handle_exit(struct kvm_run *run, size_t run_size, struct bus *pio, str
 		if (run->internal.ndata > 0)
 			snprintf(extra, sizeof(extra), ", data[0] 0x%llx",
 				 (unsigned long long)run->internal.data[0]);
-		stop(out, VM_STOP_FATAL, true, "KVM_EXIT_INTERNAL_ERROR: suberror %u%s%s",
+		stop(out, VMM_STOP_FATAL, true, "KVM_EXIT_INTERNAL_ERROR: suberror %u%s%s",
 		     run->internal.suberror,
 		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? " (emulation failure)"
 									   : "",
@@ -129,7 +129,7 @@ void vcpu_handle_exit(struct kvm_run *run, size_t run_size, struct bus *pio, str
 		return;
 	}
 	default:
-		stop(out, VM_STOP_FATAL, true, "unhandled KVM exit %u (%s)", run->exit_reason,
+		stop(out, VMM_STOP_FATAL, true, "unhandled KVM exit %u (%s)", run->exit_reason,
 		     vcpu_exit_reason_name(run->exit_reason));
 		return;
 	}

@@ -1,688 +1,720 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * VM lifecycle: create (KVM VM, RAM, tables, kernel, devices, vCPUs, in that order, unwound in
- * reverse on failure), run (vCPU threads + a glib main loop on the calling thread for the
- * console, signals and the timeout) and destroy.
+ * A VM and its lifecycle (libvmm's struct vmm_vm): the one place where its state changes.
+ *
+ *   created --start--> running <--pause/resume--> paused
+ *      |                  \                          /
+ *      +---------- stop request / the guest stops --+--> stopped
+ *
+ * A machine (machine.c) is the KVM instance behind a running or paused VM; with on_reboot
+ * restart a guest reboot replaces it by a new one and the VM stays running. Each VM has a
+ * control thread ("ctl", an ev_loop) that reacts to the machine's stop requests, feeds the
+ * console's input and fires the timeout. Control operations (start, pause, resume, the
+ * teardown after a stop, a restart) are serialised by op_lock; state and the stop request are
+ * under lock, which is never held across anything slow.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <glib.h>
-#include <glib-unix.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/sysinfo.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "vm_internal.h"
-#include "vmm/acpi.h"
-#include "vmm/devices.h"
-#include "vmm/layout.h"
-#include "vmm/serial.h"
-#include "vmm/term.h"
-#include "vmm/virtio_console.h"
+#include "machine.h"
+#include "vmm/api.h"
+#include "vmm/escape.h"
 
-/* Below the IOAPIC, inside the MMIO hole: three pages KVM needs on Intel for real mode. */
-#define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
-#define KVM_TSS_ADDR          0xfeffd000ULL
+#define CONSOLE_CHUNK 4096
 
-#define MAX_FILE_SIZE (2 * GiB)
+struct vmm_vm {
+	pthread_mutex_t op_lock; /* one control operation at a time */
+	pthread_mutex_t lock;    /* state, stop request, outcome */
+	pthread_cond_t cond;     /* state changes */
+	enum vmm_state state;
+	struct vmm_config cfg;
+	struct vmm_callbacks cb;
+	struct log_sink log;
 
-struct devices {
-	struct serial *serial;
-	struct i8042 *i8042;
-	struct rtc *rtc;
-	struct debug_exit *debug_exit;
-	struct pvpanic *pvpanic;
-	struct acpi_pm *acpi_pm;
-};
+	struct machine *m;
+	struct ev_loop *ctl;
+	unsigned int stop_watch;
 
-struct mapped_file {
-	uint8_t *data;
-	size_t len;
-};
+	/* A stop asked of the VM (not by its guest): wins over what the guest does after it. */
+	bool stop_requested;
+	struct vmm_outcome stop_req;
+	struct vmm_outcome outcome;
 
-static void stop_sink_cb(void *opaque, enum vm_stop_reason reason, int code)
-{
-	vm_request_stop(opaque, reason, code, "");
-}
+	/* The timeout: a deadline for the whole run, restarts included. */
+	int timer_fd;
+	unsigned int timer_watch;
 
-static void irq_cb(void *opaque, unsigned int gsi, int level)
-{
-	struct vm *vm = opaque;
-	struct kvm_irq_level irq = { .irq = gsi, .level = level };
-
-	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
-		fprintf(stderr, "vmm: KVM_IRQ_LINE gsi %u: %s\n", gsi, strerror(errno));
-}
-
-void vm_request_stop(struct vm *vm, enum vm_stop_reason reason, int code, const char *msg)
-{
-	pthread_mutex_lock(&vm->stop_lock);
-	if (!vm->stopping) {
-		vm->outcome.reason = reason;
-		vm->outcome.code = code;
-		snprintf(vm->outcome.msg, sizeof(vm->outcome.msg), "%s", msg ? msg : "");
-		__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE);
-		uint64_t one = 1;
-		if (write(vm->stop_efd, &one, sizeof(one)) < 0) {
-			/* eventfd overflow cannot happen with one write; nothing else to do */
-		}
-	}
-	pthread_mutex_unlock(&vm->stop_lock);
-}
-
-static int map_file(const char *what, const char *path, struct mapped_file *f, char *err,
-		    size_t errlen)
-{
-	struct stat st;
-	int ret;
-
-	memset(f, 0, sizeof(*f));
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "%s: %s: %s", what, path, strerror(-ret));
-		return ret;
-	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "%s: %s: %s", what, path, strerror(-ret));
-		goto out;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		ret = -EISDIR;
-		snprintf(err, errlen, "%s: %s: is a directory", what, path);
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		ret = -EINVAL;
-		snprintf(err, errlen, "%s: %s: not a regular file", what, path);
-		goto out;
-	}
-	if (st.st_size == 0) {
-		ret = -ENOEXEC;
-		snprintf(err, errlen, "%s: %s: empty file", what, path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > MAX_FILE_SIZE) {
-		ret = -EFBIG;
-		snprintf(err, errlen, "%s: %s: larger than 2 GiB", what, path);
-		goto out;
-	}
-	/* MAP_PRIVATE read-only: the loader copies what it needs into guest RAM. */
-	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED) {
-		ret = -errno;
-		snprintf(err, errlen, "%s: %s: %s", what, path, strerror(-ret));
-		goto out;
-	}
-	f->data = p;
-	f->len = (size_t)st.st_size;
-	ret = 0;
-out:
-	close(fd);
-	return ret;
-}
-
-static void unmap_file(struct mapped_file *f)
-{
-	if (f->data)
-		munmap(f->data, f->len);
-	memset(f, 0, sizeof(*f));
-}
-
-static int check_host_memory(const struct vmm_config *cfg, char *err, size_t errlen)
-{
-	struct sysinfo si;
-
-	if (sysinfo(&si) == 0) {
-		uint64_t host = (uint64_t)si.totalram * si.mem_unit;
-		if (cfg->mem_size > host) {
-			char a[32], b[32];
-			snprintf(err, errlen, "--memory: %s is more than this host's %s of RAM",
-				 loader_fmt_size(cfg->mem_size, a, sizeof(a)),
-				 loader_fmt_size(host, b, sizeof(b)));
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-static int check_kvm_limits(struct vm *vm, char *err, size_t errlen)
-{
-	if (vm->cfg->nr_cpus > vm->kvm.max_vcpus) {
-		snprintf(err, errlen, "--cpus: %u is above this host's KVM limit of %u",
-			 vm->cfg->nr_cpus, vm->kvm.max_vcpus);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int setup_kvm_vm(struct vm *vm, char *err, size_t errlen)
-{
-	const char *step;
-	int ret;
-
-	step = "KVM_CREATE_VM";
-	vm->vm_fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
-	if (vm->vm_fd < 0)
-		goto fail;
-	step = "KVM_SET_IDENTITY_MAP_ADDR";
-	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
-	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		goto fail;
-	step = "KVM_SET_TSS_ADDR";
-	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
-		goto fail;
-	step = "KVM_CREATE_IRQCHIP";
-	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		goto fail;
-	/* The dummy speaker makes KVM answer port 0x61 too (Linux reads it while calibrating). */
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	step = "KVM_CREATE_PIT2";
-	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		goto fail;
-
-	for (unsigned int i = 0; i < vm->gm.nr_regions; i++) {
-		const struct gm_region *r = &vm->gm.region[i];
-		struct kvm_userspace_memory_region mr = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
-		};
-		step = "KVM_SET_USER_MEMORY_REGION";
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
-			goto fail;
-	}
-	return 0;
-fail:
-	ret = -errno;
-	snprintf(err, errlen, "%s: %s", step, strerror(errno));
-	return ret;
-}
-
-static int setup_devices(struct vm *vm, char *err, size_t errlen)
-{
-	struct devices *d = vm->dev;
-	struct irq_sink irq = { .set_level = irq_cb, .opaque = vm };
-	struct vm_stop_sink stop = { .request = stop_sink_cb, .opaque = vm };
-	const char *what;
-	int ret;
-
-	/* Created in this order, destroyed in reverse by vm_destroy(). */
-	what = "serial";
-	if ((ret = serial_create(&d->serial, &irq, IRQ_COM1, STDOUT_FILENO)) < 0)
-		goto fail;
-	if ((ret = bus_register(&vm->pio, PORT_COM1, 8, serial_io, d->serial, "com1")) < 0)
-		goto fail;
-	what = "i8042";
-	if ((ret = i8042_create(&d->i8042, &stop)) < 0)
-		goto fail;
-	if ((ret = bus_register(&vm->pio, PORT_I8042_DATA, 1, i8042_data_io, d->i8042,
-				"i8042-data")) < 0 ||
-	    (ret = bus_register(&vm->pio, PORT_I8042_CMD, 1, i8042_cmd_io, d->i8042,
-				"i8042-cmd")) < 0)
-		goto fail;
-	what = "rtc";
-	if ((ret = rtc_create(&d->rtc, NULL)) < 0)
-		goto fail;
-	if ((ret = bus_register(&vm->pio, PORT_CMOS, RTC_PORT_LEN, rtc_io, d->rtc, "rtc")) < 0)
-		goto fail;
-	what = "pvpanic";
-	if ((ret = pvpanic_create(&d->pvpanic, &stop)) < 0)
-		goto fail;
-	if ((ret = bus_register(&vm->pio, PORT_PVPANIC, PVPANIC_PORT_LEN, pvpanic_io, d->pvpanic, "pvpanic")) < 0)
-		goto fail;
-	what = "acpi sleep registers";
-	if ((ret = acpi_pm_create(&d->acpi_pm, &stop)) < 0)
-		goto fail;
-	if ((ret = bus_register(&vm->pio, PORT_ACPI_SLEEP, ACPI_PM_PORT_LEN, acpi_pm_io, d->acpi_pm, "acpi-pm")) < 0)
-		goto fail;
-	if (vm->cfg->debug_exit_port) {
-		what = "debug-exit";
-		if ((ret = debug_exit_create(&d->debug_exit, &stop, vm->cfg->debug_exit_port, 1)) < 0)
-			goto fail;
-		ret = bus_register(&vm->pio, vm->cfg->debug_exit_port,
-				   debug_exit_len(d->debug_exit), debug_exit_io,
-				   d->debug_exit, "debug-exit");
-		if (ret == -EEXIST) {
-			snprintf(err, errlen, "--debug-exit-port: 0x%x is taken by another device",
-				 vm->cfg->debug_exit_port);
-			return ret;
-		}
-		if (ret < 0)
-			goto fail;
-	}
-	return 0;
-fail:
-	snprintf(err, errlen, "%s: %s", what, strerror(-ret));
-	return ret;
-}
-
-static void destroy_devices(struct devices *d)
-{
-	if (d->debug_exit)
-		debug_exit_destroy(d->debug_exit);
-	if (d->acpi_pm)
-		acpi_pm_destroy(d->acpi_pm);
-	if (d->pvpanic)
-		pvpanic_destroy(d->pvpanic);
-	if (d->rtc)
-		rtc_destroy(d->rtc);
-	if (d->i8042)
-		i8042_destroy(d->i8042);
-	if (d->serial)
-		serial_destroy(d->serial);
-	memset(d, 0, sizeof(*d));
-}
-
-static int load_guest(struct vm *vm, char *err, size_t errlen)
-{
-	struct mapped_file kernel, initrd = { 0 };
-	uint64_t rsdp = 0;
-	size_t used = 0;
-	int ret;
-
-	/* ACPI tables first: the loader passes the RSDP address to the kernel. */
-	uint8_t *acpi = gm_ptr(&vm->gm, GPA(LAYOUT_ACPI), LAYOUT_ACPI_SIZE);
-	struct acpi_config acfg = {
-		.nr_cpus = vm->nr_vcpus,
-		.pvpanic = true,
-		.mmio_devs = vm->vmmio_acpi,
-		.nr_mmio_devs = vm->nr_virtio,
-	};
-	if (!acpi) {
-		snprintf(err, errlen, "guest RAM too small for the ACPI tables");
-		return -ENOMEM;
-	}
-	ret = acpi_build(acpi, LAYOUT_ACPI_SIZE, LAYOUT_ACPI, &acfg, &rsdp, &used);
-	if (ret < 0) {
-		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));
-		return ret;
-	}
-
-	/*
-	 * We have no BIOS, but Linux may jump to one: on a hardware-reduced ACPI platform that
-	 * did not boot through EFI, reboot_init() picks BOOT_EFI, whose fallback is BOOT_BIOS,
-	 * a real-mode jump to the reset vector F000:FFF0 (arch/x86/kernel/reboot.c). Put a stub
-	 * there that does what a PC's firmware ends up doing: pull the reset line.
-	 *   mov al, 0xfe; out 0x64, al; hlt; jmp $-3
-	 */
-	static const uint8_t reset_stub[] = { 0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd };
-	if (gm_write(&vm->gm, GPA(LAYOUT_RESET_VECTOR), reset_stub, sizeof(reset_stub)) < 0) {
-		snprintf(err, errlen, "guest RAM too small for the reset vector");
-		return -ENOMEM;
-	}
-
-	if ((ret = map_file("kernel", vm->cfg->kernel, &kernel, err, errlen)) < 0)
-		return ret;
-	if (vm->cfg->initrd &&
-	    (ret = map_file("initrd", vm->cfg->initrd, &initrd, err, errlen)) < 0)
-		goto out;
-	struct boot_config bc = {
-		.kernel = kernel.data,
-		.kernel_len = kernel.len,
-		.initrd = initrd.data,
-		.initrd_len = initrd.len,
-		.cmdline = vm->cmdline,
-		.acpi_rsdp = rsdp,
-	};
-	ret = loader_load(&vm->gm, &bc, &vm->boot, err, errlen);
-out:
-	unmap_file(&initrd);
-	unmap_file(&kernel);
-	return ret;
-}
-
-int vm_create(const struct vmm_config *cfg, struct vm **out, char *err, size_t errlen)
-{
-	int ret;
-	char bad[64];
-
-	struct vm *vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return -ENOMEM;
-	vm->cfg = cfg;
-	vm->vm_fd = -1;
-	vm->kvm.fd = -1;
-	vm->gm.fd = -1;
-	vm->stop_efd = -1;
-	vm->nr_vcpus = cfg->nr_cpus;
-	pthread_mutex_init(&vm->stop_lock, NULL);
-	bus_init(&vm->pio);
-	bus_init(&vm->mmio);
-
-	ret = cpuid_mask_parse(cfg->cpuid_mask, vm->cpuid_mask, VM_MAX_CPUID_MASK,
-			       &vm->nr_cpuid_mask, bad, sizeof(bad));
-	if (ret < 0) {
-		if (ret == -E2BIG)
-			snprintf(err, errlen, "--cpuid-mask: more than %d features",
-				 VM_MAX_CPUID_MASK);
-		else
-			snprintf(err, errlen, "--cpuid-mask: unknown CPU feature '%s'", bad);
-		goto fail;
-	}
-	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_efd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-		goto fail;
-	}
-	if ((ret = check_host_memory(cfg, err, errlen)) < 0)
-		goto fail;
-	if ((ret = gm_create(&vm->gm, cfg->mem_size)) < 0) {
-		snprintf(err, errlen, "--memory: cannot allocate guest RAM: %s", strerror(-ret));
-		goto fail;
-	}
-	/* Images before KVM too: a missing or locked image is a user error. */
-	if ((ret = vm_virtio_create(vm, err, errlen)) < 0)
-		goto fail;
-	/* Load before touching KVM: a bad kernel or initrd is the commonest error. */
-	if ((ret = load_guest(vm, err, errlen)) < 0)
-		goto fail;
-	if ((ret = kvm_sys_open(&vm->kvm, cfg->kvm_path, err, errlen)) < 0)
-		goto fail;
-	if ((ret = check_kvm_limits(vm, err, errlen)) < 0)
-		goto fail;
-	if ((ret = setup_kvm_vm(vm, err, errlen)) < 0)
-		goto fail;
-	vm->dev = calloc(1, sizeof(*vm->dev));
-	if (!vm->dev) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	if ((ret = setup_devices(vm, err, errlen)) < 0)
-		goto fail;
-	if ((ret = vm_virtio_attach(vm, err, errlen)) < 0)
-		goto fail;
-	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		vm->vcpus[i].fd = -1;
-		if ((ret = vcpu_create(vm, &vm->vcpus[i], i, err, errlen)) < 0)
-			goto fail;
-	}
-	*out = vm;
-	return 0;
-fail:
-	vm_destroy(vm);
-	return ret;
-}
-
-void vm_destroy(struct vm *vm)
-{
-	if (!vm)
-		return;
-	if (vm->vcpus) {
-		for (unsigned int i = vm->nr_vcpus; i-- > 0;) {
-			vcpu_join(&vm->vcpus[i]);
-			if (vm->vcpus[i].vm)
-				vcpu_destroy(&vm->vcpus[i]);
-		}
-		free(vm->vcpus);
-	}
-	vm_virtio_destroy(vm);
-	if (vm->dev) {
-		destroy_devices(vm->dev);
-		free(vm->dev);
-	}
-	if (vm->vm_fd >= 0)
-		close(vm->vm_fd);
-	gm_destroy(&vm->gm);
-	kvm_sys_close(&vm->kvm);
-	if (vm->stop_efd >= 0)
-		close(vm->stop_efd);
-	pthread_mutex_destroy(&vm->stop_lock);
-	free(vm);
-}
-
-/* ---- the main loop: console input, signals, timeout, stop ---- */
-
-#define STDIN_CHUNK 4096
-
-struct loop {
-	struct vm *vm;
-	GMainLoop *loop;
-	guint stdin_watch;
-	int rx_efd; /* the UART has room again (written from a vCPU thread) */
-	uint8_t pending[STDIN_CHUNK];
+	/* Console input (ctl thread only, but for paused, set under lock). */
+	unsigned int in_watch;
+	int rx_efd; /* the console has room again, or the VM resumed */
+	unsigned int rx_watch;
+	uint8_t pending[CONSOLE_CHUNK];
 	size_t pending_len, pending_off;
-	bool stdin_eof;
-	uint64_t dropped; /* terminal input typed while the guest was not reading */
+	bool in_eof;
+	bool in_paused; /* __atomic: set by pause/resume, read by the control thread */
+	bool m_halted;  /* vm->m is being torn down: no more calls into it (under lock) */
 	struct term_escape esc;
-	guint timeout_id;
 };
 
-static gboolean on_stdin(gint fd, GIOCondition cond, gpointer data);
+/* ---- logging and events ---- */
 
-static void stdin_watch_set(struct loop *l, bool on)
+static void vm_log_line(void *opaque, enum vmm_log_level level, const char *line)
 {
-	if (on && !l->stdin_watch && !l->stdin_eof)
-		l->stdin_watch = g_unix_fd_add(STDIN_FILENO, G_IO_IN | G_IO_HUP | G_IO_ERR,
-					       on_stdin, l);
-	else if (!on && l->stdin_watch) {
-		g_source_remove(l->stdin_watch);
-		l->stdin_watch = 0;
+	struct vmm_vm *vm = opaque;
+
+	if (vm->cb.log)
+		vm->cb.log(vm->cb.opaque, level, line);
+	else
+		fprintf(stderr, "vmm: %s\n", line);
+}
+
+static void vm_event(struct vmm_vm *vm, enum vmm_event ev, const struct vmm_outcome *o)
+{
+	if (vm->cb.event)
+		vm->cb.event(vm->cb.opaque, vm, ev, o);
+}
+
+static int vm_fail(struct vmm_error *e, int code, const char *fmt, ...) PRINTF(3, 4);
+static int vm_fail(struct vmm_error *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e) {
+		e->code = code;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+const char *vmm_state_name(enum vmm_state s)
+{
+	switch (s) {
+	case VMM_STATE_CREATED:
+		return "Not started";
+	case VMM_STATE_RUNNING:
+		return "Running";
+	case VMM_STATE_PAUSED:
+		return "Paused";
+	case VMM_STATE_STOPPED:
+		return "Stopped";
+	}
+	return "Unknown";
+}
+
+int vmm_outcome_status(const struct vmm_outcome *o)
+{
+	switch (o->reason) {
+	case VMM_STOP_POWEROFF:
+	case VMM_STOP_REBOOT:
+	case VMM_STOP_REQUEST:
+		return VMM_EXIT_OK;
+	case VMM_STOP_DEBUG_EXIT:
+		/* QEMU isa-debug-exit: the guest writes v, the process exits (v << 1) | 1. */
+		return ((o->code << 1) | 1) & 0xff;
+	case VMM_STOP_PANIC:
+		return VMM_EXIT_PANIC;
+	case VMM_STOP_TRIPLE_FAULT:
+		return VMM_EXIT_TRIPLE;
+	case VMM_STOP_TIMEOUT:
+		return VMM_EXIT_TIMEOUT;
+	case VMM_STOP_SIGNAL:
+		return 128 + o->code;
+	case VMM_STOP_ERROR:
+		return VMM_EXIT_ERROR;
+	case VMM_STOP_FATAL:
+	case VMM_STOP_NONE:
+	default:
+		return VMM_EXIT_FATAL;
 	}
 }
 
-/* The guest's console input: hvc0 with --console virtio, else the UART. */
-static size_t console_receive(struct vm *vm, const uint8_t *buf, size_t len)
+/* ---- console input (ctl thread) ---- */
+
+static void on_console_in(void *opaque);
+
+static void console_watch_set(struct vmm_vm *vm, bool on)
 {
-	if (vm->vcon)
-		return virtio_console_receive(vm->vcon, buf, len);
-	return serial_receive(vm->dev->serial, buf, len);
+	if (on && !vm->in_watch && !vm->in_eof && vm->cfg.console_in >= 0) {
+		vm->in_watch = ev_loop_add_fd(vm->ctl, vm->cfg.console_in, on_console_in, vm);
+	} else if (!on && vm->in_watch) {
+		ev_loop_remove_fd(vm->ctl, vm->in_watch);
+		vm->in_watch = 0;
+	}
 }
 
-static void console_set_rx_ready_cb(struct vm *vm, void (*cb)(void *opaque), void *opaque)
+/* Push what is pending into the console; stop reading input while the guest does not keep up. */
+static void console_feed(struct vmm_vm *vm)
 {
-	if (vm->vcon)
-		virtio_console_set_rx_ready_cb(vm->vcon, cb, opaque);
-	else
-		serial_set_rx_ready_cb(vm->dev->serial, cb, opaque);
-}
-
-/* Push what is pending into the console; stop reading stdin while the guest does not keep up. */
-static void feed_serial(struct loop *l)
-{
-	while (l->pending_off < l->pending_len) {
-		size_t n = console_receive(l->vm, l->pending + l->pending_off,
-					   l->pending_len - l->pending_off);
+	while (vm->m && !__atomic_load_n(&vm->in_paused, __ATOMIC_ACQUIRE) &&
+	       vm->pending_off < vm->pending_len) {
+		size_t n = machine_console_receive(vm->m, vm->pending + vm->pending_off,
+						   vm->pending_len - vm->pending_off);
 		if (n == 0)
 			break;
-		l->pending_off += n;
+		vm->pending_off += n;
 	}
-	if (l->pending_off == l->pending_len) {
-		l->pending_off = l->pending_len = 0;
-		stdin_watch_set(l, true);
-	} else if (!l->esc.enabled) {
+	if (vm->pending_off == vm->pending_len) {
+		vm->pending_off = vm->pending_len = 0;
+		console_watch_set(vm, true);
+	} else if (!vm->esc.enabled) {
 		/* A pipe: stop reading until the guest makes room; nothing is lost. */
-		stdin_watch_set(l, false);
+		console_watch_set(vm, false);
 	}
 	/* A terminal is still read while the guest does not keep up, so that Ctrl-A x works
 	 * whatever the guest does; keys typed into a full UART are dropped, as on hardware. */
 }
 
-static gboolean on_stdin(gint fd, GIOCondition cond, gpointer data)
+static void on_console_in(void *opaque)
 {
-	struct loop *l = data;
-	uint8_t buf[STDIN_CHUNK];
+	struct vmm_vm *vm = opaque;
+	uint8_t buf[CONSOLE_CHUNK];
 
 	/* One byte short: a Ctrl-A held over from the last read may expand to two bytes. */
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	ssize_t n = read(vm->cfg.console_in, buf, sizeof(buf) - 1);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return G_SOURCE_CONTINUE;
+		return;
 	if (n <= 0) {
 		/* EOF on a pipe: the guest keeps running, it just gets no more input. */
-		l->stdin_eof = true;
-		l->stdin_watch = 0;
-		return G_SOURCE_REMOVE;
+		vm->in_eof = true;
+		console_watch_set(vm, false);
+		return;
 	}
-	if (l->pending_len) {
+	if (vm->pending_len) {
 		/* Only a terminal gets here (a pipe is not read while input is pending). */
-		uint8_t scratch[STDIN_CHUNK];
-		term_escape_filter(&l->esc, buf, (size_t)n, scratch, sizeof(scratch));
-		l->dropped += (uint64_t)n;
+		uint8_t scratch[CONSOLE_CHUNK];
+		term_escape_filter(&vm->esc, buf, (size_t)n, scratch, sizeof(scratch));
 	} else {
-		l->pending_len = term_escape_filter(&l->esc, buf, (size_t)n, l->pending,
-						    sizeof(l->pending));
-		l->pending_off = 0;
+		vm->pending_len = term_escape_filter(&vm->esc, buf, (size_t)n, vm->pending,
+						     sizeof(vm->pending));
+		vm->pending_off = 0;
 	}
-	if (l->esc.quit) {
-		vm_request_stop(l->vm, VM_STOP_SIGNAL, SIGINT, "console escape: Ctrl-A x");
-		return G_SOURCE_CONTINUE;
+	if (vm->esc.quit) {
+		vmm_vm_stop_with(vm, VMM_STOP_SIGNAL, SIGINT, "console escape: Ctrl-A x");
+		vm->esc.quit = false;
+		return;
 	}
-	feed_serial(l);
-	return l->stdin_watch ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+	console_feed(vm);
 }
 
+/* From any thread (a vCPU, the I/O thread, a resume): the console may take input again. */
 static void on_rx_ready(void *opaque)
 {
-	struct loop *l = opaque;
+	struct vmm_vm *vm = opaque;
 	uint64_t one = 1;
 
-	if (write(l->rx_efd, &one, sizeof(one)) < 0) {
+	if (write(vm->rx_efd, &one, sizeof(one)) < 0) {
 		/* already signalled */
 	}
 }
 
-static gboolean on_rx_efd(gint fd, GIOCondition cond, gpointer data)
+static void on_rx_efd(void *opaque)
 {
-	struct loop *l = data;
+	struct vmm_vm *vm = opaque;
 	uint64_t v;
 
-	if (read(fd, &v, sizeof(v)) < 0) {
+	if (read(vm->rx_efd, &v, sizeof(v)) < 0) {
 		/* spurious */
 	}
-	if (l->pending_len)
-		feed_serial(l);
-	return G_SOURCE_CONTINUE;
+	if (vm->pending_len)
+		console_feed(vm);
 }
 
-static gboolean on_stop(gint fd, GIOCondition cond, gpointer data)
-{
-	struct loop *l = data;
-	g_main_loop_quit(l->loop);
-	return G_SOURCE_CONTINUE;
-}
 
-static gboolean on_signal_int(gpointer data)
-{
-	vm_request_stop(((struct loop *)data)->vm, VM_STOP_SIGNAL, SIGINT, "interrupted (SIGINT)");
-	return G_SOURCE_CONTINUE;
-}
+/* ---- the timeout ---- */
 
-static gboolean on_signal_term(gpointer data)
+static void on_timeout(void *opaque)
 {
-	vm_request_stop(((struct loop *)data)->vm, VM_STOP_SIGNAL, SIGTERM, "terminated (SIGTERM)");
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_signal_hup(gpointer data)
-{
-	vm_request_stop(((struct loop *)data)->vm, VM_STOP_SIGNAL, SIGHUP, "hangup (SIGHUP)");
-	return G_SOURCE_CONTINUE;
-}
-
-/* The terminal changed size: tell hvc0 (the UART has no notion of it). */
-static gboolean on_signal_winch(gpointer data)
-{
-	struct vm *vm = ((struct loop *)data)->vm;
-	struct winsize ws;
-
-	if (vm->vcon && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row)
-		virtio_console_resize(vm->vcon, ws.ws_col, ws.ws_row);
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_timeout(gpointer data)
-{
-	struct loop *l = data;
+	struct vmm_vm *vm = opaque;
 	char msg[96];
+	uint64_t v;
 
-	snprintf(msg, sizeof(msg), "--timeout: guest still running after %u s, stopped it",
-		 l->vm->cfg->timeout_s);
-	vm_request_stop(l->vm, VM_STOP_TIMEOUT, 0, msg);
-	l->timeout_id = 0;
-	return G_SOURCE_REMOVE;
+	if (read(vm->timer_fd, &v, sizeof(v)) < 0)
+		return;
+	snprintf(msg, sizeof(msg), "timeout: guest still running after %u s, stopped it",
+		 vm->cfg.timeout_s);
+	vmm_vm_stop_with(vm, VMM_STOP_TIMEOUT, 0, msg);
 }
 
-int vm_run(struct vm *vm, struct vm_outcome *outcome)
+static int timeout_arm(struct vmm_vm *vm, char *err, size_t errlen)
 {
-	struct loop l = { .vm = vm, .rx_efd = -1 };
-	GMainContext *ctx = g_main_context_default();
-	guint ids[10];
-	unsigned int nids = 0;
-	int ret = 0;
+	struct itimerspec its = { 0 };
 
-	l.loop = g_main_loop_new(ctx, FALSE);
-	l.rx_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l.rx_efd < 0) {
-		ret = -errno;
+	if (!vm->cfg.timeout_s)
+		return 0;
+	vm->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->timer_fd < 0) {
+		snprintf(err, errlen, "timeout: timerfd: %s", strerror(errno));
+		return -errno;
+	}
+	/* Armed once, when the VM starts: restarts do not move the deadline. */
+	its.it_value.tv_sec = vm->cfg.timeout_s;
+	if (timerfd_settime(vm->timer_fd, 0, &its, NULL) < 0) {
+		snprintf(err, errlen, "timeout: %s", strerror(errno));
+		return -errno;
+	}
+	vm->timer_watch = ev_loop_add_fd(vm->ctl, vm->timer_fd, on_timeout, vm);
+	return vm->timer_watch ? 0 : -ENOMEM;
+}
+
+/* ---- machines ---- */
+
+static void on_machine_stop(void *opaque);
+
+/* Build, load and start a machine for vm->cfg (op_lock held). */
+static int vm_boot_machine(struct vmm_vm *vm, char *err, size_t errlen)
+{
+	struct machine *m;
+	int r;
+
+	if ((r = machine_create(&vm->cfg, &vm->log, &m, err, errlen)) < 0)
+		return r;
+	if ((r = machine_load_kernel(m, err, errlen)) < 0)
+		goto fail;
+	machine_console_set_rx_ready(m, on_rx_ready, vm);
+	vm->stop_watch = ev_loop_add_fd(vm->ctl, m->stop_efd, on_machine_stop, vm);
+	if (!vm->stop_watch) {
+		snprintf(err, errlen, "cannot watch the VM's stop requests");
+		r = -ENOMEM;
+		goto fail;
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->m = m;
+	vm->m_halted = false;
+	/* A stop asked for meanwhile (a signal during a restart) reaches this machine too. */
+	if (vm->stop_requested)
+		machine_request_stop(m, vm->stop_req.reason, vm->stop_req.code, vm->stop_req.msg);
+	pthread_mutex_unlock(&vm->lock);
+	if ((r = machine_start(m)) < 0) {
+		snprintf(err, errlen, "cannot start a vCPU thread: %s", strerror(-r));
+		machine_request_stop(m, VMM_STOP_ERROR, 0, err);
+		return 0; /* the stop handler tears it down */
+	}
+	return 0;
+fail:
+	machine_destroy(m);
+	return r;
+}
+
+/*
+ * Stop the machine's vCPUs and close its devices after its stop (op_lock held); *out: why it
+ * stopped. The disk images are closed (their locks gone) as soon as the VM stops; the KVM VM
+ * and RAM go with vmm_vm_destroy(), a restart, or the process.
+ */
+static void vm_halt_machine(struct vmm_vm *vm, struct vmm_outcome *out)
+{
+	struct machine *m = vm->m;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->m_halted = true;
+	pthread_mutex_unlock(&vm->lock);
+	machine_halt(m, out);
+	machine_console_set_rx_ready(m, NULL, NULL);
+	ev_loop_remove_fd(vm->ctl, vm->stop_watch);
+	vm->stop_watch = 0;
+	machine_release_devices(m);
+}
+
+static void vm_enter_stopped(struct vmm_vm *vm, const struct vmm_outcome *o)
+{
+	console_watch_set(vm, false);
+	pthread_mutex_lock(&vm->lock);
+	vm->outcome = *o;
+	vm->state = VMM_STATE_STOPPED;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	if (o->reason == VMM_STOP_PANIC)
+		vm_event(vm, VMM_EVENT_PANICKED, o);
+	vm_event(vm, VMM_EVENT_STOPPED, o);
+}
+
+/* ctl thread: the machine asked to stop (its guest, a device, a stop request). */
+static void on_machine_stop(void *opaque)
+{
+	struct vmm_vm *vm = opaque;
+	struct vmm_outcome o;
+	uint64_t v;
+	char err[VMM_ERROR_LEN];
+
+	pthread_mutex_lock(&vm->op_lock);
+	if (!vm->m || read(vm->m->stop_efd, &v, sizeof(v)) < 0) {
+		pthread_mutex_unlock(&vm->op_lock);
+		return;
+	}
+	for (;;) {
+		pthread_mutex_lock(&vm->lock);
+		bool restart = vm->cfg.on_reboot == VMM_ON_REBOOT_RESTART && !vm->stop_requested;
+		pthread_mutex_unlock(&vm->lock);
+		/* A reboot to restart needs the whole machine gone (images closed, relocked). */
+		vm_halt_machine(vm, &o);
+		pthread_mutex_lock(&vm->lock);
+		if (vm->stop_requested)
+			o = vm->stop_req; /* what the VM was asked wins over what the guest did */
+		restart = restart && o.reason == VMM_STOP_REBOOT;
+		pthread_mutex_unlock(&vm->lock);
+		if (!restart)
+			break;
+		struct machine *old = vm->m;
+		pthread_mutex_lock(&vm->lock);
+		vm->m = NULL;
+		pthread_mutex_unlock(&vm->lock);
+		machine_destroy(old);
+		if (vm_boot_machine(vm, err, sizeof(err)) < 0) {
+			o = (struct vmm_outcome){ .reason = VMM_STOP_ERROR };
+			if (snprintf(o.msg, sizeof(o.msg), "restart: %s", err) >= (int)sizeof(o.msg))
+				o.msg[sizeof(o.msg) - 2] = '.';
+			vm_enter_stopped(vm, &o);
+			pthread_mutex_unlock(&vm->op_lock);
+			return;
+		}
+		vm_event(vm, VMM_EVENT_RESTARTED, NULL);
+		on_rx_ready(vm);
+		pthread_mutex_unlock(&vm->op_lock);
+		return;
+	}
+	vm_enter_stopped(vm, &o);
+	pthread_mutex_unlock(&vm->op_lock);
+}
+
+/* ---- the public API ---- */
+
+int vmm_vm_create(const struct vmm_config *c, const struct vmm_callbacks *cb, struct vmm_vm **out,
+		  struct vmm_error *e)
+{
+	struct vmm_vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm)
+		return vm_fail(e, -ENOMEM, "out of memory");
+	if (config_copy(&vm->cfg, c) < 0) {
+		free(vm);
+		return vm_fail(e, -ENOMEM, "out of memory");
+	}
+	if (cb)
+		vm->cb = *cb;
+	vm->log = (struct log_sink){ vm_log_line, vm };
+	vm->state = VMM_STATE_CREATED;
+	vm->timer_fd = -1;
+	vm->rx_efd = -1;
+	pthread_mutex_init(&vm->op_lock, NULL);
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	*out = vm;
+	return 0;
+}
+
+/* The control thread and what it watches for the whole life of the VM (op_lock held). */
+static int vm_ctl_setup(struct vmm_vm *vm, char *err, size_t errlen)
+{
+	int r;
+
+	if ((r = ev_loop_create(&vm->ctl, THREAD_CTL)) < 0) {
+		snprintf(err, errlen, "control thread: %s", strerror(-r));
+		return r;
+	}
+	vm->rx_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->rx_efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	vm->rx_watch = ev_loop_add_fd(vm->ctl, vm->rx_efd, on_rx_efd, vm);
+	if (!vm->rx_watch) {
+		snprintf(err, errlen, "control thread: out of memory");
+		return -ENOMEM;
+	}
+	term_escape_init(&vm->esc, vm->cfg.console_escape);
+	return timeout_arm(vm, err, errlen);
+}
+
+int vmm_vm_start(struct vmm_vm *vm, struct vmm_error *e)
+{
+	const struct log_sink *prev = log_bind(&vm->log);
+	char err[VMM_ERROR_LEN] = "";
+	int r;
+
+	pthread_mutex_lock(&vm->op_lock);
+	if (vm->state != VMM_STATE_CREATED) {
+		r = vm_fail(e, -EINVAL, "the VM was already started (it is %s)",
+			    vmm_state_name(vm->state));
 		goto out;
 	}
-	console_set_rx_ready_cb(vm, on_rx_ready, &l);
-	term_escape_init(&l.esc, isatty(STDIN_FILENO));
-	if (vm->vcon && isatty(STDOUT_FILENO)) {
-		ids[nids++] = g_unix_signal_add(SIGWINCH, on_signal_winch, &l);
-		on_signal_winch(&l);
+	if ((r = config_validate(&vm->cfg, e)) < 0)
+		goto out;
+	if (!vm->ctl && (r = vm_ctl_setup(vm, err, sizeof(err))) < 0)
+		goto fail;
+	if ((r = vm_boot_machine(vm, err, sizeof(err))) < 0)
+		goto fail;
+	pthread_mutex_lock(&vm->lock);
+	vm->state = VMM_STATE_RUNNING;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	/* Console input from now on; the control thread last, once everything is in place. */
+	if (vm->cfg.console_in >= 0)
+		ev_loop_call_sync(vm->ctl, (void (*)(void *))console_feed, vm);
+	if ((r = ev_loop_start(vm->ctl)) < 0) {
+		snprintf(err, sizeof(err), "control thread: %s", strerror(-r));
+		machine_request_stop(vm->m, VMM_STOP_ERROR, 0, err);
+		/* No thread to tear it down: do it here. */
+		struct vmm_outcome o;
+		vm_halt_machine(vm, &o);
+		vm_enter_stopped(vm, &o);
+		goto fail;
 	}
+	vm_event(vm, VMM_EVENT_STARTED, NULL);
+	r = 0;
+	goto out;
+fail:
+	vm_fail(e, r, "%s", err);
+out:
+	pthread_mutex_unlock(&vm->op_lock);
+	log_bind(prev);
+	return r;
+}
 
-	ids[nids++] = g_unix_fd_add(vm->stop_efd, G_IO_IN, on_stop, &l);
-	ids[nids++] = g_unix_fd_add(l.rx_efd, G_IO_IN, on_rx_efd, &l);
-	ids[nids++] = g_unix_signal_add(SIGINT, on_signal_int, &l);
-	ids[nids++] = g_unix_signal_add(SIGTERM, on_signal_term, &l);
-	ids[nids++] = g_unix_signal_add(SIGHUP, on_signal_hup, &l);
-	if (vm->cfg->timeout_s)
-		l.timeout_id = g_timeout_add_seconds(vm->cfg->timeout_s, on_timeout, &l);
-	stdin_watch_set(&l, true);
+int vmm_vm_pause(struct vmm_vm *vm, struct vmm_error *e)
+{
+	const struct log_sink *prev = log_bind(&vm->log);
+	int r = 0;
 
-	/* The I/O thread before the vCPUs: a queue kick must find it running. */
-	if (vm_virtio_start(vm) < 0)
-		vm_request_stop(vm, VM_STOP_FATAL, 0, "cannot start the I/O thread");
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
-		if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
-			break;
-		ret = vcpu_start(&vm->vcpus[i]);
-		if (ret < 0) {
-			vm_request_stop(vm, VM_STOP_FATAL, 0, "cannot start a vCPU thread");
+	pthread_mutex_lock(&vm->op_lock);
+	switch (vm->state) {
+	case VMM_STATE_PAUSED:
+		break; /* already: as Firecracker, not an error */
+	case VMM_STATE_RUNNING:
+		if ((r = machine_pause(vm->m)) < 0) {
+			r = vm_fail(e, r == -ESHUTDOWN ? -EINVAL : r, "cannot pause: %s",
+				    r == -ESHUTDOWN ? "the VM is stopping" : strerror(-r));
 			break;
 		}
+		/* Not through the control thread: it may be waiting for op_lock. */
+		__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
+		pthread_mutex_lock(&vm->lock);
+		vm->state = VMM_STATE_PAUSED;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+		vm_event(vm, VMM_EVENT_PAUSED, NULL);
+		break;
+	default:
+		r = vm_fail(e, -EINVAL, "cannot pause a VM that is %s",
+			    vm->state == VMM_STATE_CREATED ? "not started" : "stopped");
 	}
-	if (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
-		g_main_loop_run(l.loop);
+	pthread_mutex_unlock(&vm->op_lock);
+	log_bind(prev);
+	return r;
+}
 
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_kick(&vm->vcpus[i]);
-	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
-		vcpu_join(&vm->vcpus[i]);
-	console_set_rx_ready_cb(vm, NULL, NULL);
+int vmm_vm_resume(struct vmm_vm *vm, struct vmm_error *e)
+{
+	const struct log_sink *prev = log_bind(&vm->log);
+	int r = 0;
 
-	pthread_mutex_lock(&vm->stop_lock);
-	*outcome = vm->outcome;
-	pthread_mutex_unlock(&vm->stop_lock);
+	pthread_mutex_lock(&vm->op_lock);
+	switch (vm->state) {
+	case VMM_STATE_RUNNING:
+		break;
+	case VMM_STATE_PAUSED:
+		machine_resume(vm->m);
+		pthread_mutex_lock(&vm->lock);
+		vm->state = VMM_STATE_RUNNING;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+		__atomic_store_n(&vm->in_paused, false, __ATOMIC_RELEASE);
+		on_rx_ready(vm); /* input held back while paused goes in now */
+		vm_event(vm, VMM_EVENT_RESUMED, NULL);
+		break;
+	default:
+		r = vm_fail(e, -EINVAL, "cannot resume a VM that is %s",
+			    vm->state == VMM_STATE_CREATED ? "not started" : "stopped");
+	}
+	pthread_mutex_unlock(&vm->op_lock);
+	log_bind(prev);
+	return r;
+}
 
-out:
-	/* Before the signal sources go (glib restores the default actions): a SIGTERM from
-	 * here on must not leave the terminal raw. */
-	term_restore();
-	stdin_watch_set(&l, false);
-	if (l.timeout_id)
-		g_source_remove(l.timeout_id);
-	for (unsigned int i = 0; i < nids; i++)
-		g_source_remove(ids[i]);
-	if (l.rx_efd >= 0)
-		close(l.rx_efd);
-	g_main_loop_unref(l.loop);
-	return ret;
+int vmm_vm_stop_with(struct vmm_vm *vm, enum vmm_stop_reason reason, int code, const char *msg)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VMM_STATE_CREATED || vm->state == VMM_STATE_STOPPED) {
+		r = -EINVAL;
+	} else if (!vm->stop_requested) {
+		vm->stop_requested = true;
+		vm->stop_req = (struct vmm_outcome){ .reason = reason, .code = code };
+		snprintf(vm->stop_req.msg, sizeof(vm->stop_req.msg), "%s", msg ? msg : "");
+		/* No machine (a restart is building the next one): it is told when it exists. */
+		if (vm->m)
+			machine_request_stop(vm->m, reason, code, msg);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vmm_vm_stop(struct vmm_vm *vm, struct vmm_error *e)
+{
+	if (vmm_vm_stop_with(vm, VMM_STOP_REQUEST, 0, "stopped on request") < 0)
+		return vm_fail(e, -EINVAL, "cannot stop a VM that is %s",
+			       vmm_state_name(vmm_vm_state(vm)));
+	return 0;
+}
+
+int vmm_vm_send_ctrl_alt_del(struct vmm_vm *vm, struct vmm_error *e)
+{
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state != VMM_STATE_RUNNING || !vm->m || vm->m_halted)
+		r = vm_fail(e, -EINVAL, "cannot send Ctrl-Alt-Del to a VM that is %s",
+			    vm->state == VMM_STATE_CREATED ? "not started"
+							   : vmm_state_name(vm->state));
+	else if ((r = machine_ctrl_alt_del(vm->m)) < 0)
+		vm_fail(e, r, "the VM has no keyboard");
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vmm_vm_console_resize(struct vmm_vm *vm, unsigned int cols, unsigned int rows)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->m && !vm->m_halted)
+		machine_console_resize(vm->m, cols, rows);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+int vmm_vm_wait(struct vmm_vm *vm, struct vmm_outcome *out)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->state == VMM_STATE_CREATED) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EINVAL;
+	}
+	while (vm->state != VMM_STATE_STOPPED)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	if (out)
+		*out = vm->outcome;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+enum vmm_state vmm_vm_state(struct vmm_vm *vm)
+{
+	enum vmm_state s;
+
+	pthread_mutex_lock(&vm->lock);
+	s = vm->state;
+	pthread_mutex_unlock(&vm->lock);
+	return s;
+}
+
+struct vmm_config *vmm_vm_config(struct vmm_vm *vm)
+{
+	struct vmm_config *c;
+
+	pthread_mutex_lock(&vm->op_lock);
+	c = vmm_config_dup(&vm->cfg);
+	pthread_mutex_unlock(&vm->op_lock);
+	return c;
+}
+
+void vmm_vm_destroy(struct vmm_vm *vm)
+{
+	if (!vm)
+		return;
+	const struct log_sink *prev = log_bind(&vm->log);
+
+	if (vmm_vm_stop_with(vm, VMM_STOP_REQUEST, 0, "stopped on request") == 0)
+		vmm_vm_wait(vm, NULL);
+	/* The control thread first: nothing reacts to the machine after this. */
+	if (vm->ctl)
+		ev_loop_destroy(vm->ctl);
+	vm->ctl = NULL;
+	if (vm->m)
+		machine_destroy(vm->m);
+	if (vm->timer_fd >= 0)
+		close(vm->timer_fd);
+	if (vm->rx_efd >= 0)
+		close(vm->rx_efd);
+	config_fini(&vm->cfg);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->op_lock);
+	free(vm);
+	log_bind(prev);
+}
+
+/* ---- the API's view of a VM (api.h) ---- */
+
+static void target_info(void *opaque, struct api_info *out)
+{
+	struct vmm_vm *vm = opaque;
+
+	out->id = vm->cfg.id ? vm->cfg.id : CONFIG_DEFAULT_ID;
+	out->state = vmm_vm_state(vm);
+}
+
+static int target_update_config(void *opaque,
+				int (*fn)(struct vmm_config *c, void *arg, struct vmm_error *e),
+				void *arg, struct vmm_error *e)
+{
+	struct vmm_vm *vm = opaque;
+	int r;
+
+	pthread_mutex_lock(&vm->op_lock);
+	if (vm->state != VMM_STATE_CREATED)
+		r = vm_fail(e, -EBUSY, "The requested operation is not supported after starting "
+			    "the microVM.");
+	else
+		r = fn(&vm->cfg, arg, e);
+	pthread_mutex_unlock(&vm->op_lock);
+	return r;
+}
+
+static struct vmm_config *target_get_config(void *opaque)
+{
+	return vmm_vm_config(opaque);
+}
+
+static int target_start(void *opaque, struct vmm_error *e)
+{
+	return vmm_vm_start(opaque, e);
+}
+
+static int target_pause(void *opaque, struct vmm_error *e)
+{
+	return vmm_vm_pause(opaque, e);
+}
+
+static int target_resume(void *opaque, struct vmm_error *e)
+{
+	return vmm_vm_resume(opaque, e);
+}
+
+static int target_ctrl_alt_del(void *opaque, struct vmm_error *e)
+{
+	return vmm_vm_send_ctrl_alt_del(opaque, e);
+}
+
+static const struct api_target_ops vm_target_ops = {
+	.info = target_info,
+	.update_config = target_update_config,
+	.get_config = target_get_config,
+	.start = target_start,
+	.pause = target_pause,
+	.resume = target_resume,
+	.ctrl_alt_del = target_ctrl_alt_del,
+};
+
+void vm_api_target(struct vmm_vm *vm, struct api_target *out)
+{
+	out->ops = &vm_target_ops;
+	out->opaque = vm;
 }

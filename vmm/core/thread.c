@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vmm/thread.h"
+
+struct thread_start {
+	void *(*fn)(void *arg);
+	void *arg;
+	const struct log_sink *log;
+	enum thread_kind kind;
+};
+
+static void *thread_main(void *p)
+{
+	struct thread_start st = *(struct thread_start *)p;
+
+	free(p);
+	log_bind(st.log);
+	/* Here each kind will install its seccomp filter before running untrusted work. */
+	return st.fn(st.arg);
+}
+
+int thread_create(pthread_t *out, enum thread_kind kind, unsigned int index,
+		  void *(*fn)(void *arg), void *arg, const struct log_sink *log)
+{
+	static const char *const names[] = {
+		[THREAD_VCPU] = "vcpu", [THREAD_IO] = "io", [THREAD_CTL] = "ctl", [THREAD_API] = "api",
+	};
+	struct thread_start *st = malloc(sizeof(*st));
+	sigset_t all, old;
+	char name[16];
+	int r;
+
+	if (!st)
+		return -ENOMEM;
+	st->fn = fn;
+	st->arg = arg;
+	st->log = log ? log : log_bound();
+	st->kind = kind;
+	/*
+	 * Born with every asynchronous signal blocked. The synchronous faults stay deliverable:
+	 * a blocked SIGSEGV would kill the process without the handler that restores the
+	 * terminal.
+	 */
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGTRAP);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(out, NULL, thread_main, st);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		free(st);
+		return -r;
+	}
+	if (kind == THREAD_VCPU)
+		snprintf(name, sizeof(name), "vcpu%u", index);
+	else
+		snprintf(name, sizeof(name), "%s", names[kind]);
+	pthread_setname_np(*out, name);
+	return 0;
+}

@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * One KVM machine: created in this order and unwound in reverse on failure (machine_destroy
+ * takes a part-built machine too): kernel and initrd files read, guest RAM, /dev/kvm and the
+ * VM, the device table, vCPUs. The guest's content (tables, kernel) is a separate step so that
+ * a restore can fill RAM its own way.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "machine.h"
+#include "vmm/acpi.h"
+#include "vmm/devices.h"
+#include "vmm/file.h"
+#include "vmm/layout.h"
+#include "vmm/serial.h"
+#include "vmm/virtio_console.h"
+#include "vmm/virtio_mmio.h"
+
+/* Below the IOAPIC, inside the MMIO hole: three pages KVM needs on Intel for real mode. */
+#define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
+#define KVM_TSS_ADDR          0xfeffd000ULL
+
+#define MAX_KERNEL_SIZE (512 * MiB)
+#define MAX_INITRD_SIZE (2 * GiB)
+
+/* ---- the device table: the machine's devices, created in this order ---- */
+
+static unsigned int count_debug_exit(const struct vmm_config *c)
+{
+	return c->debug_exit_port != 0;
+}
+
+static unsigned int count_disks(const struct vmm_config *c)
+{
+	return c->nr_disks;
+}
+
+static unsigned int count_virtio_console(const struct vmm_config *c)
+{
+	return c->console == VMM_CONSOLE_VIRTIO;
+}
+
+static const struct device_row machine_devices[] = {
+	{ &serial_device_ops, NULL },
+	{ &i8042_device_ops, NULL },
+	{ &rtc_device_ops, NULL },
+	{ &pvpanic_device_ops, NULL },
+	{ &acpi_pm_device_ops, NULL },
+	{ &debug_exit_device_ops, count_debug_exit },
+	/* virtio-mmio slots in this order: disks (root first), then the console. */
+	{ &virtio_blk_device_ops, count_disks },
+	{ &virtio_console_device_ops, count_virtio_console },
+};
+
+/* ---- what devices get from the machine ---- */
+
+static void irq_cb(void *opaque, unsigned int gsi, int level)
+{
+	struct machine *m = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (ioctl(m->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_err("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
+}
+
+static void stop_sink_cb(void *opaque, enum vmm_stop_reason reason, int code)
+{
+	machine_request_stop(opaque, reason, code, "");
+}
+
+static int route_ioeventfd(void *opaque, uint64_t addr, uint32_t len, uint64_t datamatch, int fd,
+			   bool assign)
+{
+	struct machine *m = opaque;
+	struct kvm_ioeventfd io = {
+		.datamatch = datamatch,
+		.addr = addr,
+		.len = len,
+		.fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(m->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static int route_irqfd(void *opaque, unsigned int gsi, int fd, bool assign)
+{
+	struct machine *m = opaque;
+	struct kvm_irqfd irq = {
+		.fd = (uint32_t)fd,
+		.gsi = gsi,
+		.flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	return ioctl(m->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
+}
+
+/* No virtio device, no I/O thread: a VM of legacy devices only starts faster and leaner. */
+static struct ev_loop *io_loop_cb(void *opaque)
+{
+	struct machine *m = opaque;
+
+	if (!m->io && ev_loop_create(&m->io, THREAD_IO) < 0)
+		m->io = NULL;
+	return m->io;
+}
+
+static int virtio_slot_cb(void *opaque, uint64_t *base, unsigned int *gsi)
+{
+	struct machine *m = opaque;
+
+	if (m->next_virtio_slot >= LAYOUT_VIRTIO_MAX_DEVS)
+		return -ENOSPC;
+	*base = LAYOUT_VIRTIO_MMIO + (uint64_t)m->next_virtio_slot * VIRTIO_MMIO_SIZE;
+	*gsi = LAYOUT_VIRTIO_GSI + m->next_virtio_slot;
+	m->next_virtio_slot++;
+	return 0;
+}
+
+/* ---- creation ---- */
+
+static int check_host_memory(const struct vmm_config *cfg, char *err, size_t errlen)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) == 0) {
+		uint64_t host = (uint64_t)si.totalram * si.mem_unit;
+		if (cfg->mem_size > host) {
+			char a[32], b[32];
+			snprintf(err, errlen, "%s: %s is more than this host's %s of RAM",
+				 cfg->names.memory, loader_fmt_size(cfg->mem_size, a, sizeof(a)),
+				 loader_fmt_size(host, b, sizeof(b)));
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int setup_kvm_vm(struct machine *m, char *err, size_t errlen)
+{
+	const char *step;
+	int ret;
+
+	step = "KVM_CREATE_VM";
+	m->vm_fd = ioctl(m->kvm.fd, KVM_CREATE_VM, 0);
+	if (m->vm_fd < 0)
+		goto fail;
+	step = "KVM_SET_IDENTITY_MAP_ADDR";
+	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+	if (ioctl(m->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		goto fail;
+	step = "KVM_SET_TSS_ADDR";
+	if (ioctl(m->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0)
+		goto fail;
+	step = "KVM_CREATE_IRQCHIP";
+	if (ioctl(m->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		goto fail;
+	/* The dummy speaker makes KVM answer port 0x61 too (Linux reads it while calibrating). */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	step = "KVM_CREATE_PIT2";
+	if (ioctl(m->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		goto fail;
+
+	for (unsigned int i = 0; i < m->gm.nr_regions; i++) {
+		const struct gm_region *r = &m->gm.region[i];
+		struct kvm_userspace_memory_region mr = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		};
+		step = "KVM_SET_USER_MEMORY_REGION";
+		if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	ret = -errno;
+	snprintf(err, errlen, "%s: %s", step, strerror(errno));
+	return ret;
+}
+
+int machine_create(const struct vmm_config *cfg, const struct log_sink *log, struct machine **out,
+		   char *err, size_t errlen)
+{
+	const char *kvm_path = cfg->kvm_path ? cfg->kvm_path : "/dev/kvm";
+	char bad[64];
+	int ret;
+
+	struct machine *m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	m->cfg = cfg;
+	m->log = log;
+	m->vm_fd = -1;
+	m->kvm.fd = -1;
+	m->gm.fd = -1;
+	m->stop_efd = -1;
+	m->nr_vcpus = cfg->nr_cpus;
+	m->efd = (struct vm_eventfd_ops){ route_ioeventfd, route_irqfd, m };
+	pthread_mutex_init(&m->run_lock, NULL);
+	pthread_cond_init(&m->run_cond, NULL);
+	pthread_cond_init(&m->park_cond, NULL);
+	bus_init(&m->pio);
+	bus_init(&m->mmio);
+
+	ret = cpuid_mask_parse(cfg->cpuid_mask, m->cpuid_mask, CPUID_MASK_MAX,
+			       &m->nr_cpuid_mask, bad, sizeof(bad));
+	if (ret < 0) {
+		if (ret == -E2BIG)
+			snprintf(err, errlen, "cpuid mask: more than %d features",
+				 CPUID_MASK_MAX);
+		else
+			snprintf(err, errlen, "cpuid mask: unknown CPU feature '%s'", bad);
+		goto fail;
+	}
+	m->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->stop_efd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	/* The files first: a bad kernel or initrd is the commonest error, report it before KVM. */
+	if (cfg->kernel &&
+	    (ret = file_read_all("kernel", cfg->kernel, MAX_KERNEL_SIZE, &m->kernel,
+				 &m->kernel_len, err, errlen)) < 0)
+		goto fail;
+	if (cfg->initrd &&
+	    (ret = file_read_all("initrd", cfg->initrd, MAX_INITRD_SIZE, &m->initrd,
+				 &m->initrd_len, err, errlen)) < 0)
+		goto fail;
+	if ((ret = check_host_memory(cfg, err, errlen)) < 0)
+		goto fail;
+	/* The devices' own files too (disk images missing, locked, of the wrong kind). */
+	if ((ret = devtable_check(machine_devices, ARRAY_SIZE(machine_devices), cfg, err,
+				  errlen)) < 0)
+		goto fail;
+	if (cfg->mem_fd >= 0)
+		ret = gm_adopt(&m->gm, cfg->mem_fd, cfg->mem_size);
+	else
+		ret = gm_create(&m->gm, cfg->mem_size);
+	if (ret < 0) {
+		snprintf(err, errlen, "memory: cannot allocate guest RAM: %s", strerror(-ret));
+		goto fail;
+	}
+	if ((ret = kvm_sys_open(&m->kvm, kvm_path, err, errlen)) < 0)
+		goto fail;
+	if (cfg->nr_cpus > m->kvm.max_vcpus) {
+		snprintf(err, errlen, "%s: %u is above this host's KVM limit of %u",
+			 cfg->names.cpus, cfg->nr_cpus, m->kvm.max_vcpus);
+		ret = -EINVAL;
+		goto fail;
+	}
+	if ((ret = setup_kvm_vm(m, err, errlen)) < 0)
+		goto fail;
+
+	struct device_host host = {
+		.cfg = cfg,
+		.gm = &m->gm,
+		.pio = &m->pio,
+		.mmio = &m->mmio,
+		.irq = { irq_cb, m },
+		.stop = { stop_sink_cb, m },
+		.efd = &m->efd,
+		.io_loop = io_loop_cb,
+		.virtio_slot = virtio_slot_cb,
+		.opaque = m,
+	};
+	if ((ret = devtable_realize(&m->devs, machine_devices, ARRAY_SIZE(machine_devices), &host,
+				    err, errlen)) < 0)
+		goto fail;
+
+	m->vcpus = calloc(m->nr_vcpus, sizeof(*m->vcpus));
+	if (!m->vcpus) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned int i = 0; i < m->nr_vcpus; i++) {
+		m->vcpus[i].fd = -1;
+		if ((ret = vcpu_create(m, &m->vcpus[i], i, err, errlen)) < 0)
+			goto fail;
+	}
+	*out = m;
+	return 0;
+fail:
+	machine_destroy(m);
+	return ret;
+}
+
+/* The kernel command line the guest gets: the configured one, plus virtio_mmio.device= entries
+ * for kernels booted without ACPI (acpi=off). With ACPI the DSDT describes every device, and a
+ * kernel built with VIRTIO_MMIO_CMDLINE_DEVICES would probe each window twice. */
+static int build_cmdline(struct machine *m, const struct acpi_dev_desc *devs, unsigned int n)
+{
+	char *user = config_cmdline(m->cfg);
+	size_t len, used;
+
+	if (!user)
+		return -ENOMEM;
+	used = strlen(user);
+	len = used + 1 + n * 48;
+	m->cmdline = realloc(user, len);
+	if (!m->cmdline) {
+		free(user);
+		return -ENOMEM;
+	}
+	if (!strstr(m->cmdline, "acpi=off"))
+		return 0;
+	for (unsigned int i = 0; i < n; i++) {
+		struct virtio_mmio_config mc = { .base = devs[i].mem_base,
+						 .gsi = (unsigned int)devs[i].gsi };
+		char one[48];
+
+		if (strcmp(devs[i].hid, "LNRO0005") || virtio_mmio_cmdline(&mc, one, sizeof(one)))
+			continue;
+		used += (size_t)snprintf(m->cmdline + used, len - used, "%s%s", used ? " " : "",
+					 one);
+	}
+	return 0;
+}
+
+int machine_load_kernel(struct machine *m, char *err, size_t errlen)
+{
+	struct acpi_dev_desc devs[32];
+	unsigned int nr_devs = devtable_describe(&m->devs, devs, ARRAY_SIZE(devs));
+	uint64_t rsdp = 0;
+	size_t used = 0;
+	int ret;
+
+	if (!m->kernel) {
+		snprintf(err, errlen, "kernel: none given");
+		return -EINVAL;
+	}
+	/* ACPI tables first: the loader passes the RSDP address to the kernel. */
+	uint8_t *acpi = gm_ptr(&m->gm, GPA(LAYOUT_ACPI), LAYOUT_ACPI_SIZE);
+	struct acpi_config acfg = { .nr_cpus = m->nr_vcpus, .devs = devs, .nr_devs = nr_devs };
+	if (!acpi) {
+		snprintf(err, errlen, "guest RAM too small for the ACPI tables");
+		return -ENOMEM;
+	}
+	ret = acpi_build(acpi, LAYOUT_ACPI_SIZE, LAYOUT_ACPI, &acfg, &rsdp, &used);
+	if (ret < 0) {
+		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));
+		return ret;
+	}
+	/*
+	 * We have no BIOS, but Linux may jump to one: on a hardware-reduced ACPI platform that
+	 * did not boot through EFI, reboot_init() picks BOOT_EFI, whose fallback is BOOT_BIOS,
+	 * a real-mode jump to the reset vector F000:FFF0 (arch/x86/kernel/reboot.c). Put a stub
+	 * there that does what a PC's firmware ends up doing: pull the reset line.
+	 *   mov al, 0xfe; out 0x64, al; hlt; jmp $-3
+	 */
+	static const uint8_t reset_stub[] = { 0xb0, 0xfe, 0xe6, 0x64, 0xf4, 0xeb, 0xfd };
+	if (gm_write(&m->gm, GPA(LAYOUT_RESET_VECTOR), reset_stub, sizeof(reset_stub)) < 0) {
+		snprintf(err, errlen, "guest RAM too small for the reset vector");
+		return -ENOMEM;
+	}
+	if ((ret = build_cmdline(m, devs, nr_devs)) < 0) {
+		snprintf(err, errlen, "kernel command line: %s", strerror(-ret));
+		return ret;
+	}
+	struct boot_config bc = {
+		.kernel = m->kernel,
+		.kernel_len = m->kernel_len,
+		.initrd = m->initrd,
+		.initrd_len = m->initrd_len,
+		.cmdline = m->cmdline,
+		.acpi_rsdp = rsdp,
+	};
+	if ((ret = loader_load(&m->gm, &bc, &m->boot, err, errlen)) < 0)
+		return ret;
+	/* In guest RAM now: the copies go (an initrd may be large). */
+	free(m->kernel);
+	free(m->initrd);
+	m->kernel = m->initrd = NULL;
+	if ((ret = vcpu_set_boot_regs(&m->vcpus[0], &m->boot)) < 0) {
+		snprintf(err, errlen, "cpu 0: boot registers: %s", strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+/* ---- run control ---- */
+
+void machine_request_stop(struct machine *m, enum vmm_stop_reason reason, int code,
+			  const char *msg)
+{
+	pthread_mutex_lock(&m->run_lock);
+	if (!m->stopping) {
+		m->outcome.reason = reason;
+		m->outcome.code = code;
+		snprintf(m->outcome.msg, sizeof(m->outcome.msg), "%s", msg ? msg : "");
+		__atomic_store_n(&m->stopping, true, __ATOMIC_RELEASE);
+		uint64_t one = 1;
+		if (write(m->stop_efd, &one, sizeof(one)) < 0) {
+			/* eventfd overflow cannot happen with one write; nothing else to do */
+		}
+		/* Parked vCPUs must see it, and so must a pauser waiting for them. */
+		pthread_cond_broadcast(&m->run_cond);
+		pthread_cond_broadcast(&m->park_cond);
+	}
+	pthread_mutex_unlock(&m->run_lock);
+}
+
+int machine_start(struct machine *m)
+{
+	int ret;
+
+	/* The I/O thread before the vCPUs: a queue kick must find it running. */
+	if (m->io && (ret = ev_loop_start(m->io)) < 0)
+		return ret;
+	for (unsigned int i = 0; i < m->nr_vcpus; i++) {
+		if (__atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE))
+			break;
+		pthread_mutex_lock(&m->run_lock);
+		m->nr_alive++;
+		pthread_mutex_unlock(&m->run_lock);
+		if ((ret = vcpu_start(&m->vcpus[i])) < 0) {
+			machine_vcpu_exited(m);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void machine_vcpu_park(struct machine *m)
+{
+	pthread_mutex_lock(&m->run_lock);
+	m->nr_parked++;
+	pthread_cond_broadcast(&m->park_cond);
+	while (m->pause_req && !m->stopping)
+		pthread_cond_wait(&m->run_cond, &m->run_lock);
+	m->nr_parked--;
+	pthread_mutex_unlock(&m->run_lock);
+}
+
+void machine_vcpu_exited(struct machine *m)
+{
+	pthread_mutex_lock(&m->run_lock);
+	m->nr_alive--;
+	pthread_cond_broadcast(&m->park_cond);
+	pthread_mutex_unlock(&m->run_lock);
+}
+
+int machine_pause(struct machine *m)
+{
+	int ret;
+
+	pthread_mutex_lock(&m->run_lock);
+	if (m->stopping) {
+		pthread_mutex_unlock(&m->run_lock);
+		return -ESHUTDOWN;
+	}
+	__atomic_store_n(&m->pause_req, true, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&m->run_lock);
+	/* Out of KVM_RUN: a vCPU between its check and KVM_RUN sees immediate_exit. */
+	for (unsigned int i = 0; i < m->nr_vcpus; i++)
+		vcpu_kick(&m->vcpus[i]);
+	pthread_mutex_lock(&m->run_lock);
+	while (m->nr_parked < m->nr_alive && !m->stopping)
+		pthread_cond_wait(&m->park_cond, &m->run_lock);
+	bool stopping = m->stopping;
+	pthread_mutex_unlock(&m->run_lock);
+	if (stopping) {
+		machine_resume(m);
+		return -ESHUTDOWN;
+	}
+	/* No vCPU touches a device now: let them finish what is in flight. */
+	if ((ret = devtable_quiesce(&m->devs)) < 0) {
+		machine_resume(m);
+		return ret;
+	}
+	return 0;
+}
+
+void machine_resume(struct machine *m)
+{
+	devtable_resume(&m->devs);
+	pthread_mutex_lock(&m->run_lock);
+	__atomic_store_n(&m->pause_req, false, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&m->run_cond);
+	pthread_mutex_unlock(&m->run_lock);
+}
+
+void machine_halt(struct machine *m, struct vmm_outcome *out)
+{
+	for (unsigned int i = 0; i < m->nr_vcpus; i++)
+		vcpu_kick(&m->vcpus[i]);
+	for (unsigned int i = 0; i < m->nr_vcpus; i++)
+		vcpu_join(&m->vcpus[i]);
+	pthread_mutex_lock(&m->run_lock);
+	*out = m->outcome;
+	pthread_mutex_unlock(&m->run_lock);
+}
+
+void machine_release_devices(struct machine *m)
+{
+	/* Devices before their I/O thread: they remove their watches from it. */
+	devtable_unrealize(&m->devs);
+	if (m->io)
+		ev_loop_destroy(m->io);
+	m->io = NULL;
+}
+
+void machine_destroy(struct machine *m)
+{
+	if (!m)
+		return;
+	if (m->vcpus) {
+		for (unsigned int i = m->nr_vcpus; i-- > 0;) {
+			vcpu_kick(&m->vcpus[i]);
+			vcpu_join(&m->vcpus[i]);
+			if (m->vcpus[i].m)
+				vcpu_destroy(&m->vcpus[i]);
+		}
+		free(m->vcpus);
+	}
+	machine_release_devices(m);
+	if (m->vm_fd >= 0)
+		close(m->vm_fd);
+	gm_destroy(&m->gm);
+	kvm_sys_close(&m->kvm);
+	if (m->stop_efd >= 0)
+		close(m->stop_efd);
+	free(m->kernel);
+	free(m->initrd);
+	free(m->cmdline);
+	pthread_cond_destroy(&m->park_cond);
+	pthread_cond_destroy(&m->run_cond);
+	pthread_mutex_destroy(&m->run_lock);
+	free(m);
+}
+
+/* ---- the console and the keyboard ---- */
+
+size_t machine_console_receive(struct machine *m, const uint8_t *buf, size_t len)
+{
+	struct device *d;
+
+	if (m->cfg->console == VMM_CONSOLE_VIRTIO && (d = devtable_find(&m->devs, "hvc0")))
+		return virtio_console_receive(virtio_console_of(d), buf, len);
+	if ((d = devtable_find(&m->devs, "com1")))
+		return serial_receive(d->priv, buf, len);
+	return len; /* no console: input goes nowhere */
+}
+
+void machine_console_set_rx_ready(struct machine *m, void (*cb)(void *opaque), void *opaque)
+{
+	struct device *d;
+
+	if (m->cfg->console == VMM_CONSOLE_VIRTIO && (d = devtable_find(&m->devs, "hvc0")))
+		virtio_console_set_rx_ready_cb(virtio_console_of(d), cb, opaque);
+	else if ((d = devtable_find(&m->devs, "com1")))
+		serial_set_rx_ready_cb(d->priv, cb, opaque);
+}
+
+void machine_console_resize(struct machine *m, unsigned int cols, unsigned int rows)
+{
+	struct device *d = devtable_find(&m->devs, "hvc0");
+
+	/* The UART has no notion of a size. */
+	if (d && cols && rows && cols <= UINT16_MAX && rows <= UINT16_MAX)
+		virtio_console_resize(virtio_console_of(d), (uint16_t)cols, (uint16_t)rows);
+}
+
+int machine_ctrl_alt_del(struct machine *m)
+{
+	struct device *d = devtable_find(&m->devs, "i8042");
+
+	if (!d)
+		return -ENODEV;
+	i8042_send_ctrl_alt_del(d->priv);
+	return 0;
+}
