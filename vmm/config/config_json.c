@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "vmm/config_json.h"
+#include "vmm/file.h"
 
 /* Firecracker's configuration-file sections that vmm does not implement (yet). */
 static const char *const unsupported_sections[] = {
@@ -460,43 +461,30 @@ int vmm_config_from_json(struct vmm_config *c, const char *json, struct vmm_erro
 
 int vmm_config_load_file(struct vmm_config *c, const char *path, struct vmm_error *e)
 {
+	char what[320], sub[VMM_ERROR_LEN];
+	uint8_t *buf = NULL;
 	json_t *root;
-	char *buf;
 	size_t len = 0;
-	int r = 0;
-	FILE *f = fopen(path, "re");
+	int r;
 
-	if (!f)
-		return config_fail(e, -errno, "config file %s: %s", path, strerror(errno));
-	buf = malloc(CONFIG_FILE_MAX + 1);
-	if (!buf) {
-		fclose(f);
-		return config_fail(e, -ENOMEM, "config file %s: out of memory", path);
-	}
-	len = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-	if (ferror(f))
-		r = config_fail(e, -EIO, "config file %s: cannot read it", path);
-	else if (len > CONFIG_FILE_MAX)
-		r = config_fail(e, -EFBIG, "config file %s: larger than 1 MiB", path);
-	fclose(f);
-	if (r == 0) {
-		char what[320];
-
-		snprintf(what, sizeof(what), "config file %s", path);
-		r = cfgjson_parse_object(buf, len, what, &root, e);
-		if (r == 0) {
-			r = cfgjson_file(c, root, e);
-			json_decref(root);
-			if (r < 0 && e) {
-				char msg[VMM_ERROR_LEN + 320];
-
-				snprintf(msg, sizeof(msg), "config file %s: %s", path, e->msg);
-				if (snprintf(e->msg, sizeof(e->msg), "%s", msg) >= (int)sizeof(e->msg))
-					e->msg[sizeof(e->msg) - 2] = '.'; /* cut: say so */
-			}
-		}
-	}
+	/* Not fopen(): a FIFO must be refused, not waited on. */
+	r = file_read_all("config file", path, CONFIG_FILE_MAX, &buf, &len, sub, sizeof(sub));
+	if (r < 0)
+		return config_fail(e, r, "%s", sub);
+	snprintf(what, sizeof(what), "config file %s", path);
+	r = cfgjson_parse_object((const char *)buf, len, what, &root, e);
 	free(buf);
+	if (r < 0)
+		return r;
+	r = cfgjson_file(c, root, e);
+	json_decref(root);
+	if (r < 0 && e) {
+		char msg[VMM_ERROR_LEN + 320];
+
+		snprintf(msg, sizeof(msg), "config file %s: %s", path, e->msg);
+		if (snprintf(e->msg, sizeof(e->msg), "%s", msg) >= (int)sizeof(e->msg))
+			e->msg[sizeof(e->msg) - 2] = '.'; /* cut: say so */
+	}
 	return r;
 }
 

@@ -26,6 +26,7 @@
 #define PORT_PVPANIC	0x505
 #define PORT_SLEEP_CTL	0x600
 #define PORT_I8042_CMD	0x64
+#define PORT_I8042_DATA	0x60
 
 /* ACPI 6.5 §4.8.3.7: SLP_EN (bit 5) | SLP_TYP (bits 2-4), S5 type 5 as the VMM's \_S5 says. */
 #define SLEEP_CTL_S5 ((5 << 2) | 0x20)
@@ -1172,6 +1173,48 @@ static __attribute__((noreturn)) void scenario_echo(void)
 	}
 }
 
+/*
+ * A heartbeat for the pause/resume tests: "TICK n" every t.cycles TSC cycles, n counting from
+ * 1 without a gap, forever. Paused, the lines stop; resumed, they go on with n + 1.
+ */
+static __attribute__((noreturn)) void scenario_tick(uint64_t cycles)
+{
+	uint32_t n = 0;
+
+	uart_puts("READY\r\n");
+	for (;;) {
+		uint64_t t0 = rdtsc();
+
+		while (rdtsc() - t0 < cycles)
+			cpu_pause();
+		uart_printf("TICK %u\n", ++n);
+	}
+}
+
+/*
+ * Firecracker's SendCtrlAltDel reaches the i8042: poll its status port for each byte (the
+ * guest runs with interrupts off) and expect Ctrl, Alt, Del pressed and released in scan code
+ * set 1 (translation is on, as firmware leaves it). Exits 0x2a when they came, else fails.
+ */
+static __attribute__((noreturn)) void scenario_cad(void)
+{
+	static const uint8_t want[] = { 0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d };
+	uint8_t got[sizeof(want)];
+
+	uart_puts("READY\r\n");
+	for (uint32_t i = 0; i < sizeof(want); i++) {
+		while (!(inb(PORT_I8042_CMD) & 1))
+			cpu_pause();
+		got[i] = inb(PORT_I8042_DATA);
+		if (got[i] != want[i]) {
+			fail("cad", "byte %u is 0x%x, not 0x%x", i, got[i], want[i]);
+			debug_exit(FAIL_EXIT_CODE);
+		}
+	}
+	uart_puts("MICRO CAD ok\r\n");
+	debug_exit(0x2a);
+}
+
 static __attribute__((noreturn)) void scenario_spin(uint64_t n)
 {
 	uint32_t iters = (uint32_t)((n + 7) >> 3), todo = iters, a = 1, b = 2;
@@ -1250,6 +1293,15 @@ void micro_main(uint32_t boot_kind, uintptr_t boot_info)
 		}
 		scenario_spin(v);
 	}
+	if (param_is(c, "t.scenario", "tick")) {
+		if (!param_u64(c, "t.cycles", &v)) {
+			fail("tick", "t.cycles missing");
+			debug_exit(FAIL_EXIT_CODE);
+		}
+		scenario_tick(v);
+	}
+	if (param_is(c, "t.scenario", "cad"))
+		scenario_cad();
 	if (param_is(c, "t.scenario", "blk"))
 		scenario_blk();
 	if (param_is(c, "t.scenario", "blk-errors"))
