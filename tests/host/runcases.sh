@@ -31,7 +31,8 @@
 #   @@VMMTEST case=NAME start
 #   @@C NAME|<console line>          (the VMM's stdout and stderr, after it ended)
 #   @@VMMTEST case=NAME status=N secs=S.SS [watchdog=1] [checkfail=N]
-VMM=$1 # used inside eval
+VMM=$1 # used inside eval, and by run commands (api-run.sh)
+export VMM
 KIT=$2
 shift 2
 # The cases run in their own directories: make the paths absolute.

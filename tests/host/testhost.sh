@@ -165,7 +165,10 @@ build_host_initramfs() {
 	# depend on which libc the VMM brings.
 	"${CC:-cc}" -O2 -static -o "$root/bin/kvmhold" "$HERE/kvmhold.c" 2>"$WORK/kvmhold.log" ||
 		die "cannot compile kvmhold.c with ${CC:-cc}: $(head -n 1 "$WORK/kvmhold.log")"
-	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$root/"
+	# A client of vmm's API socket (there is no curl in the test host).
+	"${CC:-cc}" -O2 -static -o "$root/bin/apictl" "$HERE/apictl.c" 2>"$WORK/apictl.log" ||
+		die "cannot compile apictl.c with ${CC:-cc}: $(head -n 1 "$WORK/apictl.log")"
+	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
 	# e2fsprogs (mke2fs, e2fsck) from the kit, for checks of the guests' file systems. The

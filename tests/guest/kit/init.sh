@@ -257,6 +257,19 @@ disk_flush() {
 	while :; do sleep 3600; done
 }
 
+# Sustained O_DIRECT writes and reads, pass after pass, while the host pauses and resumes the
+# VM: a request lost or duplicated at a pause shows up as a hang or a failed verify.
+disk_stream() {
+	d=/dev/$disk
+	wait_dev "$d" || return
+	i=1
+	while [ $i -le 8 ]; do
+		ok "stream write-$i" pat_write "$d" 0 $((60 + i)) 131072 direct
+		ok "stream verify-$i" pat_verify "$d" 0 $((60 + i)) 131072
+		i=$((i + 1))
+	done
+}
+
 # Mount root= and make it /: Debian's kernels have virtio_mmio and virtio_blk as modules, so
 # the kernel cannot mount a virtio root itself; the initramfs loaded them above.
 switch_to_root() {
@@ -311,6 +324,7 @@ disk-ext4) disk_ext4; say "END $scenario"; stop poweroff ;;
 disk-discard) disk_discard; say "END $scenario"; stop poweroff ;;
 disk-fstrim) disk_fstrim; say "END $scenario"; stop poweroff ;;
 disk-flush) disk_flush; stop poweroff ;;
+disk-stream) disk_stream; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"
