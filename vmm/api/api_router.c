@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The API router: one request (method, path, body) in, one response out, acting on the VM
+ * only through struct api_target. The subset of Firecracker's REST API that vmm implements:
+ *
+ *   GET   /                 InstanceInfo
+ *   GET   /version          {"firecracker_version": ...}
+ *   PUT   /boot-source      before start
+ *   PUT   /machine-config   before start (PATCH too); GET any time
+ *   PUT   /drives/{id}      before start; the same id replaces the drive
+ *   PUT   /actions          InstanceStart, SendCtrlAltDel (FlushMetrics: refused, no metrics)
+ *   PATCH /vm               {"state": "Paused" | "Resumed"} once started; idempotent
+ *   GET   /vm/config        FullVmConfiguration
+ *
+ * Routing follows Firecracker's: leading slashes are dropped, the first path segment picks the
+ * resource and later segments are ignored except where they are an argument (/drives/{id},
+ * /vm/config); a GET with a body, or a PUT/PATCH without one, is refused before the path is
+ * looked at. Bodies are JSON objects; unknown fields, wrong types and missing required fields
+ * are refused by config_json.c or here, naming the field. Every refusal is a 400 (or 500 for
+ * what is not the user's fault) with {"fault_message": "..."}.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/api.h"
+#include "vmm/config_json.h"
+
+/* The phase messages are Firecracker's wording: clients may look for them. */
+#define MSG_POST_BOOT "The requested operation is not supported after starting the microVM."
+#define MSG_PRE_BOOT  "The requested operation is not supported before starting the microVM."
+
+/* Firecracker resources outside vmm's subset: refused by name rather than as unknown paths. */
+static const char *const unsupported_resources[] = {
+	"balloon", "cpu-config", "entropy", "hotplug", "logger", "metrics", "mmds",
+	"network-interfaces", "pmem", "serial", "snapshot", "vsock",
+};
+
+enum method { M_GET, M_PUT, M_PATCH, M_DELETE, M_OTHER };
+
+struct req {
+	const struct api_target *t;
+	enum method method;
+	const char *mname;
+	const char *seg;   /* the first path segment ("" for /) */
+	const char *arg;   /* the second one, NULL when there is none */
+	const char *body;
+	size_t len;
+	struct api_response *out;
+};
+
+const char *api_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	}
+	return "Unknown";
+}
+
+void api_response_fini(struct api_response *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->status = 0;
+}
+
+/*
+ * Errors caused by what the user asked for (their JSON, their files, the VM's state) are
+ * 400s; the rest (memory, I/O, KVM, anything unexpected) are the VMM's own failure: 500.
+ */
+static int status_for(int err)
+{
+	switch (-err) {
+	case EINVAL: case ENOENT: case EACCES: case EPERM: case EISDIR: case ENOTDIR:
+	case ELOOP: case ENAMETOOLONG: case ENOEXEC: case E2BIG: case EBUSY: case EEXIST:
+	case ENOSPC: case EAGAIN: case EROFS: case EFBIG: case ERANGE: case EOVERFLOW:
+	case ENXIO: case EOPNOTSUPP: case EALREADY:
+		return 400;
+	}
+	return 500;
+}
+
+/*
+ * Replace what is not valid UTF-8 with '?' (jansson refuses such strings): a message may
+ * quote the path's bytes, or have been cut in the middle of a character.
+ */
+static void utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		unsigned int c = *p, n, cp, min;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0) {
+			n = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			*p++ = '?';
+			continue;
+		}
+		unsigned int i;
+
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (i <= n || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+}
+
+static void set_json(struct api_response *out, int status, json_t *j)
+{
+	out->status = status;
+	out->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!out->body) {
+		/* Out of memory: a 500 whose body the server fills in. */
+		out->status = 500;
+	}
+}
+
+static void fault(struct api_response *out, int status, const char *fmt, ...) PRINTF(3, 4);
+static void fault(struct api_response *out, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	utf8_clean(msg);
+	set_json(out, status, json_pack("{s:s}", "fault_message", msg));
+}
+
+/* A failure r (negative errno) with the message in e, or the errno's text. */
+static void fail(struct api_response *out, int r, const struct vmm_error *e)
+{
+	fault(out, status_for(r), "%s", e->msg[0] ? e->msg : strerror(-r));
+}
+
+static void no_content(struct api_response *out)
+{
+	out->status = 204;
+	out->body = NULL;
+}
+
+static enum vmm_state state_of(const struct req *q)
+{
+	struct api_info info = { 0 };
+
+	q->t->ops->info(q->t->opaque, &info);
+	return info.state;
+}
+
+/* The body as a JSON object, or false with the response set. */
+static bool parse_body(struct req *q, json_t **j)
+{
+	struct vmm_error e = { 0 };
+	int r = cfgjson_parse_object(q->body, q->len, "request body", j, &e);
+
+	if (r < 0) {
+		fail(q->out, r, &e);
+		return false;
+	}
+	return true;
+}
+
+/* ---- GET ---- */
+
+static void get_instance_info(struct req *q)
+{
+	struct api_info info = { 0 };
+
+	q->t->ops->info(q->t->opaque, &info);
+	set_json(q->out, 200, json_pack("{s:s, s:s, s:s, s:s}",
+					"id", info.id ? info.id : CONFIG_DEFAULT_ID,
+					"state", vmm_state_name(info.state),
+					"vmm_version", vmm_version(),
+					"app_name", "vmm"));
+}
+
+static void get_version(struct req *q)
+{
+	set_json(q->out, 200, json_pack("{s:s}", "firecracker_version", vmm_version()));
+}
+
+static void get_config(struct req *q, bool full)
+{
+	struct vmm_config *c = q->t->ops->get_config(q->t->opaque);
+
+	if (!c) {
+		fault(q->out, 500, "Out of memory copying the configuration.");
+		return;
+	}
+	set_json(q->out, 200, full ? cfgjson_full(c) : cfgjson_machine_config_get(c));
+	config_fini(c);
+	free(c);
+}
+
+static void get_machine_config(struct req *q)
+{
+	get_config(q, false);
+}
+
+static void get_vm_config(struct req *q)
+{
+	get_config(q, true);
+}
+
+/* ---- configuration changes (before start) ---- */
+
+enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE };
+
+struct change_arg {
+	enum change kind;
+	const json_t *body;
+	const char *id;
+};
+
+static int change_fn(struct vmm_config *c, void *arg, struct vmm_error *e)
+{
+	const struct change_arg *a = arg;
+
+	switch (a->kind) {
+	case CH_BOOT_SOURCE:
+		return cfgjson_boot_source(c, a->body, e);
+	case CH_MACHINE_PUT:
+		return cfgjson_machine_config(c, a->body, false, e);
+	case CH_MACHINE_PATCH:
+		return cfgjson_machine_config(c, a->body, true, e);
+	case CH_DRIVE:
+		return cfgjson_drive(c, a->id, a->body, e);
+	}
+	return config_fail(e, -EINVAL, "unknown change");
+}
+
+static void change_config(struct req *q, enum change kind, const char *id)
+{
+	struct change_arg a = { .kind = kind, .id = id };
+	struct vmm_error e = { 0 };
+	json_t *j;
+	int r;
+
+	if (!parse_body(q, &j))
+		return;
+	if (kind == CH_MACHINE_PATCH && json_object_size(j) == 0) {
+		fault(q->out, 400, "PATCH /machine-config: the object is empty, nothing to change.");
+		goto out;
+	}
+	/* The target refuses too (-EBUSY); asking first gives every target the same words. */
+	if (state_of(q) != VMM_STATE_CREATED) {
+		fault(q->out, 400, MSG_POST_BOOT);
+		goto out;
+	}
+	a.body = j;
+	r = q->t->ops->update_config(q->t->opaque, change_fn, &a, &e);
+	if (r < 0)
+		fail(q->out, r, &e);
+	else
+		no_content(q->out);
+out:
+	json_decref(j);
+}
+
+static void put_drive(struct req *q)
+{
+	/* Firecracker allows [A-Za-z0-9_]; vmm's ids are a superset ('-' and '.' too). */
+	if (!q->arg || !*q->arg) {
+		fault(q->out, 400, "PUT /drives/{drive_id}: the drive id in the path is empty.");
+		return;
+	}
+	if (!config_id_valid(q->arg)) {
+		fault(q->out, 400, "PUT /drives/{drive_id}: '%.80s' is not 1 to %d letters, digits, "
+		      "'_', '-' or '.'.", q->arg, CONFIG_ID_MAX);
+		return;
+	}
+	change_config(q, CH_DRIVE, q->arg);
+}
+
+/* ---- actions and VM state ---- */
+
+/* The one string field key of j, refusing any other field; NULL with the response set. */
+static const char *only_string_field(struct req *q, json_t *j, const char *key)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, key)) {
+			fault(q->out, 400, "%s /%s: unknown field '%.64s'.", q->mname, q->seg, k);
+			return NULL;
+		}
+	}
+	v = json_object_get(j, key);
+	if (!v) {
+		fault(q->out, 400, "%s /%s: missing required field '%s'.", q->mname, q->seg, key);
+		return NULL;
+	}
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+		fault(q->out, 400, "%s /%s: %s must be a string.", q->mname, q->seg, key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static void run_op(struct req *q, int (*op)(void *opaque, struct vmm_error *e))
+{
+	struct vmm_error e = { 0 };
+	int r = op(q->t->opaque, &e);
+
+	if (r < 0)
+		fail(q->out, r, &e);
+	else
+		no_content(q->out);
+}
+
+static void put_actions(struct req *q)
+{
+	const struct api_target_ops *ops = q->t->ops;
+	const char *action;
+	json_t *j;
+
+	if (!parse_body(q, &j))
+		return;
+	action = only_string_field(q, j, "action_type");
+	if (!action)
+		goto out;
+	if (!strcmp(action, "InstanceStart")) {
+		if (state_of(q) != VMM_STATE_CREATED)
+			fault(q->out, 400, MSG_POST_BOOT);
+		else
+			run_op(q, ops->start);
+	} else if (!strcmp(action, "SendCtrlAltDel")) {
+		if (state_of(q) == VMM_STATE_CREATED)
+			fault(q->out, 400, MSG_PRE_BOOT);
+		else
+			run_op(q, ops->ctrl_alt_del);
+	} else if (!strcmp(action, "FlushMetrics")) {
+		fault(q->out, 400, "FlushMetrics: vmm has no metrics to flush.");
+	} else {
+		fault(q->out, 400, "PUT /actions: unknown action_type '%.64s' (InstanceStart, "
+		      "SendCtrlAltDel or FlushMetrics).", action);
+	}
+out:
+	json_decref(j);
+}
+
+static void patch_vm(struct req *q)
+{
+	const char *want;
+	enum vmm_state s;
+	json_t *j;
+
+	if (!parse_body(q, &j))
+		return;
+	want = only_string_field(q, j, "state");
+	if (!want)
+		goto out;
+	if (strcmp(want, "Paused") && strcmp(want, "Resumed")) {
+		fault(q->out, 400, "PATCH /vm: state '%.64s' is neither \"Paused\" nor \"Resumed\".",
+		      want);
+		goto out;
+	}
+	s = state_of(q);
+	if (s == VMM_STATE_CREATED) {
+		fault(q->out, 400, MSG_PRE_BOOT);
+		goto out;
+	}
+	/* As Firecracker: pausing a paused VM, or resuming a running one, succeeds. */
+	if (!strcmp(want, "Paused") && s == VMM_STATE_PAUSED)
+		no_content(q->out);
+	else if (!strcmp(want, "Resumed") && s == VMM_STATE_RUNNING)
+		no_content(q->out);
+	else
+		run_op(q, !strcmp(want, "Paused") ? q->t->ops->pause : q->t->ops->resume);
+out:
+	json_decref(j);
+}
+
+/* ---- dispatch ---- */
+
+static enum method method_of(const char *m)
+{
+	if (!strcmp(m, "GET"))
+		return M_GET;
+	if (!strcmp(m, "PUT"))
+		return M_PUT;
+	if (!strcmp(m, "PATCH"))
+		return M_PATCH;
+	if (!strcmp(m, "DELETE"))
+		return M_DELETE;
+	return M_OTHER;
+}
+
+static bool is_unsupported(const char *seg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(unsupported_resources); i++) {
+		if (!strcmp(seg, unsupported_resources[i]))
+			return true;
+	}
+	return false;
+}
+
+static bool is(const struct req *q, enum method m, const char *seg)
+{
+	return q->method == m && !strcmp(q->seg, seg);
+}
+
+/* The handler for a GET without a body, or NULL. */
+static void (*get_handler(const struct req *q))(struct req *)
+{
+	if (!*q->seg)
+		return get_instance_info;
+	if (!strcmp(q->seg, "version"))
+		return get_version;
+	if (!strcmp(q->seg, "machine-config"))
+		return get_machine_config;
+	if (!strcmp(q->seg, "vm") && q->arg && !strcmp(q->arg, "config"))
+		return get_vm_config;
+	return NULL;
+}
+
+static void dispatch(struct req *q)
+{
+	bool body = q->len > 0;
+	void (*get)(struct req *) = q->method == M_GET && !body ? get_handler(q) : NULL;
+
+	if (get)
+		get(q);
+	else if (q->method == M_GET && body)
+		fault(q->out, 400, "A GET request must not have a body.");
+	else if ((q->method == M_PUT || q->method == M_PATCH) && !body)
+		fault(q->out, 400, "A %s request needs a JSON body.", q->mname);
+	else if (is(q, M_PUT, "boot-source"))
+		change_config(q, CH_BOOT_SOURCE, NULL);
+	else if (is(q, M_PUT, "machine-config"))
+		change_config(q, CH_MACHINE_PUT, NULL);
+	else if (is(q, M_PATCH, "machine-config"))
+		change_config(q, CH_MACHINE_PATCH, NULL);
+	else if (is(q, M_PUT, "drives"))
+		put_drive(q);
+	else if (is(q, M_PUT, "actions"))
+		put_actions(q);
+	else if (is(q, M_PATCH, "vm"))
+		patch_vm(q);
+	else if (is(q, M_PATCH, "drives"))
+		fault(q->out, 400, "PATCH /drives: changing a drive of a started microVM is not "
+		      "supported by vmm.");
+	else if (is_unsupported(q->seg))
+		fault(q->out, 400, "%s /%s: not supported by vmm.", q->mname, q->seg);
+	else
+		fault(q->out, 400, "Invalid request method and/or path: %.16s %.128s.", q->mname,
+		      q->seg);
+}
+
+/*
+ * The path of a request target: "/x" as is, an absolute URI ("http://host/x") without its
+ * scheme and authority. NULL when it is neither.
+ */
+static const char *abs_path(const char *target)
+{
+	const char *p = target;
+
+	if (*p == '/')
+		return p;
+	/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		return NULL;
+	while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+	       *p == '+' || *p == '-' || *p == '.')
+		p++;
+	if (strncmp(p, "://", 3))
+		return NULL;
+	p += 3;
+	p += strcspn(p, "/");
+	return *p ? p : "/";
+}
+
+void api_route(const struct api_target *t, const char *method, const char *path,
+	       const char *body, size_t len, struct api_response *out)
+{
+	struct req q = { .t = t, .mname = method, .body = len ? body : NULL, .len = len,
+			 .out = out };
+	const char *p;
+	char *copy, *slash;
+
+	out->status = 0;
+	out->body = NULL;
+	q.method = method_of(method);
+	if (strpbrk(path, "?#")) {
+		fault(out, 400, "%.16s %.128s: query strings and fragments are not supported.",
+		      method, path);
+		return;
+	}
+	p = abs_path(path);
+	if (!p) {
+		fault(out, 400, "%.16s %.128s: the request target is not a path.", method, path);
+		return;
+	}
+	while (*p == '/')
+		p++;
+	copy = strdup(p);
+	if (!copy) {
+		fault(out, 500, "Out of memory.");
+		return;
+	}
+	q.seg = copy;
+	slash = strchr(copy, '/');
+	if (slash) {
+		*slash = '\0';
+		q.arg = slash + 1;
+		slash = strchr(slash + 1, '/');
+		if (slash)
+			*slash = '\0';
+		/* "drives/" has no second segment, "drives//x" an empty one. */
+		if (!*q.arg && !slash)
+			q.arg = NULL;
+	}
+	if (q.method == M_OTHER) {
+		fault(out, 400, "Invalid request method and/or path: %.16s %.128s.", method, q.seg);
+	} else {
+		dispatch(&q);
+	}
+	free(copy);
+}
