@@ -81,8 +81,13 @@ static int start(void *opaque, struct vmm_error *e)
 	struct fake_vm *f = opaque;
 	int r = 0;
 
-	if (f->delay_ms) {
-		struct timespec ts = { f->delay_ms / 1000, (f->delay_ms % 1000) * 1000000L };
+	unsigned int delay;
+
+	pthread_mutex_lock(&f->lock);
+	delay = f->delay_ms;
+	pthread_mutex_unlock(&f->lock);
+	if (delay) {
+		struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
 
 		nanosleep(&ts, NULL);
 	}
