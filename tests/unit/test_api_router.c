@@ -456,6 +456,22 @@ static void test_vm_config(void **state)
 	expect_ok(x, "PUT", "/drives/scratch", DRIVE("scratch", "/scratch.img", "false"));
 	expect_ok(x, "PUT", "/drives/rootfs", DRIVE("rootfs", "/root2.ext4", "true"));
 
+	/* Firecracker's layout: every key, in its order, null or [] for what vmm lacks. */
+	assert_int_equal(req(x, "GET", "/vm/config", NULL), 200);
+	assert_string_equal(x->r.body,
+		"{\"balloon\":null,\"drives\":["
+		"{\"drive_id\":\"rootfs\",\"partuuid\":null,\"is_root_device\":true,"
+		"\"cache_type\":\"Writeback\",\"is_read_only\":false,\"path_on_host\":\"/root2.ext4\","
+		"\"rate_limiter\":null,\"io_engine\":\"Async\",\"socket\":null},"
+		"{\"drive_id\":\"scratch\",\"partuuid\":null,\"is_root_device\":false,"
+		"\"cache_type\":\"Writeback\",\"is_read_only\":false,\"path_on_host\":\"/scratch.img\","
+		"\"rate_limiter\":null,\"io_engine\":\"Async\",\"socket\":null}],"
+		"\"boot-source\":{\"kernel_image_path\":\"/vmlinux\",\"initrd_path\":null,"
+		"\"boot_args\":\"console=ttyS0\"},\"cpu-config\":null,\"logger\":null,"
+		"\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":1024,\"smt\":false,"
+		"\"track_dirty_pages\":false,\"huge_pages\":\"None\"},\"metrics\":null,"
+		"\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null,"
+		"\"pmem\":[],\"memory-hotplug\":null}");
 	j = get_json(x, "/vm/config");
 	boot_src = json_object_get(j, "boot-source");
 	assert_string_equal(json_string_value(json_object_get(boot_src, "kernel_image_path")),
