@@ -390,7 +390,7 @@ void api_http_eof(struct api_http *h)
 const char *api_http_output(const struct api_http *h, size_t *len)
 {
 	*len = pending(h);
-	return h->out + h->out_off;
+	return h->out ? h->out + h->out_off : ""; /* no NULL + 0 */
 }
 
 void api_http_output_done(struct api_http *h, size_t n)
