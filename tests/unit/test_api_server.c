@@ -283,6 +283,14 @@ static void test_response_format(void **state)
 			    "GET nothing.\"}");
 	assert_non_null(strstr(r->head, "Content-Type: application/json\r\n"));
 
+	/* An absolute URI is routed by its path; a query string is refused, the stream goes on. */
+	send_str(c->fd, "GET http://localhost/machine-config HTTP/1.1\r\n\r\n"
+		 "GET /version?verbose=1 HTTP/1.1\r\n\r\n");
+	expect_status(c, r, 200);
+	assert_non_null(strstr(r->body, "vcpu_count"));
+	expect_status(c, r, 400);
+	assert_non_null(strstr(r->body, "query strings"));
+
 	/* Still the same connection, and the VM saw the PUT. */
 	send_req(c->fd, "GET", "/", NULL);
 	expect_status(c, r, 200);
