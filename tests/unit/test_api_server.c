@@ -13,7 +13,9 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -838,6 +840,63 @@ static void test_stop_with_clients(void **state)
 	free(r);
 }
 
+/* The SigBlk mask of this process's thread named name; false when there is none (yet). */
+static bool thread_sigblk(const char *name, unsigned long long *blk)
+{
+	char path[300], line[256], want[32];
+	bool found = false;
+	DIR *d = opendir("/proc/self/task");
+
+	assert_non_null(d);
+	snprintf(want, sizeof(want), "%s\n", name);
+	for (struct dirent *de; !found && (de = readdir(d));) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (!fgets(line, sizeof(line), f) || strcmp(line, want)) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", de->d_name);
+		f = fopen(path, "re");
+		assert_non_null(f);
+		while (!found && fgets(line, sizeof(line), f))
+			found = sscanf(line, "SigBlk: %llx", blk) == 1;
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The "api" thread exists while the server runs, with asynchronous signals blocked. */
+static void test_thread_signals(void **state)
+{
+	unsigned long long blk = 0;
+	sigset_t cur;
+	(void)state;
+
+	/* The thread names itself once it runs. */
+	for (int i = 0; !thread_sigblk("api", &blk); i++) {
+		assert_true(i < 500);
+		sleep_ms(2);
+	}
+	/* SIGINT, SIGTERM, SIGCHLD, SIGPIPE blocked; SIGSEGV not. */
+	assert_true(blk & (1ULL << (SIGINT - 1)));
+	assert_true(blk & (1ULL << (SIGTERM - 1)));
+	assert_true(blk & (1ULL << (SIGCHLD - 1)));
+	assert_true(blk & (1ULL << (SIGPIPE - 1)));
+	assert_false(blk & (1ULL << (SIGSEGV - 1)));
+	/* The caller's thread is as it was. */
+	pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	assert_false(sigismember(&cur, SIGINT));
+}
+
 /* ---- the socket path ---- */
 
 static int start_at(struct fx *x, const char *path, int fd, struct api_server **s,
@@ -1024,6 +1083,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_with_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thread_signals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_in_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_errors, setup, teardown),

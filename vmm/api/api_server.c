@@ -13,6 +13,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,7 +412,19 @@ int api_server_start(const struct api_target *t, const char *path, int listen_fd
 		r = config_fail(e, -ENOMEM, "api socket %s: out of memory", s->path);
 		goto fail_loop;
 	}
+	/*
+	 * The thread starts with every asynchronous signal blocked (vmm.h: the program handles
+	 * them); synchronous fault signals stay deliverable.
+	 */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	r = ev_loop_start(s->loop);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		config_fail(e, r, "api socket %s: cannot start the api thread", s->path);
 		goto fail_loop;
