@@ -137,7 +137,7 @@ static void fuzz_stream(const struct api_target *t, uint8_t mode, uint8_t seed,
 		off += used;
 		api_http_output(h, &len);
 		CHECK(len <= API_OUT_CAP + MAX_RESPONSE);
-		/* A stalling client reads only once the server stops reading (else: no progress). */
+		/* A stalling client reads only once the server stops reading. */
 		if (!stall || !api_http_wants_input(h))
 			client_read(c, h, read_max);
 	}

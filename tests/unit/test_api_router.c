@@ -260,7 +260,8 @@ static void test_boot_source(void **state)
 	assert_string_equal(x->vm.cfg.cmdline, "console=ttyS0 quiet");
 	assert_string_equal(x->vm.cfg.initrd, "/initrd");
 	/* PUT replaces: no initrd and no boot_args now. */
-	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/bz\", \"initrd_path\": null}");
+	expect_ok(x, "PUT", "/boot-source",
+		  "{\"kernel_image_path\": \"/bz\", \"initrd_path\": null}");
 	assert_string_equal(x->vm.cfg.kernel, "/bz");
 	assert_null(x->vm.cfg.initrd);
 	assert_null(x->vm.cfg.cmdline);
@@ -325,8 +326,10 @@ static void test_machine_config(void **state)
 		     "vcpu_count: must be an integer");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 2.5}",
 		     "vcpu_count: must be an integer");
-	expect_fault(x, 400, "PATCH", "/machine-config", "{\"smt\": 1}", "smt: must be true or false");
-	expect_fault(x, 400, "PATCH", "/machine-config", "{\"smt\": true}", "smt: true is not supported");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"smt\": 1}",
+		     "smt: must be true or false");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"smt\": true}",
+		     "smt: true is not supported");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"cpu_template\": \"T2\"}", "'T2'");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"huge_pages\": \"2M\"}", "huge_pages");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"track_dirty_pages\": true}",
@@ -461,11 +464,13 @@ static void test_vm_config(void **state)
 	assert_string_equal(x->r.body,
 		"{\"balloon\":null,\"drives\":["
 		"{\"drive_id\":\"rootfs\",\"partuuid\":null,\"is_root_device\":true,"
-		"\"cache_type\":\"Writeback\",\"is_read_only\":false,\"path_on_host\":\"/root2.ext4\","
-		"\"rate_limiter\":null,\"io_engine\":\"Async\",\"socket\":null},"
+		"\"cache_type\":\"Writeback\",\"is_read_only\":false,"
+		"\"path_on_host\":\"/root2.ext4\",\"rate_limiter\":null,\"io_engine\":\"Async\","
+		"\"socket\":null},"
 		"{\"drive_id\":\"scratch\",\"partuuid\":null,\"is_root_device\":false,"
-		"\"cache_type\":\"Writeback\",\"is_read_only\":false,\"path_on_host\":\"/scratch.img\","
-		"\"rate_limiter\":null,\"io_engine\":\"Async\",\"socket\":null}],"
+		"\"cache_type\":\"Writeback\",\"is_read_only\":false,"
+		"\"path_on_host\":\"/scratch.img\",\"rate_limiter\":null,\"io_engine\":\"Async\","
+		"\"socket\":null}],"
 		"\"boot-source\":{\"kernel_image_path\":\"/vmlinux\",\"initrd_path\":null,"
 		"\"boot_args\":\"console=ttyS0\"},\"cpu-config\":null,\"logger\":null,"
 		"\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":1024,\"smt\":false,"

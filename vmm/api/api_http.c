@@ -54,8 +54,8 @@ char *api_http_format(int status, const char *body, bool close, size_t *len)
 			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
 			     status, close ? "close" : "keep-alive", blen, body);
 	else
-		n = asprintf(&s, "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s\r\n\r\n",
-			     status, close ? "close" : "keep-alive");
+		n = asprintf(&s, "HTTP/1.1 %d \r\nServer: Firecracker API\r\nConnection: %s"
+			     "\r\n\r\n", status, close ? "close" : "keep-alive");
 	if (n < 0)
 		return NULL;
 	*len = (size_t)n;

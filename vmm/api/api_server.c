@@ -111,7 +111,8 @@ static bool conn_service(struct api_conn *c)
 
 	for (;;) {
 		if (c->in_off < c->in_len)
-			c->in_off += api_http_input(c->http, c->in + c->in_off, c->in_len - c->in_off);
+			c->in_off += api_http_input(c->http, c->in + c->in_off,
+						    c->in_len - c->in_off);
 		if (!conn_flush(c)) {
 			conn_close(c);
 			return false;
@@ -186,7 +187,8 @@ static void on_conn_writable(void *opaque)
 
 static void refuse_busy(int fd)
 {
-	static const char body[] = "{\"fault_message\":\"Too many open connections (at most 10).\"}";
+	static const char body[] =
+		"{\"fault_message\":\"Too many open connections (at most 10).\"}";
 	size_t len;
 	char *s = api_http_format(503, body, true, &len);
 
@@ -233,7 +235,8 @@ static void on_accept(void *opaque)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			/* Out of fds or memory: the socket stays readable, so wait a little. */
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
 				pause_accept(s);
 			return;
 		}
@@ -302,8 +305,8 @@ static int bind_path(struct api_server *s, const char *path, struct vmm_error *e
 		if (r != -EADDRINUSE)
 			return config_fail(e, r, "api socket %s: %s", path, strerror(-r));
 		if (tries == 3)
-			return config_fail(e, r, "api socket %s: still in use after removing a stale "
-					   "socket there", path);
+			return config_fail(e, r, "api socket %s: still in use after removing "
+					   "a stale socket there", path);
 		if (lstat(path, &st) < 0) {
 			if (errno == ENOENT)
 				continue; /* gone meanwhile */
@@ -317,12 +320,12 @@ static int bind_path(struct api_server *s, const char *path, struct vmm_error *e
 			return config_fail(e, -EADDRINUSE, "api socket %s: another process listens "
 					   "on it", path);
 		if (r < 0 && r != -ENOENT)
-			return config_fail(e, r, "api socket %s: cannot tell whether it is in use: %s",
-					   path, strerror(-r));
+			return config_fail(e, r, "api socket %s: cannot tell whether it is in "
+					   "use: %s", path, strerror(-r));
 		/* A socket file nobody listens on: left by a process that died. Replace it. */
 		if (r == 0 && unlink(path) < 0 && errno != ENOENT)
-			return config_fail(e, -errno, "api socket %s: cannot remove the stale socket: "
-					   "%s", path, strerror(errno));
+			return config_fail(e, -errno, "api socket %s: cannot remove the stale "
+					   "socket: %s", path, strerror(errno));
 	}
 	s->bound = true;
 	if (lstat(path, &st) == 0) {
