@@ -68,8 +68,12 @@ const char *api_status_text(int status);
  * The server. Listens on a unix socket at path (sun_path limit checked: -ENAMETOOLONG; missing
  * directory: -ENOENT; a live listener there: -EADDRINUSE; a stale socket file left by a dead
  * process is replaced; a path that exists and is not a socket: -EEXIST), or adopts listen_fd
- * (>= 0, already listening; path then only names it). Serves t from a thread named "api" until
- * api_server_stop(), which closes every connection and unlinks the path it bound.
+ * (>= 0, already listening; path then only names it; the server owns it once started and
+ * closes it at stop, a failed start leaves it to the caller). Serves t from a thread named
+ * "api" until api_server_stop(), which closes every connection and unlinks the path it bound
+ * (if the file there is still its socket). t's ops run on that thread, one request at a time.
+ * HTTP rules (limits, chunked bodies, backpressure): vmm/api/api_http.h. At most 10
+ * connections: another one gets a 503 and is closed.
  */
 struct api_server;
 int api_server_start(const struct api_target *t, const char *path, int listen_fd,

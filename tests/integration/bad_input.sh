@@ -156,13 +156,13 @@ check fc-nothing-to-do 2 "nothing to do" -- "$vmm" --id x
 # The API socket's path: too long, in a missing directory, taken by a live listener. A stale
 # socket file left by a dead process is taken over (tests/guest: api cases).
 check api-sock-too-long 2 "--api-sock" -- "$vmm" --api-sock "/tmp/$(head -c 120 /dev/zero | tr '\0' 's')"
-check api-sock-no-dir 1 "No such file or directory" -- "$vmm" --api-sock "$tmp/nodir/api.sock"
+check api-sock-no-dir 1 "no such directory" -- "$vmm" --api-sock "$tmp/nodir/api.sock"
 python3 -c 'import socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); print("up", flush=True); time.sleep(60)' \
 	"$tmp/live.sock" >"$tmp/listener.out" &
 listener=$!
 for _ in $(seq 50); do grep -q up "$tmp/listener.out" && break; sleep 0.1; done
-check api-sock-in-use 1 "in use" -- "$vmm" --api-sock "$tmp/live.sock"
+check api-sock-in-use 1 "another process listens on it" -- "$vmm" --api-sock "$tmp/live.sock"
 kill "$listener" 2>/dev/null; wait "$listener" 2>/dev/null
 : >"$tmp/regular.sock"
 check api-sock-not-socket 1 "not a socket" -- "$vmm" --api-sock "$tmp/regular.sock"

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-/* libvmm's vmm_api_start/stop: the API server over a VM's api_target. */
+/*
+ * libvmm's control socket (vmm.h): the API server (api_server.c) over a VM's api_target
+ * (vm_api_target(), vm/vm.c). Links only together with the VM code.
+ */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "vmm/api.h"
-#include "vmm/log.h"
 
 struct vmm_api {
 	struct api_server *server;
@@ -14,17 +16,19 @@ int vmm_api_start(struct vmm_vm *vm, const char *path, int listen_fd, struct vmm
 		  struct vmm_error *e)
 {
 	struct api_target t;
-	struct vmm_api *api = calloc(1, sizeof(*api));
+	struct vmm_api *a;
 	int r;
 
-	if (!api)
-		return config_fail(e, -ENOMEM, "out of memory");
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return config_fail(e, -ENOMEM, "api socket %s: out of memory", path ? path : "");
 	vm_api_target(vm, &t);
-	if ((r = api_server_start(&t, path, listen_fd, &api->server, e)) < 0) {
-		free(api);
+	r = api_server_start(&t, path, listen_fd, &a->server, e);
+	if (r < 0) {
+		free(a);
 		return r;
 	}
-	*out = api;
+	*out = a;
 	return 0;
 }
 

@@ -268,7 +268,8 @@ static void change_config(struct req *q, enum change kind, const char *id)
 	if (!parse_body(q, &j))
 		return;
 	if (kind == CH_MACHINE_PATCH && json_object_size(j) == 0) {
-		fault(q->out, 400, "PATCH /machine-config: the object is empty, nothing to change.");
+		fault(q->out, 400, "PATCH /machine-config: the object is empty, nothing to "
+		      "change.");
 		goto out;
 	}
 	/* The target refuses too (-EBUSY); asking first gives every target the same words. */
@@ -294,8 +295,8 @@ static void put_drive(struct req *q)
 		return;
 	}
 	if (!config_id_valid(q->arg)) {
-		fault(q->out, 400, "PUT /drives/{drive_id}: '%.80s' is not 1 to %d letters, digits, "
-		      "'_', '-' or '.'.", q->arg, CONFIG_ID_MAX);
+		fault(q->out, 400, "PUT /drives/{drive_id}: '%.80s' is not 1 to %d letters, "
+		      "digits, '_', '-' or '.'.", q->arg, CONFIG_ID_MAX);
 		return;
 	}
 	change_config(q, CH_DRIVE, q->arg);
@@ -381,8 +382,8 @@ static void patch_vm(struct req *q)
 	if (!want)
 		goto out;
 	if (strcmp(want, "Paused") && strcmp(want, "Resumed")) {
-		fault(q->out, 400, "PATCH /vm: state '%.64s' is neither \"Paused\" nor \"Resumed\".",
-		      want);
+		fault(q->out, 400, "PATCH /vm: state '%.64s' is neither \"Paused\" nor "
+		      "\"Resumed\".", want);
 		goto out;
 	}
 	s = state_of(q);

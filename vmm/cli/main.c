@@ -166,7 +166,7 @@ static int run(struct cli_opts *o)
 		goto out;
 	}
 	if (o->api_sock && vmm_api_start(vm, o->api_sock, -1, &api, &e) < 0) {
-		fprintf(stderr, "vmm: --api-sock %s\n", e.msg);
+		fprintf(stderr, "vmm: %s\n", e.msg);
 		goto out;
 	}
 	/* Raw before the guest can read a byte; every signal is already taken care of. */

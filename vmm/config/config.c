@@ -35,6 +35,21 @@ const char *vmm_version(void)
 	return VMM_VERSION_STRING;
 }
 
+const char *vmm_state_name(enum vmm_state s)
+{
+	switch (s) {
+	case VMM_STATE_CREATED:
+		return "Not started"; /* Firecracker's InstanceInfo.state */
+	case VMM_STATE_RUNNING:
+		return "Running";
+	case VMM_STATE_PAUSED:
+		return "Paused";
+	case VMM_STATE_STOPPED:
+		return "Stopped";
+	}
+	return "Unknown";
+}
+
 void config_init(struct vmm_config *c)
 {
 	memset(c, 0, sizeof(*c));

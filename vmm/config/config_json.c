@@ -403,44 +403,45 @@ json_t *cfgjson_machine_config_get(const struct vmm_config *c)
 			 "track_dirty_pages", 0, "huge_pages", "None");
 }
 
+/*
+ * Firecracker's Drive as it serializes it: every field, null when unset. vmm always honours
+ * FLUSH, which is Firecracker's "Writeback"; VMM_IO_AUTO (io_uring, falling back) shows as
+ * "Async", what it is on a host with io_uring.
+ */
 static json_t *drive_json(const struct config_disk *d)
 {
-	json_t *j = json_pack("{s:s, s:b, s:b, s:s, s:s}", "drive_id", d->id, "is_root_device",
-			      d->root, "is_read_only", d->read_only, "cache_type", "Writeback",
-			      "io_engine", d->io == VMM_IO_SYNC ? "Sync" : "Async");
-
-	if (!j)
-		return NULL;
-	if (d->path)
-		json_object_set_new(j, "path_on_host", json_string(d->path));
-	if (d->partuuid)
-		json_object_set_new(j, "partuuid", json_string(d->partuuid));
-	return j;
+	return json_pack("{s:s, s:s?, s:b, s:s, s:b, s:s?, s:n, s:s, s:n}",
+			 "drive_id", d->id, "partuuid", d->partuuid, "is_root_device", d->root,
+			 "cache_type", "Writeback", "is_read_only", d->read_only,
+			 "path_on_host", d->path, "rate_limiter", "io_engine",
+			 d->io == VMM_IO_SYNC ? "Sync" : "Async", "socket");
 }
 
+/*
+ * FullVmConfiguration: every key present, in Firecracker's order, the devices vmm lacks as
+ * null or [] (what GET /vm/config answers; cfgjson_file() reads it back). NULL when out of
+ * memory.
+ */
 json_t *cfgjson_full(const struct vmm_config *c)
 {
-	json_t *j = json_object(), *drives = json_array(), *boot = json_object();
+	json_t *drives = json_array();
 
-	if (!j || !drives || !boot) {
-		json_decref(j);
-		json_decref(drives);
-		json_decref(boot);
+	if (!drives)
 		return NULL;
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		if (json_array_append_new(drives, drive_json(&c->disks[i])) < 0) {
+			json_decref(drives);
+			return NULL;
+		}
 	}
-	if (c->kernel)
-		json_object_set_new(boot, "kernel_image_path", json_string(c->kernel));
-	if (c->cmdline)
-		json_object_set_new(boot, "boot_args", json_string(c->cmdline));
-	if (c->initrd)
-		json_object_set_new(boot, "initrd_path", json_string(c->initrd));
-	for (unsigned int i = 0; i < c->nr_disks; i++)
-		json_array_append_new(drives, drive_json(&c->disks[i]));
-	json_object_set_new(j, "boot-source", boot);
-	json_object_set_new(j, "machine-config", cfgjson_machine_config_get(c));
-	json_object_set_new(j, "drives", drives);
-	json_object_set_new(j, "network-interfaces", json_array());
-	return j;
+	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:[], s:n, "
+			 "s:n, s:[], s:n}",
+			 "balloon", "drives", drives,
+			 "boot-source", "kernel_image_path", c->kernel, "initrd_path", c->initrd,
+			 "boot_args", c->cmdline,
+			 "cpu-config", "logger", "machine-config", cfgjson_machine_config_get(c),
+			 "metrics", "mmds-config", "network-interfaces", "vsock", "entropy", "pmem",
+			 "memory-hotplug");
 }
 
 /* ---- libvmm ---- */

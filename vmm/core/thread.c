@@ -11,6 +11,7 @@ struct thread_start {
 	void *arg;
 	const struct log_sink *log;
 	enum thread_kind kind;
+	char name[16];
 };
 
 static void *thread_main(void *p)
@@ -18,6 +19,8 @@ static void *thread_main(void *p)
 	struct thread_start st = *(struct thread_start *)p;
 
 	free(p);
+	/* Named from inside: once the name shows (ps, /proc), the thread is set up. */
+	pthread_setname_np(pthread_self(), st.name);
 	log_bind(st.log);
 	/* Here each kind will install its seccomp filter before running untrusted work. */
 	return st.fn(st.arg);
@@ -31,7 +34,6 @@ int thread_create(pthread_t *out, enum thread_kind kind, unsigned int index,
 	};
 	struct thread_start *st = malloc(sizeof(*st));
 	sigset_t all, old;
-	char name[16];
 	int r;
 
 	if (!st)
@@ -40,6 +42,10 @@ int thread_create(pthread_t *out, enum thread_kind kind, unsigned int index,
 	st->arg = arg;
 	st->log = log ? log : log_bound();
 	st->kind = kind;
+	if (kind == THREAD_VCPU)
+		snprintf(st->name, sizeof(st->name), "vcpu%u", index);
+	else
+		snprintf(st->name, sizeof(st->name), "%s", names[kind]);
 	/*
 	 * Born with every asynchronous signal blocked. The synchronous faults stay deliverable:
 	 * a blocked SIGSEGV would kill the process without the handler that restores the
@@ -51,17 +57,13 @@ int thread_create(pthread_t *out, enum thread_kind kind, unsigned int index,
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SIGILL);
 	sigdelset(&all, SIGTRAP);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	/* Set, not added to: whatever the creating thread blocks, the new one is the same. */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(out, NULL, thread_main, st);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r) {
 		free(st);
 		return -r;
 	}
-	if (kind == THREAD_VCPU)
-		snprintf(name, sizeof(name), "vcpu%u", index);
-	else
-		snprintf(name, sizeof(name), "%s", names[kind]);
-	pthread_setname_np(*out, name);
 	return 0;
 }

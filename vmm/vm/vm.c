@@ -96,21 +96,6 @@ static int vm_fail(struct vmm_error *e, int code, const char *fmt, ...)
 	return code;
 }
 
-const char *vmm_state_name(enum vmm_state s)
-{
-	switch (s) {
-	case VMM_STATE_CREATED:
-		return "Not started";
-	case VMM_STATE_RUNNING:
-		return "Running";
-	case VMM_STATE_PAUSED:
-		return "Paused";
-	case VMM_STATE_STOPPED:
-		return "Stopped";
-	}
-	return "Unknown";
-}
-
 int vmm_outcome_status(const struct vmm_outcome *o)
 {
 	switch (o->reason) {

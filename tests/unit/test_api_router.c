@@ -1,0 +1,683 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The API router (vmm/api/api_router.c) over a fake VM: every endpoint with good input, every
+ * way to get a body wrong (syntax, types, unknown fields at the top and nested, missing
+ * required fields, values vmm refuses), the lifecycle rules (what is refused before and after
+ * InstanceStart, idempotent pause/resume), status codes and the fault_message shape.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_api_target.h"
+#include "vmm/config_json.h"
+
+#define POST_BOOT "The requested operation is not supported after starting the microVM."
+#define PRE_BOOT  "The requested operation is not supported before starting the microVM."
+
+struct fx {
+	struct fake_vm vm;
+	struct api_target t;
+	struct api_response r;
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+
+	assert_non_null(x);
+	fake_vm_init(&x->vm);
+	fake_vm_target(&x->vm, &x->t);
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+
+	api_response_fini(&x->r);
+	fake_vm_fini(&x->vm);
+	free(x);
+	return 0;
+}
+
+/* Route one request; returns the status, x->r keeps the response until the next call. */
+static int req(struct fx *x, const char *method, const char *path, const char *body)
+{
+	api_response_fini(&x->r);
+	api_route(&x->t, method, path, body, body ? strlen(body) : 0, &x->r);
+	return x->r.status;
+}
+
+/* A 204 has no body; anything else has a JSON object body. */
+static void check_shape(const struct api_response *r)
+{
+	if (r->status == 204) {
+		assert_null(r->body);
+		return;
+	}
+	assert_non_null(r->body);
+	json_t *j = json_loads(r->body, 0, NULL);
+	assert_non_null(j);
+	assert_true(json_is_object(j));
+	json_decref(j);
+}
+
+/* The request fails with status and a fault_message (the only key) containing text. */
+static void expect_fault(struct fx *x, int status, const char *method, const char *path,
+			 const char *body, const char *text)
+{
+	json_t *j, *m;
+
+	assert_int_equal(req(x, method, path, body), status);
+	check_shape(&x->r);
+	j = json_loads(x->r.body, 0, NULL);
+	assert_int_equal(json_object_size(j), 1);
+	m = json_object_get(j, "fault_message");
+	assert_true(json_is_string(m));
+	if (!strstr(json_string_value(m), text))
+		fail_msg("%s %s: '%s' does not contain '%s'", method, path, json_string_value(m),
+			 text);
+	json_decref(j);
+}
+
+static void expect_ok(struct fx *x, const char *method, const char *path, const char *body)
+{
+	int s = req(x, method, path, body);
+
+	if (s != 204)
+		fail_msg("%s %s %s: %d %s", method, path, body ? body : "", s,
+			 x->r.body ? x->r.body : "");
+	check_shape(&x->r);
+}
+
+/* A GET that must answer 200; returns the parsed body (json_decref it). */
+static json_t *get_json(struct fx *x, const char *path)
+{
+	json_t *j;
+
+	assert_int_equal(req(x, "GET", path, NULL), 200);
+	check_shape(&x->r);
+	j = json_loads(x->r.body, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+static void boot(struct fx *x)
+{
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_RUNNING);
+}
+
+/* ---- GET / and /version ---- */
+
+static void test_instance_info(void **state)
+{
+	struct fx *x = *state;
+	char want[256];
+
+	snprintf(want, sizeof(want),
+		 "{\"id\":\"fake-vm\",\"state\":\"Not started\",\"vmm_version\":\"%s\","
+		 "\"app_name\":\"vmm\"}", vmm_version());
+	assert_int_equal(req(x, "GET", "/", NULL), 200);
+	assert_string_equal(x->r.body, want); /* key order as Firecracker's InstanceInfo */
+	boot(x);
+	json_t *j = get_json(x, "/");
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "Running");
+	json_decref(j);
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+	j = get_json(x, "/");
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "Paused");
+	json_decref(j);
+	/* No id from the target: the default. */
+	x->vm.id = NULL;
+	j = get_json(x, "/");
+	assert_string_equal(json_string_value(json_object_get(j, "id")), "anonymous-instance");
+	json_decref(j);
+}
+
+static void test_version(void **state)
+{
+	struct fx *x = *state;
+	char want[128];
+
+	snprintf(want, sizeof(want), "{\"firecracker_version\":\"%s\"}", vmm_version());
+	assert_int_equal(req(x, "GET", "/version", NULL), 200);
+	assert_string_equal(x->r.body, want);
+	/* Trailing slash, extra segments, repeated slashes: the first segment decides. */
+	assert_int_equal(req(x, "GET", "/version/", NULL), 200);
+	assert_int_equal(req(x, "GET", "/version/x/y", NULL), 200);
+	assert_int_equal(req(x, "GET", "//version", NULL), 200);
+	assert_string_equal(x->r.body, want);
+}
+
+/* ---- paths, methods, bodies ---- */
+
+static void test_unknown_path_method(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "GET", "/foo/bar", NULL,
+		     "Invalid request method and/or path: GET foo.");
+	expect_fault(x, 400, "PUT", "/version", "{}",
+		     "Invalid request method and/or path: PUT version.");
+	expect_fault(x, 400, "GET", "/vm", NULL, "Invalid request method and/or path: GET vm.");
+	expect_fault(x, 400, "GET", "/vm/other", NULL,
+		     "Invalid request method and/or path: GET vm.");
+	expect_fault(x, 400, "DELETE", "/drives/x", NULL,
+		     "Invalid request method and/or path: DELETE drives.");
+	expect_fault(x, 400, "POST", "/actions", "{}",
+		     "Invalid request method and/or path: POST actions.");
+	expect_fault(x, 400, "PATCH", "/boot-source", "{}",
+		     "Invalid request method and/or path: PATCH boot-source.");
+	expect_fault(x, 400, "PUT", "/vm", "{}", "Invalid request method and/or path: PUT vm.");
+	/* Firecracker resources outside the subset say so. */
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth0", "{}",
+		     "PUT /network-interfaces: not supported by vmm");
+	expect_fault(x, 400, "PUT", "/snapshot/create", "{}", "not supported by vmm");
+	expect_fault(x, 400, "GET", "/balloon", NULL, "not supported by vmm");
+	expect_fault(x, 400, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}",
+		     "PATCH /drives");
+	/* Nothing reached the VM. */
+	assert_int_equal(x->vm.updates, 0);
+	assert_int_equal(x->vm.starts, 0);
+}
+
+static void test_body_rules(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "GET", "/", "{}", "GET request must not have a body");
+	expect_fault(x, 400, "GET", "/machine-config", "x", "must not have a body");
+	expect_fault(x, 400, "GET", "/nowhere", "x", "must not have a body");
+	expect_fault(x, 400, "PUT", "/boot-source", NULL, "PUT request needs a JSON body");
+	expect_fault(x, 400, "PUT", "/nowhere", NULL, "PUT request needs a JSON body");
+	expect_fault(x, 400, "PATCH", "/vm", NULL, "PATCH request needs a JSON body");
+	expect_fault(x, 400, "PATCH", "/machine-config", NULL, "PATCH request needs");
+}
+
+static void test_query_fragment(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "GET", "/?x=1", NULL, "query strings and fragments");
+	expect_fault(x, 400, "GET", "/version#top", NULL, "query strings and fragments");
+	expect_fault(x, 400, "PUT", "/drives/a?b", "{}", "query strings and fragments");
+	expect_fault(x, 400, "GET", "http://localhost/version?x", NULL, "query strings");
+}
+
+static void test_absolute_uri(void **state)
+{
+	struct fx *x = *state;
+
+	assert_int_equal(req(x, "GET", "http://localhost/version", NULL), 200);
+	assert_int_equal(req(x, "GET", "http://localhost", NULL), 200);
+	assert_non_null(strstr(x->r.body, "\"app_name\":\"vmm\""));
+	assert_int_equal(req(x, "GET", "http://localhost/", NULL), 200);
+	assert_int_equal(req(x, "GET", "http://localhost:80/machine-config", NULL), 200);
+	expect_ok(x, "PUT", "http://localhost/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	assert_string_equal(x->vm.cfg.kernel, "/k");
+	expect_fault(x, 400, "GET", "localhost/version", NULL, "not a path");
+	expect_fault(x, 400, "GET", "*", NULL, "not a path");
+	expect_fault(x, 400, "GET", "", NULL, "not a path");
+}
+
+/* A fault_message is valid JSON whatever bytes the path had. */
+static void test_fault_text_is_utf8(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "GET", "/\xff\xfe/x", NULL, "Invalid request method and/or path");
+	expect_fault(x, 400, "GET", "/caf\xc3\xa9", NULL, "GET caf\xc3\xa9.");
+	expect_fault(x, 400, "GET", "/\xe2\x82", NULL, "GET ??.");
+	expect_fault(x, 400, "GET", "/\xed\xa0\x80", NULL, "GET ???."); /* a surrogate */
+	/* A very long path is cut, not overflowed. */
+	char path[6000];
+	path[0] = '/';
+	memset(path + 1, 'a', sizeof(path) - 2);
+	path[sizeof(path) - 1] = '\0';
+	expect_fault(x, 400, "GET", path, NULL, "Invalid request method and/or path: GET aaa");
+}
+
+/* ---- PUT /boot-source ---- */
+
+static void test_boot_source(void **state)
+{
+	struct fx *x = *state;
+
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/vmlinux\", \"boot_args\": "
+		  "\"console=ttyS0 quiet\", \"initrd_path\": \"/initrd\"}");
+	assert_string_equal(x->vm.cfg.kernel, "/vmlinux");
+	assert_string_equal(x->vm.cfg.cmdline, "console=ttyS0 quiet");
+	assert_string_equal(x->vm.cfg.initrd, "/initrd");
+	/* PUT replaces: no initrd and no boot_args now. */
+	expect_ok(x, "PUT", "/boot-source",
+		  "{\"kernel_image_path\": \"/bz\", \"initrd_path\": null}");
+	assert_string_equal(x->vm.cfg.kernel, "/bz");
+	assert_null(x->vm.cfg.initrd);
+	assert_null(x->vm.cfg.cmdline);
+
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"kernel_image_path\": ", "not valid JSON");
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"kernel_image_path\": \"/a\"} x",
+		     "not valid JSON");
+	expect_fault(x, 400, "PUT", "/boot-source", "[\"/a\"]", "must be a JSON object");
+	expect_fault(x, 400, "PUT", "/boot-source", "\"/a\"", "request body");
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"kernel_image_path\": 5}",
+		     "kernel_image_path: must be a string");
+	expect_fault(x, 400, "PUT", "/boot-source",
+		     "{\"kernel_image_path\": \"/a\", \"boot_args\": [\"x\"]}",
+		     "boot_args: must be a string");
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"kernel_image_path\": \"/a\", \"foo\": 1}",
+		     "unknown field 'foo'");
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"boot_args\": \"x\"}",
+		     "missing required field 'kernel_image_path'");
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"kernel_image_path\": \"\"}", "empty path");
+	expect_fault(x, 400, "PUT", "/boot-source",
+		     "{\"kernel_image_path\": \"/a\", \"kernel_image_path\": \"/b\"}", "duplicate");
+	/* None of the failures changed anything. */
+	assert_string_equal(x->vm.cfg.kernel, "/bz");
+	assert_int_equal(x->vm.updates, 2);
+
+	boot(x);
+	expect_fault(x, 400, "PUT", "/boot-source", "{\"kernel_image_path\": \"/other\"}",
+		     POST_BOOT);
+	assert_string_equal(x->vm.cfg.kernel, "/k");
+}
+
+/* ---- /machine-config ---- */
+
+static void test_machine_config(void **state)
+{
+	struct fx *x = *state;
+	json_t *j;
+
+	assert_int_equal(req(x, "GET", "/machine-config", NULL), 200);
+	assert_string_equal(x->r.body, "{\"vcpu_count\":1,\"mem_size_mib\":256,\"smt\":false,"
+			    "\"track_dirty_pages\":false,\"huge_pages\":\"None\"}");
+	expect_ok(x, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 512}");
+	j = get_json(x, "/machine-config");
+	assert_int_equal(json_integer_value(json_object_get(j, "vcpu_count")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "mem_size_mib")), 512);
+	json_decref(j);
+	expect_ok(x, "PATCH", "/machine-config", "{\"vcpu_count\": 4}");
+	assert_int_equal(x->vm.cfg.nr_cpus, 4);
+	assert_int_equal(x->vm.cfg.mem_size, 512ULL << 20);
+	/* Firecracker-compatible values of its other fields. */
+	expect_ok(x, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 128, "
+		  "\"smt\": false, \"cpu_template\": \"None\", \"track_dirty_pages\": false, "
+		  "\"huge_pages\": \"None\"}");
+	assert_int_equal(x->vm.cfg.mem_size, 128ULL << 20);
+
+	expect_fault(x, 400, "PATCH", "/machine-config", "{}", "empty");
+	expect_fault(x, 400, "PUT", "/machine-config", "{\"vcpu_count\": 2}",
+		     "missing required field 'mem_size_mib'");
+	expect_fault(x, 400, "PUT", "/machine-config", "{\"mem_size_mib\": 256}",
+		     "missing required field 'vcpu_count'");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": \"2\"}",
+		     "vcpu_count: must be an integer");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 2.5}",
+		     "vcpu_count: must be an integer");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"smt\": 1}",
+		     "smt: must be true or false");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"smt\": true}",
+		     "smt: true is not supported");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"cpu_template\": \"T2\"}", "'T2'");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"huge_pages\": \"2M\"}", "huge_pages");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"track_dirty_pages\": true}",
+		     "track_dirty_pages");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 0}", "out of range");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 100000}",
+		     "out of range");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"mem_size_mib\": 0}", "out of range");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"mem_size_mib\": 2}", "4 MiB");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 2, \"vcpus\": 2}",
+		     "unknown field 'vcpus'");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 2, \"smt\": true}",
+		     "smt");
+	/* A refused PATCH changes nothing, not even its valid part. */
+	assert_int_equal(x->vm.cfg.nr_cpus, 1);
+
+	boot(x);
+	expect_fault(x, 400, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}",
+		     POST_BOOT);
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 2}", POST_BOOT);
+	/* Syntax is checked first, as Firecracker parses before it asks the VM. */
+	expect_fault(x, 400, "PATCH", "/machine-config", "{", "not valid JSON");
+	j = get_json(x, "/machine-config");
+	assert_int_equal(json_integer_value(json_object_get(j, "vcpu_count")), 1);
+	json_decref(j);
+}
+
+/* ---- PUT /drives/{id} ---- */
+
+#define DRIVE(id, path, root) "{\"drive_id\": \"" id "\", \"path_on_host\": \"" path "\", " \
+			      "\"is_root_device\": " root ", \"is_read_only\": false}"
+
+static void test_drives(void **state)
+{
+	struct fx *x = *state;
+	struct config_disk *d;
+
+	expect_ok(x, "PUT", "/drives/rootfs", DRIVE("rootfs", "/img/root.ext4", "true"));
+	assert_int_equal(x->vm.cfg.nr_disks, 1);
+	d = &x->vm.cfg.disks[0];
+	assert_string_equal(d->id, "rootfs");
+	assert_string_equal(d->path, "/img/root.ext4");
+	assert_true(d->root);
+	assert_false(d->read_only);
+	/* The same id replaces the drive. */
+	expect_ok(x, "PUT", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": "
+		  "\"/img/other.ext4\", \"is_root_device\": false, \"is_read_only\": true, "
+		  "\"cache_type\": \"Writeback\", \"io_engine\": \"Async\"}");
+	assert_int_equal(x->vm.cfg.nr_disks, 1);
+	assert_string_equal(d->path, "/img/other.ext4");
+	assert_false(d->root);
+	assert_true(d->read_only);
+	assert_int_equal(d->io, VMM_IO_URING);
+	/* vmm's ids allow '-' and '.' too; is_read_only may be left out. */
+	expect_ok(x, "PUT", "/drives/data-1.x", "{\"drive_id\": \"data-1.x\", \"path_on_host\": "
+		  "\"/img/data\", \"is_root_device\": true, \"partuuid\": \"1234-5678\", "
+		  "\"io_engine\": \"Sync\", \"cache_type\": \"Unsafe\", \"rate_limiter\": null}");
+	assert_int_equal(x->vm.cfg.nr_disks, 2);
+	assert_string_equal(x->vm.cfg.disks[1].partuuid, "1234-5678");
+	assert_int_equal(x->vm.cfg.disks[1].io, VMM_IO_SYNC);
+	/* A trailing slash or extra segment is ignored, as for every path. */
+	expect_ok(x, "PUT", "/drives/d3/", DRIVE("d3", "/img/d3", "false"));
+	assert_int_equal(x->vm.cfg.nr_disks, 3);
+
+	expect_fault(x, 400, "PUT", "/drives/rootfs", DRIVE("other", "/img/x", "false"),
+		     "differs from the id in the path");
+	expect_fault(x, 400, "PUT", "/drives/a$b", DRIVE("a$b", "/img/x", "false"), "'a$b'");
+	expect_fault(x, 400, "PUT", "/drives/a%20b", DRIVE("a b", "/img/x", "false"), "'a%20b'");
+	expect_fault(x, 400, "PUT", "/drives/", DRIVE("x", "/img/x", "false"), "empty");
+	expect_fault(x, 400, "PUT", "/drives", DRIVE("x", "/img/x", "false"), "empty");
+	expect_fault(x, 400, "PUT", "/drives//x", DRIVE("x", "/img/x", "false"), "empty");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\"}",
+		     "missing required field 'is_root_device'");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"is_root_device\": false}",
+		     "missing required field 'path_on_host'");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"path_on_host\": \"/i\", \"is_root_device\": "
+		     "false}", "missing required field 'drive_id'");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": 7, \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false}", "drive_id: must be a string");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false, \"is_read_only\": \"yes\"}",
+		     "is_read_only: must be true or false");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false, \"rate_limiter\": {\"bandwidth\": {\"size\": 1, "
+		     "\"refill_time\": 100}}}", "rate_limiter");
+	/* Unknown fields, nested inside an object vmm refuses anyway, and at the top. */
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false, \"rate_limiter\": {\"nope\": 1}}", "rate_limiter");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false, \"bogus\": true}", "unknown field 'bogus'");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"socket\": \"/s\", "
+		     "\"is_root_device\": false}", "vhost-user");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false, \"io_engine\": \"Fast\"}", "io_engine");
+	expect_fault(x, 400, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"is_root_device\": false, \"cache_type\": \"None\"}", "cache_type");
+	/* A second root device, the same image twice. */
+	expect_fault(x, 400, "PUT", "/drives/x", DRIVE("x", "/img/x", "true"), "root device");
+	expect_fault(x, 400, "PUT", "/drives/x", DRIVE("x", "/img/data", "false"), "also disk");
+	/* At most VMM_MAX_DISKS (ENOSPC: the user's to fix, so 400). */
+	expect_ok(x, "PUT", "/drives/d4", DRIVE("d4", "/img/d4", "false"));
+	expect_ok(x, "PUT", "/drives/d5", DRIVE("d5", "/img/d5", "false"));
+	expect_ok(x, "PUT", "/drives/d6", DRIVE("d6", "/img/d6", "false"));
+	expect_ok(x, "PUT", "/drives/d7", DRIVE("d7", "/img/d7", "false"));
+	expect_fault(x, 400, "PUT", "/drives/d8", DRIVE("d8", "/img/d8", "false"), "more than 7");
+	assert_int_equal(x->vm.cfg.nr_disks, 7);
+
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_fault(x, 400, "PUT", "/drives/d2", DRIVE("d2", "/img/d2", "false"), POST_BOOT);
+	/* The id is checked before the phase, as Firecracker parses the path first. */
+	expect_fault(x, 400, "PUT", "/drives/a$", DRIVE("a$", "/img/d2", "false"), "'a$'");
+	assert_int_equal(x->vm.cfg.nr_disks, 7);
+}
+
+/* ---- GET /vm/config ---- */
+
+static void test_vm_config(void **state)
+{
+	struct fx *x = *state;
+	json_t *j, *drives, *d, *boot_src, *mc;
+
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/vmlinux\", \"boot_args\": "
+		  "\"console=ttyS0\"}");
+	expect_ok(x, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 1024}");
+	expect_ok(x, "PUT", "/drives/rootfs", DRIVE("rootfs", "/root.ext4", "true"));
+	expect_ok(x, "PUT", "/drives/scratch", DRIVE("scratch", "/scratch.img", "false"));
+	expect_ok(x, "PUT", "/drives/rootfs", DRIVE("rootfs", "/root2.ext4", "true"));
+
+	/* Firecracker's layout: every key, in its order, null or [] for what vmm lacks. */
+	assert_int_equal(req(x, "GET", "/vm/config", NULL), 200);
+	assert_string_equal(x->r.body,
+		"{\"balloon\":null,\"drives\":["
+		"{\"drive_id\":\"rootfs\",\"partuuid\":null,\"is_root_device\":true,"
+		"\"cache_type\":\"Writeback\",\"is_read_only\":false,"
+		"\"path_on_host\":\"/root2.ext4\",\"rate_limiter\":null,\"io_engine\":\"Async\","
+		"\"socket\":null},"
+		"{\"drive_id\":\"scratch\",\"partuuid\":null,\"is_root_device\":false,"
+		"\"cache_type\":\"Writeback\",\"is_read_only\":false,"
+		"\"path_on_host\":\"/scratch.img\",\"rate_limiter\":null,\"io_engine\":\"Async\","
+		"\"socket\":null}],"
+		"\"boot-source\":{\"kernel_image_path\":\"/vmlinux\",\"initrd_path\":null,"
+		"\"boot_args\":\"console=ttyS0\"},\"cpu-config\":null,\"logger\":null,"
+		"\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":1024,\"smt\":false,"
+		"\"track_dirty_pages\":false,\"huge_pages\":\"None\"},\"metrics\":null,"
+		"\"mmds-config\":null,\"network-interfaces\":[],\"vsock\":null,\"entropy\":null,"
+		"\"pmem\":[],\"memory-hotplug\":null}");
+	j = get_json(x, "/vm/config");
+	boot_src = json_object_get(j, "boot-source");
+	assert_string_equal(json_string_value(json_object_get(boot_src, "kernel_image_path")),
+			    "/vmlinux");
+	assert_string_equal(json_string_value(json_object_get(boot_src, "boot_args")),
+			    "console=ttyS0");
+	mc = json_object_get(j, "machine-config");
+	assert_int_equal(json_integer_value(json_object_get(mc, "vcpu_count")), 2);
+	assert_int_equal(json_integer_value(json_object_get(mc, "mem_size_mib")), 1024);
+	drives = json_object_get(j, "drives");
+	assert_int_equal(json_array_size(drives), 2);
+	d = json_array_get(drives, 0);
+	assert_string_equal(json_string_value(json_object_get(d, "drive_id")), "rootfs");
+	assert_string_equal(json_string_value(json_object_get(d, "path_on_host")), "/root2.ext4");
+	assert_true(json_is_true(json_object_get(d, "is_root_device")));
+	d = json_array_get(drives, 1);
+	assert_string_equal(json_string_value(json_object_get(d, "drive_id")), "scratch");
+	assert_true(json_is_false(json_object_get(d, "is_read_only")));
+	assert_true(json_is_array(json_object_get(j, "network-interfaces")));
+
+	/* It reads back as a configuration file giving the same configuration. */
+	struct vmm_config c;
+	struct vmm_error e = { 0 };
+	config_init(&c);
+	assert_int_equal(cfgjson_file(&c, j, &e), 0);
+	assert_string_equal(c.kernel, "/vmlinux");
+	assert_int_equal(c.nr_disks, 2);
+	assert_int_equal(c.nr_cpus, 2);
+	config_fini(&c);
+	json_decref(j);
+
+	boot(x); /* keeps the configuration, bar the kernel boot() sets */
+	j = get_json(x, "/vm/config");
+	assert_int_equal(json_array_size(json_object_get(j, "drives")), 2);
+	json_decref(j);
+}
+
+/* ---- PUT /actions ---- */
+
+static void test_actions(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     "kernel: none given");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}",
+		     PRE_BOOT);
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}",
+		     "no metrics");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"Reboot\"}",
+		     "unknown action_type 'Reboot'");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": 1}", "must be a string");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": null}", "must be a string");
+	expect_fault(x, 400, "PUT", "/actions", "{}", "missing required field 'action_type'");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"InstanceStart\", \"x\": 1}",
+		     "unknown field 'x'");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"", "JSON");
+	assert_int_equal(x->vm.starts, 0);
+
+	/* Start errors: the user's (400) and the VMM's (500). */
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	x->vm.start_err = -ENOMEM;
+	expect_fault(x, 500, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     "fake start failure");
+	x->vm.start_err = -EIO;
+	expect_fault(x, 500, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", "failure");
+	x->vm.start_err = -EFAULT;
+	expect_fault(x, 500, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", "failure");
+	static const int user_errs[] = { -EINVAL, -ENOENT, -EACCES, -EISDIR, -ENOEXEC, -E2BIG,
+					 -EBUSY, -EEXIST, -ENOSPC, -EAGAIN, -ENAMETOOLONG };
+	for (size_t i = 0; i < ARRAY_SIZE(user_errs); i++) {
+		x->vm.start_err = user_errs[i];
+		expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+			     "failure");
+	}
+	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_CREATED);
+	x->vm.start_err = 0;
+
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	assert_int_equal(x->vm.starts, 1);
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", POST_BOOT);
+	assert_int_equal(x->vm.starts, 1);
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+	assert_int_equal(x->vm.cads, 1);
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}",
+		     "no metrics");
+	/* The fake takes Ctrl-Alt-Del only running: its refusal comes through. */
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}",
+		     "needs a running VM");
+}
+
+/* ---- PATCH /vm ---- */
+
+static void test_patch_vm(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Paused\"}", PRE_BOOT);
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Resumed\"}", PRE_BOOT);
+	/* A bad body is refused as such even before start. */
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Running\"}",
+		     "neither \"Paused\" nor \"Resumed\"");
+	boot(x);
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_PAUSED);
+	/* Idempotent: the VM is not asked again. */
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+	assert_int_equal(x->vm.pauses, 1);
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
+	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_RUNNING);
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
+	assert_int_equal(x->vm.resumes, 1);
+
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"paused\"}", "'paused'");
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": 1}", "state must be a string");
+	expect_fault(x, 400, "PATCH", "/vm", "{}", "missing required field 'state'");
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Paused\", \"when\": \"now\"}",
+		     "unknown field 'when'");
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Paused\"", "not valid JSON");
+	expect_fault(x, 400, "PATCH", "/vm", "[]", "JSON object");
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Pa\\u0000used\"}", "JSON");
+	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_RUNNING);
+
+	/* A stopped VM: the target refuses, the router passes it on. */
+	x->vm.state = VMM_STATE_STOPPED;
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Paused\"}", "cannot pause");
+	expect_fault(x, 400, "PATCH", "/vm", "{\"state\": \"Resumed\"}", "cannot resume");
+	json_t *j = get_json(x, "/");
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "Stopped");
+	json_decref(j);
+}
+
+/*
+ * The target's own refusals come through when the router's look at the state was stale (a
+ * start racing with a request): -EBUSY and its message, a 400.
+ */
+static void test_refused_by_target(void **state)
+{
+	struct fx *x = *state;
+
+	boot(x);
+	x->vm.stale_info = true;
+	expect_fault(x, 400, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}",
+		     POST_BOOT);
+	expect_fault(x, 400, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}",
+		     "already started");
+	assert_int_equal(x->vm.cfg.nr_cpus, 1);
+	assert_int_equal(x->vm.starts, 1);
+}
+
+static void test_status_text(void **state)
+{
+	(void)state;
+	assert_string_equal(api_status_text(200), "OK");
+	assert_string_equal(api_status_text(204), "No Content");
+	assert_string_equal(api_status_text(400), "Bad Request");
+	assert_string_equal(api_status_text(500), "Internal Server Error");
+	assert_string_equal(api_status_text(503), "Service Unavailable");
+	assert_string_equal(api_status_text(100), "Continue");
+	assert_string_equal(api_status_text(299), "Unknown");
+}
+
+/* A body given with a length: bytes past len are not read, NUL bytes are JSON errors. */
+static void test_body_length(void **state)
+{
+	struct fx *x = *state;
+	const char body[] = "{\"kernel_image_path\": \"/k\"}garbage";
+
+	api_response_fini(&x->r);
+	api_route(&x->t, "PUT", "/boot-source", body, strlen(body) - 7, &x->r);
+	assert_int_equal(x->r.status, 204);
+	api_response_fini(&x->r);
+	api_route(&x->t, "PUT", "/boot-source", "{\"kernel_image_path\"\0: \"/k\"}", 28, &x->r);
+	assert_int_equal(x->r.status, 400);
+	api_response_fini(&x->r);
+	/* len 0 is no body, whatever the pointer. */
+	api_route(&x->t, "GET", "/", "{}", 0, &x->r);
+	assert_int_equal(x->r.status, 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_instance_info, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_path_method, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query_fragment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_absolute_uri, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_text_is_utf8, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_boot_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_machine_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vm_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_patch_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_by_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_body_length, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
