@@ -69,6 +69,8 @@ fi
 # --- build the runner and the two guest variants (same files for both VMMs) ---------------
 gcc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE -I"$root/include" \
 	"$here/bench_run.c" -o "$work/bench-run" || die "cannot build bench-run"
+gcc -std=gnu11 -O2 -Wall -Wextra -D_GNU_SOURCE "$here/api_up.c" -o "$work/api-up" ||
+	die "cannot build api-up"
 for v in first hello; do
 	def=
 	[ $v = first ] && def=-DBENCH_FIRST
@@ -79,21 +81,27 @@ done
 hello_line="vmm-bench: hello from the micro-guest"
 
 # --- command lines -------------------------------------------------------------------------
-vmm_cmd() { echo "$vmm run --kernel $1 --memory $mem --cpus 1"; }
+# With a second argument "api", each VMM also serves its control socket: vmm its Firecracker
+# API (--api-sock), QEMU its QMP monitor.
+vmm_cmd() {
+	echo "$vmm run --kernel $1 --memory $mem --cpus 1${2:+ --api-sock $work/api.sock}"
+}
 # microvm with its defaults (qboot firmware, ACPI, in-kernel PIC/PIT/IOAPIC, no PCI); guest RAM
 # from a memfd so that it shows up as RssShmem, as vmm's does.
 qemu_cpu=host
 qemu_cmd() {
 	echo "$qemu -name debug-threads=on -M microvm,memory-backend=mem -accel kvm -cpu $qemu_cpu -smp 1 -m $mem" \
 		"-object memory-backend-memfd,id=mem,size=$mem -nodefaults -no-user-config" \
-		"-display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=1 -kernel $1"
+		"-display none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=1 -kernel $1" \
+		"${2:+-qmp unix:$work/qmp.sock,server=on,wait=off}"
 }
 
 # run WHO VARIANT [record|smaps]: one run; checks the outcome; appends the result line if
 # recording, or saves /proc/PID/smaps at exit to $work/WHO.smaps.
 run_one() {
-	local who=$1 v=$2 cmd line status smaps=()
-	if [ "$who" = vmm ]; then cmd=$(vmm_cmd "$work/guest-$v.elf"); else cmd=$(qemu_cmd "$work/guest-$v.elf"); fi
+	local who=$1 v=$2 cmd line status smaps=() guest=${2%-api} api=
+	[ "$v" != "$guest" ] && api=api
+	if [ "$who" = vmm ]; then cmd=$(vmm_cmd "$work/guest-$guest.elf" $api); else cmd=$(qemu_cmd "$work/guest-$guest.elf" $api); fi
 	[ "${3:-}" = smaps ] && smaps=(-s "$work/$who.smaps")
 	# shellcheck disable=SC2086 # the command line is split on purpose
 	line=$("$work/bench-run" -t 120 -o "$work/out" -e "$work/err" "${smaps[@]}" -- $cmd) ||
@@ -102,7 +110,7 @@ run_one() {
 	status=${status%% *}
 	# The debug-exit port ends both VMMs with (v << 1) | 1: any odd status for 'first' (AL is
 	# undefined at the PVH entry), 1 for 'hello' (it writes 0).
-	if [ "$v" = hello ]; then
+	if [ "$guest" = hello ]; then
 		[ "$status" = 1 ] && grep -qF "$hello_line" "$work/out" || {
 			echo "--- $who/$v: status $status; stdout:" >&2; head -c 2000 "$work/out" >&2
 			echo "--- stderr:" >&2; head -c 2000 "$work/err" >&2
@@ -118,23 +126,46 @@ run_one() {
 	if [ "${3:-}" = record ]; then echo "$who $v $line" >>"$work/results"; fi
 }
 
-# QEMU 7.2 -cpu host aborted on some of our machines (ENVIRONMENT.md, MSR 0x10a): fall back to
-# -cpu max, which under KVM is host CPUID plus what QEMU can emulate.
-if ! "$work/bench-run" -t 60 -o "$work/out" -e "$work/err" -- $(qemu_cmd "$work/guest-hello.elf") \
-	| grep -q '^status=1 ' || ! grep -qF "$hello_line" "$work/out"; then
-	qemu_cpu=max
-fi
+# QEMU 7.2 -cpu host (and max) abort on some of our machines setting MSR 0x10a,
+# IA32_ARCH_CAPABILITIES (ENVIRONMENT.md): then without that feature.
+for c in host host,-arch-capabilities max,-arch-capabilities; do
+	qemu_cpu=$c
+	"$work/bench-run" -t 60 -o "$work/out" -e "$work/err" -- $(qemu_cmd "$work/guest-hello.elf") \
+		>"$work/probe" || true
+	grep -q '^status=1 ' "$work/probe" && grep -qF "$hello_line" "$work/out" && break
+done
+
+# The control socket up: exec -> an answer on it (vmm: GET / of its API; QEMU: the QMP
+# greeting, with the guest stopped at its start, -S), and the CPU time spent to that point.
+api_up_one() {
+	local who=$1 line
+	if [ "$who" = vmm ]; then
+		line=$("$work/api-up" "$work/up.sock" -- "$vmm" --api-sock "$work/up.sock") ||
+			die "vmm: its API socket did not answer"
+	else
+		# shellcheck disable=SC2046 # split on purpose
+		line=$("$work/api-up" -q "$work/upq.sock" -- $(qemu_cmd "$work/guest-hello.elf") \
+			-S -qmp "unix:$work/upq.sock,server=on,wait=off" </dev/null) ||
+			die "QEMU: its QMP socket did not answer"
+	fi
+	[ "${2:-}" = record ] && echo "$who up $line" >>"$work/results"
+	return 0
+}
 
 # Warm-up (page cache, dynamic loader caches): one unrecorded run of each.
-for v in first hello; do run_one vmm $v smaps; run_one qemu $v smaps; done
+for v in first hello hello-api; do run_one vmm $v smaps; run_one qemu $v smaps; done
+api_up_one vmm
+api_up_one qemu
 
 : >"$work/results"
 for ((i = 1; i <= runs; i++)); do
 	[ -t 2 ] && printf 'run %d/%d\r' "$i" "$runs" >&2
-	for v in first hello; do
+	for v in first hello hello-api; do
 		run_one vmm $v record
 		run_one qemu $v record
 	done
+	api_up_one vmm record
+	api_up_one qemu record
 done
 [ -t 2 ] && printf '\n' >&2
 
@@ -208,12 +239,23 @@ row "(c) RSS beyond guest RAM (RssAnon + RssFile at exit, (b) guest)" hello nong
 row "(c′) of which RssAnon" hello rss_anon_kb 1024 MiB "" ""
 row "peak RSS, guest RAM included (VmHWM)" hello hwm_kb 1024 MiB "" ""
 row "guest RAM touched (RssShmem at exit)" hello rss_shmem_kb 1024 MiB "" ""
+row "(b‴) as (b), serving the control socket (vmm: --api-sock; QEMU: -qmp)" hello-api wall_us 1000 ms "" ""
+read -r nga_med _ < <(values vmm hello-api nonguest_kb | stats)
+row "(c‴) RSS beyond guest RAM, serving the control socket" hello-api nonguest_kb 1024 MiB "" \
+	"≤ 3 MiB: $(awk -v k="$nga_med" 'BEGIN { print k <= 3072 ? "met" : "NOT met" }')"
+row "(d) control socket up: exec → first answer (vmm: GET / 200; QEMU: QMP greeting, -S)" up wall_us 1000 ms "" ""
+read -r up_cpu _ < <(values vmm up cpu_us | stats)
+row "(d′) CPU time of all threads at that answer" up cpu_us 1000 ms "" \
+	"≤ 8 CPU-ms (Firecracker's API-up target): $(awk -v c="$up_cpu" 'BEGIN { print c <= 8000 ? "met" : "NOT met" }')"
 echo
 echo "Commands (GUEST = guest-first.elf or guest-hello.elf, built from bench/guest/bench_guest.S):"
 echo
 echo '```'
 vmm_cmd GUEST
 qemu_cmd GUEST
+echo "# (b‴, c‴): the same with"
+echo "--api-sock $work/api.sock   (vmm)   -qmp unix:QMP.sock,server=on,wait=off   (QEMU)"
+echo "# (d): $vmm --api-sock SOCK   vs   the QEMU command above with -S -qmp unix:SOCK,server=on,wait=off"
 echo '```'
 echo
 # Which thread ended first, with the number of runs, so that (a′) and (b′) can be read.
