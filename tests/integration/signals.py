@@ -33,7 +33,9 @@ class Run:
     def __init__(self, vmm, kernel, cmdline, extra=()):
         self.master, self.slave = pty.openpty()
         self.before = termios.tcgetattr(self.slave)
-        args = [vmm, 'run', '--kernel', kernel, '--cmdline', cmdline, '--timeout', '60']
+        args = [vmm, 'run', '--kernel', kernel, '--cmdline', cmdline]
+        if '--timeout' not in extra:
+            args += ['--timeout', '60']
         self.p = subprocess.Popen(args + list(extra), stdin=self.slave, stdout=self.slave,
                                   stderr=subprocess.PIPE, start_new_session=True)
         self.out = b''
@@ -143,6 +145,16 @@ def main():
         if code != 143 or b'terminated (SIGTERM)' not in err or not restored:
             bad.append((code, restored, err[-120:]))
     check('SIGTERM-restart-loop-x30', not bad, repr(bad[:3]))
+
+    # A guest that reboots faster than the timeout, with restart: the timeout still fires
+    # (issue 12, defect 1: it was re-armed at every restart and never fired).
+    r = Run(vmm, kernel, 't.scenario=reset', ['--on-reboot', 'restart', '--timeout', '2'])
+    t0 = time.monotonic()
+    code, err, restored = r.finish(secs=15)
+    took = time.monotonic() - t0
+    check('restart-loop-timeout', code == 124 and took < 10 and b'timeout' in err,
+          'exit %s after %.1f s, stderr %r' % (code, took, err[-200:]))
+    check('restart-loop-timeout-terminal', restored, 'terminal left raw')
 
     print('%d failed' % len(failures))
     return 1 if failures else 0
