@@ -43,6 +43,25 @@ BLK_HOSTILE = ['addr-outside-ram', 'addr-mmio-hole', 'addr-len-overflow', 'len-b
                'indirect-next-oob', 'indirect-huge', 'header-only', 'short-header',
                'head-out-of-range', 'avail-idx-jump', 'ring-outside-ram', 'queue-size-bad',
                'queue-size-big', 'bogus-registers', 'reset-inflight']
+# micro/hostile.c's cases, numbered after BLK_HOSTILE's (same order as its table).
+BLK_HOSTILE2 = ['queue-ready-inflight', 'queue-regs-while-ready', 'queue-after-driver-ok',
+                'features-after-ok', 'status-driver-ok-early', 'status-skipped-steps',
+                'status-clear-bits', 'config-widths', 'reg-widths', 'event-idx-used-event',
+                'get-id-short', 'discard-many-segs', 'ring-overlap-avail-used',
+                'ring-overlap-desc-avail', 'ring-overlap-desc-used', 'ring-in-acpi-area',
+                'ring-in-boot-area', 'data-into-desc', 'data-into-used', 'data-into-indirect',
+                'ring-at-ram-end', 'ring-straddles-ram-end', 'data-at-ram-end', 'kick-storm',
+                'irq-storm-no-ack', 'desc-rewrite-race', 'reset-race', 'used-event-race']
+HOSTILE_ALL = BLK_HOSTILE + BLK_HOSTILE2
+# One VM runs a set; meson runs each set as its own test (smp needs --cpus 2, ramend is also
+# run with RAM split at 3 GiB).
+HOSTILE_SETS = {
+    'classic': BLK_HOSTILE,
+    'regs': BLK_HOSTILE2[:12],
+    'rings': BLK_HOSTILE2[12:23],
+    'ramend': BLK_HOSTILE2[20:23],
+    'smp': BLK_HOSTILE2[23:],
+}
 BLK_LIES = ['sectors', 'salt', 'serial', 'ro', 'file']
 
 
@@ -237,7 +256,9 @@ def main():
     ap.add_argument('--acpi-off', action='store_true',
                     help='blk*: pass acpi=off; the VMM must then list the devices on the '
                          'command line (virtio_mmio.device=)')
-    ap.add_argument('--hostile-case', choices=BLK_HOSTILE, help='blk-hostile: only this one')
+    ap.add_argument('--hostile-case', choices=HOSTILE_ALL, help='blk-hostile: only this one')
+    ap.add_argument('--hostile-set', choices=sorted(HOSTILE_SETS), default='classic',
+                    help='blk-hostile: which cases (default: classic, micro/vblk.c\'s)')
     a = ap.parse_args()
     if a.lie in BLK_LIES and a.case != 'blk':
         ap.error('--lie %s is for --case blk' % a.lie)
@@ -320,10 +341,12 @@ def main():
         elif a.case == 'blk-errors':
             markers = ['MICRO PASS blk-err-' + c for c in BLK_ERRORS]
         else:
-            names = [a.hostile_case] if a.hostile_case else BLK_HOSTILE
+            names = [a.hostile_case] if a.hostile_case else HOSTILE_SETS[a.hostile_set]
             markers = ['MICRO PASS blk-hostile-' + c for c in names]
             if a.hostile_case:
-                tokens += ['t.case=%d' % BLK_HOSTILE.index(a.hostile_case)]
+                tokens += ['t.case=%d' % HOSTILE_ALL.index(a.hostile_case)]
+            else:
+                tokens += ['t.mask=0x%x' % sum(1 << HOSTILE_ALL.index(c) for c in names)]
         markers.append('MICRO DONE pass')
         if a.lie in ('sectors', 'salt', 'serial', 'ro'):
             failing = {'sectors': 'blk-config', 'salt': 'blk-read', 'serial': 'blk-id',
