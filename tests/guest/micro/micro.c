@@ -1406,6 +1406,8 @@ void micro_main(uint32_t boot_kind, uintptr_t boot_info)
 		scenario_blk_errors();
 	if (param_is(c, "t.scenario", "blk-hostile"))
 		scenario_blk_hostile();
+	if (param_is(c, "t.scenario", "vcon"))
+		scenario_vcon();
 	fail("scenario", "unknown t.scenario in \"%s\"", c);
 	debug_exit(FAIL_EXIT_CODE);
 }

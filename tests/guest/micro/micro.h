@@ -103,6 +103,7 @@ uint32_t micro_ap_iters(uint32_t ap);
 __attribute__((noreturn)) void scenario_blk(void);
 __attribute__((noreturn)) void scenario_blk_errors(void);
 __attribute__((noreturn)) void scenario_blk_hostile(void);
+__attribute__((noreturn)) void scenario_vcon(void);
 
 static inline void outb(uint8_t v, uint16_t port)
 {
