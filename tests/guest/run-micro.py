@@ -247,9 +247,28 @@ class Io:
 F_SETPIPE_SZ = 1031
 
 
+# A vmm built with -Db_sanitize=address,undefined: any report ends it with an error (UBSan
+# only warns by default), and the runner fails the case on the report itself too, whatever
+# the exit status. Settings the caller exported win.
+SANITIZER_ENV = {
+    'ASAN_OPTIONS': 'halt_on_error=1:abort_on_error=0:exitcode=66:detect_leaks=1',
+    'UBSAN_OPTIONS': 'halt_on_error=1:print_stacktrace=1:exitcode=67',
+}
+SANITIZER_REPORTS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
+                     'WARNING: ThreadSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer']
+
+
+def sanitizer_reports(err):
+    """The stderr lines that are sanitizer reports."""
+    return [line for line in err.splitlines() if any(m in line for m in SANITIZER_REPORTS)]
+
+
 def run_vmm(argv, wall, feed=None, tty=False, io=None):
     """Run the VMM; when `feed` is given, write it to the guest once "READY" shows up."""
     io = io or Io()
+    env = dict(os.environ)
+    for k, v in SANITIZER_ENV.items():
+        env.setdefault(k, v)
     feeds = list(io.feeds) + ([(b'READY', feed)] if feed is not None else [])
     master = slave = out_w = None
     if tty:
@@ -263,7 +282,7 @@ def run_vmm(argv, wall, feed=None, tty=False, io=None):
             fcntl.fcntl(out_r, F_SETPIPE_SZ, io.pipe_size)
             stdout = out_w
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
     if tty:
         os.close(slave)
         out_fd = master
@@ -534,6 +553,9 @@ def main():
     print('---')
 
     ok = True
+    for line in sanitizer_reports(r.err):
+        print('FAIL: sanitizer report: ' + line.strip())
+        ok = False
     if r.status is None:
         print('FAIL: the VMM was still running after %.0f s and was killed' % a.wall)
         ok = False
