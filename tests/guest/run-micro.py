@@ -236,8 +236,9 @@ class Io:
     feeds: (marker, bytes): write bytes to stdin once marker shows up on stdout.
     pipe_size: make stdout a pipe of this many bytes (F_SETPIPE_SZ) instead of the default.
     slow: (bytes, seconds): read at most that many bytes of stdout per interval.
-    pause: on each new "VCON-PAUSE n" line, stop reading stdout for this many seconds, then
-    type "GOn\n" (the guest waits for it on its console input).
+    pause: on each new "VCON-PAUSE n" line, stop reading stdout for this many seconds, saying
+    so with "Pn\n" on stdin at the start and "GOn\n" at the end (the guest waits for them on
+    its console input).
     """
 
     def __init__(self, feeds=(), pipe_size=0, slow=None, pause=0.0):
@@ -351,6 +352,7 @@ def run_vmm(argv, wall, feed=None, tty=False, io=None):
         if io.pause and len(marks) > pauses and not go:
             pauses += 1
             paused_until = time.monotonic() + io.pause
+            to_guest(b'P' + marks[-1] + b'\n')  # the guest waits for this before it floods
             go.append(b'GO' + marks[-1] + b'\n')
         if p.poll() is not None and not tty and open_fds == 0:
             break

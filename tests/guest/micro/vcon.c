@@ -27,7 +27,8 @@
  *                stays untouched); each time the console then prints correctly.
  *
  * Runner handshakes: "VCON-PAUSE n" on the UART makes run-micro.py stop reading stdout for a
- * while and then type "GOn" (stdin is the console's input with --console virtio).
+ * while; it types "Pn" when it has stopped and "GOn" when it reads again (stdin is the
+ * console's input with --console virtio).
  */
 #include "vblk.h"
 
@@ -169,11 +170,11 @@ static bool tx_str(const char *c, const char *s)
 	return tx_send(c, vbuf, n);
 }
 
-/* Post rx buffer(s) for "GOn\n" and wait for it (the runner types it after a pause). */
-static bool wait_go(const char *c, uint32_t n)
+/* Post a receive buffer and wait for the runner's "<word><n>\n" (run-micro.py Io.pause). */
+static bool wait_input(const char *c, const char *word, uint32_t n)
 {
 	struct seg s = {gpa(rxbuf), 16, D_WRITE};
-	uint32_t id, len;
+	uint32_t id, len, w = slen(word);
 	uint16_t head;
 
 	memset(rxbuf, 0, 16);
@@ -181,12 +182,25 @@ static bool wait_go(const char *c, uint32_t n)
 	avail_add(&vc.rx, head);
 	kick(&vc.rx);
 	if (!used_wait(&vc.rx, &id, &len))
-		return fail(c, "no GO%u from the runner", n);
-	if (id != head || len < 3 || rxbuf[0] != 'G' || rxbuf[1] != 'O' || rxbuf[2] != '0' + n)
-		return fail(c, "input id %u len %u \"%c%c%c\", expected GO%u", id, len, rxbuf[0],
-			    rxbuf[1], rxbuf[2], n);
+		return fail(c, "no %s%u from the runner", word, n);
+	if (id != head || len != w + 2 || memcmp(rxbuf, word, w) || rxbuf[w] != '0' + n)
+		return fail(c, "input id %u len %u \"%c%c%c\", expected %s%u", id, len, rxbuf[0],
+			    rxbuf[1], rxbuf[2], word, n);
 	wr(&vc.rx, VM_INT_ACK, rd(&vc.rx, VM_INT_STATUS));
 	return true;
+}
+
+/* "VCON-PAUSE n": run-micro.py stops reading stdout; true once it says it has. */
+static bool pause_begin(const char *c, uint32_t n)
+{
+	uart_printf("VCON-PAUSE %u\n", n);
+	return wait_input(c, "P", n);
+}
+
+/* Wait for the end of pause n: stdout is read again. */
+static bool wait_go(const char *c, uint32_t n)
+{
+	return wait_input(c, "GO", n);
 }
 
 static void emerg(uint8_t ch)
@@ -305,7 +319,8 @@ static bool case_emerg_stall(const char *c)
 	uint64_t n = param_or("t.vcon_lines", 2048), t0, took;
 
 	uart_printf("VCON EMERG BEGIN\n");
-	uart_printf("VCON-PAUSE 1\n");
+	if (!pause_begin(c, 1))
+		return false;
 	t0 = rdtsc();
 	emerg_lines(0, (uint32_t)n);
 	took = rdtsc() - t0;
@@ -477,8 +492,8 @@ static bool case_stall(const char *c)
 	struct ring *old;
 
 	/* QueueReady 0 and 1 while a chain waits for stdout. */
-	uart_printf("VCON-PAUSE 1\n");
-	spin(QUIET_TSC * 2);
+	if (!pause_begin(c, 1))
+		return false;
 	stuff();
 	spin(QUIET_TSC * 6);
 	u0 = used_idx(&vc.tx);
@@ -509,8 +524,8 @@ static bool case_stall(const char *c)
 	if (!tx_str(c, "VCON AFTER TOGGLE\n"))
 		return false;
 	/* A reset while a chain waits: the old ring stays as it is, the new driver prints. */
-	uart_printf("VCON-PAUSE 2\n");
-	spin(QUIET_TSC * 2);
+	if (!pause_begin(c, 2))
+		return false;
 	stuff();
 	spin(QUIET_TSC * 6);
 	old = vc.tx.r;
