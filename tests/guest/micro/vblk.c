@@ -19,7 +19,11 @@
  *                devices, requests in flight on all of them at once.
  *   blk-errors   out of range, unknown type, partial sectors, bad discard/write-zeroes.
  *   blk-hostile  malformed chains (completed with used len 0, status untouched) and rings
- *                (DEVICE_NEEDS_RESET); after each, reset, re-initialise, and read.
+ *                (DEVICE_NEEDS_RESET); after each, reset, re-initialise, and read. Cases 0-22
+ *                are here, the later ones (registers, widths, ring placement, races with a
+ *                second vCPU) in hostile.c; t.mask or t.case picks them.
+ *
+ * The driver's helpers are shared through vblk.h with hostile.c and vcon.c (virtio-console).
  *
  * Data pattern: word w (0..63) of sector s is (s * 0x100000001) ^ salt ^ (w << 56).
  */
