@@ -316,10 +316,11 @@ def run_vmm(argv, wall, feed=None, tty=False, io=None):
             killed = True
             break
         # Not reading stdout (a pause, or the slow reader's interval): only stderr.
+        # (out_fd is -1 once stdout reached its end.)
         hold = now < paused_until or now < next_read
-        if hold and out_fd in sel.get_map():
+        if out_fd >= 0 and hold and out_fd in sel.get_map():
             sel.unregister(out_fd)
-        elif not hold and out_fd not in sel.get_map() and out_fd >= 0:
+        elif out_fd >= 0 and not hold and out_fd not in sel.get_map():
             sel.register(out_fd, selectors.EVENT_READ, 'out')
         timeout = min(left, 0.5, max(0.0, max(paused_until, next_read) - now) or 0.5)
         for key, _ in sel.select(timeout=timeout):
@@ -370,7 +371,7 @@ def run_vmm(argv, wall, feed=None, tty=False, io=None):
     status = p.wait()
     if master is not None:
         os.close(master)
-    if out_w is not None and out_fd >= 0:
+    if out_w is not None:
         os.close(out_r)
     if killed:
         status = None
