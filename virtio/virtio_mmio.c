@@ -302,6 +302,19 @@ static void vmmio_queue_ready_write(struct virtio_mmio *t, struct virtqueue *vq,
 				    vdev->ops->name, t->queue_sel, vq->size, vq->desc_gpa,
 				    vq->avail_gpa, vq->used_gpa);
 		vmmio_needs_reset(vdev);
+		return;
+	}
+	/*
+	 * A queue made ready after DRIVER_OK (§3.1.1 sets queues up before it, but nothing
+	 * stops a driver): activate it as DRIVER_OK would have, rather than leave a queue that
+	 * takes buffers and never completes them.
+	 */
+	if (vmmio_running(vdev)) {
+		if (vdev->ops->activate && vdev->ops->activate(vdev) < 0) {
+			vmmio_needs_reset(vdev);
+			return;
+		}
+		vmmio_kick(t, t->queue_sel);
 	}
 }
 

@@ -41,10 +41,12 @@ void vq_reset(struct virtqueue *vq)
 	const struct guest_mem *gm = vq->gm;
 	/* Statistics outlive a guest's driver reloads: they are the host's view of the guest. */
 	uint64_t malformed = vq->malformed_chains;
+	uint32_t gen = vq->gen + 1;
 
 	memset(vq, 0, sizeof(*vq));
 	vq->gm = gm;
 	vq->malformed_chains = malformed;
+	vq->gen = gen;
 }
 
 int vq_enable(struct virtqueue *vq, const struct guest_mem *gm, uint16_t max_size, bool event_idx,
@@ -191,6 +193,7 @@ static int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vq_elem *el
 
 int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
 {
+	elem->gen = vq->gen;
 	elem->out_num = 0;
 	elem->in_num = 0;
 	elem->out_len = 0;

@@ -66,7 +66,9 @@ struct virtio_dev_ops {
 			     uint32_t len);
 	/*
 	 * DRIVER_OK: the queues the driver made ready are enabled (vq_enable succeeded).
-	 * Return < 0 to refuse; the transport then sets DEVICE_NEEDS_RESET.
+	 * Return < 0 to refuse; the transport then sets DEVICE_NEEDS_RESET. Called again when
+	 * the driver makes another queue ready after DRIVER_OK: set up the queues not yet
+	 * active, leave the others as they are.
 	 */
 	int (*activate)(struct virtio_device *vdev);
 	/*

@@ -72,6 +72,7 @@ struct vq_elem {
 	uint64_t in_len;      /* total bytes of the writable segments */
 	struct iovec *iov;    /* caller's array of iov_cap entries; host pointers into guest RAM */
 	unsigned int iov_cap;
+	uint32_t gen;         /* the queue's gen when popped (vq_elem_current) */
 };
 
 struct virtqueue {
@@ -97,9 +98,14 @@ struct virtqueue {
 	struct vring_used *used;
 
 	uint64_t malformed_chains;   /* statistics */
+	/*
+	 * Bumped by every vq_reset() (device reset, QueueReady 0): a chain popped before belongs
+	 * to a ring the driver has taken down, even if the queue was enabled again since.
+	 */
+	uint32_t gen;
 };
 
-/* Forget everything: as after a device reset (§2.4). gm is kept. */
+/* Forget everything: as after a device reset (§2.4). gm is kept, gen is bumped. */
 void vq_reset(struct virtqueue *vq);
 /*
  * Start using the queue the driver configured (size, the three addresses): size a power of 2,
@@ -116,6 +122,16 @@ bool vq_has_avail(struct virtqueue *vq);
  * (elem->head valid, complete it with an error); -EIO: malformed ring (vq->broken set).
  */
 int vq_pop(struct virtqueue *vq, struct vq_elem *elem) WUR;
+/*
+ * Whether elem was popped since the queue's last vq_reset(). A device that completes chains
+ * later (a backend's I/O, output waiting for its fd) MUST check this before writing a status
+ * or calling vq_push(): after QueueReady 0 (and 1 again) the driver forgot those chains, and
+ * their heads mean other buffers in the new ring.
+ */
+static inline bool vq_elem_current(const struct virtqueue *vq, const struct vq_elem *elem)
+{
+	return elem->gen == vq->gen;
+}
 /*
  * Return a chain to the driver with `len` bytes written into its writable part. The used
  * element is written before the used index (release order). A head >= size is ignored.

@@ -8,9 +8,11 @@ needs it, and checks what comes back. Exit 0 on success, 1 on failure, 77 when /
 absent (the only reason to skip).
 """
 import argparse
+import fcntl
 import os
 import pty
 import random
+import re
 import selectors
 import struct
 import subprocess
@@ -43,7 +45,97 @@ BLK_HOSTILE = ['addr-outside-ram', 'addr-mmio-hole', 'addr-len-overflow', 'len-b
                'indirect-next-oob', 'indirect-huge', 'header-only', 'short-header',
                'head-out-of-range', 'avail-idx-jump', 'ring-outside-ram', 'queue-size-bad',
                'queue-size-big', 'bogus-registers', 'reset-inflight']
+# micro/hostile.c's cases, numbered after BLK_HOSTILE's (same order as its table).
+BLK_HOSTILE2 = ['queue-ready-inflight', 'queue-regs-while-ready', 'queue-after-driver-ok',
+                'features-after-ok', 'status-driver-ok-early', 'status-skipped-steps',
+                'status-clear-bits', 'config-widths', 'reg-widths', 'event-idx-used-event',
+                'get-id-short', 'discard-many-segs', 'ring-overlap-avail-used',
+                'ring-overlap-desc-avail', 'ring-overlap-desc-used', 'ring-in-acpi-area',
+                'ring-in-boot-area', 'data-into-desc', 'data-into-used', 'data-into-indirect',
+                'ring-at-ram-end', 'ring-straddles-ram-end', 'data-at-ram-end', 'kick-storm',
+                'irq-storm-no-ack', 'desc-rewrite-race', 'reset-race', 'used-event-race']
+HOSTILE_ALL = BLK_HOSTILE + BLK_HOSTILE2
+# One VM runs a set; meson runs each set as its own test (smp needs --cpus 2, ramend is also
+# run with RAM split at 3 GiB).
+HOSTILE_SETS = {
+    'classic': BLK_HOSTILE,
+    'regs': BLK_HOSTILE2[:12],
+    'rings': BLK_HOSTILE2[12:23],
+    'ramend': BLK_HOSTILE2[20:23],
+    'smp': BLK_HOSTILE2[23:],
+}
 BLK_LIES = ['sectors', 'salt', 'serial', 'ro', 'file']
+# virtio-console scenarios (micro/vcon.c), one per VM; the console comes after one disk.
+VCON_CASES = ['flood', 'emerg', 'emerg-stall', 'widths', 'tx-malformed', 'rx', 'stall']
+VCON_FILLER = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQ'
+VCON_FLOOD_LINES = 1536  # 96 KiB through a one-page pipe read at ~250 KB/s
+VCON_EMERG_LINES = {'emerg': 512, 'emerg-stall': 2048}
+
+
+def between(text, start, end):
+    """The text after the first start and before the next end, or None."""
+    i = text.find(start)
+    if i < 0:
+        return None
+    j = text.find(end, i + len(start))
+    return None if j < 0 else text[i + len(start):j]
+
+
+def is_subsequence(small, big):
+    it = iter(big)
+    return all(ch in it for ch in small)
+
+
+def vcon_check(case, out, token):
+    """Problems with the console output of a vcon case ([] if none)."""
+    if case == 'flood':
+        seg = between(out, 'VCON FLOOD BEGIN\n', 'VCON FLOOD END\n')
+        if seg is None:
+            return ['flood: no BEGIN/END markers']
+        got = seg.split('\n')
+        want = ['@%08x %s' % (i, VCON_FILLER) for i in range(VCON_FLOOD_LINES)] + ['']
+        for i, (g, w) in enumerate(zip(got, want)):
+            if g != w:
+                return ['flood: line %d is %r, expected %r (%d lines arrived)'
+                        % (i, g[:80], w, len(got) - 1)]
+        if len(got) != len(want):
+            return ['flood: %d lines arrived, %d sent' % (len(got) - 1, len(want) - 1)]
+        if out.count('VCON AFTER RESET %08x\n' % token) != 1:
+            return ['flood: "VCON AFTER RESET %08x" not printed once after the reset' % token]
+        return []
+    if case in ('emerg', 'emerg-stall'):
+        sent = ''.join('E%04x\n' % i for i in range(VCON_EMERG_LINES[case]))
+        if case == 'emerg':
+            seg = between(out, 'VCON EMERG BEGIN\n', 'VCON EMERG END\n')
+            if seg != sent:
+                return ['emerg: %s bytes arrived, not the %d sent in order'
+                        % ('no' if seg is None else len(seg), len(sent))]
+        else:
+            seg = between(out, 'VCON-PAUSE 1\n', 'VCON TX SYNC\n')
+            if seg is None:
+                return ['emerg-stall: no PAUSE/SYNC markers']
+            if not is_subsequence(seg, sent):
+                return ['emerg-stall: the %d bytes that arrived are not the sent ones in order'
+                        % len(seg)]
+            if not seg.startswith(sent[:3000]):
+                return ['emerg-stall: the bytes sent before stdout filled up did not all '
+                        'arrive']
+            if len(seg) >= len(sent):
+                return ['emerg-stall: all %d bytes arrived: the reader never stalled the VMM'
+                        % len(sent)]
+            if between(out, 'VCON TX SYNC\n', 'VCON EMERG END\n') != 'EMERG AFTER STALL\n':
+                return ['emerg-stall: the emergency line after the stall is not intact']
+        if 'VCON TX AFTER EMERG\n' not in out:
+            return ['%s: the transmitq does not print after the flood' % case]
+        return []
+    want = {'widths': ['EMW:abcdef\nVCON WIDTHS DONE\n'],
+            'tx-malformed': ['VCON TX OK\n'],
+            'rx': ['VCON RX DONE\n'],
+            'stall': ['VCON AFTER TOGGLE\n', 'VCON AFTER RESET\n']}[case]
+    problems = ['%s: %r not printed' % (case, w) for w in want if w not in out]
+    if case == 'tx-malformed' and 'BADTX' in out:
+        problems.append('tx-malformed: bytes of a malformed transmit chain were printed')
+    return problems
 
 
 def parse_size(s):
@@ -138,54 +230,131 @@ class Run:
         self.status, self.out, self.err, self.elapsed = status, out, err, elapsed
 
 
-def run_vmm(argv, wall, feed=None, tty=False):
+class Io:
+    """How run_vmm talks to the VMM beyond collecting its output.
+
+    feeds: (marker, bytes): write bytes to stdin once marker shows up on stdout.
+    pipe_size: make stdout a pipe of this many bytes (F_SETPIPE_SZ) instead of the default.
+    slow: (bytes, seconds): read at most that many bytes of stdout per interval.
+    pause: on each new "VCON-PAUSE n" line, stop reading stdout for this many seconds, saying
+    so with "Pn\n" on stdin at the start and "GOn\n" at the end (the guest waits for them on
+    its console input).
+    """
+
+    def __init__(self, feeds=(), pipe_size=0, slow=None, pause=0.0):
+        self.feeds, self.pipe_size, self.slow, self.pause = list(feeds), pipe_size, slow, pause
+
+
+F_SETPIPE_SZ = 1031
+
+
+# A vmm built with -Db_sanitize=address,undefined: any report ends it with an error (UBSan
+# only warns by default), and the runner fails the case on the report itself too, whatever
+# the exit status. Settings the caller exported win.
+SANITIZER_ENV = {
+    'ASAN_OPTIONS': 'halt_on_error=1:abort_on_error=0:exitcode=66:detect_leaks=1',
+    'UBSAN_OPTIONS': 'halt_on_error=1:print_stacktrace=1:exitcode=67',
+}
+SANITIZER_REPORTS = ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
+                     'WARNING: ThreadSanitizer', 'SUMMARY: UndefinedBehaviorSanitizer']
+
+
+def sanitizer_reports(err):
+    """The stderr lines that are sanitizer reports."""
+    return [line for line in err.splitlines() if any(m in line for m in SANITIZER_REPORTS)]
+
+
+def run_vmm(argv, wall, feed=None, tty=False, io=None):
     """Run the VMM; when `feed` is given, write it to the guest once "READY" shows up."""
-    master = slave = None
+    io = io or Io()
+    env = dict(os.environ)
+    for k, v in SANITIZER_ENV.items():
+        env.setdefault(k, v)
+    feeds = list(io.feeds) + ([(b'READY', feed)] if feed is not None else [])
+    master = slave = out_w = None
     if tty:
         master, slave = pty.openpty()
         stdin = stdout = slave
     else:
-        stdin = subprocess.PIPE if feed is not None else subprocess.DEVNULL
+        stdin = subprocess.PIPE if feeds or io.pause else subprocess.DEVNULL
         stdout = subprocess.PIPE
+        if io.pipe_size:
+            out_r, out_w = os.pipe()
+            fcntl.fcntl(out_r, F_SETPIPE_SZ, io.pipe_size)
+            stdout = out_w
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    p = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
     if tty:
         os.close(slave)
         out_fd = master
+    elif out_w is not None:
+        os.close(out_w)
+        out_fd = out_r
     else:
         out_fd = p.stdout.fileno()
     sel = selectors.DefaultSelector()
     sel.register(out_fd, selectors.EVENT_READ, 'out')
     sel.register(p.stderr.fileno(), selectors.EVENT_READ, 'err')
-    out, err, fed = b'', b'', False
+    out, err = b'', b''
     open_fds = 2
     killed = False
+    paused_until, pauses, go = 0.0, 0, []
+    next_read = 0.0
+
+    def to_guest(data):
+        if tty:
+            os.write(master, data)
+        else:
+            p.stdin.write(data)
+            p.stdin.flush()
+
     while open_fds:
-        left = wall - (time.monotonic() - t0)
+        now = time.monotonic()
+        left = wall - (now - t0)
         if left <= 0:
             p.kill()
             killed = True
             break
-        for key, _ in sel.select(timeout=min(left, 0.5)):
+        # Not reading stdout (a pause, or the slow reader's interval): only stderr.
+        # (out_fd is -1 once stdout reached its end.)
+        hold = now < paused_until or now < next_read
+        if out_fd >= 0 and hold and out_fd in sel.get_map():
+            sel.unregister(out_fd)
+        elif out_fd >= 0 and not hold and out_fd not in sel.get_map():
+            sel.register(out_fd, selectors.EVENT_READ, 'out')
+        timeout = min(left, 0.5, max(0.0, max(paused_until, next_read) - now) or 0.5)
+        for key, _ in sel.select(timeout=timeout):
+            want = io.slow[0] if key.data == 'out' and io.slow else 65536
             try:
-                data = os.read(key.fd, 65536)
+                data = os.read(key.fd, want)
             except OSError:  # EIO on a pty once the VMM closed it
                 data = b''
             if not data:
                 sel.unregister(key.fd)
                 open_fds -= 1
+                if key.data == 'out':
+                    out_fd = -1
                 continue
             if key.data == 'out':
                 out += data
+                if io.slow:
+                    next_read = time.monotonic() + io.slow[1]
             else:
                 err += data
-        if feed is not None and not fed and b'READY' in out:
-            fed = True
-            if tty:
-                os.write(master, feed)
-            else:
-                p.stdin.write(feed)
-                p.stdin.flush()
+        for m, data in list(feeds):
+            if m in out:
+                feeds.remove((m, data))
+                to_guest(data)
+        if go and time.monotonic() >= paused_until:
+            to_guest(go.pop(0))
+        # The whole marker line first: with a one-page pipe, a byte left in it makes the
+        # pipe "not writable" (POLLOUT needs a free page), and the UART would drop the rest.
+        marks = re.findall(rb'VCON-PAUSE (\d)\r\n', out)
+        if io.pause and len(marks) > pauses and not go:
+            pauses += 1
+            paused_until = time.monotonic() + io.pause
+            to_guest(b'P' + marks[-1] + b'\n')  # the guest waits for this before it floods
+            go.append(b'GO' + marks[-1] + b'\n')
         if p.poll() is not None and not tty and open_fds == 0:
             break
         if tty and p.poll() is not None:
@@ -202,6 +371,8 @@ def run_vmm(argv, wall, feed=None, tty=False):
     status = p.wait()
     if master is not None:
         os.close(master)
+    if out_w is not None:
+        os.close(out_r)
     if killed:
         status = None
     return Run(status, out.decode(errors='replace').replace('\r', ''),
@@ -214,7 +385,7 @@ def main():
     ap.add_argument('--kernel', required=True)
     ap.add_argument('--case', required=True,
                     choices=['check', 'exit', 'panic', 'triple', 'hang', 'reset', 'echo',
-                             'echo-tty', 'spin', 'blk', 'blk-errors', 'blk-hostile'])
+                             'echo-tty', 'spin', 'blk', 'blk-errors', 'blk-hostile', 'vcon'])
     ap.add_argument('--cpus', type=int, default=1)
     ap.add_argument('--memory', default='256M')
     ap.add_argument('--initrd-size', type=int, default=0,
@@ -237,7 +408,10 @@ def main():
     ap.add_argument('--acpi-off', action='store_true',
                     help='blk*: pass acpi=off; the VMM must then list the devices on the '
                          'command line (virtio_mmio.device=)')
-    ap.add_argument('--hostile-case', choices=BLK_HOSTILE, help='blk-hostile: only this one')
+    ap.add_argument('--hostile-case', choices=HOSTILE_ALL, help='blk-hostile: only this one')
+    ap.add_argument('--hostile-set', choices=sorted(HOSTILE_SETS), default='classic',
+                    help='blk-hostile: which cases (default: classic, micro/vblk.c\'s)')
+    ap.add_argument('--vcon', choices=VCON_CASES, help='vcon: the case (--console virtio)')
     a = ap.parse_args()
     if a.lie in BLK_LIES and a.case != 'blk':
         ap.error('--lie %s is for --case blk' % a.lie)
@@ -255,6 +429,7 @@ def main():
     # Disk images live on a real file system: cache=none is O_DIRECT, which tmpfs refuses.
     tmp = tempfile.TemporaryDirectory(prefix='micro-', dir='/var/tmp')
     disks, host_lie = [], False
+    io, console_virtio, vcon_token = Io(), False, 0
 
     if a.case == 'check':
         guest_mem = mem + (1 << 30) if a.lie == 'mem' else mem
@@ -320,10 +495,12 @@ def main():
         elif a.case == 'blk-errors':
             markers = ['MICRO PASS blk-err-' + c for c in BLK_ERRORS]
         else:
-            names = [a.hostile_case] if a.hostile_case else BLK_HOSTILE
+            names = [a.hostile_case] if a.hostile_case else HOSTILE_SETS[a.hostile_set]
             markers = ['MICRO PASS blk-hostile-' + c for c in names]
             if a.hostile_case:
-                tokens += ['t.case=%d' % BLK_HOSTILE.index(a.hostile_case)]
+                tokens += ['t.case=%d' % HOSTILE_ALL.index(a.hostile_case)]
+            else:
+                tokens += ['t.mask=0x%x' % sum(1 << HOSTILE_ALL.index(c) for c in names)]
         markers.append('MICRO DONE pass')
         if a.lie in ('sectors', 'salt', 'serial', 'ro'):
             failing = {'sectors': 'blk-config', 'salt': 'blk-read', 'serial': 'blk-id',
@@ -331,6 +508,31 @@ def main():
             want_status = debug_exit_status(FAIL_CODE)
             markers = ['MICRO FAIL %s d0' % failing, 'MICRO DONE fail']
         host_lie = a.lie == 'file'
+
+    elif a.case == 'vcon':
+        if not a.vcon:
+            ap.error('--case vcon needs --vcon')
+        rng = random.Random()
+        disks = [Disk(0, tmp.name, a.sectors, False, rng)]
+        vcon_token = rng.getrandbits(32)
+        tokens += ['t.ndev=2', 't.ndisk=1', 't.mmio_base=0x%x' % MMIO_BASE,
+                   't.gsi_base=%d' % GSI_BASE, 't.vcon=' + a.vcon, 't.token=0x%x' % vcon_token]
+        tokens += disks[0].tokens(None, write=False)
+        console_virtio = True
+        markers = ['MICRO PASS vcon-discover', 'MICRO PASS vcon-' + a.vcon, 'MICRO DONE pass']
+        if a.vcon == 'flood':
+            tokens += ['t.vcon_slow=1', 't.vcon_lines=%d' % VCON_FLOOD_LINES]
+            io = Io(pipe_size=4096, slow=(1024, 0.004))
+        elif a.vcon in VCON_EMERG_LINES:
+            tokens += ['t.vcon_lines=%d' % VCON_EMERG_LINES[a.vcon]]
+            if a.vcon == 'emerg-stall':
+                # Two pages: POLLOUT (a free page) holds for the first ~4 KiB; with one
+                # page a single unread byte makes the pipe "full" for poll().
+                io = Io(pipe_size=8192, pause=1.0)
+        elif a.vcon == 'rx':
+            io = Io(feeds=[(b'VCON-RX-READY', b'hello world\n')])
+        elif a.vcon == 'stall':
+            io = Io(pipe_size=4096, pause=0.5)
 
     cmdline = build_cmdline(tokens)
     argv = [a.vmm, 'run', '--kernel', a.kernel, '--cmdline', cmdline, '--cpus', str(a.cpus),
@@ -341,9 +543,11 @@ def main():
         argv += ['--timeout', str(a.timeout)]
     for d in disks:
         argv += ['--disk', d.spec(a.io, a.cache)]
+    if console_virtio:
+        argv += ['--console', 'virtio']
     print('$ ' + ' '.join("'%s'" % x if ' ' in x else x for x in argv), flush=True)
 
-    r = run_vmm(argv, a.wall, feed=feed, tty=(a.case == 'echo-tty'))
+    r = run_vmm(argv, a.wall, feed=feed, tty=(a.case == 'echo-tty'), io=io)
     print('--- guest console (%.3f s) ---' % r.elapsed)
     print(r.out, end='' if r.out.endswith('\n') else '\n')
     if r.err:
@@ -352,6 +556,9 @@ def main():
     print('---')
 
     ok = True
+    for line in sanitizer_reports(r.err):
+        print('FAIL: sanitizer report: ' + line.strip())
+        ok = False
     if r.status is None:
         print('FAIL: the VMM was still running after %.0f s and was killed' % a.wall)
         ok = False
@@ -367,6 +574,10 @@ def main():
             if 'MICRO FAIL' in line:
                 print('FAIL: guest reported "%s"' % line.strip())
                 ok = False
+    if a.case == 'vcon':
+        for p in vcon_check(a.vcon, r.out, vcon_token):
+            print('FAIL: ' + p)
+            ok = False
     # What the guest did must be in the files (and nothing else); the errors and hostile
     # scenarios write nothing that may land.
     # (A guest told a wrong expectation stops early: what it wrote is then unknown.)

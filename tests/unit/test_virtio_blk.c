@@ -1344,6 +1344,65 @@ static void test_reset_inflight(void **state)
 	free(wbuf);
 }
 
+/*
+ * Writes in flight, then the queue taken down and set up again at once on the same, cleared
+ * ring (QueueReady 0 then 1, as virtio-mmio does it): none of the old writes may complete
+ * into the new ring (its heads mean other buffers now), and the queue then works. Found by
+ * the micro-guest's blk-hostile-queue-ready-inflight case with cache=none.
+ */
+static void test_queue_ready_toggle_inflight(void **state)
+{
+	struct ctx *c = *state;
+	struct virtio_device *vdev;
+	struct virtqueue *vq;
+	const uint32_t len = 64 * 1024;
+	uint8_t *wbuf = malloc(len);
+	struct rw_layout lay = {0};
+	uint8_t rbuf[4096], back[4096];
+
+	assert_non_null(wbuf);
+	ctx_open(c, 1);
+	vdev = c->vdev;
+	vq = &vdev->vq[0];
+	fill(wbuf, len, 21);
+	for (unsigned int i = 0; i < 64; i++) {
+		struct fake_seg segs[3] = {
+			{header(c, 0, VIRTIO_BLK_T_OUT, i * (len / 512)), 16, false},
+			{guest_buf(c, 0, len, wbuf), len, false},
+			{guest_buf(c, 0, 1, NULL), 1, true},
+		};
+
+		fake_vring_publish(&c->r[0], fake_vring_add_chain(&c->r[0], segs, 3));
+	}
+	kick(c, 0);
+	pthread_mutex_lock(&vdev->lock);
+	struct virtqueue saved = *vq;
+	vq_reset(vq);
+	vq->size = saved.size;
+	vq->desc_gpa = saved.desc_gpa;
+	vq->avail_gpa = saved.avail_gpa;
+	vq->used_gpa = saved.used_gpa;
+	fake_vring_init(&c->r[0], &c->gm, MiB, RING_SPAN, QSIZE);
+	assert_int_equal(vq_enable(vq, &c->gm, vdev->queue_max_size, false, true), 0);
+	pthread_mutex_unlock(&vdev->lock);
+
+	struct vring_used *u = fake_vring_host(&c->r[0], c->r[0].used_gpa, 4);
+	for (int i = 0; i < 20; i++) {
+		usleep(10 * 1000);
+		assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 0);
+	}
+	assert_int_equal(c->needs_reset, 0);
+
+	fill(rbuf, sizeof(rbuf), 22);
+	assert_int_equal(rw(c, 0, VIRTIO_BLK_T_OUT, 5000, rbuf, sizeof(rbuf), &lay, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(rw(c, 0, VIRTIO_BLK_T_IN, 5000, back, sizeof(back), &lay, NULL),
+			 VIRTIO_BLK_S_OK);
+	assert_memory_equal(back, rbuf, sizeof(rbuf));
+	assert_int_equal(__atomic_load_n(&u->idx, __ATOMIC_ACQUIRE), 2);
+	free(wbuf);
+}
+
 static void test_image_lock(void **state)
 {
 	struct ctx *c = *state;
@@ -1744,6 +1803,7 @@ int main(int argc, char **argv)
 		T(test_notify_batch),
 		T(test_slots_exhausted),
 		T(test_reset_inflight),
+		T(test_queue_ready_toggle_inflight),
 		T(test_image_lock),
 		T(test_cache_none),
 		T(test_poll_off),

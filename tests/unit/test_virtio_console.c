@@ -543,6 +543,55 @@ static void test_tx_reset_while_stalled(void **state)
 	free(dst);
 }
 
+/*
+ * The transmitq taken down and set up again (QueueReady 0, then 1 on the same, cleared ring)
+ * while a chain waits for the output: that chain belongs to the old ring, so once the output
+ * drains nothing of it may complete into the new one (its head would complete a buffer the
+ * driver posts later), and the rest of it is not written. Found by the micro-guest's
+ * vcon-stall case: the stuck chain came back as used element 0 of the re-enabled queue.
+ */
+static void test_tx_queue_ready_toggle_while_stalled(void **state)
+{
+	struct fixture *f = *state;
+	size_t total = (size_t)CHAINS * CHAIN;
+	char *src = bp_pattern(total), *dst = malloc(total);
+	uint16_t heads[CHAINS];
+	uint32_t id;
+
+	assert_non_null(dst);
+	bp_setup(f);
+	bp_post(f, src, heads);
+	size_t queued = bp_wait_stalled(f);
+
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_SEL, TXQ);
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	assert_int_equal(mmio_rd(f->t, VIRTIO_MMIO_QUEUE_READY), 0);
+	fake_vring_init(&f->tx, &f->gm, 0x40000, 0x80000, RING);
+	mmio_queue_setup_ring(f->t, TXQ, &f->tx);
+	assert_int_equal(mmio_rd(f->t, VIRTIO_MMIO_QUEUE_READY), 1);
+
+	/* The reader drains what was written: the output is writable again. */
+	assert_int_equal(read_out(f, dst, queued), queued);
+	assert_memory_equal(dst, src, queued);
+	assert_true(out_is_empty(f, 200));
+	assert_false(fake_vring_get_used(&f->tx, NULL, NULL));
+	assert_false(mmio_rd(f->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+
+	/* The re-enabled queue works from its own first buffer on. */
+	struct fake_seg s = tx_seg(f, "toggled\n");
+	uint16_t h = fake_vring_add_chain(&f->tx, &s, 1);
+	fake_vring_publish(&f->tx, h);
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_NOTIFY, TXQ);
+	char out[8];
+	assert_int_equal(read_out(f, out, 8), 8);
+	assert_memory_equal(out, "toggled\n", 8);
+	assert_true(wait_used(&f->tx, &id, NULL, WAIT_MS));
+	assert_int_equal(id, h);
+	assert_false(fake_vring_get_used(&f->tx, NULL, NULL));
+	free(src);
+	free(dst);
+}
+
 static void test_tx_reader_gone(void **state)
 {
 	struct fixture *f = *state;
@@ -795,6 +844,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tx_large_through_slow_pipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_reset_while_stalled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tx_queue_ready_toggle_while_stalled, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tx_reader_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tx_ring_error, setup, teardown),

@@ -503,6 +503,46 @@ static void test_queue_bad_after_driver_ok(void **state)
 	assert_int_equal(mmio_irq_take(f->t, WAIT_MS), 1);
 }
 
+/*
+ * A queue made ready after DRIVER_OK is activated then (the device sets up what it needs for
+ * it) and looked at once; if the device refuses, NEEDS_RESET. Found by the micro-guest's
+ * blk-hostile-queue-after-driver-ok case: virtio-blk took the requests and never completed
+ * them (its request slots are set up by activate, which only DRIVER_OK called).
+ */
+static void test_queue_ready_after_driver_ok(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_true(mmio_negotiate(f->t, good_features(f)) & VIRTIO_STATUS_FEATURES_OK);
+	mmio_queue_setup_ring(f->t, 0, &f->ring[0]);
+	mmio_driver_ok(f->t);
+	assert_int_equal(f->dev.activates, 1);
+	assert_true(wait_notify(&f->dev, 0, 1));
+	mmio_queue_setup_ring(f->t, 1, &f->ring[1]);
+	assert_int_equal(mmio_rd(f->t, VIRTIO_MMIO_QUEUE_READY), 1);
+	assert_int_equal(f->dev.activates, 2);
+	assert_true(wait_notify(&f->dev, 1, 1));
+	assert_false(mmio_rd(f->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	/* Taken down and made ready again: the same. */
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	mmio_queue_setup_ring(f->t, 1, &f->ring[1]);
+	assert_int_equal(f->dev.activates, 3);
+	assert_true(wait_notify(&f->dev, 1, 2));
+	/* The device refusing the late queue: NEEDS_RESET, announced to the running driver. */
+	mmio_irq_take(f->t, 0);
+	f->dev.activate_ret = -ENOMEM;
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_READY, 0);
+	mmio_queue_setup_ring(f->t, 1, &f->ring[1]);
+	assert_true(mmio_rd(f->t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	assert_true(mmio_rd(f->t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG);
+	/* Before DRIVER_OK nothing is activated early. */
+	f->dev.activate_ret = 0;
+	assert_true(mmio_negotiate(f->t, good_features(f)) & VIRTIO_STATUS_FEATURES_OK);
+	unsigned int before = f->dev.activates;
+	mmio_queue_setup_ring(f->t, 0, &f->ring[0]);
+	assert_int_equal(f->dev.activates, before);
+}
+
 static void test_queue_registers_out_of_range(void **state)
 {
 	struct fixture *f = *state;
@@ -977,6 +1017,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_setup_good, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_setup_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_bad_after_driver_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_ready_after_driver_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_registers_out_of_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queue_notify_on_loop_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kick_before_driver_ok, setup, teardown),

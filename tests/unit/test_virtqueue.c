@@ -851,6 +851,43 @@ static void test_push(void **state)
 	assert_int_equal(u->idx, 3);
 }
 
+/*
+ * A chain popped before the queue went down (QueueReady 0: vq_reset, then enabled again on the
+ * same ring) is no longer current: the device must not complete it into the new ring. Found by
+ * the micro-guest's blk-hostile-queue-ready-inflight case (stale heads in a re-enabled queue).
+ */
+static void test_elem_stale_after_queue_reset(void **state)
+{
+	struct fx *f = *state;
+	struct vq_elem old;
+	struct iovec old_iov[IOV_MAX_T];
+
+	publish_one(f, 8, 0);
+	old = (struct vq_elem){.iov = old_iov, .iov_cap = IOV_MAX_T};
+	assert_int_equal(vq_pop(&f->vq, &old), 1);
+	assert_true(vq_elem_current(&f->vq, &old));
+
+	/* QueueReady 0 keeps the driver-written fields; QueueReady 1 enables them again. */
+	struct virtqueue saved = f->vq;
+	vq_reset(&f->vq);
+	f->vq.size = saved.size;
+	f->vq.desc_gpa = saved.desc_gpa;
+	f->vq.avail_gpa = saved.avail_gpa;
+	f->vq.used_gpa = saved.used_gpa;
+	fake_vring_init(&f->r, &f->gm, RING_BASE, RING_SPAN, QSIZE);
+	assert_int_equal(vq_enable(&f->vq, &f->gm, QMAX, false, true), 0);
+	assert_false(vq_elem_current(&f->vq, &old));
+
+	/* What the new ring gives is current; a later reset makes it stale too. */
+	publish_one(f, 8, 0);
+	fx_elem(f, IOV_MAX_T);
+	assert_int_equal(vq_pop(&f->vq, &f->elem), 1);
+	assert_true(vq_elem_current(&f->vq, &f->elem));
+	vq_reset(&f->vq);
+	assert_false(vq_elem_current(&f->vq, &f->elem));
+	assert_false(vq_elem_current(&f->vq, &old));
+}
+
 static void test_notify_flags(void **state)
 {
 	struct fx *f = *state;
@@ -1196,6 +1233,7 @@ int main(void)
 		T(test_avail_idx_jump),
 		T(test_enable_rejects),
 		T(test_push),
+		T(test_elem_stale_after_queue_reset),
 		T(test_notify_flags),
 		T(test_notify_event_idx),
 		T(test_descriptor_changes_under_us),

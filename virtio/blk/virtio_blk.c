@@ -387,11 +387,19 @@ static void slot_put(struct blk_queue *q, struct blk_slot *s)
 	q->free[q->nr_free++] = (uint16_t)(s - q->slots);
 }
 
-/* Write the status byte, give the chain back, free the slot (§5.2.6, §2.7.8). */
+/*
+ * Write the status byte, give the chain back, free the slot (§5.2.6, §2.7.8). A chain of a
+ * ring the driver took down meanwhile (QueueReady 0) is dropped: its head means another
+ * buffer now, and the status byte is memory the driver has taken back.
+ */
 static void vblk_complete(struct blk_queue *q, struct blk_slot *s, uint8_t status, uint32_t len)
 {
 	struct virtqueue *vq = &q->b->vdev.vq[q->idx];
 
+	if (!vq_elem_current(vq, &s->elem)) {
+		slot_put(q, s);
+		return;
+	}
 	iov_from_buf(s->elem.iov + s->elem.out_num, s->elem.in_num, s->status_off, &status, 1);
 	vq_push(vq, s->elem.head, len);
 	q->notify = true;
@@ -497,7 +505,10 @@ static void vblk_queue_run(struct blk_queue *q)
 		struct blk_slot *s = q->pending;
 
 		q->pending = NULL;
-		if (!vblk_submit(q, s))
+		/* popped before a QueueReady 0: not for this ring, never submitted */
+		if (!vq_elem_current(vq, &s->elem))
+			slot_put(q, s);
+		else if (!vblk_submit(q, s))
 			return;
 	}
 	for (;;) {

@@ -252,7 +252,9 @@ static void vcon_tx(struct virtio_console *c)
 
 	if (vdev->quiesced)
 		return; /* a paused VM's console is silent */
-
+	/* A chain of a ring taken down meanwhile (QueueReady 0, then 1): the driver forgot it. */
+	if (c->tx_pending && !vq_elem_current(vq, &c->tx_elem))
+		c->tx_pending = false;
 	if (c->tx_pending) {
 		if (!vcon_tx_resume(c))
 			goto stalled;

@@ -1081,6 +1081,156 @@ const uint8_t *micro_dsdt(uint32_t *len)
 	return dsdt;
 }
 
+uint64_t micro_ram_top_4g(void)
+{
+	uint64_t top = 0;
+
+	for (uint32_t i = 0; i < boot.nmap; i++) {
+		uint64_t end = boot.map[i].addr + boot.map[i].size;
+
+		if (boot.map[i].type == E820_RAM && end <= PHYS_LIMIT && end > top)
+			top = end;
+	}
+	return top;
+}
+
+/* ---- AP workers (tramp.S) ---- */
+
+struct ap_box {
+	volatile uint32_t seq, done, op, addr, addr2, val0, val1, count, delay, stop, iters, alive;
+	uint32_t pad[4];
+};
+_Static_assert(sizeof(struct ap_box) == 1 << MICRO_AP_BOX_SHIFT, "mailbox size");
+_Static_assert(offsetof(struct ap_box, alive) == MB_ALIVE, "mailbox layout");
+_Static_assert(offsetof(struct ap_box, iters) == MB_ITERS, "mailbox layout");
+_Static_assert(offsetof(struct ap_box, addr2) == MB_ADDR2, "mailbox layout");
+extern struct ap_box micro_ap_box[MICRO_AP_MAX];
+static uint32_t ap_workers = 0xffffffff;
+
+/* The enabled local APICs of the MADT (quietly; the "check" scenario reports on them). */
+static uint32_t madt_cpus(uint32_t *ids, uint32_t max, uint32_t *lapic)
+{
+	const uint8_t *rsdp = phys(boot.rsdp_addr, 36), *xsdt, *madt = NULL;
+	const char *why;
+	uint32_t n = 0, len;
+
+	if (!rsdp || !rsdp_valid(rsdp) || rsdp[15] < 2)
+		return 0;
+	xsdt = acpi_table(rd64(rsdp, 24), "XSDT", &why);
+	if (!xsdt)
+		return 0;
+	for (uint32_t i = 0; i < (rd32(xsdt, 4) - 36) / 8 && !madt; i++)
+		madt = acpi_table(rd64(xsdt, 36 + i * 8), "APIC", &why);
+	if (!madt)
+		return 0;
+	len = rd32(madt, 4);
+	*lapic = rd32(madt, 36);
+	for (uint32_t off = 44; off + 2 <= len && madt[off + 1] >= 2 && n < max;
+	     off += madt[off + 1]) {
+		if (madt[off] == 0 && madt[off + 1] >= 8 && (rd32(madt, off + 4) & 1))
+			ids[n++] = madt[off + 3];
+	}
+	return n;
+}
+
+uint32_t micro_ap_workers(void)
+{
+	uint32_t ids[MAX_CPUS], lapic_addr = 0, n, self, started = 0, arrived = 0;
+	uintptr_t lapic, page;
+	uint64_t t0;
+
+	if (ap_workers != 0xffffffff)
+		return ap_workers;
+	ap_workers = 0;
+	n = madt_cpus(ids, MAX_CPUS, &lapic_addr);
+	if (n < 2 || !phys(lapic_addr, 0x400))
+		return 0;
+	lapic = lapic_addr;
+	used_add_page_tables();
+	page = tramp_page_pick();
+	if (!page)
+		return 0;
+	memcpy((void *)page, micro_wtramp_start, (size_t)(micro_wtramp_end - micro_wtramp_start));
+	mmio_write32(lapic + LAPIC_SVR, mmio_read32(lapic + LAPIC_SVR) | 0x1ff);
+	self = mmio_read32(lapic + LAPIC_ID) >> 24;
+	for (uint32_t i = 0; i < n && started < MICRO_AP_MAX; i++) {
+		if (ids[i] == self)
+			continue;
+		mmio_write32(lapic + LAPIC_ICR_HI, ids[i] << 24);
+		mmio_write32(lapic + LAPIC_ICR_LO, ICR_INIT | ICR_LEVEL_ASSERT);
+		if (!lapic_wait_idle(lapic))
+			return 0;
+		delay(100);
+		for (int s = 0; s < 2; s++) {
+			mmio_write32(lapic + LAPIC_ICR_HI, ids[i] << 24);
+			mmio_write32(lapic + LAPIC_ICR_LO,
+				     ICR_STARTUP | ICR_LEVEL_ASSERT | (uint32_t)(page >> 12));
+			if (!lapic_wait_idle(lapic))
+				return 0;
+			delay(20);
+		}
+		started++;
+	}
+	/* Each AP marks its own mailbox alive; the second SIPI may find it running already. */
+	for (t0 = rdtsc(); rdtsc() - t0 < 8000000000ULL;) {
+		arrived = 0;
+		for (uint32_t i = 0; i < MICRO_AP_MAX; i++)
+			arrived += micro_ap_box[i].alive != 0;
+		if (arrived == started)
+			break;
+		cpu_pause();
+	}
+	ap_workers = arrived;
+	return arrived;
+}
+
+void micro_ap_post(uint32_t ap, uint32_t op, uintptr_t addr, uintptr_t addr2, uint32_t val0,
+		   uint32_t val1, uint32_t count, uint32_t delay_loops)
+{
+	struct ap_box *b = &micro_ap_box[ap];
+
+	b->op = op;
+	b->addr = (uint32_t)addr;
+	b->addr2 = (uint32_t)addr2;
+	b->val0 = val0;
+	b->val1 = val1;
+	b->count = count;
+	b->delay = delay_loops;
+	b->stop = 0;
+	b->iters = 0;
+	__asm__ volatile("mfence" ::: "memory");
+	b->seq = b->done + 1;
+}
+
+bool micro_ap_busy(uint32_t ap)
+{
+	return micro_ap_box[ap].seq != micro_ap_box[ap].done;
+}
+
+void micro_ap_stop(uint32_t ap)
+{
+	micro_ap_box[ap].stop = 1;
+}
+
+bool micro_ap_wait(uint32_t ap, uint64_t tsc)
+{
+	uint64_t t0 = rdtsc();
+
+	while (micro_ap_busy(ap)) {
+		if (rdtsc() - t0 > tsc) {
+			micro_ap_stop(ap);
+			return false;
+		}
+		cpu_pause();
+	}
+	return true;
+}
+
+uint32_t micro_ap_iters(uint32_t ap)
+{
+	return micro_ap_box[ap].iters;
+}
+
 void micro_done(void)
 {
 	if (n_fail) {
@@ -1308,6 +1458,8 @@ void micro_main(uint32_t boot_kind, uintptr_t boot_info)
 		scenario_blk_errors();
 	if (param_is(c, "t.scenario", "blk-hostile"))
 		scenario_blk_hostile();
+	if (param_is(c, "t.scenario", "vcon"))
+		scenario_vcon();
 	fail("scenario", "unknown t.scenario in \"%s\"", c);
 	debug_exit(FAIL_EXIT_CODE);
 }

@@ -13,6 +13,34 @@
 
 #define MICRO_STACK_SIZE 16384
 
+/*
+ * AP workers (tramp.S, micro_ap_workers()): each started AP serves commands from its own
+ * mailbox, 64 bytes of 32-bit fields at these offsets. The BSP fills in a command and bumps
+ * seq; the AP runs it and sets done = seq. One command: `count` times (or until stop is set),
+ * wait `delay` pause loops, then
+ *   MICRO_AP_WRITE  *addr = val0
+ *   MICRO_AP_ALT    *addr = val0; wait delay; *addr2 = val1 (addr2 0: addr)
+ *   MICRO_AP_READ   val1 = *addr
+ * iters counts the iterations done.
+ */
+#define MICRO_AP_MAX	   4
+#define MICRO_AP_BOX_SHIFT 6
+#define MB_SEQ		   0
+#define MB_DONE		   4
+#define MB_OP		   8
+#define MB_ADDR		   12
+#define MB_ADDR2	   16
+#define MB_VAL0		   20
+#define MB_VAL1		   24
+#define MB_COUNT	   28
+#define MB_DELAY	   32
+#define MB_STOP		   36
+#define MB_ITERS	   40
+#define MB_ALIVE	   44
+#define MICRO_AP_WRITE	   1
+#define MICRO_AP_ALT	   2
+#define MICRO_AP_READ	   3
+
 #ifndef __ASSEMBLER__
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,10 +81,29 @@ bool param_is(const char *cmdline, const char *key, const char *want);
 /* The DSDT reached from the boot information's RSDP, or NULL; *len its length. */
 const uint8_t *micro_dsdt(uint32_t *len);
 
+/* The end of the highest RAM range below 4 GiB in the memory map (0 if none). */
+uint64_t micro_ram_top_4g(void);
+
+/*
+ * Start every AP of the MADT as a worker (tramp.S); returns how many arrived. Idempotent:
+ * later calls return the same count. The workers run with interrupts off and never return.
+ */
+uint32_t micro_ap_workers(void);
+/* Post a command to worker `ap` (0-based); it starts at once. See MICRO_AP_* above. */
+void micro_ap_post(uint32_t ap, uint32_t op, uintptr_t addr, uintptr_t addr2, uint32_t val0,
+		   uint32_t val1, uint32_t count, uint32_t delay);
+/* Wait up to `tsc` TSC ticks for the command to finish; false on timeout (stop then set). */
+bool micro_ap_wait(uint32_t ap, uint64_t tsc);
+/* Ask the running command to end early (it finishes its current iteration). */
+void micro_ap_stop(uint32_t ap);
+bool micro_ap_busy(uint32_t ap);
+uint32_t micro_ap_iters(uint32_t ap);
+
 /* Scenarios in other files. */
 __attribute__((noreturn)) void scenario_blk(void);
 __attribute__((noreturn)) void scenario_blk_errors(void);
 __attribute__((noreturn)) void scenario_blk_hostile(void);
+__attribute__((noreturn)) void scenario_vcon(void);
 
 static inline void outb(uint8_t v, uint16_t port)
 {
@@ -109,8 +156,9 @@ static inline void mmio_write8(uintptr_t addr, uint8_t v)
 	*(volatile uint8_t *)addr = v;
 }
 
-/* The AP trampoline (tramp.S): 16-bit code, copied to a low page and started by SIPI. */
+/* The AP trampolines (tramp.S): 16-bit code, copied to a low page and started by SIPI. */
 extern const char micro_tramp_start[], micro_tramp_count[], micro_tramp_end[];
+extern const char micro_wtramp_start[], micro_wtramp_end[];
 #endif
 
 #endif

@@ -19,188 +19,31 @@
  *                devices, requests in flight on all of them at once.
  *   blk-errors   out of range, unknown type, partial sectors, bad discard/write-zeroes.
  *   blk-hostile  malformed chains (completed with used len 0, status untouched) and rings
- *                (DEVICE_NEEDS_RESET); after each, reset, re-initialise, and read.
+ *                (DEVICE_NEEDS_RESET); after each, reset, re-initialise, and read. Cases 0-22
+ *                are here, the later ones (registers, widths, ring placement, races with a
+ *                second vCPU) in hostile.c; t.mask or t.case picks them.
+ *
+ * The driver's helpers are shared through vblk.h with hostile.c and vcon.c (virtio-console).
  *
  * Data pattern: word w (0..63) of sector s is (s * 0x100000001) ^ salt ^ (w << 56).
  */
-#include "micro.h"
-
-/* §4.2.2 MMIO device register layout (version 2) */
-#define VM_MAGIC	    0x000
-#define VM_VERSION	    0x004
-#define VM_DEVICE_ID	    0x008
-#define VM_VENDOR_ID	    0x00c
-#define VM_DEV_FEATURES	    0x010
-#define VM_DEV_FEATURES_SEL 0x014
-#define VM_DRV_FEATURES	    0x020
-#define VM_DRV_FEATURES_SEL 0x024
-#define VM_QUEUE_SEL	    0x030
-#define VM_QUEUE_NUM_MAX    0x034
-#define VM_QUEUE_NUM	    0x038
-#define VM_QUEUE_READY	    0x044
-#define VM_QUEUE_NOTIFY	    0x050
-#define VM_INT_STATUS	    0x060
-#define VM_INT_ACK	    0x064
-#define VM_STATUS	    0x070
-#define VM_QUEUE_DESC_LO    0x080
-#define VM_QUEUE_DESC_HI    0x084
-#define VM_QUEUE_DRIVER_LO  0x090
-#define VM_QUEUE_DRIVER_HI  0x094
-#define VM_QUEUE_DEVICE_LO  0x0a0
-#define VM_QUEUE_DEVICE_HI  0x0a4
-#define VM_CONFIG_GEN	    0x0fc
-#define VM_CONFIG	    0x100
-#define VM_WINDOW	    0x1000
-
-#define VIRT_MAGIC 0x74726976 /* "virt" */
-#define INT_USED   1	      /* §4.2.2 InterruptStatus: used buffer notification */
-#define INT_CONFIG 2	      /* configuration change (also sent with DEVICE_NEEDS_RESET) */
-
-/* §2.1 device status */
-#define S_ACK	      1
-#define S_DRIVER      2
-#define S_DRIVER_OK   4
-#define S_FEATURES_OK 8
-#define S_NEEDS_RESET 64
-#define S_FAILED      128
-
-/* §6 reserved feature bits, §5.2.3 virtio-blk feature bits */
-#define F_INDIRECT	28
-#define F_EVENT_IDX	29
-#define F_VERSION_1	32
-#define F_RING_PACKED	34
-#define F_NOTIF_DATA	38
-#define FB_SIZE_MAX	1
-#define FB_SEG_MAX	2
-#define FB_RO		5
-#define FB_BLK_SIZE	6
-#define FB_FLUSH	9
-#define FB_MQ		12
-#define FB_DISCARD	13
-#define FB_WRITE_ZEROES 14
-#define BIT(b)		(1ULL << (b))
-
-/* §5.2.4 virtio_blk_config offsets */
-#define C_CAPACITY  0
-#define C_SIZE_MAX  8
-#define C_SEG_MAX   12
-#define C_BLK_SIZE  20
-#define C_NUM_QUEUE 34
-#define C_MAX_DISC  36
-#define C_MAX_WZ    48
-
-/* §5.2.6 requests */
-#define T_IN	       0
-#define T_OUT	       1
-#define T_FLUSH	       4
-#define T_GET_ID       8
-#define T_GET_LIFETIME 10
-#define T_DISCARD      11
-#define T_WRITE_ZEROES 13
-#define T_SECURE_ERASE 14
-#define ST_OK	       0
-#define ST_IOERR       1
-#define ST_UNSUPP      2
-#define ID_BYTES       20
-#define SECTOR	       512
-
-/* §2.7.5 descriptor flags, §2.7.6 avail flags */
-#define D_NEXT		   1
-#define D_WRITE		   2
-#define D_INDIRECT	   4
-#define AVAIL_NO_INTERRUPT 1
-
-#define MAX_DEVS    8
-#define QSZ	    16 /* our queue size: QueueNumMax permitting */
-#define BATCH	    4
-#define IND_SMALL   16
-#define IND_HUGE    1100 /* beyond any queue size: §2.7.5.3.1 caps a chain at Queue Size */
-#define BUF_SECTORS 8
-#define CANARY	    0xa5
-
-/* TSC budgets: a completion normally takes tens of microseconds; "a few seconds" at any
- * plausible TSC rate is the hang detector. */
-#define WAIT_TSC     10000000000ULL
-#define IRQ_WAIT_TSC 2000000000ULL
-#define QUIET_TSC    20000000ULL /* how long "no interrupt" must hold: ~10 ms */
-
-struct vdesc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct blk_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
-
-struct dwz_seg { /* §5.2.6 virtio_blk_discard_write_zeroes */
-	uint64_t sector;
-	uint32_t num_sectors;
-	uint32_t flags;
-};
-
-/* Everything the device reads or writes, in guest RAM; one per device. */
-struct ring {
-	struct vdesc desc[QSZ];
-	struct vdesc ind[IND_SMALL];
-	uint8_t avail[4 + 2 * QSZ + 2] __attribute__((aligned(16))); /* flags idx ring used_event */
-	uint8_t used[4 + 8 * QSZ + 2] __attribute__((aligned(16))); /* flags idx ring avail_event */
-	struct blk_hdr hdr[BATCH];
-	struct dwz_seg dwz;
-	uint8_t status[BATCH];
-	uint8_t id[ID_BYTES + 12];
-	uint8_t data[BUF_SECTORS * SECTOR] __attribute__((aligned(512)));
-} __attribute__((aligned(4096)));
+#include "vblk.h"
 
 /* Not zeroed at entry (rep stosb over it would cost milliseconds): each user clears its part. */
-static struct ring rings[MAX_DEVS] __attribute__((section(".bss.micro_noinit")));
-static struct vdesc ind_huge[IND_HUGE] __attribute__((section(".bss.micro_noinit"), aligned(16)));
-
-struct vdev {
-	uintptr_t base;
-	uint32_t gsi;
-	uint32_t index;
-	char name[4]; /* "d0": the suffix of this device's check names and t.* keys */
-	struct ring *r;
-	uint64_t offered, features;
-	uint16_t qmax, qsize, avail_idx, used_seen;
-	uint64_t capacity;
-	uint32_t seg_max;
-	bool event_idx;
-	bool live;     /* initialised: probe to queue passed */
-	bool want_irq; /* a used-buffer interrupt must follow each completion */
-	uint32_t irq_ok, irq_missing, irq_stale, irq_unwanted;
-	/* expectations from the command line */
-	uint64_t sectors, salt;
-	bool have_sectors, have_salt, ro;
-};
-
-static struct vdev devs[MAX_DEVS];
-static uint32_t ndevs;
-static uint32_t next_vector = 0x40;
+struct ring rings[MAX_DEVS] __attribute__((section(".bss.micro_noinit")));
+struct vdesc ind_huge[IND_HUGE] __attribute__((section(".bss.micro_noinit"), aligned(16)));
+struct vdev devs[MAX_DEVS];
+uint32_t ndevs;
+uint32_t next_vector = 0x40;
 
 /* ---- small helpers ---- */
 
-static inline void barrier(void)
-{
-	__asm__ volatile("" ::: "memory");
-}
-
-static inline void mfence(void)
-{
-	__asm__ volatile("mfence" ::: "memory");
-}
-
-static uint64_t pat_word(uint64_t sector, uint32_t w, uint64_t salt)
+uint64_t pat_word(uint64_t sector, uint32_t w, uint64_t salt)
 {
 	return ((sector << 32) | (sector & 0xffffffffULL)) ^ salt ^ ((uint64_t)w << 56);
 }
 
-static void pat_fill(void *buf, uint64_t sector, uint32_t nsect, uint64_t salt)
+void pat_fill(void *buf, uint64_t sector, uint32_t nsect, uint64_t salt)
 {
 	uint64_t *p = buf;
 
@@ -210,8 +53,8 @@ static void pat_fill(void *buf, uint64_t sector, uint32_t nsect, uint64_t salt)
 }
 
 /* True if buf holds the pattern; otherwise a FAIL line names the first wrong word. */
-static bool pat_check(const char *check, const struct vdev *d, const void *buf, uint64_t sector,
-		      uint32_t nsect, uint64_t salt)
+bool pat_check(const char *check, const struct vdev *d, const void *buf, uint64_t sector,
+	       uint32_t nsect, uint64_t salt)
 {
 	const uint64_t *p = buf;
 
@@ -225,8 +68,8 @@ static bool pat_check(const char *check, const struct vdev *d, const void *buf, 
 	return true;
 }
 
-static bool zero_check(const char *check, const struct vdev *d, const void *buf, uint64_t sector,
-		       uint32_t nsect)
+bool zero_check(const char *check, const struct vdev *d, const void *buf, uint64_t sector,
+		uint32_t nsect)
 {
 	const uint64_t *p = buf;
 
@@ -256,7 +99,7 @@ static const char *cname(const char *check, const struct vdev *d)
 }
 
 /* "t.<key><i>" from the command line. */
-static bool dparam(const char *key, uint32_t i, uint64_t *v)
+bool dparam(const char *key, uint32_t i, uint64_t *v)
 {
 	char k[40];
 	uint32_t n = 0;
@@ -268,7 +111,7 @@ static bool dparam(const char *key, uint32_t i, uint64_t *v)
 	return param_u64(micro_cmdline(), k, v);
 }
 
-static const char *dparam_str(const char *key, uint32_t i, uint32_t *len)
+const char *dparam_str(const char *key, uint32_t i, uint32_t *len)
 {
 	char k[40];
 	uint32_t n = 0;
@@ -285,7 +128,7 @@ static const char *dparam_str(const char *key, uint32_t i, uint32_t *len)
 	return p;
 }
 
-static uint64_t param_or(const char *key, uint64_t dflt)
+uint64_t param_or(const char *key, uint64_t dflt)
 {
 	uint64_t v;
 
@@ -406,7 +249,7 @@ static uint32_t cmdline_find(struct found *out, uint32_t max, bool *bad)
 	return n;
 }
 
-static bool check_discover(void)
+bool check_discover(void)
 {
 	struct found a[MAX_DEVS], c[MAX_DEVS];
 	uint64_t want = param_or("t.ndev", 0), base0 = param_or("t.mmio_base", 0xd0000000);
@@ -445,42 +288,21 @@ static bool check_discover(void)
 
 /* ---- transport ---- */
 
-static uint32_t rd(const struct vdev *d, uint32_t off)
+uint16_t used_idx(const struct vdev *d)
 {
-	return mmio_read32(d->base + off);
-}
-
-static void wr(const struct vdev *d, uint32_t off, uint32_t v)
-{
-	mmio_write32(d->base + off, v);
-}
-
-static volatile uint16_t *avail_at(const struct vdev *d, uint32_t off)
-{
-	return (volatile uint16_t *)(d->r->avail + off);
-}
-
-/* avail: flags 0, idx 2, ring[i] 4 + 2i, used_event 4 + 2 * size (§2.7.6) */
-#define AVAIL_FLAGS(d)	    avail_at(d, 0)
-#define AVAIL_IDX(d)	    avail_at(d, 2)
-#define AVAIL_RING(d, i)    avail_at(d, 4 + 2 * (uint32_t)(i))
-#define AVAIL_USED_EVENT(d) avail_at(d, 4 + 2 * (uint32_t)(d)->qsize)
-
-static uint16_t used_idx(const struct vdev *d)
-{
-	return *(volatile uint16_t *)(d->r->used + 2);
+	return *(volatile uint16_t *)(d->qused + 2);
 }
 
 /* used: flags 0, idx 2, ring[i] {id, len} at 4 + 8i (§2.7.8) */
-static void used_elem(const struct vdev *d, uint16_t i, uint32_t *id, uint32_t *len)
+void used_elem(const struct vdev *d, uint16_t i, uint32_t *id, uint32_t *len)
 {
-	const volatile uint8_t *e = d->r->used + 4 + 8 * (uint32_t)(i & (d->qsize - 1));
+	const volatile uint8_t *e = d->qused + 4 + 8 * (uint32_t)(i & (d->qsize - 1));
 
 	*id = *(const volatile uint32_t *)e;
 	*len = *(const volatile uint32_t *)(e + 4);
 }
 
-static bool status_reset(struct vdev *d)
+bool status_reset(struct vdev *d)
 {
 	/* §4.2.2.1: after writing 0 the driver waits for Status to read back 0. */
 	wr(d, VM_STATUS, 0);
@@ -490,7 +312,7 @@ static bool status_reset(struct vdev *d)
 	return false;
 }
 
-static uint64_t features_read(const struct vdev *d)
+uint64_t features_read(const struct vdev *d)
 {
 	uint64_t f;
 
@@ -500,13 +322,13 @@ static uint64_t features_read(const struct vdev *d)
 	return f | rd(d, VM_DEV_FEATURES);
 }
 
-static uint32_t cfg32(const struct vdev *d, uint32_t off)
+uint32_t cfg32(const struct vdev *d, uint32_t off)
 {
 	return rd(d, VM_CONFIG + off);
 }
 
 /* §4.2.2.2: a 64-bit field is read as two halves, consistent when ConfigGeneration is. */
-static uint64_t cfg64(const struct vdev *d, uint32_t off, bool *stable)
+uint64_t cfg64(const struct vdev *d, uint32_t off, bool *stable)
 {
 	for (uint32_t tries = 0; tries < 4; tries++) {
 		uint32_t g = rd(d, VM_CONFIG_GEN), lo = cfg32(d, off), hi = cfg32(d, off + 4);
@@ -520,20 +342,26 @@ static uint64_t cfg64(const struct vdev *d, uint32_t off, bool *stable)
 	return 0;
 }
 
-static void ring_clear(struct vdev *d)
+void ring_place(struct vdev *d, struct vdesc *desc, uint8_t *avail, uint8_t *used)
 {
-	memset(d->r->desc, 0, sizeof(d->r->desc));
-	memset(d->r->avail, 0, sizeof(d->r->avail));
-	memset(d->r->used, 0, sizeof(d->r->used));
+	d->qdesc = desc ? desc : d->r->desc;
+	d->qavail = avail ? avail : d->r->avail;
+	d->qused = used ? used : d->r->used;
+}
+
+void ring_clear(struct vdev *d)
+{
+	memset(d->qdesc, 0, sizeof(d->r->desc));
+	memset(d->qavail, 0, sizeof(d->r->avail));
+	memset(d->qused, 0, sizeof(d->r->used));
 	d->avail_idx = 0;
 	d->used_seen = 0;
 }
 
 /* The queue registers for queue 0 with the given size and ring addresses. */
-static void queue_program(struct vdev *d, uint16_t size, uint64_t desc, uint64_t avail,
-			  uint64_t used)
+void queue_program(struct vdev *d, uint16_t size, uint64_t desc, uint64_t avail, uint64_t used)
 {
-	wr(d, VM_QUEUE_SEL, 0);
+	wr(d, VM_QUEUE_SEL, d->qidx);
 	wr(d, VM_QUEUE_NUM, size);
 	wr(d, VM_QUEUE_DESC_LO, (uint32_t)desc);
 	wr(d, VM_QUEUE_DESC_HI, (uint32_t)(desc >> 32));
@@ -543,17 +371,11 @@ static void queue_program(struct vdev *d, uint16_t size, uint64_t desc, uint64_t
 	wr(d, VM_QUEUE_DEVICE_HI, (uint32_t)(used >> 32));
 }
 
-/* Ring addresses as the device sees them. */
-static uint64_t gpa(const volatile void *p)
-{
-	return (uint64_t)(uintptr_t)p;
-}
-
 /*
  * §3.1.1 driver initialisation up to (not including) DRIVER_OK for queue 0, or a reason for
  * failing. `want` are the features we would like; VERSION_1 must be offered.
  */
-static const char *dev_init_features(struct vdev *d, uint64_t want)
+const char *dev_init_features(struct vdev *d, uint64_t want)
 {
 	if (!status_reset(d))
 		return "Status does not read 0 after writing 0";
@@ -574,9 +396,10 @@ static const char *dev_init_features(struct vdev *d, uint64_t want)
 	return NULL;
 }
 
-static const char *dev_init_queue(struct vdev *d)
+/* Queue d->qidx programmed and ready, DRIVER_OK not yet written. */
+const char *queue_setup(struct vdev *d)
 {
-	wr(d, VM_QUEUE_SEL, 0);
+	wr(d, VM_QUEUE_SEL, d->qidx);
 	if (rd(d, VM_QUEUE_READY) != 0)
 		return "QueueReady is not 0 before setup";
 	d->qmax = (uint16_t)rd(d, VM_QUEUE_NUM_MAX);
@@ -584,17 +407,26 @@ static const char *dev_init_queue(struct vdev *d)
 		return "QueueNumMax is 0 or not a power of 2";
 	d->qsize = d->qmax < QSZ ? d->qmax : QSZ;
 	ring_clear(d);
-	queue_program(d, d->qsize, gpa(d->r->desc), gpa(d->r->avail), gpa(d->r->used));
+	queue_program(d, d->qsize, gpa(d->qdesc), gpa(d->qavail), gpa(d->qused));
 	wr(d, VM_QUEUE_READY, 1);
 	if (rd(d, VM_QUEUE_READY) != 1)
 		return "QueueReady does not read back 1";
+	return NULL;
+}
+
+const char *dev_init_queue(struct vdev *d)
+{
+	const char *why = queue_setup(d);
+
+	if (why)
+		return why;
 	wr(d, VM_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	if (rd(d, VM_STATUS) & (S_NEEDS_RESET | S_FAILED))
 		return "DEVICE_NEEDS_RESET or FAILED after DRIVER_OK";
 	return NULL;
 }
 
-static uint64_t blk_wanted(void)
+uint64_t blk_wanted(void)
 {
 	uint64_t w = BIT(F_INDIRECT) | BIT(FB_FLUSH) | BIT(FB_BLK_SIZE) | BIT(FB_SEG_MAX) |
 		     BIT(FB_SIZE_MAX) | BIT(FB_RO) | BIT(FB_DISCARD) | BIT(FB_WRITE_ZEROES);
@@ -604,7 +436,7 @@ static uint64_t blk_wanted(void)
 	return w;
 }
 
-static const char *dev_init(struct vdev *d)
+const char *dev_init(struct vdev *d)
 {
 	const char *why = dev_init_features(d, blk_wanted());
 
@@ -613,17 +445,11 @@ static const char *dev_init(struct vdev *d)
 
 /* ---- requests ---- */
 
-struct seg {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags; /* D_WRITE: the device writes it */
-};
-
 /* Chain segs into desc[first..] (or into `table` as an indirect table) and return its head. */
-static uint16_t chain_put(struct vdev *d, uint16_t first, const struct seg *s, uint32_t n,
-			  struct vdesc *table)
+uint16_t chain_put(struct vdev *d, uint16_t first, const struct seg *s, uint32_t n,
+		   struct vdesc *table)
 {
-	struct vdesc *t = table ? table : d->r->desc;
+	struct vdesc *t = table ? table : d->qdesc;
 	uint32_t base = table ? 0 : first;
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -633,19 +459,19 @@ static uint16_t chain_put(struct vdev *d, uint16_t first, const struct seg *s, u
 		t[base + i].next = (uint16_t)(i + 1 < n ? base + i + 1 : 0);
 	}
 	if (table) {
-		d->r->desc[first] = (struct vdesc){gpa(table), n * 16, D_INDIRECT, 0};
+		d->qdesc[first] = (struct vdesc){gpa(table), n * 16, D_INDIRECT, 0};
 	}
 	return first;
 }
 
-static void avail_add(struct vdev *d, uint16_t head)
+void avail_add(struct vdev *d, uint16_t head)
 {
 	*AVAIL_RING(d, d->avail_idx & (d->qsize - 1)) = head;
 	d->avail_idx++;
 }
 
 /* Publish the avail index and notify (§2.7.13: the ring entries before the index). */
-static void kick(struct vdev *d)
+void kick(struct vdev *d)
 {
 	if (d->event_idx)
 		/* §2.7.10: interrupt us when the device passes the used index we have seen
@@ -656,11 +482,11 @@ static void kick(struct vdev *d)
 	barrier();
 	*AVAIL_IDX(d) = d->avail_idx;
 	mfence();
-	wr(d, VM_QUEUE_NOTIFY, 0);
+	wr(d, VM_QUEUE_NOTIFY, d->qidx);
 }
 
 /* Wait for the next used element; false after WAIT_TSC. */
-static bool used_wait(struct vdev *d, uint32_t *id, uint32_t *len)
+bool used_wait(struct vdev *d, uint32_t *id, uint32_t *len)
 {
 	uint64_t t0 = rdtsc();
 
@@ -679,7 +505,7 @@ static bool used_wait(struct vdev *d, uint32_t *id, uint32_t *len)
  * After completions: InterruptStatus must show USED (when wanted) and ACK must clear it
  * (§4.2.2 InterruptStatus / InterruptACK). Counted, reported by check_irq().
  */
-static void irq_after(struct vdev *d)
+void irq_after(struct vdev *d)
 {
 	uint64_t t0 = rdtsc();
 	uint32_t st;
@@ -707,23 +533,8 @@ static void irq_after(struct vdev *d)
 		d->irq_ok++;
 }
 
-struct req {
-	uint32_t type;
-	uint64_t sector;
-	uint8_t *buf;	 /* data (NULL: none) */
-	uint32_t len;	 /* data bytes */
-	bool dev_writes; /* IN, GET_ID: the data descriptors are device-writable */
-	uint32_t nseg;	 /* data split into this many descriptors (>= 1) */
-	bool split_hdr;	 /* header in two descriptors */
-	bool indirect;
-	/* results */
-	uint8_t status;
-	uint32_t used_len;
-	const char *err; /* transport-level failure: timeout, wrong id */
-};
-
-static struct req mkreq(uint32_t type, uint64_t sector, uint8_t *buf, uint32_t len, bool dev_writes,
-			uint32_t nseg, bool split_hdr, bool indirect)
+struct req mkreq(uint32_t type, uint64_t sector, uint8_t *buf, uint32_t len, bool dev_writes,
+		 uint32_t nseg, bool split_hdr, bool indirect)
 {
 	struct req q;
 
@@ -740,7 +551,7 @@ static struct req mkreq(uint32_t type, uint64_t sector, uint8_t *buf, uint32_t l
 }
 
 /* Lay out request q in slot k (header, status byte, descriptors k * 4...) and make it available. */
-static uint16_t req_post(struct vdev *d, struct req *q, uint32_t k, uint16_t first)
+uint16_t req_post(struct vdev *d, struct req *q, uint32_t k, uint16_t first)
 {
 	struct seg s[12];
 	uint32_t n = 0, left = q->len, nseg = q->nseg ? q->nseg : 1;
@@ -773,7 +584,7 @@ static uint16_t req_post(struct vdev *d, struct req *q, uint32_t k, uint16_t fir
 }
 
 /* One request, start to finish; q->err says what went wrong at the transport level. */
-static bool req_run(struct vdev *d, struct req *q)
+bool req_run(struct vdev *d, struct req *q)
 {
 	uint32_t id, len;
 	uint16_t head = req_post(d, q, 0, 0);
@@ -795,8 +606,8 @@ static bool req_run(struct vdev *d, struct req *q)
 }
 
 /* A read of nsect sectors into the ring's data buffer; prints FAIL on any problem. */
-static bool blk_read(const char *check, struct vdev *d, uint64_t sector, uint32_t nsect,
-		     uint32_t nseg, bool split_hdr, bool indirect)
+bool blk_read(const char *check, struct vdev *d, uint64_t sector, uint32_t nsect, uint32_t nseg,
+	      bool split_hdr, bool indirect)
 {
 	struct req q =
 		mkreq(T_IN, sector, d->r->data, nsect * SECTOR, true, nseg, split_hdr, indirect);
@@ -835,8 +646,8 @@ static bool blk_write(const char *check, struct vdev *d, uint64_t sector, uint32
 }
 
 /* A request without data (FLUSH, unknown types) or with a small readable payload. */
-static bool blk_simple(const char *check, struct vdev *d, uint32_t type, uint64_t sector,
-		       uint8_t *buf, uint32_t len, uint8_t want)
+bool blk_simple(const char *check, struct vdev *d, uint32_t type, uint64_t sector, uint8_t *buf,
+		uint32_t len, uint8_t want)
 {
 	struct req q = mkreq(type, sector, buf, len, false, 1, false, false);
 
@@ -1107,8 +918,8 @@ static bool check_id(struct vdev *d)
 	return pass(c);
 }
 
-static bool dwz_run(const char *c, struct vdev *d, uint32_t type, uint64_t sector, uint32_t n,
-		    uint32_t flags, uint8_t want)
+bool dwz_run(const char *c, struct vdev *d, uint32_t type, uint64_t sector, uint32_t n,
+	     uint32_t flags, uint8_t want)
 {
 	d->r->dwz = (struct dwz_seg){sector, n, flags};
 	return blk_simple(c, d, type, 0, (uint8_t *)&d->r->dwz, sizeof(d->r->dwz), want);
@@ -1160,13 +971,13 @@ static bool check_discard(struct vdev *d)
 #define LAPIC_SVR    0x0f0
 #define LAPIC_IRR    0x200
 
-static void ioapic_write(uint32_t reg, uint32_t v)
+void ioapic_write(uint32_t reg, uint32_t v)
 {
 	mmio_write32(IOAPIC_BASE, reg);
 	mmio_write32(IOAPIC_BASE + 0x10, v);
 }
 
-static bool lapic_irr(uint32_t vector)
+bool lapic_irr(uint32_t vector)
 {
 	return (mmio_read32(LAPIC_BASE + LAPIC_IRR + 0x10 * (vector / 32)) >> (vector % 32)) & 1;
 }
@@ -1249,7 +1060,7 @@ static bool check_final(struct vdev *d)
 	return pass(c);
 }
 
-static void dev_setup(struct vdev *d, uint32_t i)
+void dev_setup(struct vdev *d, uint32_t i)
 {
 	uint64_t ro = 0;
 
@@ -1258,6 +1069,7 @@ static void dev_setup(struct vdev *d, uint32_t i)
 	d->name[1] = (char)('0' + i);
 	d->name[2] = '\0';
 	d->r = &rings[i];
+	ring_place(d, NULL, NULL, NULL);
 	d->want_irq = true;
 	d->have_sectors = dparam("t.sectors", i, &d->sectors);
 	d->have_salt = dparam("t.salt", i, &d->salt);
@@ -1427,22 +1239,16 @@ void scenario_blk_errors(void)
  * Each case breaks one rule of §2.7 on a freshly initialised queue, then checks what the
  * device did, then proves it is still usable: reset (Status 0), initialise again, read.
  */
-enum expect {
-	EX_CHAIN,   /* completed with used len 0, status byte untouched */
-	EX_RING,    /* DEVICE_NEEDS_RESET (and a configuration-change interrupt) */
-	EX_HEADER,  /* completed: IOERR with the status written, or used len 0 */
-	EX_ANY,	    /* completed somehow (too many segments: OK or an error) */
-	EX_NOTHING, /* nothing to check but survival */
-};
 
-#define FAR_AWAY 0x1000000000ULL /* 64 GiB: beyond the RAM of any test VM */
-
-static bool hostile_recover(struct vdev *d, const char *c)
+bool hostile_recover(struct vdev *d, const char *c)
 {
 	const char *why;
 
 	if (!status_reset(d))
 		return fail(c, "Status does not read 0 after reset");
+	/* Back to the device's own ring and the default driver behaviour. */
+	ring_place(d, NULL, NULL, NULL);
+	d->want_irq = true;
 	wr(d, VM_QUEUE_SEL, 0);
 	if (rd(d, VM_QUEUE_READY) != 0)
 		return fail(c, "QueueReady still 1 after reset");
@@ -1460,7 +1266,7 @@ static bool hostile_recover(struct vdev *d, const char *c)
 }
 
 /* Wait for the completion of head; check it against ex. */
-static bool hostile_complete(struct vdev *d, const char *c, uint16_t head, enum expect ex)
+bool hostile_complete(struct vdev *d, const char *c, uint16_t head, enum expect ex)
 {
 	uint32_t id, len;
 	uint8_t st;
@@ -1485,7 +1291,7 @@ static bool hostile_complete(struct vdev *d, const char *c, uint16_t head, enum 
 }
 
 /* early: NEEDS_RESET was already set before the driver wrote DRIVER_OK. */
-static bool hostile_needs_reset(struct vdev *d, const char *c, bool early)
+bool hostile_needs_reset(struct vdev *d, const char *c, bool early)
 {
 	uint64_t t0 = rdtsc();
 	uint32_t st;
@@ -1509,21 +1315,21 @@ static bool hostile_needs_reset(struct vdev *d, const char *c, bool early)
 }
 
 /* A normal read request in desc[0..2] with data segment `data` replaced. */
-static uint16_t put_read(struct vdev *d, struct vdesc data)
+uint16_t put_read(struct vdev *d, struct vdesc data)
 {
 	struct blk_hdr *h = &d->r->hdr[0];
 
 	*h = (struct blk_hdr){T_IN, 0, 0};
 	d->r->status[0] = CANARY;
-	d->r->desc[0] = (struct vdesc){gpa(h), 16, D_NEXT, 1};
-	d->r->desc[1] = data;
-	d->r->desc[1].flags |= D_NEXT;
-	d->r->desc[1].next = 2;
-	d->r->desc[2] = (struct vdesc){gpa(&d->r->status[0]), 1, D_WRITE, 0};
+	d->qdesc[0] = (struct vdesc){gpa(h), 16, D_NEXT, 1};
+	d->qdesc[1] = data;
+	d->qdesc[1].flags |= D_NEXT;
+	d->qdesc[1].next = 2;
+	d->qdesc[2] = (struct vdesc){gpa(&d->r->status[0]), 1, D_WRITE, 0};
 	return 0;
 }
 
-static struct vdesc wdesc(uint64_t addr, uint32_t len)
+struct vdesc wdesc(uint64_t addr, uint32_t len)
 {
 	return (struct vdesc){addr, len, D_WRITE, 0};
 }
@@ -1732,16 +1538,30 @@ static void hostile_case(struct vdev *d, uint32_t n)
 void scenario_blk_hostile(void)
 {
 	struct vdev *d = &devs[0];
-	uint64_t only;
+	uint64_t only, mask = (1ULL << HOSTILE_OLD) - 1;
 	bool one = param_u64(micro_cmdline(), "t.case", &only);
 
+	/* t.mask: a bit per case (vblk.c's 0..22, then hostile.c's); default: vblk.c's. */
+	param_u64(micro_cmdline(), "t.mask", &mask);
 	if (!check_discover() || ndevs < 1)
 		micro_done();
 	dev_setup(d, 0);
 	if (!d->have_sectors || !d->have_salt)
 		fail("blk-hostile", "t.sectors0 / t.salt0 missing");
-	for (uint32_t n = 0; n <= 22; n++)
-		if (!one || only == n)
+	for (uint32_t n = 0; n < HOSTILE_OLD + hostile2_count; n++) {
+		if (one ? only != n : !(n < 64 && (mask >> n) & 1))
+			continue;
+		if (n < HOSTILE_OLD) {
 			hostile_case(d, n);
+		} else {
+			char c[48] = "blk-hostile-";
+			uint32_t l = 12;
+
+			for (const char *p = hostile2_names[n - HOSTILE_OLD]; *p && l < 47; p++)
+				c[l++] = *p;
+			c[l] = '\0';
+			hostile2_case(d, n - HOSTILE_OLD, c);
+		}
+	}
 	micro_done();
 }
