@@ -1215,6 +1215,77 @@ static void test_image_permissions(void **state)
  * cache=none where the filesystem refuses O_DIRECT. procfs always does. tmpfs did until
  * Linux 6.6: /dev/shm is checked against what the kernel says for a plain open.
  */
+/* Less than a sector is refused, a FIFO is refused at once (never waited on). */
+static void test_image_sizes_fifo(void **state)
+{
+	char dir[] = "/tmp/vmm-img-XXXXXX", path[128], err[256];
+	struct blk_image img;
+	int fd;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/small", dir);
+	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 511), 0);
+	assert_int_equal(blk_image_open(&img, path, false, BLK_CACHE_WRITEBACK, err, sizeof(err)),
+			 -EINVAL);
+	assert_err(err, path, "511 bytes, smaller than one 512-byte sector");
+	assert_int_equal(ftruncate(fd, 512 + 100), 0);
+	assert_int_equal(blk_image_open(&img, path, false, BLK_CACHE_WRITEBACK, err, sizeof(err)),
+			 0);
+	assert_int_equal(img.size, 612);
+	blk_image_close(&img);
+	close(fd);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(blk_image_open(&img, path, true, BLK_CACHE_WRITEBACK, err, sizeof(err)),
+			 -EINVAL);
+	assert_err(err, path, "(a FIFO)");
+	assert_int_equal(blk_image_open(&img, path, false, BLK_CACHE_WRITEBACK, err, sizeof(err)),
+			 -EINVAL);
+	assert_err(err, path, "(a FIFO)");
+	unlink(path);
+	rmdir(dir);
+}
+
+/* An image handed over as an open fd (a live update): checked, locked, sized like a path. */
+static void test_image_adopt(void **state)
+{
+	char dir[] = "/tmp/vmm-img-XXXXXX", path[128], err[256];
+	struct blk_image img, other;
+	int rw, ro;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/disk", dir);
+	rw = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	assert_true(rw >= 0);
+	assert_int_equal(ftruncate(rw, MiB), 0);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(ro >= 0);
+	/* A read-only fd cannot back a read-write disk. */
+	assert_int_equal(blk_image_adopt(&img, ro, path, false, BLK_CACHE_WRITEBACK, err,
+					 sizeof(err)), -EBADF);
+	assert_err(err, path, "not open for reading and writing");
+	assert_int_equal(blk_image_adopt(&img, rw, path, false, BLK_CACHE_WRITEBACK, err,
+					 sizeof(err)), 0);
+	assert_int_equal(img.size, MiB);
+	assert_true(img.fd != rw); /* its own descriptor */
+	/* Locked: a second open of the file conflicts, adopting the same fd again does not. */
+	assert_int_equal(blk_image_open(&other, path, false, BLK_CACHE_WRITEBACK, err,
+					sizeof(err)), -EBUSY);
+	assert_int_equal(blk_image_adopt(&other, rw, path, false, BLK_CACHE_WRITEBACK, err,
+					 sizeof(err)), 0);
+	blk_image_close(&other);
+	blk_image_close(&img);
+	close(rw);
+	close(ro);
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_image_odirect_refused(void **state)
 {
 	char path[] = "/dev/shm/vmm-test-img-XXXXXX", err[256];
@@ -1225,11 +1296,11 @@ static void test_image_odirect_refused(void **state)
 		blk_image_open(&img, "/proc/version", true, BLK_CACHE_NONE, err, sizeof(err)),
 		-EINVAL);
 	assert_err(err, "/proc/version", "cache=none: O_DIRECT not supported by this filesystem");
-	/* and without cache=none it opens (it is a regular file) */
+	/* without cache=none it opens (a regular file) but, 0 bytes long, is refused as a disk */
 	assert_int_equal(
 		blk_image_open(&img, "/proc/version", true, BLK_CACHE_WRITEBACK, err, sizeof(err)),
-		0);
-	blk_image_close(&img);
+		-EINVAL);
+	assert_err(err, "/proc/version", "smaller than one 512-byte sector");
 
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
@@ -1290,6 +1361,8 @@ static const struct bcase other_cases[] = {
 	{"image_bad_paths", test_image_bad_paths},
 	{"image_permissions", test_image_permissions},
 	{"image_odirect_refused", test_image_odirect_refused},
+	{"image_sizes_fifo", test_image_sizes_fifo},
+	{"image_adopt", test_image_adopt},
 };
 
 int main(int argc, char **argv)
