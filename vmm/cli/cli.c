@@ -218,6 +218,35 @@ static int check_api_sock(const char *path, char **err)
 	return 0;
 }
 
+/*
+ * GOption over entries: 1 when --help was asked (its text in *help_text, o->cmd CLI_HELP), 0
+ * when parsed without a stray argument (o->cmd CLI_RUN), -EINVAL with *err otherwise.
+ */
+static int parse_entries(GOptionContext *ctx, GOptionEntry *entries, const gboolean *help,
+			 int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
+{
+	GError *gerr = NULL;
+	int ret;
+
+	g_option_context_set_help_enabled(ctx, FALSE);
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_set_summary(ctx, top_help);
+	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
+		ret = fail(err, g_strdup(gerr->message));
+		g_error_free(gerr);
+		return ret;
+	}
+	if (*help) {
+		o->cmd = CLI_HELP;
+		*help_text = g_option_context_get_help(ctx, TRUE, NULL);
+		return 1;
+	}
+	o->cmd = CLI_RUN;
+	if (argc > 1)
+		return fail(err, g_strdup_printf("unexpected argument '%s'", argv[1]));
+	return 0;
+}
+
 /* Firecracker's flags, without `run`: what its launchers (Go SDK, Kata, containerd) pass. */
 static int parse_fc(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
 {
@@ -237,26 +266,11 @@ static int parse_fc(int argc, char **argv, struct cli_opts *o, char **err, char 
 		{ NULL, 0, 0, 0, NULL, NULL, NULL }
 	};
 	GOptionContext *ctx = g_option_context_new("- a Firecracker-compatible microVM monitor");
-	GError *gerr = NULL;
 	struct vmm_error e;
-	int ret = 0;
+	int ret = parse_entries(ctx, entries, &help, argc, argv, o, err, help_text);
 
-	g_option_context_set_help_enabled(ctx, FALSE);
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	g_option_context_set_summary(ctx, top_help);
-	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
-		ret = fail(err, g_strdup(gerr->message));
-		g_error_free(gerr);
-		goto out;
-	}
-	if (help) {
-		o->cmd = CLI_HELP;
-		*help_text = g_option_context_get_help(ctx, TRUE, NULL);
-		goto out;
-	}
-	o->cmd = CLI_RUN;
-	if (argc > 1) {
-		ret = fail(err, g_strdup_printf("unexpected argument '%s'", argv[1]));
+	if (ret != 0) {
+		ret = ret < 0 ? ret : 0;
 		goto out;
 	}
 	if (no_api && api_sock) {
@@ -334,25 +348,10 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a KVM virtual machine");
 	struct vmm_config *c = &o->cfg;
 	struct vmm_error e;
-	GError *gerr = NULL;
-	int ret = 0;
+	int ret = parse_entries(ctx, entries, &help, argc, argv, o, err, help_text);
 
-	g_option_context_set_help_enabled(ctx, FALSE);
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	g_option_context_set_summary(ctx, top_help);
-	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
-		ret = fail(err, g_strdup(gerr->message));
-		g_error_free(gerr);
-		goto out;
-	}
-	if (help) {
-		o->cmd = CLI_HELP;
-		*help_text = g_option_context_get_help(ctx, TRUE, NULL);
-		goto out;
-	}
-	o->cmd = CLI_RUN;
-	if (argc > 1) {
-		ret = fail(err, g_strdup_printf("unexpected argument '%s'", argv[1]));
+	if (ret != 0) {
+		ret = ret < 0 ? ret : 0;
 		goto out;
 	}
 	if (!kernel || !*kernel) {

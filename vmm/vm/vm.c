@@ -82,20 +82,6 @@ static void vm_event(struct vmm_vm *vm, enum vmm_event ev, const struct vmm_outc
 		vm->cb.event(vm->cb.opaque, vm, ev, o);
 }
 
-static int vm_fail(struct vmm_error *e, int code, const char *fmt, ...) PRINTF(3, 4);
-static int vm_fail(struct vmm_error *e, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e) {
-		e->code = code;
-		va_start(ap, fmt);
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
 int vmm_outcome_status(const struct vmm_outcome *o)
 {
 	switch (o->reason) {
@@ -378,10 +364,10 @@ int vmm_vm_create(const struct vmm_config *c, const struct vmm_callbacks *cb, st
 	struct vmm_vm *vm = calloc(1, sizeof(*vm));
 
 	if (!vm)
-		return vm_fail(e, -ENOMEM, "out of memory");
+		return config_fail(e, -ENOMEM, "out of memory");
 	if (config_copy(&vm->cfg, c) < 0) {
 		free(vm);
-		return vm_fail(e, -ENOMEM, "out of memory");
+		return config_fail(e, -ENOMEM, "out of memory");
 	}
 	if (cb)
 		vm->cb = *cb;
@@ -427,7 +413,7 @@ int vmm_vm_start(struct vmm_vm *vm, struct vmm_error *e)
 
 	pthread_mutex_lock(&vm->op_lock);
 	if (vm->state != VMM_STATE_CREATED) {
-		r = vm_fail(e, -EINVAL, "the VM was already started (it is %s)",
+		r = config_fail(e, -EINVAL, "the VM was already started (it is %s)",
 			    vmm_state_name(vm->state));
 		goto out;
 	}
@@ -457,7 +443,7 @@ int vmm_vm_start(struct vmm_vm *vm, struct vmm_error *e)
 	r = 0;
 	goto out;
 fail:
-	vm_fail(e, r, "%s", err);
+	config_fail(e, r, "%s", err);
 out:
 	pthread_mutex_unlock(&vm->op_lock);
 	log_bind(prev);
@@ -475,7 +461,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_error *e)
 		break; /* already: as Firecracker, not an error */
 	case VMM_STATE_RUNNING:
 		if ((r = machine_pause(vm->m)) < 0) {
-			r = vm_fail(e, r == -ESHUTDOWN ? -EINVAL : r, "cannot pause: %s",
+			r = config_fail(e, r == -ESHUTDOWN ? -EINVAL : r, "cannot pause: %s",
 				    r == -ESHUTDOWN ? "the VM is stopping" : strerror(-r));
 			break;
 		}
@@ -488,7 +474,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_error *e)
 		vm_event(vm, VMM_EVENT_PAUSED, NULL);
 		break;
 	default:
-		r = vm_fail(e, -EINVAL, "cannot pause a VM that is %s",
+		r = config_fail(e, -EINVAL, "cannot pause a VM that is %s",
 			    vm->state == VMM_STATE_CREATED ? "not started" : "stopped");
 	}
 	pthread_mutex_unlock(&vm->op_lock);
@@ -516,7 +502,7 @@ int vmm_vm_resume(struct vmm_vm *vm, struct vmm_error *e)
 		vm_event(vm, VMM_EVENT_RESUMED, NULL);
 		break;
 	default:
-		r = vm_fail(e, -EINVAL, "cannot resume a VM that is %s",
+		r = config_fail(e, -EINVAL, "cannot resume a VM that is %s",
 			    vm->state == VMM_STATE_CREATED ? "not started" : "stopped");
 	}
 	pthread_mutex_unlock(&vm->op_lock);
@@ -546,7 +532,7 @@ int vmm_vm_stop_with(struct vmm_vm *vm, enum vmm_stop_reason reason, int code, c
 int vmm_vm_stop(struct vmm_vm *vm, struct vmm_error *e)
 {
 	if (vmm_vm_stop_with(vm, VMM_STOP_REQUEST, 0, "stopped on request") < 0)
-		return vm_fail(e, -EINVAL, "cannot stop a VM that is %s",
+		return config_fail(e, -EINVAL, "cannot stop a VM that is %s",
 			       vmm_state_name(vmm_vm_state(vm)));
 	return 0;
 }
@@ -557,11 +543,11 @@ int vmm_vm_send_ctrl_alt_del(struct vmm_vm *vm, struct vmm_error *e)
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state != VMM_STATE_RUNNING || !vm->m || vm->m_halted)
-		r = vm_fail(e, -EINVAL, "cannot send Ctrl-Alt-Del to a VM that is %s",
+		r = config_fail(e, -EINVAL, "cannot send Ctrl-Alt-Del to a VM that is %s",
 			    vm->state == VMM_STATE_CREATED ? "not started"
 							   : vmm_state_name(vm->state));
 	else if ((r = machine_ctrl_alt_del(vm->m)) < 0)
-		vm_fail(e, r, "the VM has no keyboard");
+		config_fail(e, r, "the VM has no keyboard");
 	pthread_mutex_unlock(&vm->lock);
 	return r;
 }
@@ -655,7 +641,7 @@ static int target_update_config(void *opaque,
 
 	pthread_mutex_lock(&vm->op_lock);
 	if (vm->state != VMM_STATE_CREATED)
-		r = vm_fail(e, -EBUSY, "The requested operation is not supported after starting "
+		r = config_fail(e, -EBUSY, "The requested operation is not supported after starting "
 			    "the microVM.");
 	else
 		r = fn(&vm->cfg, arg, e);
