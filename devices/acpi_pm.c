@@ -19,6 +19,7 @@
 #include "vmm/device.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
+#include "vmm/state.h"
 
 struct acpi_pm {
 	pthread_mutex_t lock;
@@ -118,8 +119,38 @@ static void acpi_pm_unrealize(struct device *d)
 	d->priv = NULL;
 }
 
+static int acpi_pm_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	struct acpi_pm *a = d->priv;
+	uint8_t st;
+
+	pthread_mutex_lock(&a->lock);
+	st = a->status;
+	pthread_mutex_unlock(&a->lock);
+	dev_state_put(w, "sleep-status", &st, 1);
+	return 0;
+}
+
+static int acpi_pm_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			    size_t errlen)
+{
+	struct acpi_pm *a = d->priv;
+	uint8_t st;
+
+	if (dev_state_get(r, "sleep-status", &st, 1) < 0 || (st & ~ACPI_PM_WAK_STS)) {
+		snprintf(err, errlen, "ACPI sleep registers: their state is missing or inconsistent");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->status = st;
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
 const struct device_ops acpi_pm_device_ops = {
 	.kind = "acpi-pm",
 	.realize = acpi_pm_realize,
 	.unrealize = acpi_pm_unrealize,
+	.save = acpi_pm_dev_save,
+	.load = acpi_pm_dev_load,
 };

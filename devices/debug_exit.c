@@ -103,8 +103,22 @@ static void debug_exit_unrealize(struct device *d)
 	d->priv = NULL;
 }
 
+/* Nothing guest-visible to keep (its port is configuration): an empty node. */
+static int debug_exit_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	return 0;
+}
+
+static int debug_exit_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			       size_t errlen)
+{
+	return 0;
+}
+
 const struct device_ops debug_exit_device_ops = {
 	.kind = "debug-exit",
 	.realize = debug_exit_realize,
 	.unrealize = debug_exit_unrealize,
+	.save = debug_exit_dev_save,
+	.load = debug_exit_dev_load,
 };

@@ -23,6 +23,7 @@
 #include "vmm/device.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
+#include "vmm/state.h"
 
 /* Status register (port 0x64 read). */
 #define STR_OBF	    0x01 /* output buffer full: data at 0x60 */
@@ -375,9 +376,64 @@ static void i8042_dev_reset(struct device *d)
 	i8042_reset(d->priv);
 }
 
+/* The controller's and the keyboard's state, as fixed-width fields. */
+struct i8042_saved {
+	uint8_t ram[32];
+	uint8_t status, outport, obuf, pending_cmd;
+	uint8_t kq[KBD_QUEUE];
+	uint8_t kq_head, kq_len;
+	uint8_t pad[2];
+} PACKED;
+
+static int i8042_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	struct i8042 *k = d->priv;
+	struct i8042_saved st;
+
+	memset(&st, 0, sizeof(st));
+	pthread_mutex_lock(&k->lock);
+	memcpy(st.ram, k->ram, sizeof(st.ram));
+	st.status = k->status;
+	st.outport = k->outport;
+	st.obuf = k->obuf;
+	st.pending_cmd = k->pending_cmd;
+	memcpy(st.kq, k->kq, sizeof(st.kq));
+	st.kq_head = (uint8_t)k->kq_head;
+	st.kq_len = (uint8_t)k->kq_len;
+	pthread_mutex_unlock(&k->lock);
+	dev_state_put(w, "i8042-state", &st, sizeof(st));
+	return 0;
+}
+
+static int i8042_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			  size_t errlen)
+{
+	struct i8042 *k = d->priv;
+	struct i8042_saved st;
+
+	if (dev_state_get(r, "i8042-state", &st, sizeof(st)) < 0 || st.kq_head >= KBD_QUEUE ||
+	    st.kq_len > KBD_QUEUE) {
+		snprintf(err, errlen, "i8042: its state is missing or inconsistent");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, st.ram, sizeof(k->ram));
+	k->status = st.status;
+	k->outport = st.outport;
+	k->obuf = st.obuf;
+	k->pending_cmd = st.pending_cmd;
+	memcpy(k->kq, st.kq, sizeof(k->kq));
+	k->kq_head = st.kq_head;
+	k->kq_len = st.kq_len;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
 const struct device_ops i8042_device_ops = {
 	.kind = "i8042",
 	.realize = i8042_realize,
 	.unrealize = i8042_unrealize,
 	.reset = i8042_dev_reset,
+	.save = i8042_dev_save,
+	.load = i8042_dev_load,
 };

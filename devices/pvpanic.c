@@ -16,6 +16,7 @@
 #include "vmm/device.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
+#include "vmm/state.h"
 
 #define PVPANIC_SUPPORTED (PVPANIC_PANICKED | PVPANIC_CRASH_LOADED)
 
@@ -115,6 +116,34 @@ static void pvpanic_unrealize(struct device *d)
 	d->priv = NULL;
 }
 
+static int pvpanic_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	struct pvpanic *p = d->priv;
+	uint8_t loaded;
+
+	pthread_mutex_lock(&p->lock);
+	loaded = p->crash_loaded;
+	pthread_mutex_unlock(&p->lock);
+	dev_state_put(w, "crash-loaded", &loaded, 1);
+	return 0;
+}
+
+static int pvpanic_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			    size_t errlen)
+{
+	struct pvpanic *p = d->priv;
+	uint8_t loaded;
+
+	if (dev_state_get(r, "crash-loaded", &loaded, 1) < 0 || loaded > 1) {
+		snprintf(err, errlen, "pvpanic: its state is missing or inconsistent");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->crash_loaded = loaded;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 static bool pvpanic_describe(struct device *d, struct acpi_dev_desc *out)
 {
 	acpi_desc_pvpanic(out, PORT_PVPANIC);
@@ -125,5 +154,7 @@ const struct device_ops pvpanic_device_ops = {
 	.kind = "pvpanic",
 	.realize = pvpanic_realize,
 	.unrealize = pvpanic_unrealize,
+	.save = pvpanic_dev_save,
+	.load = pvpanic_dev_load,
 	.describe = pvpanic_describe,
 };

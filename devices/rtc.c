@@ -24,6 +24,7 @@
 #include "vmm/device.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
+#include "vmm/state.h"
 
 #define REG_SEC	    0x00
 #define REG_MIN	    0x02
@@ -357,6 +358,27 @@ static void rtc_unrealize(struct device *d)
 	d->priv = NULL;
 }
 
+static int rtc_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	struct rtc_state st;
+
+	rtc_state_get(d->priv, &st);
+	dev_state_put(w, "rtc-state", &st, sizeof(st));
+	return 0;
+}
+
+static int rtc_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			size_t errlen)
+{
+	struct rtc_state st;
+
+	if (dev_state_get(r, "rtc-state", &st, sizeof(st)) < 0 || rtc_state_set(d->priv, &st) < 0) {
+		snprintf(err, errlen, "CMOS RTC: its state is missing or inconsistent");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static bool rtc_describe(struct device *d, struct acpi_dev_desc *out)
 {
 	acpi_desc_rtc(out, PORT_CMOS);
@@ -367,5 +389,7 @@ const struct device_ops rtc_device_ops = {
 	.kind = "rtc",
 	.realize = rtc_realize,
 	.unrealize = rtc_unrealize,
+	.save = rtc_dev_save,
+	.load = rtc_dev_load,
 	.describe = rtc_describe,
 };

@@ -48,6 +48,7 @@
 #include "vmm/devices.h"
 #include "vmm/layout.h"
 #include "vmm/serial.h"
+#include "vmm/state.h"
 
 /* Register offsets (DLAB=0 / DLAB=1). */
 #define UART_RBR_THR 0 /* DLL with DLAB */
@@ -676,6 +677,28 @@ static void serial_dev_reset(struct device *d)
 	serial_reset(d->priv);
 }
 
+static int serial_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	struct serial_state st;
+
+	serial_state_get(d->priv, &st);
+	dev_state_put(w, "serial-state", &st, sizeof(st));
+	return 0;
+}
+
+static int serial_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			   size_t errlen)
+{
+	struct serial_state st;
+
+	if (dev_state_get(r, "serial-state", &st, sizeof(st)) < 0 ||
+	    serial_state_set(d->priv, &st) < 0) {
+		snprintf(err, errlen, "serial port com1: its state is missing or inconsistent");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static bool serial_describe(struct device *d, struct acpi_dev_desc *out)
 {
 	acpi_desc_uart(out, "COM1", 0, PORT_COM1, IRQ_COM1);
@@ -697,6 +720,8 @@ const struct device_ops serial_device_ops = {
 	.realize = serial_realize,
 	.unrealize = serial_unrealize,
 	.reset = serial_dev_reset,
+	.save = serial_dev_save,
+	.load = serial_dev_load,
 	.describe = serial_describe,
 	.stats = serial_dev_stats,
 };

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vmm/devices.h"
+#include "vmm/state.h"
 #include "vmm/virtio_mmio.h"
 
 struct virtio_mmio;
@@ -637,6 +638,36 @@ void virtio_mmio_destroy(struct virtio_mmio *t)
 	pthread_mutex_unlock(&vdev->lock);
 	close(t->irq_fd);
 	free(t);
+}
+
+void virtio_mmio_save(struct virtio_mmio *t, struct dev_state_writer *w)
+{
+	uint32_t regs[4] = { t->device_features_sel, t->driver_features_sel, t->queue_sel,
+			     t->interrupt_status };
+
+	dev_state_put(w, "virtio-mmio-regs", regs, sizeof(regs));
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, const struct dev_state_reader *r, char *err,
+		     size_t errlen)
+{
+	uint32_t regs[4];
+
+	if (dev_state_get(r, "virtio-mmio-regs", regs, sizeof(regs)) < 0 ||
+	    regs[3] & ~(uint32_t)(VIRTIO_INT_USED | VIRTIO_INT_CONFIG)) {
+		snprintf(err, errlen, "%s: virtio-mmio registers missing or impossible",
+			 t->vdev->ops->name);
+		return -EINVAL;
+	}
+	t->device_features_sel = regs[0];
+	t->driver_features_sel = regs[1];
+	t->queue_sel = regs[2];
+	t->interrupt_status = regs[3];
+	/* An interrupt the driver had not acknowledged yet is raised again (an extra edge is
+	 * harmless: the driver reads InterruptStatus and finds what there is). */
+	if (t->interrupt_status)
+		vmmio_eventfd_signal(t->irq_fd);
+	return 0;
 }
 
 int virtio_mmio_irq_fd(const struct virtio_mmio *t)

@@ -81,6 +81,28 @@ void virtio_plug_resume(struct virtio_plug *p)
 	ev_loop_call_sync(p->loop, resume_cb, p->vdev);
 }
 
+int virtio_plug_save(struct virtio_plug *p, struct dev_state_writer *w)
+{
+	pthread_mutex_lock(&p->vdev->lock);
+	virtio_device_save(p->vdev, w);
+	virtio_mmio_save(p->mmio, w);
+	pthread_mutex_unlock(&p->vdev->lock);
+	return 0;
+}
+
+int virtio_plug_load(struct virtio_plug *p, const struct dev_state_reader *r, char *err,
+		     size_t errlen)
+{
+	int e;
+
+	pthread_mutex_lock(&p->vdev->lock);
+	e = virtio_device_load(p->vdev, r, err, errlen);
+	if (e == 0)
+		e = virtio_mmio_load(p->mmio, r, err, errlen);
+	pthread_mutex_unlock(&p->vdev->lock);
+	return e;
+}
+
 bool virtio_plug_describe(const struct virtio_plug *p, struct acpi_dev_desc *out)
 {
 	acpi_desc_virtio_mmio(out, p->slot, p->base, VIRTIO_MMIO_SIZE, p->gsi);

@@ -75,9 +75,13 @@ struct device_ops {
 	int (*quiesce)(struct device *d);
 	/* Continue; kicks that arrived while quiesced are served now. */
 	void (*resume)(struct device *d);
-	/* The device's guest-visible state (quiesced), and back. */
+	/*
+	 * The device's guest-visible state (quiesced, in-flight work finished) into its own node
+	 * of the state tree, and back into a freshly realized device. The state is untrusted:
+	 * load checks every field and says in err (one line, naming the device) what is wrong.
+	 */
 	int (*save)(struct device *d, struct dev_state_writer *w);
-	int (*load)(struct device *d, const struct dev_state_reader *r);
+	int (*load)(struct device *d, const struct dev_state_reader *r, char *err, size_t errlen);
 	/* Its ACPI DSDT node; false: the device is not described. */
 	bool (*describe)(struct device *d, struct acpi_dev_desc *out);
 	/* Counters for diagnostics, "name=value" pairs on one line. */
@@ -116,6 +120,16 @@ void devtable_unrealize(struct device_table *t);
 int devtable_quiesce(struct device_table *t) WUR;
 void devtable_resume(struct device_table *t);
 void devtable_reset(struct device_table *t);
+/*
+ * Every device's state under /devices/<id> (compatible "vmm,<kind>-v1"), in table order; and
+ * back, refusing a state whose set of devices differs from the table's (naming the first
+ * difference).
+ */
+struct state_writer;
+struct state_reader;
+int devtable_save(struct device_table *t, struct state_writer *w, char *err, size_t errlen) WUR;
+int devtable_load(struct device_table *t, const struct state_reader *r, char *err,
+		  size_t errlen) WUR;
 /* The DSDT descriptions, in table order; returns how many (at most max). */
 unsigned int devtable_describe(struct device_table *t, struct acpi_dev_desc *out,
 			       unsigned int max);

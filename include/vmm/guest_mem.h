@@ -34,6 +34,7 @@ struct guest_mem {
 	unsigned int nr_regions;
 	uint64_t ram_size; /* total bytes of RAM */
 	int fd;            /* memfd backing all regions, -1 if none */
+	bool private_map;  /* fd is mapped copy-on-write (a restored snapshot's memory file) */
 	uint8_t *base;     /* single mapping of the whole memfd */
 };
 
@@ -51,6 +52,13 @@ int gm_create(struct guest_mem *gm, uint64_t ram_size) WUR;
  * as they are): fd is dup'ed and must be a file of exactly ram_size bytes.
  */
 int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size) WUR;
+/*
+ * Map a snapshot's memory file copy-on-write (MAP_PRIVATE): the guest sees its pages, its writes
+ * stay in this process and the file is left as it is (so it can be restored again). Nothing is
+ * read up front: pages come in as the guest touches them. gm->fd is the file's (dup'ed),
+ * gm->private_map set.
+ */
+int gm_adopt_private(struct guest_mem *gm, int fd, uint64_t ram_size) WUR;
 void gm_destroy(struct guest_mem *gm);
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies inside one region, else NULL. */

@@ -50,6 +50,8 @@
 #define VIRTIO_MAX_QUEUES 64
 
 struct virtio_device;
+struct dev_state_writer;
+struct dev_state_reader;
 
 struct virtio_dev_ops {
 	const char *name;    /* "virtio-blk" */
@@ -86,6 +88,14 @@ struct virtio_dev_ops {
 	 * virtio_device_resume() notifies every queue afterwards.
 	 */
 	void (*quiesce)(struct virtio_device *vdev);
+	/*
+	 * Optional: the device model's own state beyond the common part (virtio_device_save),
+	 * and back (lock held; the blob is untrusted: check everything, -EINVAL with a line in
+	 * err).
+	 */
+	void (*save)(struct virtio_device *vdev, struct dev_state_writer *w);
+	int (*load)(struct virtio_device *vdev, const struct dev_state_reader *r, char *err,
+		    size_t errlen);
 };
 
 /* How a device signals the driver; implemented by the transport. Called with vdev->lock held. */
@@ -140,6 +150,20 @@ static inline bool virtio_has_feature(const struct virtio_device *vdev, unsigned
  * (vq_should_notify). Lock held.
  */
 void virtio_queue_notify_driver(struct virtio_device *vdev, unsigned int qidx);
+/*
+ * Snapshot state common to every virtio device: status, features, config generation and
+ * config space, and per queue its driver-written registers and ring indexes (virtio.c).
+ * Save quiesced; load into a freshly created device (not yet used by a driver), then the
+ * device's own load, with vdev->lock held by the caller. A loaded queue is enabled again
+ * (its rings checked against guest RAM as when the driver made it ready) and the device
+ * activated if the driver had set DRIVER_OK. -EINVAL and one line in err for anything
+ * inconsistent: another device type, other features or config (an image that changed),
+ * another number of queues, a queue size or ring that a driver could not have set.
+ */
+void virtio_device_save(struct virtio_device *vdev, struct dev_state_writer *w);
+int virtio_device_load(struct virtio_device *vdev, const struct dev_state_reader *r, char *err,
+		       size_t errlen) WUR;
+
 /*
  * Pause and continue the device's queue work. Call on the device's I/O thread (so that no
  * queue callback runs meanwhile), without the lock.

@@ -71,6 +71,14 @@ void virtio_mmio_destroy(struct virtio_mmio *t);
  * space also takes 1, 2 and 8 bytes. Anything else reads 0 / is ignored, and is counted. */
 void virtio_mmio_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
+/* The transport's registers in a snapshot (vdev->lock held); load raises a pending interrupt
+ * again. */
+struct dev_state_writer;
+struct dev_state_reader;
+void virtio_mmio_save(struct virtio_mmio *t, struct dev_state_writer *w);
+int virtio_mmio_load(struct virtio_mmio *t, const struct dev_state_reader *r, char *err,
+		     size_t errlen) WUR;
+
 /* For tests: the eventfd the transport writes to interrupt the guest. */
 int virtio_mmio_irq_fd(const struct virtio_mmio *t);
 /* The kernel command-line form, for kernels built with VIRTIO_MMIO_CMDLINE_DEVICES:

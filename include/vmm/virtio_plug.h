@@ -31,6 +31,10 @@ int virtio_plug(struct virtio_plug *p, struct virtio_device *vdev, struct ev_loo
 void virtio_unplug(struct virtio_plug *p);
 int virtio_plug_quiesce(struct virtio_plug *p);
 void virtio_plug_resume(struct virtio_plug *p);
+/* The device's state (common virtio part, the model's own, the transport's), and back. */
+int virtio_plug_save(struct virtio_plug *p, struct dev_state_writer *w);
+int virtio_plug_load(struct virtio_plug *p, const struct dev_state_reader *r, char *err,
+		     size_t errlen) WUR;
 bool virtio_plug_describe(const struct virtio_plug *p, struct acpi_dev_desc *out);
 
 #endif

@@ -212,6 +212,27 @@ int vmm_vm_stop_with(struct vmm_vm *vm, enum vmm_stop_reason reason, int code, c
 int vmm_vm_send_ctrl_alt_del(struct vmm_vm *vm, struct vmm_error *e);
 /* The console's size in characters (virtio console: a config interrupt). */
 int vmm_vm_console_resize(struct vmm_vm *vm, unsigned int cols, unsigned int rows);
+enum vmm_snapshot_type {
+	VMM_SNAPSHOT_FULL, /* all of RAM (pages never touched stay holes in the file) */
+	VMM_SNAPSHOT_DIFF, /* only the pages dirtied since the last snapshot, over it */
+};
+
+/*
+ * A paused VM's state to state_path and its RAM to mem_path (sparse). Each file is written
+ * under a temporary name beside it and renamed once complete: a failure leaves no file that
+ * looks valid. -EINVAL unless paused.
+ */
+int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_path,
+		    enum vmm_snapshot_type type, struct vmm_error *e);
+/*
+ * Into a VM not started yet: the machine the snapshot describes (its configuration replaces
+ * the VM's, but for the console, the id and the KVM device), its RAM mapped copy-on-write from
+ * mem_path (nothing read up front; the file is left as it is), paused, or running if resume.
+ * A state that is damaged, of a newer format, for another CPU, or whose memory file has
+ * another size is refused with one line naming what differs; nothing is started then.
+ */
+int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path, bool resume,
+		   struct vmm_error *e);
 /* Block until the VM is stopped; *out gets why. -EINVAL if it was never started. */
 int vmm_vm_wait(struct vmm_vm *vm, struct vmm_outcome *out);
 enum vmm_state vmm_vm_state(struct vmm_vm *vm);

@@ -357,6 +357,62 @@ static void test_restart_timeout(void **state)
 	close(null);
 }
 
+/* Snapshot a ticking guest, destroy its VM, restore it in a new one: it goes on, no gap. */
+static void test_snapshot_restore(void **state)
+{
+	static char buf[1 << 16];
+	char dir[] = "/tmp/vmm-snap-XXXXXX", st_path[128], mem_path[128];
+	struct vmm_vm *vm;
+	struct vmm_error e;
+	struct vmm_outcome o;
+	int pfd[2];
+	size_t len = 0;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(st_path, sizeof(st_path), "%s/vm.state", dir);
+	snprintf(mem_path, sizeof(mem_path), "%s/vm.mem", dir);
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	struct vmm_config *c = guest_config("t.scenario=tick t.cycles=20000000", pfd[1]);
+	assert_int_equal(vmm_vm_create(c, NULL, &vm, &e), 0);
+	assert_int_equal(vmm_vm_start(vm, &e), 0);
+	/* Not while running. */
+	assert_int_equal(vmm_vm_snapshot(vm, st_path, mem_path, VMM_SNAPSHOT_FULL, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "pause it first"));
+	double t0 = now_s();
+	while (last_tick(buf) < 5 && now_s() - t0 < 20)
+		len = drain(pfd[0], buf, sizeof(buf), len, 100);
+	assert_int_equal(vmm_vm_pause(vm, &e), 0);
+	len = drain(pfd[0], buf, sizeof(buf), len, 50);
+	unsigned int at_snap = last_tick(buf);
+	if (vmm_vm_snapshot(vm, st_path, mem_path, VMM_SNAPSHOT_FULL, &e) < 0)
+		fail_msg("snapshot: %s", e.msg);
+	vmm_vm_destroy(vm);
+
+	/* A new VM from the files alone. */
+	struct vmm_config *c2 = vmm_config_new();
+	assert_int_equal(vmm_config_set_console(c2, VMM_CONSOLE_SERIAL, -1, pfd[1], false, &e), 0);
+	assert_int_equal(vmm_vm_create(c2, NULL, &vm, &e), 0);
+	if (vmm_vm_restore(vm, st_path, mem_path, true, &e) < 0)
+		fail_msg("restore: %s", e.msg);
+	assert_int_equal(vmm_vm_state(vm), VMM_STATE_RUNNING);
+	t0 = now_s();
+	while (last_tick(buf) < at_snap + 5 && now_s() - t0 < 20)
+		len = drain(pfd[0], buf, sizeof(buf), len, 100);
+	assert_true(last_tick(buf) >= at_snap + 5);
+	check_ticks(buf);
+	assert_int_equal(vmm_vm_stop(vm, &e), 0);
+	assert_int_equal(vmm_vm_wait(vm, &o), 0);
+	vmm_vm_destroy(vm);
+	vmm_config_free(c);
+	vmm_config_free(c2);
+	unlink(st_path);
+	unlink(mem_path);
+	rmdir(dir);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
 /* SendCtrlAltDel: the scan codes reach the guest's i8042. */
 static void test_ctrl_alt_del(void **state)
 {
@@ -399,6 +455,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_two_vms),
 		cmocka_unit_test(test_restart_timeout),
 		cmocka_unit_test(test_ctrl_alt_del),
+		cmocka_unit_test(test_snapshot_restore),
 	};
 
 	kernel = argc > 1 ? argv[1] : NULL;

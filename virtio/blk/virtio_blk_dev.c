@@ -138,6 +138,17 @@ static void vblk_dev_resume(struct device *d)
 	virtio_plug_resume(&((struct vblk_dev *)d->priv)->plug);
 }
 
+static int vblk_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	return virtio_plug_save(&((struct vblk_dev *)d->priv)->plug, w);
+}
+
+static int vblk_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			  size_t errlen)
+{
+	return virtio_plug_load(&((struct vblk_dev *)d->priv)->plug, r, err, errlen);
+}
+
 static bool vblk_dev_describe(struct device *d, struct acpi_dev_desc *out)
 {
 	return virtio_plug_describe(&((struct vblk_dev *)d->priv)->plug, out);
@@ -162,6 +173,8 @@ const struct device_ops virtio_blk_device_ops = {
 	.unrealize = vblk_dev_unrealize,
 	.quiesce = vblk_dev_quiesce,
 	.resume = vblk_dev_resume,
+	.save = vblk_dev_save,
+	.load = vblk_dev_load,
 	.describe = vblk_dev_describe,
 	.stats = vblk_dev_stats,
 };

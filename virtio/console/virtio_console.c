@@ -410,6 +410,37 @@ static void vcon_reset(struct virtio_device *vdev)
 	c->emerg_stalled = false;
 }
 
+/*
+ * The VM pauses (quiesced already set, I/O thread, lock held): a transmit chain half written to
+ * a full out_fd is in flight. Give out_fd up to a second to take the rest, then complete the
+ * chain either way (what did not fit is counted as dropped), so that the state a snapshot or a
+ * live update takes holds no chain the device still owns.
+ */
+static void vcon_quiesce(struct virtio_device *vdev)
+{
+	struct virtio_console *c = vcon_of(vdev);
+	struct virtqueue *vq = &vdev->vq[VCON_TXQ];
+
+	if (!c->tx_pending)
+		return;
+	for (int i = 0; i < 10 && c->tx_pending; i++) {
+		if (vcon_tx_resume(c))
+			break;
+		vcon_writable(c, 100);
+	}
+	if (c->tx_pending) {
+		for (; c->tx_seg < c->tx_elem.out_num; c->tx_seg++, c->tx_off = 0)
+			c->tx_dropped += c->tx_elem.iov[c->tx_seg].iov_len - c->tx_off;
+		c->tx_pending = false;
+		dev_log_ratelimited(&c->rl, "virtio-console: output stuck at a pause, the rest of "
+				    "one chain dropped");
+	}
+	if (vq_elem_current(vq, &c->tx_elem)) {
+		vq_push(vq, c->tx_elem.head, 0);
+		virtio_queue_notify_driver(vdev, VCON_TXQ);
+	}
+}
+
 static const struct virtio_dev_ops vcon_ops = {
 	.name = "virtio-console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -418,6 +449,7 @@ static const struct virtio_dev_ops vcon_ops = {
 	.activate = vcon_activate,
 	.reset = vcon_reset,
 	.queue_notify = vcon_queue_notify,
+	.quiesce = vcon_quiesce,
 };
 
 /* ---- host side ---- */

@@ -59,6 +59,17 @@ static void vcon_dev_resume(struct device *d)
 	virtio_plug_resume(&((struct vcon_dev *)d->priv)->plug);
 }
 
+static int vcon_dev_save(struct device *d, struct dev_state_writer *w)
+{
+	return virtio_plug_save(&((struct vcon_dev *)d->priv)->plug, w);
+}
+
+static int vcon_dev_load(struct device *d, const struct dev_state_reader *r, char *err,
+			  size_t errlen)
+{
+	return virtio_plug_load(&((struct vcon_dev *)d->priv)->plug, r, err, errlen);
+}
+
 static bool vcon_dev_describe(struct device *d, struct acpi_dev_desc *out)
 {
 	return virtio_plug_describe(&((struct vcon_dev *)d->priv)->plug, out);
@@ -75,5 +86,7 @@ const struct device_ops virtio_console_device_ops = {
 	.unrealize = vcon_dev_unrealize,
 	.quiesce = vcon_dev_quiesce,
 	.resume = vcon_dev_resume,
+	.save = vcon_dev_save,
+	.load = vcon_dev_load,
 	.describe = vcon_dev_describe,
 };

@@ -14,7 +14,7 @@
  * 4 GiB starts at a 3 GiB offset, aligned as well): reserve the size plus one alignment of
  * address space, map the memfd over the aligned part, give back the rest.
  */
-static void *gm_map_aligned(int fd, uint64_t size)
+static void *gm_map_aligned(int fd, uint64_t size, bool private_map)
 {
 	uint8_t *resv = mmap(NULL, size + GM_HUGE_ALIGN, PROT_NONE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -23,7 +23,8 @@ static void *gm_map_aligned(int fd, uint64_t size)
 	uint8_t *base = (uint8_t *)ALIGN_UP((uintptr_t)resv, (uintptr_t)GM_HUGE_ALIGN);
 	uint8_t *end = resv + size + GM_HUGE_ALIGN;
 
-	if (mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED, fd,
+	if (mmap(base, size, PROT_READ | PROT_WRITE,
+		 (private_map ? MAP_PRIVATE : MAP_SHARED) | MAP_NORESERVE | MAP_FIXED, fd,
 		 0) == MAP_FAILED) {
 		int err = errno;
 		munmap(resv, size + GM_HUGE_ALIGN);
@@ -38,9 +39,9 @@ static void *gm_map_aligned(int fd, uint64_t size)
 }
 
 /* Map fd (ram_size bytes, owned by gm from now on) and lay out the regions. */
-static int gm_setup(struct guest_mem *gm, int fd, uint64_t ram_size)
+static int gm_setup(struct guest_mem *gm, int fd, uint64_t ram_size, bool private_map)
 {
-	void *base = gm_map_aligned(fd, ram_size);
+	void *base = gm_map_aligned(fd, ram_size, private_map);
 
 	if (base == MAP_FAILED)
 		return -errno;
@@ -56,6 +57,7 @@ static int gm_setup(struct guest_mem *gm, int fd, uint64_t ram_size)
 	(void)madvise(base, ram_size, MADV_HUGEPAGE);
 
 	gm->fd = fd;
+	gm->private_map = private_map;
 	gm->base = base;
 	gm->ram_size = ram_size;
 	uint64_t low = MIN(ram_size, LAYOUT_MMIO_HOLE);
@@ -98,7 +100,7 @@ int gm_create(struct guest_mem *gm, uint64_t ram_size)
 	/* The size is part of the contract with KVM memslots and a restoring process. */
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
 		goto fail_errno;
-	if ((r = gm_setup(gm, fd, ram_size)) < 0) {
+	if ((r = gm_setup(gm, fd, ram_size, false)) < 0) {
 		close(fd);
 		return r;
 	}
@@ -110,7 +112,7 @@ fail_errno:;
 	return err;
 }
 
-int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size)
+static int gm_adopt_as(struct guest_mem *gm, int fd, uint64_t ram_size, bool private_map)
 {
 	struct stat st;
 	int mine, r;
@@ -127,11 +129,21 @@ int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size)
 	mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (mine < 0)
 		return -errno;
-	if ((r = gm_setup(gm, mine, ram_size)) < 0) {
+	if ((r = gm_setup(gm, mine, ram_size, private_map)) < 0) {
 		close(mine);
 		return r;
 	}
 	return 0;
+}
+
+int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size)
+{
+	return gm_adopt_as(gm, fd, ram_size, false);
+}
+
+int gm_adopt_private(struct guest_mem *gm, int fd, uint64_t ram_size)
+{
+	return gm_adopt_as(gm, fd, ram_size, true);
 }
 
 void gm_destroy(struct guest_mem *gm)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "vmm/device.h"
+#include "vmm/state.h"
 
 static int devtable_grow(struct device_table *t)
 {
@@ -128,6 +129,80 @@ unsigned int devtable_describe(struct device_table *t, struct acpi_dev_desc *out
 			n++;
 	}
 	return n;
+}
+
+int devtable_save(struct device_table *t, struct state_writer *w, char *err, size_t errlen)
+{
+	int devices = state_node(w, 0, "devices");
+
+	for (unsigned int i = 0; i < t->nr; i++) {
+		struct device *d = &t->dev[i];
+		struct dev_state_writer dw = { w, state_node(w, devices, d->id) };
+		char compat[64];
+		int r;
+
+		snprintf(compat, sizeof(compat), "vmm,%s-v1", d->ops->kind);
+		state_put_str(w, dw.node, "compatible", compat);
+		if (!d->ops->save) {
+			snprintf(err, errlen, "%s: cannot be saved", d->id);
+			return -EOPNOTSUPP;
+		}
+		if ((r = d->ops->save(d, &dw)) < 0) {
+			snprintf(err, errlen, "%s: saving its state: %s", d->id, strerror(-r));
+			return r;
+		}
+	}
+	return w->err;
+}
+
+int devtable_load(struct device_table *t, const struct state_reader *r, char *err, size_t errlen)
+{
+	int devices = state_find(r, "/devices"), n = 0;
+
+	if (devices < 0) {
+		snprintf(err, errlen, "devices: missing from the state");
+		return -EINVAL;
+	}
+	/* The same set: every node a device of ours, every device of ours a node. */
+	for (int node = state_first_child(r, devices); node >= 0;
+	     node = state_next_sibling(r, node), n++) {
+		const char *id = state_node_name(r, node);
+
+		if (!id || !devtable_find(t, id)) {
+			snprintf(err, errlen, "devices: the state has a device '%s' this VM has not",
+				 id ? id : "?");
+			return -EINVAL;
+		}
+	}
+	for (unsigned int i = 0; i < t->nr; i++) {
+		struct device *d = &t->dev[i];
+		char path[DEVICE_ID_MAX + 16], compat[64];
+		struct dev_state_reader dr = { r, -1 };
+		const char *have;
+		int e;
+
+		snprintf(path, sizeof(path), "/devices/%s", d->id);
+		dr.node = state_find(r, path);
+		if (dr.node < 0) {
+			snprintf(err, errlen, "devices: this VM has a device '%s' the state has not",
+				 d->id);
+			return -EINVAL;
+		}
+		snprintf(compat, sizeof(compat), "vmm,%s-v1", d->ops->kind);
+		have = state_get_str(r, dr.node, "compatible", 64);
+		if (!have || strcmp(have, compat)) {
+			snprintf(err, errlen, "%s: the state's is a %s, not a %s", d->id,
+				 have ? have : "device of no kind", compat);
+			return -EINVAL;
+		}
+		if (!d->ops->load) {
+			snprintf(err, errlen, "%s: cannot be loaded", d->id);
+			return -EOPNOTSUPP;
+		}
+		if ((e = d->ops->load(d, &dr, err, errlen)) < 0)
+			return e;
+	}
+	return 0;
 }
 
 struct device *devtable_find(struct device_table *t, const char *id)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "machine.h"
+#include "x86_state.h"
 #include "vmm/acpi.h"
 #include "vmm/devices.h"
 #include "vmm/file.h"
@@ -189,8 +190,8 @@ fail:
 	return ret;
 }
 
-int machine_create(const struct vmm_config *cfg, const struct log_sink *log, struct machine **out,
-		   char *err, size_t errlen)
+int machine_create(const struct vmm_config *cfg, const struct log_sink *log, unsigned int flags,
+		   struct machine **out, char *err, size_t errlen)
 {
 	const char *kvm_path = cfg->kvm_path ? cfg->kvm_path : "/dev/kvm";
 	char bad[64];
@@ -232,11 +233,11 @@ int machine_create(const struct vmm_config *cfg, const struct log_sink *log, str
 		goto fail;
 	}
 	/* The files first: a bad kernel or initrd is the commonest error, report it before KVM. */
-	if (cfg->kernel &&
+	if (cfg->kernel && !(flags & MACHINE_NO_KERNEL) &&
 	    (ret = file_read_all("kernel", cfg->kernel, MAX_KERNEL_SIZE, &m->kernel,
 				 &m->kernel_len, err, errlen)) < 0)
 		goto fail;
-	if (cfg->initrd &&
+	if (cfg->initrd && !(flags & MACHINE_NO_KERNEL) &&
 	    (ret = file_read_all("initrd", cfg->initrd, MAX_INITRD_SIZE, &m->initrd,
 				 &m->initrd_len, err, errlen)) < 0)
 		goto fail;
@@ -246,7 +247,9 @@ int machine_create(const struct vmm_config *cfg, const struct log_sink *log, str
 	if ((ret = devtable_check(machine_devices, ARRAY_SIZE(machine_devices), cfg, err,
 				  errlen)) < 0)
 		goto fail;
-	if (cfg->mem_fd >= 0)
+	if (cfg->mem_fd >= 0 && cfg->mem_private)
+		ret = gm_adopt_private(&m->gm, cfg->mem_fd, cfg->mem_size);
+	else if (cfg->mem_fd >= 0)
 		ret = gm_adopt(&m->gm, cfg->mem_fd, cfg->mem_size);
 	else
 		ret = gm_create(&m->gm, cfg->mem_size);
@@ -435,6 +438,20 @@ int machine_start(struct machine *m)
 	return 0;
 }
 
+int machine_start_paused(struct machine *m)
+{
+	int ret;
+
+	__atomic_store_n(&m->pause_req, true, __ATOMIC_RELEASE);
+	if ((ret = machine_start(m)) < 0)
+		return ret;
+	pthread_mutex_lock(&m->run_lock);
+	while (m->nr_parked < m->nr_alive && !m->stopping)
+		pthread_cond_wait(&m->park_cond, &m->run_lock);
+	pthread_mutex_unlock(&m->run_lock);
+	return devtable_quiesce(&m->devs);
+}
+
 void machine_vcpu_park(struct machine *m)
 {
 	pthread_mutex_lock(&m->run_lock);
@@ -487,6 +504,8 @@ int machine_pause(struct machine *m)
 
 void machine_resume(struct machine *m)
 {
+	/* The guest's kvmclock learns it was stopped (no soft-lockup reports after a pause). */
+	x86_kvmclock_ctrl(m);
 	devtable_resume(&m->devs);
 	pthread_mutex_lock(&m->run_lock);
 	__atomic_store_n(&m->pause_req, false, __ATOMIC_RELEASE);

@@ -26,6 +26,7 @@ struct vcpu {
 	struct machine *m;
 	unsigned int index;
 	int fd;
+	struct kvm_cpuid2 *cpuid; /* what KVM_SET_CPUID2 was given (KVM_GET_CPUID2 may add bits) */
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
@@ -74,12 +75,15 @@ struct machine {
  * Everything but the guest's content: read the kernel and initrd (if cfg names them), RAM,
  * the KVM VM, devices, vCPUs. On error -errno and one line in err; nothing is left behind.
  */
-int machine_create(const struct vmm_config *cfg, const struct log_sink *log, struct machine **out,
-		   char *err, size_t errlen) WUR;
+#define MACHINE_NO_KERNEL 1 /* a restore: the kernel is in the RAM it is handed, not read */
+int machine_create(const struct vmm_config *cfg, const struct log_sink *log, unsigned int flags,
+		   struct machine **out, char *err, size_t errlen) WUR;
 /* Boot content: ACPI tables, the reset stub, the kernel, initrd and cmdline, boot registers. */
 int machine_load_kernel(struct machine *m, char *err, size_t errlen) WUR;
 /* I/O thread, then the vCPU threads. */
 int machine_start(struct machine *m) WUR;
+/* The same, every vCPU parked at once and the devices quiesced, as after machine_pause(). */
+int machine_start_paused(struct machine *m) WUR;
 /* Park every vCPU outside KVM_RUN, then quiesce the devices; resume undoes it. */
 int machine_pause(struct machine *m) WUR;
 void machine_resume(struct machine *m);

@@ -51,7 +51,10 @@ static int set_cpuid(struct vcpu *vcpu)
 		    vm->nr_cpuid_mask);
 	int r = ioctl(vcpu->fd, KVM_SET_CPUID2, c);
 	int err = r < 0 ? -errno : 0;
-	free(c);
+	if (err)
+		free(c);
+	else
+		vcpu->cpuid = c; /* a snapshot saves what the guest was given */
 	return err;
 }
 
@@ -180,6 +183,8 @@ fail:
 
 void vcpu_destroy(struct vcpu *vcpu)
 {
+	free(vcpu->cpuid);
+	vcpu->cpuid = NULL;
 	if (vcpu->run)
 		munmap(vcpu->run, vcpu->m->kvm.run_size);
 	if (vcpu->fd >= 0)
@@ -212,6 +217,15 @@ static void *vcpu_thread(void *arg)
 
 	while (!vm_is_stopping(vm)) {
 		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			/*
+			 * Complete the last exit before parking (an IN's data into RAX, an MMIO
+			 * read's into its register): KVM does it on the next KVM_RUN, which
+			 * immediate_exit makes return at once (api.rst, KVM_RUN). Only then is
+			 * the vCPU's state whole for a snapshot.
+			 */
+			__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_RELEASE);
+			(void)ioctl(vcpu->fd, KVM_RUN, 0); /* -EINTR, never enters the guest */
+			vcpu->run->immediate_exit = 0;
 			machine_vcpu_park(vm);
 			continue;
 		}

@@ -14,6 +14,8 @@
  * under lock, which is never held across anything slow.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +27,9 @@
 #include <unistd.h>
 
 #include "machine.h"
+#include "snapshot.h"
+#include "vmm/file.h"
+#include "vmm/state_config.h"
 #include "vmm/api.h"
 #include "vmm/escape.h"
 
@@ -241,15 +246,21 @@ static int timeout_arm(struct vmm_vm *vm, char *err, size_t errlen)
 
 static void on_machine_stop(void *opaque);
 
-/* Build, load and start a machine for vm->cfg (op_lock held). */
-static int vm_boot_machine(struct vmm_vm *vm, char *err, size_t errlen)
+/*
+ * Build a machine for vm->cfg, fill it (its kernel booted, or a state loaded when r is given)
+ * and start it (running, or with every vCPU parked when paused) (op_lock held).
+ */
+static int vm_boot_machine_from(struct vmm_vm *vm, const struct state_reader *sr, bool paused,
+				char *err, size_t errlen)
 {
 	struct machine *m;
 	int r;
 
-	if ((r = machine_create(&vm->cfg, &vm->log, &m, err, errlen)) < 0)
+	if ((r = machine_create(&vm->cfg, &vm->log, sr ? MACHINE_NO_KERNEL : 0, &m, err,
+				errlen)) < 0)
 		return r;
-	if ((r = machine_load_kernel(m, err, errlen)) < 0)
+	if ((r = sr ? machine_state_load(m, sr, err, errlen) : machine_load_kernel(m, err, errlen)) <
+	    0)
 		goto fail;
 	machine_console_set_rx_ready(m, on_rx_ready, vm);
 	vm->stop_watch = ev_loop_add_fd(vm->ctl, m->stop_efd, on_machine_stop, vm);
@@ -265,7 +276,7 @@ static int vm_boot_machine(struct vmm_vm *vm, char *err, size_t errlen)
 	if (vm->stop_requested)
 		machine_request_stop(m, vm->stop_req.reason, vm->stop_req.code, vm->stop_req.msg);
 	pthread_mutex_unlock(&vm->lock);
-	if ((r = machine_start(m)) < 0) {
+	if ((r = paused ? machine_start_paused(m) : machine_start(m)) < 0) {
 		snprintf(err, errlen, "cannot start a vCPU thread: %s", strerror(-r));
 		machine_request_stop(m, VMM_STOP_ERROR, 0, err);
 		return 0; /* the stop handler tears it down */
@@ -274,6 +285,11 @@ static int vm_boot_machine(struct vmm_vm *vm, char *err, size_t errlen)
 fail:
 	machine_destroy(m);
 	return r;
+}
+
+static int vm_boot_machine(struct vmm_vm *vm, char *err, size_t errlen)
+{
+	return vm_boot_machine_from(vm, NULL, false, err, errlen);
 }
 
 /*
@@ -506,6 +522,139 @@ int vmm_vm_resume(struct vmm_vm *vm, struct vmm_error *e)
 			    vm->state == VMM_STATE_CREATED ? "not started" : "stopped");
 	}
 	pthread_mutex_unlock(&vm->op_lock);
+	log_bind(prev);
+	return r;
+}
+
+int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_path,
+		    enum vmm_snapshot_type type, struct vmm_error *e)
+{
+	const struct log_sink *prev = log_bind(&vm->log);
+	char err[VMM_ERROR_LEN] = "";
+	uint8_t *blob = NULL;
+	size_t len;
+	int r;
+
+	pthread_mutex_lock(&vm->op_lock);
+	if (vm->state != VMM_STATE_PAUSED) {
+		r = config_fail(e, -EINVAL, "cannot snapshot a VM that is %s: pause it first",
+				vm->state == VMM_STATE_CREATED ? "not started"
+							       : vmm_state_name(vm->state));
+		goto out;
+	}
+	if (type != VMM_SNAPSHOT_FULL) {
+		r = config_fail(e, -EOPNOTSUPP, "snapshot type: only Full snapshots so far");
+		goto out;
+	}
+	/* RAM first: a state file names a complete snapshot only once both are in place. */
+	if ((r = machine_state_save(vm->m, &blob, &len, err, sizeof(err))) < 0 ||
+	    (r = snapshot_write_ram(&vm->m->gm, mem_path, err, sizeof(err))) < 0 ||
+	    (r = snapshot_write_state(blob, len, state_path, err, sizeof(err))) < 0) {
+		config_fail(e, r, "snapshot: %s", err);
+		goto out;
+	}
+	r = 0;
+out:
+	free(blob);
+	pthread_mutex_unlock(&vm->op_lock);
+	log_bind(prev);
+	return r;
+}
+
+/* A state file, checked whole; *buf to be freed. */
+static int read_state(const char *path, uint8_t **buf, size_t *len, struct state_reader *sr,
+		      struct vmm_error *e)
+{
+	char err[VMM_ERROR_LEN];
+	int r = file_read_all("snapshot", path, STATE_MAX_LEN + STATE_HEADER_LEN, buf, len, err,
+			      sizeof(err));
+
+	if (r < 0)
+		return config_fail(e, r, "%s", err);
+	if ((r = state_open(sr, *buf, *len, err, sizeof(err))) < 0) {
+		free(*buf);
+		*buf = NULL;
+		return config_fail(e, r, "snapshot %s: %s", path, err);
+	}
+	return 0;
+}
+
+int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path, bool resume,
+		   struct vmm_error *e)
+{
+	const struct log_sink *prev = log_bind(&vm->log);
+	char err[VMM_ERROR_LEN] = "";
+	struct vmm_config nc;
+	struct state_reader sr;
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t len;
+	int r, fd = -1;
+
+	config_init(&nc);
+	pthread_mutex_lock(&vm->op_lock);
+	if (vm->state != VMM_STATE_CREATED) {
+		r = config_fail(e, -EINVAL, "a snapshot loads only into a VM not started yet");
+		goto out;
+	}
+	if ((r = read_state(state_path, &buf, &len, &sr, e)) < 0)
+		goto out;
+	if ((r = config_state_load(&nc, &sr, err, sizeof(err))) < 0) {
+		config_fail(e, r, "snapshot %s: %s", state_path, err);
+		goto out;
+	}
+	/* RAM: the memory file, mapped copy-on-write (the snapshot stays reusable). */
+	if ((r = file_open_checked(mem_path, O_RDONLY, false, &fd, &st, err, sizeof(err))) < 0) {
+		config_fail(e, r, "memory file %s", err);
+		goto out;
+	}
+	if ((uint64_t)st.st_size != nc.mem_size) {
+		r = config_fail(e, -EINVAL, "memory file %s: %llu bytes, the snapshot's guest has "
+				"%llu", mem_path, (unsigned long long)st.st_size,
+				(unsigned long long)nc.mem_size);
+		goto out;
+	}
+	nc.mem_fd = fd;
+	nc.mem_private = true;
+	fd = -1;
+	/* What this process was given stays: its console, its name, its /dev/kvm. */
+	nc.console_in = vm->cfg.console_in;
+	nc.console_out = vm->cfg.console_out;
+	nc.console_escape = vm->cfg.console_escape;
+	if (vm->cfg.id && config_set_id(&nc, vm->cfg.id, "id", e) < 0)
+		goto out;
+	if (vm->cfg.kvm_path && config_set_path(&nc.kvm_path, vm->cfg.kvm_path, "kvm", e) < 0)
+		goto out;
+	if (!vm->ctl && (r = vm_ctl_setup(vm, err, sizeof(err))) < 0) {
+		config_fail(e, r, "%s", err);
+		goto out;
+	}
+	config_fini(&vm->cfg);
+	vm->cfg = nc;
+	config_init(&nc);
+	if ((r = vm_boot_machine_from(vm, &sr, true, err, sizeof(err))) < 0) {
+		config_fail(e, r, "snapshot %s: %s", state_path, err);
+		goto out;
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->state = VMM_STATE_PAUSED;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
+	if ((r = ev_loop_start(vm->ctl)) < 0) {
+		config_fail(e, r, "control thread: %s", strerror(-r));
+		goto out;
+	}
+	vm_event(vm, VMM_EVENT_PAUSED, NULL);
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	config_fini(&nc);
+	free(buf);
+	pthread_mutex_unlock(&vm->op_lock);
+	if (r == 0 && resume)
+		r = vmm_vm_resume(vm, e);
 	log_bind(prev);
 	return r;
 }

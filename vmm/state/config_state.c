@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The configuration in the state (/config): what a restore or a live update rebuilds the
+ * machine from. Read back through the configuration's own setters, so a state can ask for
+ * nothing a user could not.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm/config.h"
+#include "vmm/state.h"
+#include "vmm/state_config.h"
+
+void config_state_save(const struct vmm_config *c, struct state_writer *w)
+{
+	int node = state_node(w, 0, "config"), disks;
+
+	state_put_str(w, node, "compatible", "vmm,config-v1");
+	if (c->id)
+		state_put_str(w, node, "id", c->id);
+	if (c->kernel)
+		state_put_str(w, node, "kernel", c->kernel);
+	if (c->initrd)
+		state_put_str(w, node, "initrd", c->initrd);
+	if (c->cmdline)
+		state_put_str(w, node, "cmdline", c->cmdline);
+	state_put_u32(w, node, "cpus", c->nr_cpus);
+	state_put_u64(w, node, "memory", c->mem_size);
+	state_put_u32(w, node, "console", (uint32_t)c->console);
+	state_put_u32(w, node, "timeout", c->timeout_s);
+	state_put_u32(w, node, "on-reboot", (uint32_t)c->on_reboot);
+	state_put_u32(w, node, "debug-exit-port", c->debug_exit_port);
+	if (c->cpuid_mask)
+		state_put_str(w, node, "cpuid-mask", c->cpuid_mask);
+	disks = state_node(w, node, "disks");
+	/* In configuration order (the guest's order is derived: root first). */
+	for (unsigned int i = 0; i < c->nr_disks; i++) {
+		const struct config_disk *d = &c->disks[i];
+		int n = state_node(w, disks, d->id);
+
+		state_put_u32(w, n, "index", i);
+		if (d->path)
+			state_put_str(w, n, "path", d->path);
+		state_put_u32(w, n, "read-only", d->read_only);
+		state_put_u32(w, n, "root", d->root);
+		if (d->partuuid)
+			state_put_str(w, n, "partuuid", d->partuuid);
+		state_put_u32(w, n, "cache", (uint32_t)d->cache);
+		state_put_u32(w, n, "io", (uint32_t)d->io);
+		if (d->serial)
+			state_put_str(w, n, "serial", d->serial);
+		state_put_u32(w, n, "poll-us", d->poll_us);
+	}
+}
+
+#define PATH_MAX_STATE 4096
+
+static int u32_field(const struct state_reader *r, int node, const char *prop, uint32_t *v,
+		     char *err, size_t errlen)
+{
+	if (state_get_u32(r, node, prop, v) < 0) {
+		snprintf(err, errlen, "config: %s missing or malformed", prop);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_state_load(struct vmm_config *c, const struct state_reader *r, char *err,
+		      size_t errlen)
+{
+	int node = state_find(r, "/config"), disks, e;
+	const char *compat = state_get_str(r, node, "compatible", 64), *s;
+	uint32_t cpus, console, timeout, on_reboot, port;
+	uint64_t mem;
+	struct vmm_error ve;
+
+	if (!compat || strcmp(compat, "vmm,config-v1")) {
+		snprintf(err, errlen, "config: missing, or not a vmm,config-v1 node");
+		return -EINVAL;
+	}
+	if ((e = u32_field(r, node, "cpus", &cpus, err, errlen)) < 0 ||
+	    (e = u32_field(r, node, "console", &console, err, errlen)) < 0 ||
+	    (e = u32_field(r, node, "timeout", &timeout, err, errlen)) < 0 ||
+	    (e = u32_field(r, node, "on-reboot", &on_reboot, err, errlen)) < 0 ||
+	    (e = u32_field(r, node, "debug-exit-port", &port, err, errlen)) < 0)
+		return e;
+	if (state_get_u64(r, node, "memory", &mem) < 0) {
+		snprintf(err, errlen, "config: memory missing or malformed");
+		return -EINVAL;
+	}
+	if (console > VMM_CONSOLE_VIRTIO || on_reboot > VMM_ON_REBOOT_RESTART) {
+		snprintf(err, errlen, "config: console or on-reboot out of range");
+		return -EINVAL;
+	}
+	if (config_set_cpus(c, cpus, "config: cpus", &ve) < 0 ||
+	    config_set_memory(c, mem, "config: memory", &ve) < 0 ||
+	    config_set_timeout(c, timeout, "config: timeout", &ve) < 0 ||
+	    config_set_debug_exit_port(c, port, "config: debug-exit port", &ve) < 0 ||
+	    ((s = state_get_str(r, node, "id", CONFIG_ID_MAX + 1)) &&
+	     config_set_id(c, s, "config: id", &ve) < 0) ||
+	    ((s = state_get_str(r, node, "kernel", PATH_MAX_STATE)) &&
+	     config_set_path(&c->kernel, s, "config: kernel", &ve) < 0) ||
+	    ((s = state_get_str(r, node, "initrd", PATH_MAX_STATE)) &&
+	     config_set_path(&c->initrd, s, "config: initrd", &ve) < 0) ||
+	    ((s = state_get_str(r, node, "cmdline", PATH_MAX_STATE * 16)) &&
+	     config_set_cmdline(c, s, "config: cmdline", &ve) < 0) ||
+	    ((s = state_get_str(r, node, "cpuid-mask", 1024)) &&
+	     config_set_cpuid_mask(c, s, "config: cpuid-mask", &ve) < 0)) {
+		snprintf(err, errlen, "%s", ve.msg);
+		return -EINVAL;
+	}
+	c->console = (enum vmm_console_kind)console;
+	c->on_reboot = (enum vmm_on_reboot)on_reboot;
+
+	disks = state_find(r, "/config/disks");
+	config_clear_disks(c);
+	/* Put back in their configuration order (the index), whatever the node order. */
+	for (uint32_t want = 0; disks >= 0 && want < VMM_MAX_DISKS; want++) {
+		bool found = false;
+
+		for (int n = state_first_child(r, disks); n >= 0; n = state_next_sibling(r, n)) {
+			uint32_t idx, ro, root, cache, io, poll;
+			struct vmm_disk d;
+			char what[96];
+
+			if (state_get_u32(r, n, "index", &idx) < 0 || idx != want)
+				continue;
+			if (state_get_u32(r, n, "read-only", &ro) < 0 ||
+			    state_get_u32(r, n, "root", &root) < 0 ||
+			    state_get_u32(r, n, "cache", &cache) < 0 ||
+			    state_get_u32(r, n, "io", &io) < 0 ||
+			    state_get_u32(r, n, "poll-us", &poll) < 0 || ro > 1 || root > 1) {
+				snprintf(err, errlen, "config: disk '%s': malformed",
+					 state_node_name(r, n));
+				return -EINVAL;
+			}
+			vmm_disk_init(&d);
+			d.id = state_node_name(r, n);
+			d.path = state_get_str(r, n, "path", PATH_MAX_STATE);
+			d.read_only = ro;
+			d.root = root;
+			d.partuuid = state_get_str(r, n, "partuuid", 65);
+			d.cache = (enum vmm_cache)cache;
+			d.io = (enum vmm_io_engine)io;
+			d.serial = state_get_str(r, n, "serial", CONFIG_SERIAL_MAX + 1);
+			d.poll_us = poll;
+			snprintf(what, sizeof(what), "config: disk '%.60s'", d.id ? d.id : "?");
+			if (config_put_disk(c, &d, what, &ve) < 0) {
+				snprintf(err, errlen, "%s", ve.msg);
+				return -EINVAL;
+			}
+			found = true;
+			break;
+		}
+		if (!found)
+			break;
+	}
+	return 0;
+}

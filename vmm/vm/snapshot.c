@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * A paused machine's state and RAM to files, and back into a fresh machine (DESIGN.md,
+ * "Snapshot and live update"). The state blob is vmm/state's; RAM goes to its own sparse file:
+ * the pages the guest never touched stay holes. Both files are written under a temporary name
+ * in their directory, synced, then renamed into place: a failure (a full filesystem, a missing
+ * directory) leaves nothing that looks like a snapshot behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "machine.h"
+#include "snapshot.h"
+#include "vmm/state.h"
+#include "vmm/state_config.h"
+#include "x86_state.h"
+
+int machine_state_save(struct machine *m, uint8_t **blob, size_t *len, char *err, size_t errlen)
+{
+	struct state_writer w;
+	int r;
+
+	if ((r = state_writer_init(&w)) < 0) {
+		snprintf(err, errlen, "state: %s", strerror(-r));
+		return r;
+	}
+	config_state_save(m->cfg, &w);
+	x86_host_save(m, &w);
+	if ((r = x86_state_save(m, &w, err, errlen)) < 0 ||
+	    (r = devtable_save(&m->devs, &w, err, errlen)) < 0) {
+		state_writer_fini(&w);
+		return r;
+	}
+	if ((r = state_finish(&w, blob, len)) < 0) {
+		snprintf(err, errlen, "state: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+int machine_state_load(struct machine *m, const struct state_reader *r, char *err,
+		       size_t errlen)
+{
+	int e;
+
+	if ((e = x86_host_check(m, r, err, errlen)) < 0 ||
+	    (e = x86_state_load(m, r, err, errlen)) < 0 ||
+	    (e = devtable_load(&m->devs, r, err, errlen)) < 0)
+		return e;
+	return 0;
+}
+
+/* ---- files ---- */
+
+/* A temporary file beside path (same filesystem, so that rename is atomic). */
+static int tmp_beside(const char *path, char *tmp, size_t len, char *err, size_t errlen)
+{
+	int fd;
+
+	if ((size_t)snprintf(tmp, len, "%s.tmp-XXXXXX", path) >= len) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		int r = -errno;
+		char *d = strdup(path), *dir = d ? dirname(d) : NULL;
+		struct stat st;
+
+		if (r == -ENOENT && dir && stat(dir, &st) < 0)
+			snprintf(err, errlen, "%s: no such directory %s", path, dir);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		free(d);
+		return r;
+	}
+	return fd;
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* Sync, then give it its name (and sync the directory, so the name survives a crash too). */
+static int commit(int fd, const char *tmp, const char *path, char *err, size_t errlen)
+{
+	char *d;
+	int r = 0, dfd;
+
+	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		unlink(tmp);
+		return r;
+	}
+	d = strdup(path);
+	if (d && (dfd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	free(d);
+	return r;
+}
+
+int snapshot_write_state(const uint8_t *blob, size_t len, const char *path, char *err,
+			 size_t errlen)
+{
+	char tmp[4200];
+	int fd = tmp_beside(path, tmp, sizeof(tmp), err, errlen), r;
+
+	if (fd < 0)
+		return fd;
+	if ((r = write_all(fd, blob, len, 0)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		goto fail;
+	}
+	r = commit(fd, tmp, path, err, errlen);
+	close(fd);
+	return r;
+fail:
+	close(fd);
+	unlink(tmp);
+	return r;
+}
+
+static bool page_is_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zero[4096];
+
+	for (size_t off = 0; off < len; off += sizeof(zero)) {
+		size_t n = MIN(sizeof(zero), len - off);
+
+		if (memcmp(p + off, zero, n))
+			return false;
+	}
+	return true;
+}
+
+/* RAM to fd: where the memfd has data (SEEK_DATA), the pages that are not all zero. */
+static int write_ram(const struct guest_mem *gm, int fd)
+{
+	const size_t page = 4096;
+	off_t pos = 0, end = (off_t)gm->ram_size;
+	int r;
+
+	while (pos < end) {
+		off_t data = pos, hole = end;
+
+		/* A private (copy-on-write) mapping: the file's holes may hold guest writes, so
+		 * every page is looked at; a memfd tells where it has pages. */
+		if (!gm->private_map) {
+			data = lseek(gm->fd, pos, SEEK_DATA);
+			if (data < 0)
+				break; /* ENXIO: no data after pos */
+			hole = lseek(gm->fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > end)
+				hole = end;
+		}
+		for (off_t p = data; p < hole; p += (off_t)page) {
+			size_t n = (size_t)MIN((off_t)page, hole - p);
+
+			if (page_is_zero(gm->base + p, n))
+				continue;
+			if ((r = write_all(fd, gm->base + p, n, p)) < 0)
+				return r;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
+int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err, size_t errlen)
+{
+	char tmp[4200];
+	int fd = tmp_beside(path, tmp, sizeof(tmp), err, errlen), r = 0;
+
+	if (fd < 0)
+		return fd;
+	/* The size first (a sparse file), then the pages with data. */
+	if (ftruncate(fd, (off_t)gm->ram_size) < 0 || (r = write_ram(gm, fd)) < 0) {
+		r = r < 0 ? r : -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	r = commit(fd, tmp, path, err, errlen);
+	close(fd);
+	return r;
+}
