@@ -41,6 +41,11 @@ struct api_target_ops {
 	int (*pause)(void *opaque, struct vmm_error *e);
 	int (*resume)(void *opaque, struct vmm_error *e);
 	int (*ctrl_alt_del)(void *opaque, struct vmm_error *e);
+	/* PUT /snapshot/create on a paused VM, PUT /snapshot/load on a VM not started. */
+	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path,
+			       enum vmm_snapshot_type type, struct vmm_error *e);
+	int (*snapshot_load)(void *opaque, const char *state_path, const char *mem_path,
+			     bool resume, struct vmm_error *e);
 };
 
 struct api_target {

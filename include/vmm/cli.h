@@ -5,6 +5,7 @@
  *
  *   vmm run --kernel PATH [OPTION...] [--api-sock PATH] [--id NAME]
  *   vmm [--api-sock PATH] [--config-file FILE] [--id NAME]   (Firecracker's flags)
+ *   vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME]
  *   vmm --help | vmm run --help | vmm --version
  */
 #ifndef VMM_CLI_H
@@ -22,6 +23,9 @@ struct cli_opts {
 	char *api_sock;    /* NULL: no API socket */
 	char *config_file; /* NULL: none */
 	bool boot_now;     /* a kernel is configured: start at once (else wait for the API) */
+	char *restore_state; /* vmm restore STATE --mem MEM: the snapshot to load */
+	char *restore_mem;
+	bool restore_paused; /* --paused: leave it paused (the API resumes it) */
 };
 
 /*

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The fake VM of fake_api_target.h. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -151,6 +152,45 @@ static int ctrl_alt_del(void *opaque, struct vmm_error *e)
 	return r;
 }
 
+static int snapshot_create(void *opaque, const char *state_path, const char *mem_path,
+			   enum vmm_snapshot_type type, struct vmm_error *e)
+{
+	struct fake_vm *f = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->state != VMM_STATE_PAUSED) {
+		r = config_fail(e, -EINVAL, "pause it first");
+	} else {
+		f->snapshots++;
+		f->last_type = type;
+		snprintf(f->last_state_path, sizeof(f->last_state_path), "%s", state_path);
+		snprintf(f->last_mem_path, sizeof(f->last_mem_path), "%s", mem_path);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+static int snapshot_load(void *opaque, const char *state_path, const char *mem_path, bool resume,
+			 struct vmm_error *e)
+{
+	struct fake_vm *f = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->state != VMM_STATE_CREATED) {
+		r = config_fail(e, -EINVAL, "a snapshot loads only into a VM not started yet");
+	} else {
+		f->loads++;
+		f->last_resume = resume;
+		snprintf(f->last_state_path, sizeof(f->last_state_path), "%s", state_path);
+		snprintf(f->last_mem_path, sizeof(f->last_mem_path), "%s", mem_path);
+		f->state = resume ? VMM_STATE_RUNNING : VMM_STATE_PAUSED;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
 static const struct api_target_ops fake_ops = {
 	.info = info,
 	.update_config = update_config,
@@ -159,6 +199,8 @@ static const struct api_target_ops fake_ops = {
 	.pause = pause_vm,
 	.resume = resume_vm,
 	.ctrl_alt_del = ctrl_alt_del,
+	.snapshot_create = snapshot_create,
+	.snapshot_load = snapshot_load,
 };
 
 void fake_vm_target(struct fake_vm *f, struct api_target *t)

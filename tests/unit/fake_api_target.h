@@ -23,6 +23,10 @@ struct fake_vm {
 	bool stale_info;        /* info() says created whatever the state (a racing start) */
 	unsigned int delay_ms;  /* start takes this long */
 	unsigned int starts, pauses, resumes, cads, updates, infos;
+	unsigned int snapshots, loads;
+	char last_state_path[256], last_mem_path[256];
+	bool last_resume;
+	enum vmm_snapshot_type last_type;
 };
 
 void fake_vm_init(struct fake_vm *f);

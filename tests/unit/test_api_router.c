@@ -183,7 +183,9 @@ static void test_unknown_path_method(void **state)
 	/* Firecracker resources outside the subset say so. */
 	expect_fault(x, 400, "PUT", "/network-interfaces/eth0", "{}",
 		     "PUT /network-interfaces: not supported by vmm");
-	expect_fault(x, 400, "PUT", "/snapshot/create", "{}", "not supported by vmm");
+	expect_fault(x, 400, "PUT", "/snapshot", "{}", "Missing snapshot operation type");
+	expect_fault(x, 400, "PUT", "/snapshot/copy", "{}",
+		     "Invalid request method and/or path: PUT /snapshot/copy");
 	expect_fault(x, 400, "GET", "/balloon", NULL, "not supported by vmm");
 	expect_fault(x, 400, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}",
 		     "PATCH /drives");
@@ -610,6 +612,59 @@ static void test_patch_vm(void **state)
 	json_decref(j);
 }
 
+/* PUT /snapshot/create and /snapshot/load: fields, phases, what is passed on. */
+static void test_snapshot(void **state)
+{
+	struct fx *x = *state;
+	const char *create = "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"/s/vm.state\", "
+			     "\"mem_file_path\": \"/s/vm.mem\"}";
+
+	/* Before start: create is refused, load goes through (paused unless resume_vm). */
+	expect_fault(x, 400, "PUT", "/snapshot/create", create, PRE_BOOT);
+	expect_fault(x, 400, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/s/vm.state\"}",
+		     "mem_backend");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "
+		     "\"backend_path\": \"/u\"}}", "only \"File\"");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"mem_backend\": "
+		     "{\"backend_type\": \"File\", \"backend_path\": \"/m\"}}", "not both");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"resume_vm\": 1}",
+		     "resume_vm must be true or false");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"extra\": 1}",
+		     "unknown field 'extra'");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"vsock_override\": {\"uds_path\": \"/v\"}}", "no vsock");
+	assert_int_equal(x->vm.loads, 0);
+	expect_ok(x, "PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"/s/vm.state\", \"mem_backend\": {\"backend_type\": "
+		  "\"File\", \"backend_path\": \"/s/vm.mem\"}, \"resume_vm\": false, "
+		  "\"track_dirty_pages\": false, \"network_overrides\": []}");
+	assert_int_equal(x->vm.loads, 1);
+	assert_string_equal(x->vm.last_state_path, "/s/vm.state");
+	assert_string_equal(x->vm.last_mem_path, "/s/vm.mem");
+	assert_false(x->vm.last_resume);
+	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_PAUSED);
+	/* Loaded: a second load is refused, create works on the paused VM. */
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\"}", POST_BOOT);
+	expect_fault(x, 400, "PUT", "/snapshot/create", "{\"snapshot_path\": \"/a\"}",
+		     "mem_file_path");
+	expect_fault(x, 400, "PUT", "/snapshot/create",
+		     "{\"snapshot_path\": \"/a\", \"mem_file_path\": \"/b\", \"snapshot_type\": "
+		     "\"Half\"}", "neither \"Full\" nor \"Diff\"");
+	expect_ok(x, "PUT", "/snapshot/create", create);
+	assert_int_equal(x->vm.snapshots, 1);
+	assert_int_equal(x->vm.last_type, VMM_SNAPSHOT_FULL);
+	/* Running: pause first. */
+	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
+	expect_fault(x, 400, "PUT", "/snapshot/create", create, "must be paused first");
+	assert_int_equal(x->vm.snapshots, 1);
+}
+
 /*
  * The target's own refusals come through when the router's look at the state was stale (a
  * start racing with a request): -EBUSY and its message, a 400.
@@ -675,6 +730,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_by_target, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_length, setup, teardown),
 	};

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/blk_backend.h"
@@ -167,8 +168,19 @@ static int image_setup(struct blk_image *img, int fd, const char *path, bool rea
 	/* An OFD lock belongs to this open file description, not to the process: a second
 	 * open in the same process conflicts too, and it goes away with the last close. An
 	 * adopted descriptor that already holds the lock takes it again without conflict. */
-	if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+	/*
+	 * A conflict may be a process that just died: an io_uring ring keeps its registered file,
+	 * and so the lock, until the kernel has torn it down, a few milliseconds after the exit
+	 * (kill -9 then a restore at once). Wait up to a second for such a lock to go.
+	 */
+	for (int tries = 0; fcntl(fd, F_OFD_SETLK, &fl) < 0; tries++) {
+		const struct timespec ms20 = { 0, 20 * 1000 * 1000 };
+
 		r = -errno;
+		if ((r == -EAGAIN || r == -EACCES) && tries < 50) {
+			nanosleep(&ms20, NULL);
+			continue;
+		}
 		if (r == -EAGAIN || r == -EACCES) {
 			r = -EBUSY;
 			image_err(
@@ -180,6 +192,7 @@ static int image_setup(struct blk_image *img, int fd, const char *path, bool rea
 		}
 		goto err_close;
 	}
+	r = 0;
 
 	img->fd = fd;
 	img->read_only = read_only;

@@ -36,7 +36,7 @@
 /* Firecracker resources outside vmm's subset: refused by name rather than as unknown paths. */
 static const char *const unsupported_resources[] = {
 	"balloon", "cpu-config", "entropy", "hotplug", "logger", "metrics", "mmds",
-	"network-interfaces", "pmem", "serial", "snapshot", "vsock",
+	"network-interfaces", "pmem", "serial", "vsock",
 };
 
 enum method { M_GET, M_PUT, M_PATCH, M_DELETE, M_OTHER };
@@ -402,6 +402,212 @@ out:
 	json_decref(j);
 }
 
+/* ---- snapshots ---- */
+
+/* A string field of j (required or not): 1 found, 0 absent, -1 with the response set. */
+static int str_field(struct req *q, json_t *j, const char *key, bool required, const char **out)
+{
+	json_t *v = json_object_get(j, key);
+
+	if (!v || json_is_null(v)) {
+		if (required)
+			fault(q->out, 400, "PUT /snapshot/%s: missing required field '%s'.", q->arg,
+			      key);
+		return required ? -1 : 0;
+	}
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+	    !*json_string_value(v)) {
+		fault(q->out, 400, "PUT /snapshot/%s: %s must be a non-empty string.", q->arg, key);
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 1;
+}
+
+static int bool_field(struct req *q, json_t *j, const char *key, bool *out)
+{
+	json_t *v = json_object_get(j, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		fault(q->out, 400, "PUT /snapshot/%s: %s must be true or false.", q->arg, key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 1;
+}
+
+static bool only_keys(struct req *q, json_t *j, const char *const *keys, size_t n)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(j, k, v) {
+		size_t i;
+
+		for (i = 0; i < n && strcmp(k, keys[i]); i++)
+			;
+		if (i == n) {
+			fault(q->out, 400, "PUT /snapshot/%s: unknown field '%.64s'.", q->arg, k);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void snapshot_create(struct req *q, json_t *j)
+{
+	static const char *const keys[] = { "snapshot_path", "mem_file_path", "snapshot_type",
+					    "version" };
+	const char *state = NULL, *mem = NULL, *type = "Full";
+	enum vmm_snapshot_type t = VMM_SNAPSHOT_FULL;
+	struct vmm_error e = { 0 };
+	int r;
+
+	if (!only_keys(q, j, keys, ARRAY_SIZE(keys)) ||
+	    str_field(q, j, "snapshot_path", true, &state) < 0 ||
+	    str_field(q, j, "mem_file_path", true, &mem) < 0 ||
+	    str_field(q, j, "snapshot_type", false, &type) < 0)
+		return;
+	if (json_object_get(j, "version")) {
+		fault(q->out, 400, "PUT /snapshot/create: version: vmm writes its own format, "
+		      "version %d.", 1);
+		return;
+	}
+	if (!strcmp(type, "Diff"))
+		t = VMM_SNAPSHOT_DIFF;
+	else if (strcmp(type, "Full")) {
+		fault(q->out, 400, "PUT /snapshot/create: snapshot_type '%.64s' is neither \"Full\" "
+		      "nor \"Diff\".", type);
+		return;
+	}
+	if (state_of(q) == VMM_STATE_CREATED) {
+		fault(q->out, 400, MSG_PRE_BOOT);
+		return;
+	}
+	if (state_of(q) != VMM_STATE_PAUSED) {
+		fault(q->out, 400, "PUT /snapshot/create: the microVM must be paused first "
+		      "(PATCH /vm {\"state\": \"Paused\"}).");
+		return;
+	}
+	r = q->t->ops->snapshot_create(q->t->opaque, state, mem, t, &e);
+	if (r < 0)
+		fail(q->out, r, &e);
+	else
+		no_content(q->out);
+}
+
+static void snapshot_load(struct req *q, json_t *j)
+{
+	static const char *const keys[] = { "snapshot_path", "mem_backend", "mem_file_path",
+					    "resume_vm", "track_dirty_pages",
+					    "enable_diff_snapshots", "clock_realtime",
+					    "network_overrides", "vsock_override", "huge_pages" };
+	const char *state = NULL, *mem = NULL, *type = NULL, *huge = NULL;
+	json_t *backend = json_object_get(j, "mem_backend"), *v;
+	bool resume = false, flag = false;
+	struct vmm_error e = { 0 };
+	int r, have_file;
+
+	if (!only_keys(q, j, keys, ARRAY_SIZE(keys)) ||
+	    str_field(q, j, "snapshot_path", true, &state) < 0 ||
+	    (have_file = str_field(q, j, "mem_file_path", false, &mem)) < 0 ||
+	    bool_field(q, j, "resume_vm", &resume) < 0)
+		return;
+	if (backend && !json_is_null(backend)) {
+		static const char *const bkeys[] = { "backend_type", "backend_path" };
+		const char *k;
+
+		if (have_file) {
+			fault(q->out, 400, "PUT /snapshot/load: give mem_backend or mem_file_path, "
+			      "not both.");
+			return;
+		}
+		if (!json_is_object(backend)) {
+			fault(q->out, 400, "PUT /snapshot/load: mem_backend must be an object.");
+			return;
+		}
+		json_object_foreach(backend, k, v) {
+			if (strcmp(k, bkeys[0]) && strcmp(k, bkeys[1])) {
+				fault(q->out, 400, "PUT /snapshot/load: mem_backend: unknown field "
+				      "'%.64s'.", k);
+				return;
+			}
+		}
+		if (str_field(q, backend, "backend_type", true, &type) < 0 ||
+		    str_field(q, backend, "backend_path", true, &mem) < 0)
+			return;
+		if (strcmp(type, "File")) {
+			fault(q->out, 400, "PUT /snapshot/load: backend_type '%.64s' is not "
+			      "supported (only \"File\").", type);
+			return;
+		}
+	} else if (!have_file) {
+		fault(q->out, 400, "PUT /snapshot/load: missing field: mem_backend (or "
+		      "mem_file_path).");
+		return;
+	}
+	/* Firecracker's own fields: accepted with the values that ask for nothing we lack. */
+	if (bool_field(q, j, "track_dirty_pages", &flag) < 0 ||
+	    (flag && (fault(q->out, 400, "PUT /snapshot/load: track_dirty_pages: not "
+			    "supported yet."), 1)))
+		return;
+	flag = false;
+	if (bool_field(q, j, "enable_diff_snapshots", &flag) < 0 ||
+	    (flag && (fault(q->out, 400, "PUT /snapshot/load: enable_diff_snapshots: not "
+			    "supported yet."), 1)))
+		return;
+	flag = true;
+	if (bool_field(q, j, "clock_realtime", &flag) < 0)
+		return;
+	if (str_field(q, j, "huge_pages", false, &huge) < 0)
+		return;
+	if (huge && strcmp(huge, "None") && strcmp(huge, "Snapshot")) {
+		fault(q->out, 400, "PUT /snapshot/load: huge_pages '%.64s' is not supported.", huge);
+		return;
+	}
+	v = json_object_get(j, "network_overrides");
+	if (v && !json_is_null(v) && !(json_is_array(v) && !json_array_size(v))) {
+		fault(q->out, 400, "PUT /snapshot/load: network_overrides: vmm has no network "
+		      "interfaces.");
+		return;
+	}
+	v = json_object_get(j, "vsock_override");
+	if (v && !json_is_null(v)) {
+		fault(q->out, 400, "PUT /snapshot/load: vsock_override: vmm has no vsock.");
+		return;
+	}
+	if (state_of(q) != VMM_STATE_CREATED) {
+		fault(q->out, 400, MSG_POST_BOOT);
+		return;
+	}
+	r = q->t->ops->snapshot_load(q->t->opaque, state, mem, resume, &e);
+	if (r < 0)
+		fail(q->out, r, &e);
+	else
+		no_content(q->out);
+}
+
+static void put_snapshot(struct req *q)
+{
+	json_t *j;
+
+	if (!q->arg || (strcmp(q->arg, "create") && strcmp(q->arg, "load"))) {
+		fault(q->out, 400, q->arg ? "Invalid request method and/or path: PUT /snapshot/%.64s."
+					  : "Missing snapshot operation type.%.0s",
+		      q->arg ? q->arg : "");
+		return;
+	}
+	if (!parse_body(q, &j))
+		return;
+	if (!strcmp(q->arg, "create"))
+		snapshot_create(q, j);
+	else
+		snapshot_load(q, j);
+	json_decref(j);
+}
+
 /* ---- dispatch ---- */
 
 static enum method method_of(const char *m)
@@ -468,6 +674,8 @@ static void dispatch(struct req *q)
 		put_actions(q);
 	else if (is(q, M_PATCH, "vm"))
 		patch_vm(q);
+	else if (is(q, M_PUT, "snapshot"))
+		put_snapshot(q);
 	else if (is(q, M_PATCH, "drives"))
 		fault(q->out, 400, "PATCH /drives: changing a drive of a started microVM is not "
 		      "supported by vmm.");

@@ -187,6 +187,8 @@ void cli_opts_free(struct cli_opts *o)
 	config_fini(&o->cfg);
 	g_free(o->api_sock);
 	g_free(o->config_file);
+	g_free(o->restore_state);
+	g_free(o->restore_mem);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -197,6 +199,8 @@ static const char *top_help =
 	"                                      socket (Firecracker's REST API)\n"
 	"  vmm --config-file FILE [--api-sock PATH] [--id NAME]\n"
 	"                                      boot what a Firecracker JSON config file says\n"
+	"  vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME]\n"
+	"                                      bring a snapshot back (PUT /snapshot/create wrote it)\n"
 	"  vmm --help                          this text (vmm run --help lists the run options)\n"
 	"  vmm --version                       print the version\n"
 	"\n"
@@ -441,6 +445,67 @@ out:
 	return ret;
 }
 
+/* vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME] */
+static int parse_restore(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
+{
+	gchar *mem = NULL, *api_sock = NULL, *id = NULL;
+	gboolean paused = FALSE, help = FALSE;
+	GOptionEntry entries[] = {
+		{ "mem", 'm', 0, G_OPTION_ARG_FILENAME, &mem,
+		  "the snapshot's memory file (mapped copy-on-write; left as it is)", "MEM" },
+		{ "paused", 0, 0, G_OPTION_ARG_NONE, &paused,
+		  "leave the VM paused (PATCH /vm over --api-sock resumes it)", NULL },
+		{ "api-sock", 'a', 0, G_OPTION_ARG_FILENAME, &api_sock,
+		  "also serve Firecracker's REST API on this unix socket", "PATH" },
+		{ "id", 0, 0, G_OPTION_ARG_STRING, &id, "the instance id GET / reports", "NAME" },
+		{ "help", 'h', 0, G_OPTION_ARG_NONE, &help, "show the restore options", NULL },
+		{ NULL, 0, 0, 0, NULL, NULL, NULL }
+	};
+	GOptionContext *ctx = g_option_context_new("STATE - bring a snapshot back");
+	struct vmm_error e;
+	int ret;
+
+	/* STATE is the one positional argument: take it out before GOption sees the rest. */
+	if (argc >= 2 && argv[1][0] != '-') {
+		o->restore_state = g_strdup(argv[1]);
+		for (int i = 1; i < argc; i++)
+			argv[i] = argv[i + 1];
+		argc--;
+	}
+	ret = parse_entries(ctx, entries, &help, argc, argv, o, err, help_text);
+	if (ret != 0) {
+		ret = ret < 0 ? ret : 0;
+		goto out;
+	}
+	if (!o->restore_state || !*o->restore_state) {
+		ret = fail(err, g_strdup("restore: no snapshot given (vmm restore STATE --mem MEM)"));
+		goto out;
+	}
+	if (!mem || !*mem) {
+		ret = fail(err, g_strdup("--mem: missing (vmm restore STATE --mem MEM)"));
+		goto out;
+	}
+	if (paused && !api_sock) {
+		ret = fail(err, g_strdup("--paused: needs --api-sock (nothing else could resume it)"));
+		goto out;
+	}
+	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
+		goto out;
+	if (id && config_set_id(&o->cfg, id, "--id", &e) < 0) {
+		ret = fail_cfg(err, &e);
+		goto out;
+	}
+	o->restore_mem = g_steal_pointer(&mem);
+	o->api_sock = g_steal_pointer(&api_sock);
+	o->restore_paused = paused;
+out:
+	g_free(mem);
+	g_free(api_sock);
+	g_free(id);
+	g_option_context_free(ctx);
+	return ret;
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
 {
 	int ret;
@@ -462,18 +527,20 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char **err, char **help
 		return 0;
 	}
 	/* GOption wants the program name first and removes what it parsed. */
-	bool run = !strcmp(argv[1], "run");
-	if (!run && argv[1][0] != '-')
+	bool run = !strcmp(argv[1], "run"), restore = !strcmp(argv[1], "restore");
+	bool sub = run || restore;
+	if (!sub && argv[1][0] != '-')
 		return fail(err, g_strdup_printf("unknown command '%s' (try: vmm --help)", argv[1]));
-	int sub_argc = run ? argc - 1 : argc;
+	int sub_argc = sub ? argc - 1 : argc;
 	char **sub_argv = g_new0(char *, argc + 1);
-	sub_argv[0] = g_strdup(run ? "vmm run" : "vmm");
-	for (int i = run ? 2 : 1; i < argc; i++)
-		sub_argv[run ? i - 1 : i] = argv[i];
+	sub_argv[0] = g_strdup(run ? "vmm run" : restore ? "vmm restore" : "vmm");
+	for (int i = sub ? 2 : 1; i < argc; i++)
+		sub_argv[sub ? i - 1 : i] = argv[i];
 	char **keep = g_memdup2(sub_argv, sizeof(char *) * (size_t)(argc + 1));
 
 	ret = run ? parse_run(sub_argc, sub_argv, o, err, help_text)
-		  : parse_fc(sub_argc, sub_argv, o, err, help_text);
+	      : restore ? parse_restore(sub_argc, sub_argv, o, err, help_text)
+			: parse_fc(sub_argc, sub_argv, o, err, help_text);
 	g_free(keep[0]);
 	g_free(keep);
 	g_free(sub_argv);

@@ -171,6 +171,12 @@ static int run(struct cli_opts *o)
 	}
 	/* Raw before the guest can read a byte; every signal is already taken care of. */
 	term_raw_enter(STDIN_FILENO);
+	if (o->restore_state &&
+	    vmm_vm_restore(vm, o->restore_state, o->restore_mem, !o->restore_paused, &e) < 0) {
+		term_restore();
+		fprintf(stderr, "vmm: %s\n", e.msg);
+		goto out;
+	}
 	if (o->boot_now && vmm_vm_start(vm, &e) < 0) {
 		term_restore();
 		fprintf(stderr, "vmm: %s\n", e.msg);

@@ -823,6 +823,18 @@ static int target_ctrl_alt_del(void *opaque, struct vmm_error *e)
 	return vmm_vm_send_ctrl_alt_del(opaque, e);
 }
 
+static int target_snapshot_create(void *opaque, const char *state_path, const char *mem_path,
+				  enum vmm_snapshot_type type, struct vmm_error *e)
+{
+	return vmm_vm_snapshot(opaque, state_path, mem_path, type, e);
+}
+
+static int target_snapshot_load(void *opaque, const char *state_path, const char *mem_path,
+				bool resume, struct vmm_error *e)
+{
+	return vmm_vm_restore(opaque, state_path, mem_path, resume, e);
+}
+
 static const struct api_target_ops vm_target_ops = {
 	.info = target_info,
 	.update_config = target_update_config,
@@ -831,6 +843,8 @@ static const struct api_target_ops vm_target_ops = {
 	.pause = target_pause,
 	.resume = target_resume,
 	.ctrl_alt_del = target_ctrl_alt_del,
+	.snapshot_create = target_snapshot_create,
+	.snapshot_load = target_snapshot_load,
 };
 
 void vm_api_target(struct vmm_vm *vm, struct api_target *out)

@@ -1452,6 +1452,11 @@ void micro_main(uint32_t boot_kind, uintptr_t boot_info)
 	}
 	if (param_is(c, "t.scenario", "cad"))
 		scenario_cad();
+	if (param_is(c, "t.scenario", "count")) {
+		if (!param_u64(c, "t.cycles", &v))
+			v = 20000000;
+		scenario_count(v);
+	}
 	if (param_is(c, "t.scenario", "blk"))
 		scenario_blk();
 	if (param_is(c, "t.scenario", "blk-errors"))

@@ -159,6 +159,8 @@ static inline void mmio_write8(uintptr_t addr, uint8_t v)
 /* The AP trampolines (tramp.S): 16-bit code, copied to a low page and started by SIPI. */
 extern const char micro_tramp_start[], micro_tramp_count[], micro_tramp_end[];
 extern const char micro_wtramp_start[], micro_wtramp_end[];
+/* count.c */
+__attribute__((noreturn)) void scenario_count(uint64_t cycles);
 #endif
 
 #endif
