@@ -23,7 +23,7 @@ const struct log_sink *log_bind(const struct log_sink *s);
 const struct log_sink *log_bound(void);
 
 void vlog(enum vmm_log_level level, const char *fmt, ...) PRINTF(2, 3);
-void vlogv(enum vmm_log_level level, const char *fmt, va_list ap);
+void vlogv(enum vmm_log_level level, const char *fmt, va_list ap) PRINTF(2, 0);
 
 #define log_err(...)  vlog(VMM_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) vlog(VMM_LOG_WARN, __VA_ARGS__)

@@ -18,6 +18,7 @@ const struct log_sink *log_bound(void)
 	return bound;
 }
 
+PRINTF(2, 0)
 void vlogv(enum vmm_log_level level, const char *fmt, va_list ap)
 {
 	char line[512];
