@@ -46,6 +46,9 @@ struct api_target_ops {
 			       enum vmm_snapshot_type type, struct vmm_error *e);
 	int (*snapshot_load)(void *opaque, const char *state_path, const char *mem_path,
 			     bool resume, struct vmm_error *e);
+	/* PUT /live-update: binary NULL for the running executable. */
+	int (*live_update)(void *opaque, const char *binary, struct vmm_live_update *out,
+			   struct vmm_error *e);
 };
 
 struct api_target {
@@ -84,8 +87,17 @@ struct api_server;
 int api_server_start(const struct api_target *t, const char *path, int listen_fd,
 		     struct api_server **out, struct vmm_error *e) WUR;
 void api_server_stop(struct api_server *s);
-/* The listening fd (a later live update hands it over). */
+/* The listening fd and its path (a live update hands them over). */
 int api_server_listen_fd(const struct api_server *s);
+const char *api_server_path(const struct api_server *s);
+/* The socket file's identity (0, 0 when the server did not bind it). */
+void api_server_file_id(const struct api_server *s, uint64_t *dev, uint64_t *ino);
+/* Stop accepting connections (open ones are still served), or accept again. */
+void api_server_hold(struct api_server *s, bool hold);
+/* Leave the socket file at stop (after a hold): another process serves it now. */
+void api_server_disown(struct api_server *s);
+/* An adopted socket whose file (dev, ino) is now this server's to remove at stop. */
+void api_server_own_file(struct api_server *s, uint64_t dev, uint64_t ino);
 
 /* The target that drives a real VM (vm/vm.c). */
 struct vmm_vm;

@@ -86,6 +86,12 @@ struct device_ops {
 	bool (*describe)(struct device *d, struct acpi_dev_desc *out);
 	/* Counters for diagnostics, "name=value" pairs on one line. */
 	void (*stats)(struct device *d, char *buf, size_t len);
+	/*
+	 * Optional: the open host file a live update passes on (a disk image: the same open
+	 * file, so its lock is held throughout), or -1. The successor's instance of the same id
+	 * adopts it (struct config_disk fd).
+	 */
+	int (*host_fd)(struct device *d);
 };
 
 struct device {

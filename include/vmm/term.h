@@ -22,4 +22,14 @@ bool term_raw_enter(int fd);
 /* Restore the saved mode (idempotent, async-signal-safe). */
 void term_restore(void);
 
+/*
+ * A live update passes the terminal on: the old process gives the mode from before it went
+ * raw (term_saved) and leaves the terminal as it is at exit (term_forget); the new one, which
+ * finds it raw already, restores that mode at its own exit (term_adopt).
+ */
+struct termios;
+bool term_saved(struct termios *out);
+void term_adopt(int fd, const struct termios *orig);
+void term_forget(void);
+
 #endif

@@ -68,6 +68,8 @@ struct virtio_device *virtio_blk_device(struct virtio_blk *b);
 enum blk_engine virtio_blk_engine(const struct virtio_blk *b);
 /* Reset (drains in-flight I/O), close the backend and the image. */
 void virtio_blk_destroy(struct virtio_blk *b);
+/* The image's open file (a live update hands it over). */
+int virtio_blk_image_fd(const struct virtio_blk *b);
 
 /*
  * Added for adaptive polling (--disk poll=USEC): after a kick or a completion, the I/O thread

@@ -26,6 +26,7 @@
 #define VMM_VMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -161,6 +162,7 @@ enum vmm_stop_reason {
 	VMM_STOP_SIGNAL,       /* the program stopped it for a signal; code = the signal */
 	VMM_STOP_REQUEST,      /* vmm_vm_stop() */
 	VMM_STOP_ERROR,        /* the VM could not start or restart; msg says why */
+	VMM_STOP_UPDATED,      /* live update: another process runs the guest; code = its pid */
 };
 
 struct vmm_outcome {
@@ -172,7 +174,7 @@ struct vmm_outcome {
 /*
  * The exit status the vmm executable uses for an outcome: 0 poweroff or reboot, (v << 1) | 1
  * debug-exit, 100 panic, 102 triple fault, 104 fatal, 124 timeout, 128 + n signal n,
- * 1 error, 0 stop requested.
+ * 1 error, 0 stop requested or handed over by a live update.
  */
 int vmm_outcome_status(const struct vmm_outcome *o);
 
@@ -233,6 +235,52 @@ int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_p
  */
 int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path, bool resume,
 		   struct vmm_error *e);
+
+/* ---- live update: another vmm process takes over the running guest ---- */
+
+struct vmm_live_update {
+	int pid;                /* the process that runs the guest now */
+	uint64_t blackout_us;   /* from this process's pause to the new one's resume */
+};
+
+/*
+ * Hand the running (or paused) VM over to a new process started from binary (NULL: the
+ * running executable's path) with the arguments "--handover FD", which calls
+ * vmm_vm_receive(). The new process gets guest RAM (the same memfd: nothing is copied), the
+ * disk images (the same open files, their locks held throughout), the console's file
+ * descriptors (it inherits stdin, stdout and stderr), the API's listening socket, and the
+ * front end's data (vmm_vm_set_front_data()). It builds its VM, vCPUs and backends while the
+ * guest still runs here; only then is the guest paused, its state sent, loaded and resumed
+ * there. On success this VM stops with VMM_STOP_UPDATED (code = the new pid) without touching
+ * the guest again, and the API socket file is left to the new process. On any failure before
+ * the new process resumed the guest, the new process is killed, the guest resumes here and
+ * the error names what failed: an update never loses the VM.
+ */
+int vmm_vm_live_update(struct vmm_vm *vm, const char *binary, struct vmm_live_update *out,
+		       struct vmm_error *e);
+/* Opaque bytes (at most 4096) the front end gives its successor (the vmm executable: the
+ * terminal's mode from before it went raw). */
+int vmm_vm_set_front_data(struct vmm_vm *vm, const void *data, size_t len);
+
+struct vmm_api;
+
+/* What the receiving side of a live update is given, and gets. */
+struct vmm_receive {
+	int console_in, console_out;  /* in: this process's console (as vmm_config_set_console) */
+	struct vmm_vm *vm;            /* out: the VM, running or paused as it was */
+	struct vmm_api *api;          /* out: the API, serving the handed-over socket, or NULL */
+	void *front_data;             /* out: malloc'd, or NULL */
+	size_t front_len;
+};
+
+/*
+ * The new process's side of vmm_vm_live_update(), over the socket it was given: build the
+ * machine, load the state, resume, serve the API. On error nothing of the guest was touched
+ * (the old process resumes it) and sock is told why.
+ */
+int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive *r,
+		   struct vmm_error *e);
+
 /* Block until the VM is stopped; *out gets why. -EINVAL if it was never started. */
 int vmm_vm_wait(struct vmm_vm *vm, struct vmm_outcome *out);
 enum vmm_state vmm_vm_state(struct vmm_vm *vm);

@@ -24,41 +24,7 @@ import sys
 import tempfile
 import time
 
-failures = []
-
-
-def check(name, ok, detail=''):
-    print('%s %s%s' % ('PASS' if ok else 'FAIL', name, '' if ok else ': ' + detail))
-    if not ok:
-        failures.append(name)
-    return ok
-
-
-def request(sock, method, path, body=None, timeout=10):
-    """One request on a fresh connection: (status, parsed JSON body or None)."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    s.connect(sock)
-    data = json.dumps(body).encode() if body is not None else b''
-    s.sendall(('%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n'
-               'Content-Length: %d\r\n\r\n' % (method, path, len(data))).encode() + data)
-    buf = b''
-    while b'\r\n\r\n' not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    head, _, rest = buf.partition(b'\r\n\r\n')
-    m = re.search(rb'Content-Length: *(\d+)', head, re.I)
-    want = int(m.group(1)) if m else 0
-    while len(rest) < want:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    s.close()
-    status = int(head.split(b' ')[1])
-    return status, (json.loads(rest[:want]) if want else None)
+from vmmtest import check, request, summary
 
 
 class Vmm:
@@ -242,8 +208,7 @@ def main():
           'exit %s, console %r' % (code, v.out[-200:]))
     check('socket-removed-after-guest-exit', not os.path.exists(sock))
     os.rmdir(tmp)
-    print('%d failed' % len(failures))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == '__main__':

@@ -14,13 +14,10 @@ differs, and nothing started.
 
 usage: snapshot_guest.py VMM MICRO_BZIMAGE   (exit 0 pass, 1 fail, 77 no /dev/kvm)
 """
-import json
 import os
 import re
-import select
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -28,100 +25,7 @@ import tempfile
 import time
 import zlib
 
-failures = []
-
-
-def check(name, ok, detail=''):
-    print('%s %s%s' % ('PASS' if ok else 'FAIL', name, '' if ok else ': ' + str(detail)[:400]))
-    if not ok:
-        failures.append(name)
-    return ok
-
-
-def request(sock, method, path, body=None, timeout=30):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    s.connect(sock)
-    data = json.dumps(body).encode() if body is not None else b''
-    s.sendall(('%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n'
-               % (method, path, len(data))).encode() + data)
-    buf = b''
-    while b'\r\n\r\n' not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    head, _, rest = buf.partition(b'\r\n\r\n')
-    m = re.search(rb'Content-Length: *(\d+)', head, re.I)
-    want = int(m.group(1)) if m else 0
-    while len(rest) < want:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    s.close()
-    return int(head.split(b' ')[1]), (json.loads(rest[:want]) if want else None)
-
-
-class Proc:
-    """A vmm with its console on a pipe we read."""
-
-    def __init__(self, args, sock=None):
-        self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
-        os.set_blocking(self.p.stdout.fileno(), False)
-        self.out = b''
-        if sock:
-            end = time.monotonic() + 10
-            while time.monotonic() < end:
-                try:
-                    c = socket.socket(socket.AF_UNIX)
-                    c.connect(sock)
-                    c.close()
-                    break
-                except OSError:
-                    time.sleep(0.01)
-
-    def pump(self, secs):
-        end = time.monotonic() + secs
-        while time.monotonic() < end:
-            r, _, _ = select.select([self.p.stdout], [], [], max(0, end - time.monotonic()))
-            if r:
-                try:
-                    chunk = os.read(self.p.stdout.fileno(), 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    return
-                self.out += chunk
-
-    def counts(self):
-        return [int(n) for n in re.findall(rb'COUNT (\d+)', self.out)]
-
-    def wait_count(self, n, secs=30):
-        end = time.monotonic() + secs
-        while (not self.counts() or self.counts()[-1] < n) and time.monotonic() < end:
-            if self.p.poll() is not None:
-                self.pump(0.1)
-                break
-            self.pump(0.05)
-        return bool(self.counts()) and self.counts()[-1] >= n
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-
-    def finish(self, secs=10):
-        try:
-            self.p.wait(secs)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        return self.p.returncode, self.p.stderr.read()
-
-
-def contiguous(seq, start):
-    return seq == list(range(start, start + len(seq)))
+from vmmtest import Proc, check, contiguous, request, summary
 
 
 def refix_crc(blob):
@@ -265,8 +169,7 @@ def main():
     v.kill()
 
     shutil.rmtree(tmp, ignore_errors=True)
-    print('%d failed' % len(failures))
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == '__main__':

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "fake_api_target.h"
@@ -191,6 +192,25 @@ static int snapshot_load(void *opaque, const char *state_path, const char *mem_p
 	return r;
 }
 
+static int live_update(void *opaque, const char *binary, struct vmm_live_update *out,
+		       struct vmm_error *e)
+{
+	struct fake_vm *f = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (binary && !strcmp(binary, "/bin/true")) {
+		r = config_fail(e, -ENOEXEC, "live update: /bin/true stopped before it was ready");
+	} else {
+		f->updates_live++;
+		snprintf(f->last_binary, sizeof(f->last_binary), "%s", binary ? binary : "");
+		out->pid = 4242;
+		out->blackout_us = 1234;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
 static const struct api_target_ops fake_ops = {
 	.info = info,
 	.update_config = update_config,
@@ -201,6 +221,7 @@ static const struct api_target_ops fake_ops = {
 	.ctrl_alt_del = ctrl_alt_del,
 	.snapshot_create = snapshot_create,
 	.snapshot_load = snapshot_load,
+	.live_update = live_update,
 };
 
 void fake_vm_target(struct fake_vm *f, struct api_target *t)

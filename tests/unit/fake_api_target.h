@@ -23,7 +23,8 @@ struct fake_vm {
 	bool stale_info;        /* info() says created whatever the state (a racing start) */
 	unsigned int delay_ms;  /* start takes this long */
 	unsigned int starts, pauses, resumes, cads, updates, infos;
-	unsigned int snapshots, loads;
+	unsigned int snapshots, loads, updates_live;
+	char last_binary[256];  /* "" when none was given */
 	char last_state_path[256], last_mem_path[256];
 	bool last_resume;
 	enum vmm_snapshot_type last_type;

@@ -665,6 +665,34 @@ static void test_snapshot(void **state)
 	assert_int_equal(x->vm.snapshots, 1);
 }
 
+/* PUT /live-update: body optional, one field, 200 with the new pid and the blackout. */
+static void test_live_update(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "PUT", "/live-update", NULL, PRE_BOOT);
+	boot(x);
+	expect_fault(x, 400, "PUT", "/live-update", "{\"binary\": 7}", "non-empty string");
+	expect_fault(x, 400, "PUT", "/live-update", "{\"binary\": \"\"}", "non-empty string");
+	expect_fault(x, 400, "PUT", "/live-update", "{\"path\": \"/x\"}", "unknown field 'path'");
+	expect_fault(x, 400, "PUT", "/live-update", "[1]", "JSON object");
+	expect_fault(x, 400, "PUT", "/live-update/now", NULL, "Invalid request");
+	expect_fault(x, 400, "GET", "/live-update", NULL, "Invalid request");
+	assert_int_equal(x->vm.updates_live, 0);
+	/* The target's refusal (a binary that is not vmm) is a 400 with its message. */
+	expect_fault(x, 400, "PUT", "/live-update", "{\"binary\": \"/bin/true\"}",
+		     "stopped before it was ready");
+	assert_int_equal(req(x, "PUT", "/live-update", NULL), 200);
+	json_t *j = json_loads(x->r.body, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4242);
+	assert_int_equal(json_integer_value(json_object_get(j, "blackout_us")), 1234);
+	json_decref(j);
+	assert_string_equal(x->vm.last_binary, "");
+	assert_int_equal(req(x, "PUT", "/live-update", "{\"binary\": \"/usr/bin/vmm\"}"), 200);
+	assert_string_equal(x->vm.last_binary, "/usr/bin/vmm");
+	assert_int_equal(x->vm.updates_live, 2);
+}
+
 /*
  * The target's own refusals come through when the router's look at the state was stale (a
  * start racing with a request): -EBUSY and its message, a 400.
@@ -731,6 +759,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_patch_vm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_by_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
+cmocka_unit_test_setup_teardown(test_live_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_length, setup, teardown),
 	};

@@ -1174,6 +1174,11 @@ enum blk_engine virtio_blk_engine(const struct virtio_blk *b)
 	return blk_backend_engine(b->be);
 }
 
+int virtio_blk_image_fd(const struct virtio_blk *b)
+{
+	return b->img.fd;
+}
+
 void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)

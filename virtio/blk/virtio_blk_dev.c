@@ -154,6 +154,11 @@ static bool vblk_dev_describe(struct device *d, struct acpi_dev_desc *out)
 	return virtio_plug_describe(&((struct vblk_dev *)d->priv)->plug, out);
 }
 
+static int vblk_dev_host_fd(struct device *d)
+{
+	return virtio_blk_image_fd(((struct vblk_dev *)d->priv)->blk);
+}
+
 static void vblk_dev_stats(struct device *d, char *buf, size_t len)
 {
 	struct vblk_dev *v = d->priv;
@@ -177,4 +182,5 @@ const struct device_ops virtio_blk_device_ops = {
 	.load = vblk_dev_load,
 	.describe = vblk_dev_describe,
 	.stats = vblk_dev_stats,
+	.host_fd = vblk_dev_host_fd,
 };

@@ -608,6 +608,51 @@ static void put_snapshot(struct req *q)
 	json_decref(j);
 }
 
+/* ---- live update (ours: Firecracker has none) ---- */
+
+/* PUT /live-update, body optional: {"binary": PATH}. 200 {"pid", "blackout_us"}. */
+static void put_live_update(struct req *q)
+{
+	struct vmm_live_update res = { 0 };
+	struct vmm_error e = { 0 };
+	const char *binary = NULL, *k;
+	json_t *j = NULL, *v;
+	int r;
+
+	if (q->arg) {
+		fault(q->out, 400, "Invalid request method and/or path: PUT /live-update/%.64s.",
+		      q->arg);
+		return;
+	}
+	if (q->len && !parse_body(q, &j))
+		return;
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "binary")) {
+			fault(q->out, 400, "PUT /live-update: unknown field '%.64s'.", k);
+			goto out;
+		}
+		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+		    !*json_string_value(v)) {
+			fault(q->out, 400, "PUT /live-update: binary must be a non-empty string.");
+			goto out;
+		}
+		binary = json_string_value(v);
+	}
+	enum vmm_state s = state_of(q);
+	if (s == VMM_STATE_CREATED) {
+		fault(q->out, 400, MSG_PRE_BOOT);
+		goto out;
+	}
+	r = q->t->ops->live_update(q->t->opaque, binary, &res, &e);
+	if (r < 0)
+		fail(q->out, r, &e);
+	else
+		set_json(q->out, 200, json_pack("{s:i, s:I}", "pid", res.pid, "blackout_us",
+						(json_int_t)res.blackout_us));
+out:
+	json_decref(j);
+}
+
 /* ---- dispatch ---- */
 
 static enum method method_of(const char *m)
@@ -660,6 +705,8 @@ static void dispatch(struct req *q)
 		get(q);
 	else if (q->method == M_GET && body)
 		fault(q->out, 400, "A GET request must not have a body.");
+	else if (is(q, M_PUT, "live-update"))
+		put_live_update(q); /* the one PUT whose body is optional */
 	else if ((q->method == M_PUT || q->method == M_PATCH) && !body)
 		fault(q->out, 400, "A %s request needs a JSON body.", q->mname);
 	else if (is(q, M_PUT, "boot-source"))

@@ -51,6 +51,7 @@ struct api_server {
 	unsigned int twatch;
 	char *path;
 	bool bound;                  /* path is ours: unlink it at stop if it is still ours */
+	bool held;                   /* a live update holds accepting (api thread) */
 	dev_t dev;
 	ino_t ino;
 	struct api_conn *conns;
@@ -219,7 +220,7 @@ static void on_accept_timer(void *opaque)
 
 	if (read(s->timer_fd, &ticks, sizeof(ticks)) < 0 && errno == EAGAIN)
 		return;
-	if (!s->lwatch)
+	if (!s->lwatch && !s->held)
 		s->lwatch = ev_loop_add_fd(s->loop, s->fd, on_accept, s);
 }
 
@@ -445,4 +446,50 @@ void api_server_stop(struct api_server *s)
 int api_server_listen_fd(const struct api_server *s)
 {
 	return s->fd;
+}
+
+const char *api_server_path(const struct api_server *s)
+{
+	return s->path;
+}
+
+void api_server_file_id(const struct api_server *s, uint64_t *dev, uint64_t *ino)
+{
+	*dev = s->bound ? (uint64_t)s->dev : 0;
+	*ino = s->bound ? (uint64_t)s->ino : 0;
+}
+
+static void hold_on(void *opaque)
+{
+	struct api_server *s = opaque;
+
+	s->held = true;
+	ev_loop_remove_fd(s->loop, s->lwatch);
+	s->lwatch = 0;
+}
+
+static void hold_off(void *opaque)
+{
+	struct api_server *s = opaque;
+
+	s->held = false;
+	if (!s->lwatch)
+		s->lwatch = ev_loop_add_fd(s->loop, s->fd, on_accept, s);
+}
+
+void api_server_hold(struct api_server *s, bool hold)
+{
+	ev_loop_call_sync(s->loop, hold ? hold_on : hold_off, s);
+}
+
+void api_server_disown(struct api_server *s)
+{
+	s->bound = false; /* read at stop, after the api thread is joined */
+}
+
+void api_server_own_file(struct api_server *s, uint64_t dev, uint64_t ino)
+{
+	s->bound = dev || ino;
+	s->dev = (dev_t)dev;
+	s->ino = (ino_t)ino;
 }

@@ -256,6 +256,7 @@ static int parse_fc(int argc, char **argv, struct cli_opts *o, char **err, char 
 {
 	gchar *api_sock = NULL, *config_file = NULL, *id = NULL;
 	gboolean no_api = FALSE, no_seccomp = FALSE, help = FALSE;
+	gint handover = -1;
 	GOptionEntry entries[] = {
 		{ "api-sock", 'a', 0, G_OPTION_ARG_FILENAME, &api_sock,
 		  "serve Firecracker's REST API on this unix socket", "PATH" },
@@ -266,6 +267,8 @@ static int parse_fc(int argc, char **argv, struct cli_opts *o, char **err, char 
 		  NULL },
 		{ "no-seccomp", 0, 0, G_OPTION_ARG_NONE, &no_seccomp,
 		  "accepted for Firecracker's launchers (vmm installs no seccomp filter yet)", NULL },
+		{ "handover", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &handover,
+		  "take over a running VM from the vmm that started this one (live update)", "FD" },
 		{ "help", 'h', 0, G_OPTION_ARG_NONE, &help, "show these options", NULL },
 		{ NULL, 0, 0, 0, NULL, NULL, NULL }
 	};
@@ -275,6 +278,20 @@ static int parse_fc(int argc, char **argv, struct cli_opts *o, char **err, char 
 
 	if (ret != 0) {
 		ret = ret < 0 ? ret : 0;
+		goto out;
+	}
+	if (handover >= 0) {
+		/* Everything comes over the socket: the configuration, the API socket. */
+		if (api_sock || config_file || id || no_api) {
+			ret = fail(err, g_strdup("--handover: takes no other option"));
+			goto out;
+		}
+		if (handover < 3) {
+			ret = fail(err, g_strdup_printf("--handover: %d is not a socket of ours",
+							handover));
+			goto out;
+		}
+		o->handover_fd = handover;
 		goto out;
 	}
 	if (no_api && api_sock) {
@@ -513,6 +530,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, char **err, char **help
 	*err = NULL;
 	*help_text = NULL;
 	memset(o, 0, sizeof(*o));
+	o->handover_fd = -1;
 	config_init(&o->cfg);
 
 	if (argc < 2)

@@ -9,12 +9,16 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "vmm/cli.h"
@@ -83,6 +87,63 @@ static const char *signal_text(int sig)
 	}
 }
 
+/* What this front end passes to its successor in a live update (vmm_vm_set_front_data). */
+struct front_data {
+	uint32_t version; /* 1 */
+	uint32_t has_termios;
+	struct termios tio; /* the terminal's mode from before it went raw */
+};
+
+static void front_data_give(struct vmm_vm *vm)
+{
+	struct front_data fd = { .version = 1 };
+
+	fd.has_termios = term_saved(&fd.tio);
+	if (vmm_vm_set_front_data(vm, &fd, sizeof(fd)) < 0) {
+		/* Out of memory: the successor then leaves the terminal raw at its exit. */
+	}
+}
+
+static void front_data_take(const void *data, size_t len)
+{
+	struct front_data fd;
+
+	if (len != sizeof(fd))
+		return;
+	memcpy(&fd, data, sizeof(fd));
+	if (fd.version == 1 && fd.has_termios)
+		term_adopt(STDIN_FILENO, &fd.tio);
+}
+
+/*
+ * Tell a supervisor (systemd's NOTIFY_SOCKET protocol, sd_notify(3): one datagram; its
+ * documentation invites reimplementing it rather than linking libsystemd) that the service's
+ * main process is now pid.
+ */
+static void notify_mainpid(int pid)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[32];
+	size_t n;
+	int s;
+
+	if (!path || (path[0] != '/' && path[0] != '@') || (n = strlen(path)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = 0; /* abstract namespace */
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	int len = snprintf(msg, sizeof(msg), "MAINPID=%d\n", pid);
+	if (sendto(s, msg, (size_t)len, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
+		/* nobody listens: nothing to tell */
+	}
+	close(s);
+}
+
 /*
  * Wait for the VM to stop, serving signals meanwhile: SIGINT/SIGTERM/SIGHUP stop it (status
  * 128 + n), SIGWINCH resizes a virtio console. With no VM started yet (waiting for the API),
@@ -122,6 +183,12 @@ static int main_loop(struct front *f, struct vmm_vm *vm, int sfd, int *status)
 		}
 		if (pfd[1].revents & POLLIN) {
 			if (vmm_vm_wait(vm, &o) == 0) {
+				if (o.reason == VMM_STOP_UPDATED) {
+					/* The terminal, the socket file and the guest are the new
+					 * process's: leave them as they are. */
+					term_forget();
+					notify_mainpid(o.code);
+				}
 				print_outcome(&o);
 				*status = vmm_outcome_status(&o);
 				return 0;
@@ -151,6 +218,23 @@ static int run(struct cli_opts *o)
 		fprintf(stderr, "vmm: %s\n", strerror(errno));
 		goto out;
 	}
+	if (o->handover_fd >= 0) {
+		/* A live update's new process: the VM, its console and its API come over fd. */
+		struct vmm_receive rv = { .console_in = STDIN_FILENO, .console_out = STDOUT_FILENO };
+		int r = vmm_vm_receive(o->handover_fd, &cb, &rv, &e);
+
+		close(o->handover_fd);
+		if (r < 0) {
+			fprintf(stderr, "vmm: %s\n", e.msg);
+			goto out;
+		}
+		vm = rv.vm;
+		api = rv.api;
+		front_data_take(rv.front_data, rv.front_len);
+		free(rv.front_data);
+		front_data_give(vm); /* for the next update */
+		goto serve;
+	}
 	if (o->config_file) {
 		if (vmm_config_load_file(&o->cfg, o->config_file, &e) < 0) {
 			fprintf(stderr, "vmm: %s\n", e.msg);
@@ -171,6 +255,7 @@ static int run(struct cli_opts *o)
 	}
 	/* Raw before the guest can read a byte; every signal is already taken care of. */
 	term_raw_enter(STDIN_FILENO);
+	front_data_give(vm);
 	if (o->restore_state &&
 	    vmm_vm_restore(vm, o->restore_state, o->restore_mem, !o->restore_paused, &e) < 0) {
 		term_restore();
@@ -182,7 +267,8 @@ static int run(struct cli_opts *o)
 		fprintf(stderr, "vmm: %s\n", e.msg);
 		goto out;
 	}
-	if (o->cfg.console == VMM_CONSOLE_VIRTIO && isatty(STDOUT_FILENO)) {
+serve:
+	if (isatty(STDOUT_FILENO)) {
 		struct winsize ws;
 
 		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)

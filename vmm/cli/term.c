@@ -69,6 +69,28 @@ void term_signals_setup(const sigset_t *handled)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+bool term_saved(struct termios *out)
+{
+	if (!raw_active)
+		return false;
+	*out = saved;
+	return true;
+}
+
+void term_adopt(int fd, const struct termios *orig)
+{
+	if (raw_active || !isatty(fd))
+		return;
+	saved = *orig;
+	saved_fd = fd;
+	raw_active = 1;
+}
+
+void term_forget(void)
+{
+	raw_active = 0;
+}
+
 bool term_raw_enter(int fd)
 {
 	struct termios raw;

@@ -26,48 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "machine.h"
 #include "snapshot.h"
+#include "vm_internal.h"
 #include "vmm/file.h"
 #include "vmm/state_config.h"
 #include "vmm/api.h"
 #include "vmm/escape.h"
-
-#define CONSOLE_CHUNK 4096
-
-struct vmm_vm {
-	pthread_mutex_t op_lock; /* one control operation at a time */
-	pthread_mutex_t lock;    /* state, stop request, outcome */
-	pthread_cond_t cond;     /* state changes */
-	enum vmm_state state;
-	struct vmm_config cfg;
-	struct vmm_callbacks cb;
-	struct log_sink log;
-
-	struct machine *m;
-	struct ev_loop *ctl;
-	unsigned int stop_watch;
-
-	/* A stop asked of the VM (not by its guest): wins over what the guest does after it. */
-	bool stop_requested;
-	struct vmm_outcome stop_req;
-	struct vmm_outcome outcome;
-
-	/* The timeout: a deadline for the whole run, restarts included. */
-	int timer_fd;
-	unsigned int timer_watch;
-
-	/* Console input (ctl thread only, but for paused, set under lock). */
-	unsigned int in_watch;
-	int rx_efd; /* the console has room again, or the VM resumed */
-	unsigned int rx_watch;
-	uint8_t pending[CONSOLE_CHUNK];
-	size_t pending_len, pending_off;
-	bool in_eof;
-	bool in_paused; /* __atomic: set by pause/resume, read by the control thread */
-	bool m_halted;  /* vm->m is being torn down: no more calls into it (under lock) */
-	struct term_escape esc;
-};
 
 /* ---- logging and events ---- */
 
@@ -81,7 +45,7 @@ static void vm_log_line(void *opaque, enum vmm_log_level level, const char *line
 		fprintf(stderr, "vmm: %s\n", line);
 }
 
-static void vm_event(struct vmm_vm *vm, enum vmm_event ev, const struct vmm_outcome *o)
+void vm_event(struct vmm_vm *vm, enum vmm_event ev, const struct vmm_outcome *o)
 {
 	if (vm->cb.event)
 		vm->cb.event(vm->cb.opaque, vm, ev, o);
@@ -93,6 +57,7 @@ int vmm_outcome_status(const struct vmm_outcome *o)
 	case VMM_STOP_POWEROFF:
 	case VMM_STOP_REBOOT:
 	case VMM_STOP_REQUEST:
+	case VMM_STOP_UPDATED:
 		return VMM_EXIT_OK;
 	case VMM_STOP_DEBUG_EXIT:
 		/* QEMU isa-debug-exit: the guest writes v, the process exits (v << 1) | 1. */
@@ -120,7 +85,7 @@ static void on_console_in(void *opaque);
 
 static void console_watch_set(struct vmm_vm *vm, bool on)
 {
-	if (on && !vm->in_watch && !vm->in_eof && vm->cfg.console_in >= 0) {
+	if (on && !vm->in_watch && !vm->in_eof && !vm->in_held && vm->cfg.console_in >= 0) {
 		vm->in_watch = ev_loop_add_fd(vm->ctl, vm->cfg.console_in, on_console_in, vm);
 	} else if (!on && vm->in_watch) {
 		ev_loop_remove_fd(vm->ctl, vm->in_watch);
@@ -131,7 +96,7 @@ static void console_watch_set(struct vmm_vm *vm, bool on)
 /* Push what is pending into the console; stop reading input while the guest does not keep up. */
 static void console_feed(struct vmm_vm *vm)
 {
-	while (vm->m && !__atomic_load_n(&vm->in_paused, __ATOMIC_ACQUIRE) &&
+	while (vm->m && !vm->in_held && !__atomic_load_n(&vm->in_paused, __ATOMIC_ACQUIRE) &&
 	       vm->pending_off < vm->pending_len) {
 		size_t n = machine_console_receive(vm->m, vm->pending + vm->pending_off,
 						   vm->pending_len - vm->pending_off);
@@ -193,6 +158,34 @@ static void on_rx_ready(void *opaque)
 	}
 }
 
+static void console_hold_on(void *opaque)
+{
+	struct vmm_vm *vm = opaque;
+
+	vm->in_held = true;
+	console_watch_set(vm, false);
+}
+
+static void console_hold_off(void *opaque)
+{
+	struct vmm_vm *vm = opaque;
+
+	vm->in_held = false;
+	console_feed(vm);
+}
+
+void vm_console_start(struct vmm_vm *vm)
+{
+	if (vm->cfg.console_in >= 0)
+		ev_loop_call_sync(vm->ctl, (void (*)(void *))console_feed, vm);
+}
+
+void vm_console_hold(struct vmm_vm *vm, bool hold)
+{
+	if (vm->ctl)
+		ev_loop_call_sync(vm->ctl, hold ? console_hold_on : console_hold_off, vm);
+}
+
 static void on_rx_efd(void *opaque)
 {
 	struct vmm_vm *vm = opaque;
@@ -232,8 +225,14 @@ static int timeout_arm(struct vmm_vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "timeout: timerfd: %s", strerror(errno));
 		return -errno;
 	}
-	/* Armed once, when the VM starts: restarts do not move the deadline. */
-	its.it_value.tv_sec = vm->cfg.timeout_s;
+	/* Armed once, when the VM starts: restarts do not move the deadline; a live update
+	 * carries what is left of it. */
+	if (vm->timeout_left_ms) {
+		its.it_value.tv_sec = (time_t)(vm->timeout_left_ms / 1000);
+		its.it_value.tv_nsec = (long)(vm->timeout_left_ms % 1000) * 1000000;
+	} else {
+		its.it_value.tv_sec = vm->cfg.timeout_s;
+	}
 	if (timerfd_settime(vm->timer_fd, 0, &its, NULL) < 0) {
 		snprintf(err, errlen, "timeout: %s", strerror(errno));
 		return -errno;
@@ -246,29 +245,20 @@ static int timeout_arm(struct vmm_vm *vm, char *err, size_t errlen)
 
 static void on_machine_stop(void *opaque);
 
-/*
- * Build a machine for vm->cfg, fill it (its kernel booted, or a state loaded when r is given)
- * and start it (running, or with every vCPU parked when paused) (op_lock held).
- */
-static int vm_boot_machine_from(struct vmm_vm *vm, const struct state_reader *sr, bool paused,
-				char *err, size_t errlen)
+int vm_install_machine(struct vmm_vm *vm, struct machine *m, const struct state_reader *sr,
+		       bool paused, char *err, size_t errlen)
 {
-	struct machine *m;
 	int r;
 
-	if ((r = machine_create(&vm->cfg, &vm->log, sr ? MACHINE_NO_KERNEL : 0, &m, err,
-				errlen)) < 0)
-		return r;
 	if ((r = sr ? machine_state_load(m, sr, err, errlen) : machine_load_kernel(m, err, errlen)) <
 	    0)
-		goto fail;
-	machine_console_set_rx_ready(m, on_rx_ready, vm);
+		return r;
 	vm->stop_watch = ev_loop_add_fd(vm->ctl, m->stop_efd, on_machine_stop, vm);
 	if (!vm->stop_watch) {
 		snprintf(err, errlen, "cannot watch the VM's stop requests");
-		r = -ENOMEM;
-		goto fail;
+		return -ENOMEM;
 	}
+	machine_console_set_rx_ready(m, on_rx_ready, vm);
 	pthread_mutex_lock(&vm->lock);
 	vm->m = m;
 	vm->m_halted = false;
@@ -282,8 +272,23 @@ static int vm_boot_machine_from(struct vmm_vm *vm, const struct state_reader *sr
 		return 0; /* the stop handler tears it down */
 	}
 	return 0;
-fail:
-	machine_destroy(m);
+}
+
+/*
+ * Build a machine for vm->cfg, fill it (its kernel booted, or a state loaded when sr is given)
+ * and start it (running, or with every vCPU parked when paused) (op_lock held).
+ */
+static int vm_boot_machine_from(struct vmm_vm *vm, const struct state_reader *sr, bool paused,
+				char *err, size_t errlen)
+{
+	struct machine *m;
+	int r;
+
+	if ((r = machine_create(&vm->cfg, &vm->log, sr ? MACHINE_NO_KERNEL : 0, &m, err,
+				errlen)) < 0)
+		return r;
+	if ((r = vm_install_machine(vm, m, sr, paused, err, errlen)) < 0)
+		machine_destroy(m);
 	return r;
 }
 
@@ -398,8 +403,7 @@ int vmm_vm_create(const struct vmm_config *c, const struct vmm_callbacks *cb, st
 	return 0;
 }
 
-/* The control thread and what it watches for the whole life of the VM (op_lock held). */
-static int vm_ctl_setup(struct vmm_vm *vm, char *err, size_t errlen)
+int vm_ctl_setup(struct vmm_vm *vm, char *err, size_t errlen)
 {
 	int r;
 
@@ -439,13 +443,9 @@ int vmm_vm_start(struct vmm_vm *vm, struct vmm_error *e)
 		goto fail;
 	if ((r = vm_boot_machine(vm, err, sizeof(err))) < 0)
 		goto fail;
-	pthread_mutex_lock(&vm->lock);
-	vm->state = VMM_STATE_RUNNING;
-	pthread_cond_broadcast(&vm->cond);
-	pthread_mutex_unlock(&vm->lock);
+	vm_set_state(vm, VMM_STATE_RUNNING);
 	/* Console input from now on; the control thread last, once everything is in place. */
-	if (vm->cfg.console_in >= 0)
-		ev_loop_call_sync(vm->ctl, (void (*)(void *))console_feed, vm);
+	vm_console_start(vm);
 	if ((r = ev_loop_start(vm->ctl)) < 0) {
 		snprintf(err, sizeof(err), "control thread: %s", strerror(-r));
 		machine_request_stop(vm->m, VMM_STOP_ERROR, 0, err);
@@ -483,10 +483,7 @@ int vmm_vm_pause(struct vmm_vm *vm, struct vmm_error *e)
 		}
 		/* Not through the control thread: it may be waiting for op_lock. */
 		__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
-		pthread_mutex_lock(&vm->lock);
-		vm->state = VMM_STATE_PAUSED;
-		pthread_cond_broadcast(&vm->cond);
-		pthread_mutex_unlock(&vm->lock);
+		vm_set_state(vm, VMM_STATE_PAUSED);
 		vm_event(vm, VMM_EVENT_PAUSED, NULL);
 		break;
 	default:
@@ -509,10 +506,7 @@ int vmm_vm_resume(struct vmm_vm *vm, struct vmm_error *e)
 		break;
 	case VMM_STATE_PAUSED:
 		machine_resume(vm->m);
-		pthread_mutex_lock(&vm->lock);
-		vm->state = VMM_STATE_RUNNING;
-		pthread_cond_broadcast(&vm->cond);
-		pthread_mutex_unlock(&vm->lock);
+		vm_set_state(vm, VMM_STATE_RUNNING);
 		__atomic_store_n(&vm->in_paused, false, __ATOMIC_RELEASE);
 		on_rx_ready(vm); /* input held back while paused goes in now */
 		vm_event(vm, VMM_EVENT_RESUMED, NULL);
@@ -636,10 +630,7 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		config_fail(e, r, "snapshot %s: %s", state_path, err);
 		goto out;
 	}
-	pthread_mutex_lock(&vm->lock);
-	vm->state = VMM_STATE_PAUSED;
-	pthread_cond_broadcast(&vm->cond);
-	pthread_mutex_unlock(&vm->lock);
+	vm_set_state(vm, VMM_STATE_PAUSED);
 	__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
 	if ((r = ev_loop_start(vm->ctl)) < 0) {
 		config_fail(e, r, "control thread: %s", strerror(-r));
@@ -657,6 +648,32 @@ out:
 		r = vmm_vm_resume(vm, e);
 	log_bind(prev);
 	return r;
+}
+
+void vm_set_state(struct vmm_vm *vm, enum vmm_state st)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->state = st;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vmm_vm_set_front_data(struct vmm_vm *vm, const void *data, size_t len)
+{
+	uint8_t *copy = NULL;
+
+	if (len > FRONT_DATA_MAX)
+		return -E2BIG;
+	if (len && !(copy = malloc(len)))
+		return -ENOMEM;
+	if (len)
+		memcpy(copy, data, len);
+	pthread_mutex_lock(&vm->op_lock);
+	free(vm->front);
+	vm->front = copy;
+	vm->front_len = len;
+	pthread_mutex_unlock(&vm->op_lock);
+	return 0;
 }
 
 int vmm_vm_stop_with(struct vmm_vm *vm, enum vmm_stop_reason reason, int code, const char *msg)
@@ -763,6 +780,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 		close(vm->timer_fd);
 	if (vm->rx_efd >= 0)
 		close(vm->rx_efd);
+	free(vm->front);
 	config_fini(&vm->cfg);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
@@ -835,6 +853,12 @@ static int target_snapshot_load(void *opaque, const char *state_path, const char
 	return vmm_vm_restore(opaque, state_path, mem_path, resume, e);
 }
 
+static int target_live_update(void *opaque, const char *binary, struct vmm_live_update *out,
+			      struct vmm_error *e)
+{
+	return vmm_vm_live_update(opaque, binary, out, e);
+}
+
 static const struct api_target_ops vm_target_ops = {
 	.info = target_info,
 	.update_config = target_update_config,
@@ -845,6 +869,7 @@ static const struct api_target_ops vm_target_ops = {
 	.ctrl_alt_del = target_ctrl_alt_del,
 	.snapshot_create = target_snapshot_create,
 	.snapshot_load = target_snapshot_load,
+	.live_update = target_live_update,
 };
 
 void vm_api_target(struct vmm_vm *vm, struct api_target *out)

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Live update of a running micro-guest (issue 9): PUT /live-update, 100 times in a row.
+
+The guest is the micro-guest's 'count' scenario (a count in RAM and in a register, "COUNT n"
+printed at every step, a sector of its virtio disk written and read back at every step). Each
+update starts a new vmm that takes over guest RAM, the disk, the console pipe and the API
+socket; the old one must exit 0, the API must go on answering on the same path, a supervisor
+listening on NOTIFY_SOCKET must hear MAINPID= of the new one, and the guest's count must have
+no reset, gap or repeat, with every disk request completed exactly once (the guest checks each
+request's completion and read-back; the host checks the image at the end).
+
+Then updates that must fail with the guest going on under the old process: a binary that is
+not vmm (/bin/false; a file that is not executable), and new processes that break the
+protocol at each step (one that exits after it got the state, one that refuses, one that
+answers garbage): the old process resumes the guest and answers with the error.
+
+This test is the processes' subreaper, so that it reaps each old vmm and the last new one.
+
+usage: live_update_guest.py VMM MICRO_BZIMAGE   (exit 0 pass, 1 fail, 77 no /dev/kvm)
+"""
+import ctypes
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import sys
+import tempfile
+import time
+
+from vmmtest import Proc, check, contiguous, request, summary
+
+UPDATES = 100
+PR_SET_CHILD_SUBREAPER = 36
+
+# A stand-in for the new process that speaks the handover's framing (vmm/vm/handover.c: a
+# header of le32 type, le32 number of fds, le64 payload length, then the payload) and breaks
+# the protocol at the step named by its first argument.
+FAKE_NEW = r'''#!/usr/bin/env python3
+import os, socket, struct, sys, time
+mode = MODE
+s = socket.socket(fileno=3)
+def recv():
+    msg, anc, _, _ = s.recvmsg(16, socket.CMSG_SPACE(64))
+    t, n, ln = struct.unpack('<IIQ', msg)
+    left = ln
+    while left:
+        left -= len(s.recv(min(left, 1 << 20)))
+    return t
+def send(t, payload=b''):
+    s.sendall(struct.pack('<IIQ', t, 0, len(payload)) + payload)
+assert recv() == 1                      # PREPARE
+if mode == 'refuse':
+    send(5, b'test: this new process refuses\0')   # FAILED
+    sys.exit(1)
+send(2)                                 # READY
+recv()                                  # STATE: the old process has paused the guest
+if mode == 'garbage':
+    s.sendall(b'\xff' * 64)
+    time.sleep(1)
+sys.exit(3)
+'''
+
+
+def pid_alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(') ')[1][0] != 'Z'
+    except OSError:
+        return False
+
+
+def reap(pid, secs=10):
+    """The exit status of pid (our child, or an orphan we are the subreaper of)."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            got, st = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if got == pid:
+            return os.waitstatus_to_exitcode(st)
+        time.sleep(0.01)
+    return None
+
+
+def fill(n, sector):
+    """The sector the guest writes at step n (tests/guest/micro/count.c, count_fill)."""
+    return b''.join(struct.pack('<I', ((n * 0x9e3779b9) & 0xffffffff) ^ sector ^ i)
+                    for i in range(128))
+
+
+def main():
+    vmm, kernel = sys.argv[1], sys.argv[2]
+    if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        print('SKIP: no usable /dev/kvm')
+        return 77
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    tmp = tempfile.mkdtemp(prefix='vmm-lu-')
+    sock = os.path.join(tmp, 'api.sock')
+    disk = os.path.join(tmp, 'disk.img')
+    with open(disk, 'wb') as f:
+        f.truncate(1 << 20)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(os.path.join(tmp, 'notify'))
+    notify.settimeout(5)
+    env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, 'notify'))
+    guest = ('t.scenario=count t.cycles=20000000 t.ndev=1 t.mmio_base=0xd0000000 '
+             't.gsi_base=16')
+
+    v = Proc([vmm, '--api-sock', sock, '--id', 'lu'], sock, env=env)
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64})
+    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel, 'boot_args': guest})
+    request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
+                                            'is_root_device': False, 'is_read_only': False})
+    st, _ = request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    check('start', st == 204, st)
+    check('counting', v.wait_count(5), v.out[-300:])
+    pid = v.p.pid
+    alive = lambda: pid_alive(pid)  # noqa: E731 (the current vmm, whichever it is)
+
+    # 100 updates in a row, the guest counting throughout.
+    blackouts, walls, bad, nfds = [], [], [], []
+    for i in range(UPDATES):
+        t0 = time.monotonic()
+        st, body = request(sock, 'PUT', '/live-update')
+        walls.append(time.monotonic() - t0)
+        if st != 200 or not body or body.get('pid') in (None, pid):
+            bad.append('update %d: %s %s' % (i, st, body))
+            break
+        old, pid = pid, body['pid']
+        blackouts.append(body['blackout_us'])
+        code = reap(old)
+        if code != 0:
+            bad.append('update %d: old process %d exited %s' % (i, old, code))
+        try:
+            msg = notify.recv(64)
+        except socket.timeout:
+            msg = b''
+        if msg != b'MAINPID=%d\n' % pid:
+            bad.append('update %d: NOTIFY_SOCKET got %r' % (i, msg))
+        # The guest makes progress under the new process before the next update.
+        if not v.wait_count(v.counts()[-1] + 1, alive=alive):
+            bad.append('update %d: no count after it' % i)
+            break
+        try:  # but the API's connections, which come and go
+            d = '/proc/%d/fd' % pid
+            nfds.append(sum(not os.readlink(os.path.join(d, f)).startswith('socket:')
+                            for f in os.listdir(d)))
+        except OSError:
+            pass
+    check('100-updates', not bad, bad[:3])
+    # Nothing of an old process leaks into the new one (an old KVM VM kept alive by a
+    # descriptor would pin its memory).
+    check('no-fd-growth', len(set(nfds)) == 1, 'open fds after each update: %r' % nfds[:5] +
+          ' ... %r' % nfds[-5:])
+    st, info = request(sock, 'GET', '/')
+    check('api-same-path', st == 200 and info['state'] == 'Running' and info['id'] == 'lu',
+          info)
+    v.wait_count(v.counts()[-1] + 5, alive=alive)
+    seq = v.counts()
+    check('count-contiguous', contiguous(seq, 1) and len(seq) > UPDATES,
+          'first %r last %r, %d values' % (seq[:3], seq[-3:], len(seq)))
+    check('no-guest-failure', b'MICRO FAIL' not in v.out, v.out[-300:])
+    if blackouts:
+        b = sorted(blackouts)
+        print('  blackout over %d updates: p50 %d us, p99 %d us, max %d us; request %.1f ms '
+              'median' % (len(b), b[len(b) // 2], b[min(len(b) - 1, len(b) * 99 // 100)],
+                          b[-1], statistics.median(walls) * 1000))
+
+    # Updates that fail: the guest goes on under the same process.
+    def failed_update(name, body, status, needle):
+        before = v.counts()[-1]
+        st, err = request(sock, 'PUT', '/live-update', body)
+        msg = (err or {}).get('fault_message', '')
+        check(name, st == status and needle in msg, '%s %s' % (st, err))
+        check(name + '-guest-goes-on', pid_alive(pid) and v.wait_count(before + 3, alive=alive)
+              and contiguous(v.counts(), 1), v.counts()[-5:])
+
+    failed_update('not-vmm-false', {'binary': '/bin/false'}, 400, 'is it vmm?')
+    failed_update('not-executable', {'binary': disk}, 400, 'not an executable file')
+    failed_update('missing-binary', {'binary': os.path.join(tmp, 'nope')}, 400, 'nope')
+    def fake(mode):
+        path = os.path.join(tmp, 'fake-' + mode)
+        with open(path, 'w') as f:
+            f.write(FAKE_NEW.replace('MODE', repr(mode)))
+        os.chmod(path, 0o755)
+        return {'binary': path}
+
+    failed_update('new-exits-after-state', fake('exit-after-state'), 500, 'went away')
+    failed_update('new-refuses', fake('refuse'), 500, 'this new process refuses')
+    failed_update('new-answers-garbage', fake('garbage'), 500, 'loading the state')
+    # And a real update still works after all that.
+    st, body = request(sock, 'PUT', '/live-update')
+    check('update-after-failures', st == 200 and body['pid'] != pid, body)
+    if st == 200:
+        reap(pid)
+        pid = body['pid']
+        check('counting-after', v.wait_count(v.counts()[-1] + 3, alive=alive))
+
+    # The end: SIGTERM to the current process, status 143, its socket file gone.
+    os.kill(pid, signal.SIGTERM)
+    code = reap(pid)
+    check('last-sigterm-143', code == -signal.SIGTERM or code == 143, code)
+    v.pump(0.5)
+    check('socket-removed', not os.path.exists(sock), os.listdir(tmp))
+    seq = v.counts()
+    check('count-contiguous-to-end', contiguous(seq, 1), seq[-5:])
+    # Each of the last 64 steps left its sector as the guest wrote it: none lost, none
+    # replayed from an older step.
+    last = seq[-1]
+    with open(disk, 'rb') as f:
+        img = f.read(64 * 512)
+    wrong = []
+    for sector in range(64):
+        want = [last - ((last - sector) % 64)] + ([last + 1] if (last + 1) % 64 == sector
+                                                  else [])
+        got = img[sector * 512:(sector + 1) * 512]
+        if got not in [fill(n, sector) for n in want]:
+            wrong.append(sector)
+    check('disk-image', not wrong, 'sectors %r' % wrong[:8])
+    v.finish()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return summary()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

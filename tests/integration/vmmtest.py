@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What the Python integration tests share: PASS/FAIL lines, one API request, a vmm whose
+console is a pipe we read, and the checks on a counting guest's output."""
+import json
+import os
+import re
+import select
+import socket
+import subprocess
+import time
+
+failures = []
+
+
+def check(name, ok, detail=''):
+    print('%s %s%s' % ('PASS' if ok else 'FAIL', name, '' if ok else ': ' + str(detail)[:400]))
+    if not ok:
+        failures.append(name)
+    return ok
+
+
+def summary():
+    """The exit status: 1 if any check failed."""
+    print('%d failed' % len(failures))
+    return 1 if failures else 0
+
+
+def request(sock, method, path, body=None, timeout=30):
+    """One request on a fresh connection: (status, parsed JSON body or None)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(sock)
+    data = json.dumps(body).encode() if body is not None else b''
+    s.sendall(('%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n'
+               'Content-Length: %d\r\n\r\n' % (method, path, len(data))).encode() + data)
+    buf = b''
+    while b'\r\n\r\n' not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, rest = buf.partition(b'\r\n\r\n')
+    m = re.search(rb'Content-Length: *(\d+)', head, re.I)
+    want = int(m.group(1)) if m else 0
+    while len(rest) < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    s.close()
+    return int(head.split(b' ')[1]), (json.loads(rest[:want]) if want else None)
+
+
+def wait_socket(sock, secs=10):
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(sock)
+            c.close()
+            return True
+        except OSError:
+            time.sleep(0.01)
+    return False
+
+
+class Proc:
+    """A vmm with its console on a pipe we read (the pipe outlives a live update's old
+    process: the new one inherits it)."""
+
+    def __init__(self, args, sock=None, env=None):
+        self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+        os.set_blocking(self.p.stdout.fileno(), False)
+        self.out = b''
+        self.eof = False
+        if sock:
+            wait_socket(sock)
+
+    def pump(self, secs):
+        end = time.monotonic() + secs
+        while time.monotonic() < end and not self.eof:
+            r, _, _ = select.select([self.p.stdout], [], [], max(0, end - time.monotonic()))
+            if r:
+                try:
+                    chunk = os.read(self.p.stdout.fileno(), 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    self.eof = True
+                    return
+                self.out += chunk
+
+    def counts(self):
+        return [int(n) for n in re.findall(rb'COUNT (\d+)', self.out)]
+
+    def wait_count(self, n, secs=30, alive=None):
+        """Until the guest printed n; alive() (default: our child runs) says whether to go on
+        waiting."""
+        alive = alive or (lambda: self.p.poll() is None)
+        end = time.monotonic() + secs
+        while (not self.counts() or self.counts()[-1] < n) and time.monotonic() < end:
+            if not alive() or self.eof:
+                self.pump(0.1)
+                break
+            self.pump(0.05)
+        return bool(self.counts()) and self.counts()[-1] >= n
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+    def finish(self, secs=10):
+        try:
+            self.p.wait(secs)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return self.p.returncode, self.p.stderr.read()
+
+
+def contiguous(seq, start):
+    return seq == list(range(start, start + len(seq)))
