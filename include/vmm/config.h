@@ -41,7 +41,8 @@ struct vmm_config {
 	unsigned int nr_cpus;
 	uint64_t mem_size;   /* bytes, 4 KiB multiple */
 	int mem_fd;          /* adopted guest RAM memfd (owned), or -1 */
-	bool mem_private;    /* map mem_fd copy-on-write (a snapshot's memory file stays as is) */
+	int mem_source_fd;   /* a restore: RAM starts as this snapshot memory file (owned, only
+			      * read), its pages brought in as first touched; or -1 */
 
 	enum vmm_console_kind console;
 	int console_in;      /* not owned; -1: no input */

@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include "vmm/compiler.h"
 
+struct log_sink;
+struct gm_lazy;
+
 /* A guest physical address: a distinct type so that it cannot be mixed up with a host pointer. */
 typedef struct {
 	uint64_t a;
@@ -36,6 +39,8 @@ struct guest_mem {
 	int fd;            /* memfd backing all regions, -1 if none */
 	bool private_map;  /* fd is mapped copy-on-write (a restored snapshot's memory file) */
 	uint8_t *base;     /* single mapping of the whole memfd */
+	int src_fd;        /* lazy: the snapshot memory file the memfd's holes stand for, or -1 */
+	struct gm_lazy *lazy;
 };
 
 /* The host mapping starts on this boundary and is madvise(MADV_HUGEPAGE)d (gm_create). */
@@ -59,6 +64,23 @@ int gm_adopt(struct guest_mem *gm, int fd, uint64_t ram_size) WUR;
  * gm->private_map set.
  */
 int gm_adopt_private(struct guest_mem *gm, int fd, uint64_t ram_size) WUR;
+/*
+ * Restored RAM that stays shareable (guest_mem_lazy.c): a memfd (memfd >= 0: one handed over,
+ * dup'ed; else a new one) mapped shared, whose missing pages are filled from src_fd (a
+ * snapshot's memory file, dup'ed, never written) when first touched, by a userfaultfd thread
+ * ("uffd"). So nothing is read up front, the snapshot stays reusable, and the memfd can be
+ * handed to a live update's new process with src_fd (a hole in the memfd means "the file's
+ * page"). -EPERM/-ENOSYS/-EINVAL when userfaultfd is not available to this process (the
+ * caller then maps the file copy-on-write: gm_adopt_private).
+ */
+int gm_adopt_lazy(struct guest_mem *gm, int memfd, int src_fd, uint64_t ram_size,
+		  const struct log_sink *log) WUR;
+/* Pages filled from src_fd so far (diagnostics, tests). */
+uint64_t gm_lazy_filled(const struct guest_mem *gm);
+/* guest_mem_lazy.c, for guest_mem.c: register gm's mapping and start filling from src_fd
+ * (dup'ed into gm->src_fd); stop (gm_destroy does, before unmapping). */
+int gm_lazy_start(struct guest_mem *gm, int src_fd, const struct log_sink *log) WUR;
+void gm_lazy_stop(struct gm_lazy *l);
 void gm_destroy(struct guest_mem *gm);
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies inside one region, else NULL. */

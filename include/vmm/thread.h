@@ -18,6 +18,7 @@ enum thread_kind {
 	THREAD_IO,   /* a virtio I/O loop */
 	THREAD_CTL,  /* a VM's control loop: lifecycle, console input, timeout */
 	THREAD_API,  /* the API socket server */
+	THREAD_UFFD, /* fills restored guest RAM on first touch (guest_mem_lazy.c) */
 };
 
 /*

@@ -202,6 +202,16 @@ def main():
         pid = body['pid']
         check('counting-after', v.wait_count(v.counts()[-1] + 3, alive=alive))
 
+    # A snapshot for the restore part below, taken under an updated process.
+    state, mem = os.path.join(tmp, 'vm.state'), os.path.join(tmp, 'vm.mem')
+    request(sock, 'PATCH', '/vm', {'state': 'Paused'})
+    v.pump(0.2)
+    snap_at = v.counts()[-1]
+    st, err = request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state,
+                                                         'mem_file_path': mem})
+    check('snapshot-after-updates', st == 204, err)
+    request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
+
     # The end: SIGTERM to the current process, status 143, its socket file gone.
     os.kill(pid, signal.SIGTERM)
     code = reap(pid)
@@ -224,6 +234,41 @@ def main():
             wrong.append(sector)
     check('disk-image', not wrong, 'sectors %r' % wrong[:8])
     v.finish()
+
+    # A restored VM is live-updated too: its RAM is a memfd filled from the snapshot file on
+    # first touch, handed over with the file; the file is never written.
+    def digest(path):
+        with open(path, 'rb') as f:
+            return hash(f.read())
+    mem_digest = digest(mem)
+    r = Proc([vmm, 'restore', state, '--mem', mem, '--api-sock', sock], sock)
+    pid = r.p.pid
+    check('restore', r.wait_count(snap_at + 3) and contiguous(r.counts(), snap_at + 1),
+          r.counts()[:5])
+    st, body = request(sock, 'PUT', '/live-update')
+    ok = st == 200
+    if ok:
+        check('restored-old-exits-0', reap(pid) == 0)
+        pid = body['pid']
+    check('restored-update', ok, body)
+    check('restored-update-goes-on', r.wait_count(r.counts()[-1] + 3, alive=alive) and
+          contiguous(r.counts(), snap_at + 1), r.counts()[-5:])
+    # A snapshot of it: the pages it wrote (in the memfd) over the file's (the rest).
+    state2, mem2 = os.path.join(tmp, 'vm2.state'), os.path.join(tmp, 'vm2.mem')
+    request(sock, 'PATCH', '/vm', {'state': 'Paused'})
+    r.pump(0.2)
+    at2 = r.counts()[-1]
+    st, err = request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state2,
+                                                         'mem_file_path': mem2})
+    check('snapshot-of-restored', st == 204, err)
+    os.kill(pid, signal.SIGKILL)
+    reap(pid)
+    check('snapshot-file-untouched', digest(mem) == mem_digest)
+    r2 = Proc([vmm, 'restore', state2, '--mem', mem2])
+    check('restore-of-restored', r2.wait_count(at2 + 3) and contiguous(r2.counts(), at2 + 1),
+          r2.counts()[:5])
+    r2.kill()
+    r.finish()
     shutil.rmtree(tmp, ignore_errors=True)
     return summary()
 

@@ -56,6 +56,7 @@ void config_init(struct vmm_config *c)
 	c->nr_cpus = 1;
 	c->mem_size = CONFIG_DEFAULT_MEM;
 	c->mem_fd = -1;
+	c->mem_source_fd = -1;
 	c->console = VMM_CONSOLE_SERIAL;
 	c->console_in = -1;
 	c->console_out = -1;
@@ -95,6 +96,8 @@ void config_fini(struct vmm_config *c)
 	free(c->kvm_path);
 	if (c->mem_fd >= 0)
 		close(c->mem_fd);
+	if (c->mem_source_fd >= 0)
+		close(c->mem_source_fd);
 	config_init(c);
 }
 
@@ -145,6 +148,7 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src)
 	dst->cpuid_mask = dup_or_null(src->cpuid_mask, &ok);
 	dst->kvm_path = dup_or_null(src->kvm_path, &ok);
 	dst->mem_fd = dup_fd(src->mem_fd, &ok);
+	dst->mem_source_fd = dup_fd(src->mem_source_fd, &ok);
 	for (unsigned int i = 0; i < src->nr_disks; i++)
 		disk_copy(&dst->disks[i], &src->disks[i], &ok);
 	if (!ok) {

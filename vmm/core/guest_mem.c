@@ -89,6 +89,7 @@ int gm_create(struct guest_mem *gm, uint64_t ram_size)
 
 	memset(gm, 0, sizeof(*gm));
 	gm->fd = -1;
+	gm->src_fd = -1;
 	if ((r = gm_check_size(ram_size)) < 0)
 		return r;
 
@@ -119,6 +120,7 @@ static int gm_adopt_as(struct guest_mem *gm, int fd, uint64_t ram_size, bool pri
 
 	memset(gm, 0, sizeof(*gm));
 	gm->fd = -1;
+	gm->src_fd = -1;
 	if ((r = gm_check_size(ram_size)) < 0)
 		return r;
 	if (fstat(fd, &st) < 0)
@@ -146,6 +148,24 @@ int gm_adopt_private(struct guest_mem *gm, int fd, uint64_t ram_size)
 	return gm_adopt_as(gm, fd, ram_size, true);
 }
 
+int gm_adopt_lazy(struct guest_mem *gm, int memfd, int src_fd, uint64_t ram_size,
+		  const struct log_sink *log)
+{
+	struct stat st;
+	int r;
+
+	/* The file must be what it stands for: a shorter one would read as zeros. */
+	if (fstat(src_fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ram_size)
+		return -EINVAL;
+	if ((r = memfd >= 0 ? gm_adopt(gm, memfd, ram_size) : gm_create(gm, ram_size)) < 0)
+		return r;
+	if ((r = gm_lazy_start(gm, src_fd, log)) < 0)
+		gm_destroy(gm);
+	return r;
+}
+
 void gm_destroy(struct guest_mem *gm)
 {
 	if (gm->base)
@@ -154,6 +174,7 @@ void gm_destroy(struct guest_mem *gm)
 		close(gm->fd);
 	memset(gm, 0, sizeof(*gm));
 	gm->fd = -1;
+	gm->src_fd = -1;
 }
 
 void *gm_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len)

@@ -31,6 +31,7 @@ int thread_create(pthread_t *out, enum thread_kind kind, unsigned int index,
 {
 	static const char *const names[] = {
 		[THREAD_VCPU] = "vcpu", [THREAD_IO] = "io", [THREAD_CTL] = "ctl", [THREAD_API] = "api",
+		[THREAD_UFFD] = "uffd",
 	};
 	struct thread_start *st = malloc(sizeof(*st));
 	sigset_t all, old;

@@ -10,7 +10,7 @@
 
 enum ho_type { HO_PREPARE = 1, HO_READY, HO_STATE, HO_RESUMED, HO_FAILED };
 
-#define HO_MAX_FDS     (2 + 8)      /* guest RAM, the API socket, the disks */
+#define HO_MAX_FDS     16 /* guest RAM (and its snapshot file), the API socket, the disks */
 #define HO_MAX_PAYLOAD (64 * MiB)
 
 struct ho_msg {

@@ -209,6 +209,11 @@ static int lu_prepare(struct vmm_vm *vm, struct vmm_api *api, uint8_t **blob, si
 	}
 	*nfds = 0;
 	fds[(*nfds)++] = m->gm.fd;
+	/* Restored RAM: the memfd's holes stand for this file's pages. */
+	if (m->gm.src_fd >= 0) {
+		state_put_u32(&w, node, "mem-source", 1);
+		fds[(*nfds)++] = m->gm.src_fd;
+	}
 	if (api) {
 		uint64_t dev, ino;
 
@@ -290,9 +295,10 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 									: vmm_state_name(st));
 		return -EINVAL;
 	}
-	if (vm->cfg.mem_private || vm->m->gm.fd < 0) {
+	if (vm->m->gm.private_map || vm->m->gm.fd < 0) {
 		snprintf(err, errlen, "the guest's RAM is a private copy of a snapshot's memory "
-			 "file, which another process cannot map (see README, live update)");
+			 "file, which another process cannot map: this process may not use "
+			 "userfaultfd (see README, live update)");
 		return -EOPNOTSUPP;
 	}
 	if ((r = lu_prepare(vm, api, &blob, &len, fds, &nfds, err, errlen)) < 0)
@@ -511,7 +517,15 @@ static int lu_parse_prepare(struct ho_msg *msg, const struct vmm_receive *rv, st
 	}
 	in->cfg.mem_fd = msg->fds[next];
 	msg->fds[next++] = -1;
-	in->cfg.mem_private = false;
+	uint32_t src = 0;
+	if (state_get_u32(sr, node, "mem-source", &src) == 0 && src) {
+		if (next >= msg->nfds) {
+			snprintf(err, errlen, "the snapshot memory file is named but not handed over");
+			return -EPROTO;
+		}
+		in->cfg.mem_source_fd = msg->fds[next];
+		msg->fds[next++] = -1;
+	}
 	in->api_path = state_get_str(sr, node, "api-path", 108);
 	if (in->api_path) {
 		if (next >= msg->nfds || state_get_u64(sr, node, "api-dev", &in->api_dev) < 0 ||

@@ -190,6 +190,36 @@ fail:
 	return ret;
 }
 
+/*
+ * Guest RAM: a new memfd; a handed-over one; or a snapshot's memory file, brought in on first
+ * touch into a memfd (lazily, through userfaultfd) or, where this process may not use
+ * userfaultfd and nothing was handed over, mapped copy-on-write (then it cannot be handed to a
+ * live update).
+ */
+static int machine_ram(struct machine *m, const struct vmm_config *cfg, char *err,
+		       size_t errlen)
+{
+	int r;
+
+	if (cfg->mem_source_fd >= 0) {
+		r = gm_adopt_lazy(&m->gm, cfg->mem_fd, cfg->mem_source_fd, cfg->mem_size, m->log);
+		if ((r == -EPERM || r == -ENOSYS || r == -EOPNOTSUPP) && cfg->mem_fd < 0) {
+			log_info("guest RAM is mapped copy-on-write from the snapshot: userfaultfd "
+				 "is not available to this process (%s); a live update will refuse",
+				 strerror(-r));
+			r = gm_adopt_private(&m->gm, cfg->mem_source_fd, cfg->mem_size);
+		}
+	} else if (cfg->mem_fd >= 0) {
+		r = gm_adopt(&m->gm, cfg->mem_fd, cfg->mem_size);
+	} else {
+		r = gm_create(&m->gm, cfg->mem_size);
+	}
+	if (r < 0)
+		snprintf(err, errlen, "memory: cannot %s guest RAM: %s",
+			 cfg->mem_source_fd >= 0 ? "map the snapshot's" : "allocate", strerror(-r));
+	return r;
+}
+
 int machine_create(const struct vmm_config *cfg, const struct log_sink *log, unsigned int flags,
 		   struct machine **out, char *err, size_t errlen)
 {
@@ -247,16 +277,8 @@ int machine_create(const struct vmm_config *cfg, const struct log_sink *log, uns
 	if ((ret = devtable_check(machine_devices, ARRAY_SIZE(machine_devices), cfg, err,
 				  errlen)) < 0)
 		goto fail;
-	if (cfg->mem_fd >= 0 && cfg->mem_private)
-		ret = gm_adopt_private(&m->gm, cfg->mem_fd, cfg->mem_size);
-	else if (cfg->mem_fd >= 0)
-		ret = gm_adopt(&m->gm, cfg->mem_fd, cfg->mem_size);
-	else
-		ret = gm_create(&m->gm, cfg->mem_size);
-	if (ret < 0) {
-		snprintf(err, errlen, "memory: cannot allocate guest RAM: %s", strerror(-ret));
+	if ((ret = machine_ram(m, cfg, err, errlen)) < 0)
 		goto fail;
-	}
 	if ((ret = kvm_sys_open(&m->kvm, kvm_path, err, errlen)) < 0)
 		goto fail;
 	if (cfg->nr_cpus > m->kvm.max_vcpus) {

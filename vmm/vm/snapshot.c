@@ -158,6 +158,77 @@ static bool page_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
+/* Where a file has data: the extent at or after a position, kept as the position moves on. */
+struct extents {
+	int fd;
+	off_t end;
+	off_t data, hole; /* [data, hole): data; data == end: none after */
+};
+
+static void extents_at(struct extents *x, off_t p)
+{
+	if (p >= x->data && p < x->hole)
+		return;
+	if (p < x->data && x->hole != 0)
+		return; /* still before the next extent */
+	x->data = lseek(x->fd, p, SEEK_DATA);
+	if (x->data < 0 || x->data >= x->end) {
+		x->data = x->hole = x->end;
+		return;
+	}
+	x->hole = lseek(x->fd, x->data, SEEK_HOLE);
+	if (x->hole < 0 || x->hole > x->end)
+		x->hole = x->end;
+}
+
+/*
+ * Lazily restored RAM (guest_mem_lazy.c): each page is the memfd's where it has one, else the
+ * snapshot file's. Read with pread, not through the mapping, so that taking a snapshot does
+ * not fill the memfd.
+ */
+static int write_ram_lazy(const struct guest_mem *gm, int fd)
+{
+	const size_t page = 4096, chunk = 1 * MiB;
+	off_t end = (off_t)gm->ram_size, p = 0;
+	struct extents mem = { gm->fd, end, 0, 0 }, src = { gm->src_fd, end, 0, 0 };
+	uint8_t *buf = malloc(chunk);
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (p < end) {
+		extents_at(&mem, p);
+		extents_at(&src, p);
+		bool in_mem = p >= mem.data && p < mem.hole;
+		bool in_src = p >= src.data && p < src.hole;
+		if (!in_mem && !in_src) {
+			p = MIN(mem.data, src.data);
+			continue;
+		}
+		/* A run from one file: the memfd's extent, or the file's up to the memfd's next. */
+		off_t run_end = in_mem ? mem.hole : MIN(src.hole, mem.data);
+		int from = in_mem ? gm->fd : gm->src_fd;
+		size_t n = (size_t)MIN((off_t)chunk, run_end - p);
+		ssize_t got = pread(from, buf, n, p);
+
+		if (got <= 0) {
+			r = got < 0 ? -errno : -EIO;
+			break;
+		}
+		for (size_t o = 0; o < (size_t)got; o += page) {
+			size_t len = MIN(page, (size_t)got - o);
+
+			if (!page_is_zero(buf + o, len) &&
+			    (r = write_all(fd, buf + o, len, p + (off_t)o)) < 0)
+				goto out;
+		}
+		p += got;
+	}
+out:
+	free(buf);
+	return r;
+}
+
 /* RAM to fd: where the memfd has data (SEEK_DATA), the pages that are not all zero. */
 static int write_ram(const struct guest_mem *gm, int fd)
 {
@@ -165,6 +236,8 @@ static int write_ram(const struct guest_mem *gm, int fd)
 	off_t pos = 0, end = (off_t)gm->ram_size;
 	int r;
 
+	if (gm->src_fd >= 0)
+		return write_ram_lazy(gm, fd);
 	while (pos < end) {
 		off_t data = pos, hole = end;
 

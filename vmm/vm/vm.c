@@ -608,8 +608,7 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 				(unsigned long long)nc.mem_size);
 		goto out;
 	}
-	nc.mem_fd = fd;
-	nc.mem_private = true;
+	nc.mem_source_fd = fd;
 	fd = -1;
 	/* What this process was given stays: its console, its name, its /dev/kvm. */
 	nc.console_in = vm->cfg.console_in;
