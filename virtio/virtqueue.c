@@ -176,6 +176,8 @@ static int vq_walk_chain(struct virtqueue *vq, uint16_t head, struct vq_elem *el
 		elem->iov[n].iov_len = d.len;
 		n++;
 		if (write) {
+			/* The device will write it: a diff snapshot must carry the page. */
+			gm_mark_dirty(vq->gm, d.addr, d.len);
 			elem->in_num++;
 			elem->in_len += d.len;
 		} else {
@@ -247,6 +249,7 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 	e->id = head;
 	e->len = len;
 	vq->used_idx++;
+	gm_mark_dirty(vq->gm, vq->used_gpa, vring_used_bytes(vq->size));
 	/* §2.7.13: the element must be visible before the index that exposes it. */
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 }
@@ -305,6 +308,7 @@ void vq_set_notification(struct virtqueue *vq, bool enable)
 			flags |= VRING_USED_F_NO_NOTIFY;
 		__atomic_store_n(&vq->used->flags, flags, __ATOMIC_RELAXED);
 	}
+	gm_mark_dirty(vq->gm, vq->used_gpa, vring_used_bytes(vq->size));
 	/* The caller re-reads avail->idx next: that read must not pass this store. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }

@@ -45,7 +45,7 @@ struct api_target_ops {
 	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path,
 			       enum vmm_snapshot_type type, struct vmm_error *e);
 	int (*snapshot_load)(void *opaque, const char *state_path, const char *mem_path,
-			     bool resume, struct vmm_error *e);
+			     unsigned int flags, struct vmm_error *e); /* VMM_RESTORE_* */
 	/* PUT /live-update: binary NULL for the running executable. */
 	int (*live_update)(void *opaque, const char *binary, struct vmm_live_update *out,
 			   struct vmm_error *e);

@@ -26,6 +26,7 @@ struct cli_opts {
 	char *restore_state; /* vmm restore STATE --mem MEM: the snapshot to load */
 	char *restore_mem;
 	bool restore_paused; /* --paused: leave it paused (the API resumes it) */
+	bool restore_track_dirty; /* --track-dirty-pages */
 	int handover_fd;     /* --handover FD (hidden): a live update's new process; else -1 */
 };
 

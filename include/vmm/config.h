@@ -44,6 +44,8 @@ struct vmm_config {
 	int mem_source_fd;   /* a restore: RAM starts as this snapshot memory file (owned, only
 			      * read), its pages brought in as first touched; or -1 */
 
+	bool track_dirty;    /* track dirty pages (diff snapshots; Firecracker's track_dirty_pages) */
+
 	enum vmm_console_kind console;
 	int console_in;      /* not owned; -1: no input */
 	int console_out;     /* not owned; -1: discard */

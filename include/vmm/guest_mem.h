@@ -41,6 +41,9 @@ struct guest_mem {
 	uint8_t *base;     /* single mapping of the whole memfd */
 	int src_fd;        /* lazy: the snapshot memory file the memfd's holes stand for, or -1 */
 	struct gm_lazy *lazy;
+	/* Pages the VMM wrote for the guest (a device's completions), one bit per page of the
+	 * memfd, when dirty pages are tracked (gm_track_dirty); KVM tracks the guest's own. */
+	uint64_t *dirty;
 };
 
 /* The host mapping starts on this boundary and is madvise(MADV_HUGEPAGE)d (gm_create). */
@@ -82,6 +85,20 @@ uint64_t gm_lazy_filled(const struct guest_mem *gm);
 int gm_lazy_start(struct guest_mem *gm, int src_fd, const struct log_sink *log) WUR;
 void gm_lazy_stop(struct gm_lazy *l);
 void gm_destroy(struct guest_mem *gm);
+
+/*
+ * Dirty-page tracking for diff snapshots: gm_track_dirty allocates the bitmap (all clear);
+ * gm_mark_dirty sets the pages of [gpa, gpa+len) (any thread; nothing without a bitmap);
+ * gm_dirty_take ORs the bitmap into out (ram_size / 4096 bits) and clears it.
+ */
+int gm_track_dirty(struct guest_mem *gm) WUR;
+void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+void gm_dirty_take(const struct guest_mem *gm, uint64_t *out);
+/* 64-bit words of a bitmap of gm's pages. */
+static inline size_t gm_dirty_words(const struct guest_mem *gm)
+{
+	return (size_t)((gm->ram_size / 4096 + 63) / 64);
+}
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies inside one region, else NULL. */
 void *gm_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len);

@@ -222,19 +222,28 @@ enum vmm_snapshot_type {
 /*
  * A paused VM's state to state_path and its RAM to mem_path (sparse). Each file is written
  * under a temporary name beside it and renamed once complete: a failure leaves no file that
- * looks valid. -EINVAL unless paused.
+ * looks valid. -EINVAL unless paused. VMM_SNAPSHOT_DIFF (dirty pages tracked from the start:
+ * config track_dirty or VMM_RESTORE_TRACK_DIRTY; a Full snapshot or a restore before it) writes
+ * only the pages written since the last snapshot: over mem_path in place when it is the
+ * previous snapshot's memory file (which then goes with this state), else into a new sparse
+ * file of them alone (Firecracker's diff layout).
  */
 int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_path,
 		    enum vmm_snapshot_type type, struct vmm_error *e);
 /*
  * Into a VM not started yet: the machine the snapshot describes (its configuration replaces
- * the VM's, but for the console, the id and the KVM device), its RAM mapped copy-on-write from
- * mem_path (nothing read up front; the file is left as it is), paused, or running if resume.
- * A state that is damaged, of a newer format, for another CPU, or whose memory file has
- * another size is refused with one line naming what differs; nothing is started then.
+ * the VM's, but for the console, the id and the KVM device), paused, or running with
+ * VMM_RESTORE_RESUME. Its RAM is mem_path's content, never read up front and never written:
+ * a memfd whose pages are filled from the file as the guest first touches them (userfaultfd),
+ * so that the VM can still be live-updated; where this process may not use userfaultfd, the
+ * file mapped copy-on-write (then a live update refuses). A state that is damaged, of a newer
+ * format, for another CPU, or whose memory file has another size is refused with one line
+ * naming what differs; nothing is started then.
  */
-int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path, bool resume,
-		   struct vmm_error *e);
+#define VMM_RESTORE_RESUME      1u /* running, not paused, once restored */
+#define VMM_RESTORE_TRACK_DIRTY 2u /* track dirty pages (Diff snapshots of the restored VM) */
+int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path,
+		   unsigned int flags, struct vmm_error *e);
 
 /* ---- live update: another vmm process takes over the running guest ---- */
 

@@ -168,8 +168,105 @@ def main():
           info.get('state') == 'Not started', '%s %r %r' % (st, err, info))
     v.kill()
 
+    diff_snapshots(vmm, kernel, tmp, disk, guest)
     shutil.rmtree(tmp, ignore_errors=True)
     return summary()
+
+
+def allocated(path):
+    return os.stat(path).st_blocks * 512
+
+
+def merge(base, diff, out):
+    """Firecracker's rebase-snap: the diff's data extents over a copy of the base."""
+    shutil.copyfile(base, out)
+    with open(diff, 'rb') as d, open(out, 'r+b') as o:
+        fd, pos, end = d.fileno(), 0, os.fstat(d.fileno()).st_size
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            o.seek(data)
+            o.write(os.pread(fd, hole - data, data))
+            pos = hole
+
+
+def diff_snapshots(vmm, kernel, tmp, disk, guest):
+    """Diff snapshots: only the pages written since the last snapshot (the guest's, through
+    KVM's dirty log, and the devices'), over the previous memory file or into a sparse one."""
+    sock = os.path.join(tmp, 'diff.sock')
+    p = lambda name: os.path.join(tmp, name)  # noqa: E731
+    v = Proc([vmm, '--api-sock', sock, '--id', 'diff'], sock)
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64,
+                                              'track_dirty_pages': True})
+    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel, 'boot_args': guest})
+    request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
+                                            'is_root_device': False, 'is_read_only': False})
+    request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    check('diff-counting', v.wait_count(5), v.out[-200:])
+
+    def pause():
+        request(sock, 'PATCH', '/vm', {'state': 'Paused'})
+        v.pump(0.2)
+        return v.counts()[-1]
+
+    def snap(state, mem, kind):
+        return request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state,
+                                                         'mem_file_path': mem,
+                                                         'snapshot_type': kind})
+
+    pause()
+    st, err = snap(p('d0.state'), p('d0.mem'), 'Diff')
+    check('diff-before-full-400', st == 400 and 'Full one first' in err['fault_message'], err)
+    st, _ = snap(p('d0.state'), p('d.mem'), 'Full')
+    check('diff-full', st == 204)
+    shutil.copyfile(p('d.mem'), p('base.mem'))
+    request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
+    v.wait_count(v.counts()[-1] + 5)
+    at1 = pause()
+    t0 = time.monotonic()
+    st, err = snap(p('d1.state'), p('d.mem'), 'Diff')  # over the Full one's file
+    print('  diff snapshot over the previous file: %.1f ms' % ((time.monotonic() - t0) * 1000))
+    check('diff-in-place', st == 204, err)
+    request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
+    v.wait_count(v.counts()[-1] + 5)
+    at2 = pause()
+    st, err = snap(p('d2.state'), p('d2.diff'), 'Diff')  # a file of its own
+    check('diff-sparse', st == 204, err)
+    check('diff-sparse-small', allocated(p('d2.diff')) < allocated(p('d.mem')) // 4,
+          '%d of %d bytes' % (allocated(p('d2.diff')), allocated(p('d.mem'))))
+    print('  diff file: %d KiB allocated, full memory file %d KiB' %
+          (allocated(p('d2.diff')) // 1024, allocated(p('d.mem')) // 1024))
+    v.kill()
+    merge(p('d.mem'), p('d2.diff'), p('d2.mem'))
+
+    # Each restores to where its snapshot was taken.
+    for name, state, mem, at in (('diff-restore-in-place', 'd1.state', 'd.mem', at1),
+                                 ('diff-restore-merged', 'd2.state', 'd2.mem', at2)):
+        r = Proc([vmm, 'restore', p(state), '--mem', p(mem)])
+        ok = r.wait_count(at + 5)
+        check(name, ok and contiguous(r.counts(), at + 1) and b'MICRO FAIL' not in r.out,
+              'at %d: %r' % (at, r.counts()[:5]))
+        r.kill()
+    # The guest's own base before the diff is not the diff's: the diff carries real pages.
+    r = Proc([vmm, 'restore', p('d1.state'), '--mem', p('base.mem')])
+    r.wait_count(at1 + 3, secs=5)
+    check('diff-pages-matter', not contiguous(r.counts(), at1 + 1) or
+          b'MICRO FAIL' in r.out or r.p.poll() is not None, r.counts()[:5])
+    r.kill()
+    # Without tracking: refused.
+    v = Proc([vmm, '--api-sock', sock, '--id', 'nodiff'], sock)
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64})
+    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel,
+                                          'boot_args': 't.scenario=count t.cycles=20000000'})
+    request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    v.wait_count(2)
+    pause()
+    st, err = snap(p('x.state'), p('x.mem'), 'Diff')
+    check('diff-untracked-400', st == 400 and 'not tracked' in err['fault_message'], err)
+    v.kill()
 
 
 if __name__ == '__main__':

@@ -172,8 +172,8 @@ static int snapshot_create(void *opaque, const char *state_path, const char *mem
 	return r;
 }
 
-static int snapshot_load(void *opaque, const char *state_path, const char *mem_path, bool resume,
-			 struct vmm_error *e)
+static int snapshot_load(void *opaque, const char *state_path, const char *mem_path,
+			 unsigned int flags, struct vmm_error *e)
 {
 	struct fake_vm *f = opaque;
 	int r = 0;
@@ -183,10 +183,11 @@ static int snapshot_load(void *opaque, const char *state_path, const char *mem_p
 		r = config_fail(e, -EINVAL, "a snapshot loads only into a VM not started yet");
 	} else {
 		f->loads++;
-		f->last_resume = resume;
+		f->last_resume = flags & VMM_RESTORE_RESUME;
+		f->last_track_dirty = flags & VMM_RESTORE_TRACK_DIRTY;
 		snprintf(f->last_state_path, sizeof(f->last_state_path), "%s", state_path);
 		snprintf(f->last_mem_path, sizeof(f->last_mem_path), "%s", mem_path);
-		f->state = resume ? VMM_STATE_RUNNING : VMM_STATE_PAUSED;
+		f->state = (flags & VMM_RESTORE_RESUME) ? VMM_STATE_RUNNING : VMM_STATE_PAUSED;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return r;

@@ -26,7 +26,7 @@ struct fake_vm {
 	unsigned int snapshots, loads, updates_live;
 	char last_binary[256];  /* "" when none was given */
 	char last_state_path[256], last_mem_path[256];
-	bool last_resume;
+	bool last_resume, last_track_dirty;
 	enum vmm_snapshot_type last_type;
 };
 

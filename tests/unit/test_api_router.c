@@ -334,8 +334,16 @@ static void test_machine_config(void **state)
 		     "smt: true is not supported");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"cpu_template\": \"T2\"}", "'T2'");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"huge_pages\": \"2M\"}", "huge_pages");
-	expect_fault(x, 400, "PATCH", "/machine-config", "{\"track_dirty_pages\": true}",
-		     "track_dirty_pages");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"track_dirty_pages\": 1}",
+		     "track_dirty_pages: must be true or false");
+	expect_ok(x, "PATCH", "/machine-config", "{\"track_dirty_pages\": true}");
+	assert_true(x->vm.cfg.track_dirty);
+	/* A later field's refusal leaves it as it was. */
+	expect_fault(x, 400, "PATCH", "/machine-config",
+		     "{\"track_dirty_pages\": false, \"huge_pages\": \"2M\"}", "huge_pages");
+	assert_true(x->vm.cfg.track_dirty);
+	expect_ok(x, "PATCH", "/machine-config", "{\"track_dirty_pages\": false}");
+	assert_false(x->vm.cfg.track_dirty);
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 0}", "out of range");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 100000}",
 		     "out of range");
@@ -647,6 +655,7 @@ static void test_snapshot(void **state)
 	assert_string_equal(x->vm.last_state_path, "/s/vm.state");
 	assert_string_equal(x->vm.last_mem_path, "/s/vm.mem");
 	assert_false(x->vm.last_resume);
+	assert_false(x->vm.last_track_dirty);
 	assert_int_equal(fake_vm_state(&x->vm), VMM_STATE_PAUSED);
 	/* Loaded: a second load is refused, create works on the paused VM. */
 	expect_fault(x, 400, "PUT", "/snapshot/load",
@@ -659,10 +668,29 @@ static void test_snapshot(void **state)
 	expect_ok(x, "PUT", "/snapshot/create", create);
 	assert_int_equal(x->vm.snapshots, 1);
 	assert_int_equal(x->vm.last_type, VMM_SNAPSHOT_FULL);
+	expect_ok(x, "PUT", "/snapshot/create",
+		  "{\"snapshot_path\": \"/a\", \"mem_file_path\": \"/b\", \"snapshot_type\": "
+		  "\"Diff\"}");
+	assert_int_equal(x->vm.last_type, VMM_SNAPSHOT_DIFF);
 	/* Running: pause first. */
 	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
 	expect_fault(x, 400, "PUT", "/snapshot/create", create, "must be paused first");
-	assert_int_equal(x->vm.snapshots, 1);
+	assert_int_equal(x->vm.snapshots, 2);
+}
+
+/* snapshot/load asks for dirty-page tracking under either of Firecracker's names. */
+static void test_snapshot_load_track_dirty(void **state)
+{
+	struct fx *x = *state;
+
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"enable_diff_snapshots\": \"yes\"}", "must be true or false");
+	expect_ok(x, "PUT", "/snapshot/load",
+		  "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		  "\"enable_diff_snapshots\": true, \"resume_vm\": true}");
+	assert_true(x->vm.last_track_dirty);
+	assert_true(x->vm.last_resume);
 }
 
 /* PUT /live-update: body optional, one field, 200 with the new pid and the blackout. */
@@ -760,6 +788,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_by_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
 cmocka_unit_test_setup_teardown(test_live_update, setup, teardown),
+cmocka_unit_test_setup_teardown(test_snapshot_load_track_dirty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_length, setup, teardown),
 	};

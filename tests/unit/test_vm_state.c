@@ -393,7 +393,7 @@ static void test_snapshot_restore(void **state)
 	struct vmm_config *c2 = vmm_config_new();
 	assert_int_equal(vmm_config_set_console(c2, VMM_CONSOLE_SERIAL, -1, pfd[1], false, &e), 0);
 	assert_int_equal(vmm_vm_create(c2, NULL, &vm, &e), 0);
-	if (vmm_vm_restore(vm, st_path, mem_path, true, &e) < 0)
+	if (vmm_vm_restore(vm, st_path, mem_path, VMM_RESTORE_RESUME, &e) < 0)
 		fail_msg("restore: %s", e.msg);
 	assert_int_equal(vmm_vm_state(vm), VMM_STATE_RUNNING);
 	t0 = now_s();

@@ -549,15 +549,12 @@ static void snapshot_load(struct req *q, json_t *j)
 		return;
 	}
 	/* Firecracker's own fields: accepted with the values that ask for nothing we lack. */
-	if (bool_field(q, j, "track_dirty_pages", &flag) < 0 ||
-	    (flag && (fault(q->out, 400, "PUT /snapshot/load: track_dirty_pages: not "
-			    "supported yet."), 1)))
+	/* Either name (the older one is Firecracker's deprecated alias) tracks dirty pages. */
+	bool track = false;
+	if (bool_field(q, j, "track_dirty_pages", &track) < 0 ||
+	    bool_field(q, j, "enable_diff_snapshots", &flag) < 0)
 		return;
-	flag = false;
-	if (bool_field(q, j, "enable_diff_snapshots", &flag) < 0 ||
-	    (flag && (fault(q->out, 400, "PUT /snapshot/load: enable_diff_snapshots: not "
-			    "supported yet."), 1)))
-		return;
+	track = track || flag;
 	flag = true;
 	if (bool_field(q, j, "clock_realtime", &flag) < 0)
 		return;
@@ -582,7 +579,9 @@ static void snapshot_load(struct req *q, json_t *j)
 		fault(q->out, 400, MSG_POST_BOOT);
 		return;
 	}
-	r = q->t->ops->snapshot_load(q->t->opaque, state, mem, resume, &e);
+	r = q->t->ops->snapshot_load(q->t->opaque, state, mem,
+				     (resume ? VMM_RESTORE_RESUME : 0) |
+					     (track ? VMM_RESTORE_TRACK_DIRTY : 0), &e);
 	if (r < 0)
 		fail(q->out, r, &e);
 	else

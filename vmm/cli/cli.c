@@ -330,7 +330,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL, *api_sock = NULL, *id = NULL;
 	gchar **disks = NULL;
 	gint cpus = 1, timeout = 0, debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
-	gboolean help = FALSE;
+	gboolean help = FALSE, track = FALSE;
 	GOptionEntry entries[] = {
 		{ "kernel", 'k', 0, G_OPTION_ARG_FILENAME, &kernel,
 		  "Linux kernel: bzImage or vmlinux ELF (required)", "PATH" },
@@ -361,6 +361,8 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		{ "api-sock", 'a', 0, G_OPTION_ARG_FILENAME, &api_sock,
 		  "also serve Firecracker's REST API on this unix socket", "PATH" },
 		{ "id", 0, 0, G_OPTION_ARG_STRING, &id, "the instance id GET / reports", "NAME" },
+		{ "track-dirty-pages", 0, 0, G_OPTION_ARG_NONE, &track,
+		  "track the pages the guest writes, for Diff snapshots over --api-sock", NULL },
 		{ "kvm-device", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &kvm_path,
 		  "KVM device (default /dev/kvm)", "PATH" },
 		{ "help", 'h', 0, G_OPTION_ARG_NONE, &help, "show the run options", NULL },
@@ -438,6 +440,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		if ((ret = cli_parse_disk(disks[i], i, c, err)) < 0)
 			goto out;
 	}
+	c->track_dirty = track;
 	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
 		goto out;
 	if (config_validate(c, &e) < 0) {
@@ -466,10 +469,13 @@ out:
 static int parse_restore(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
 {
 	gchar *mem = NULL, *api_sock = NULL, *id = NULL;
-	gboolean paused = FALSE, help = FALSE;
+	gboolean paused = FALSE, track = FALSE, help = FALSE;
 	GOptionEntry entries[] = {
 		{ "mem", 'm', 0, G_OPTION_ARG_FILENAME, &mem,
-		  "the snapshot's memory file (mapped copy-on-write; left as it is)", "MEM" },
+		  "the snapshot's memory file (read as the guest touches its pages; never written)",
+		  "MEM" },
+		{ "track-dirty-pages", 0, 0, G_OPTION_ARG_NONE, &track,
+		  "track the pages the guest writes, for Diff snapshots over the API", NULL },
 		{ "paused", 0, 0, G_OPTION_ARG_NONE, &paused,
 		  "leave the VM paused (PATCH /vm over --api-sock resumes it)", NULL },
 		{ "api-sock", 'a', 0, G_OPTION_ARG_FILENAME, &api_sock,
@@ -515,6 +521,7 @@ static int parse_restore(int argc, char **argv, struct cli_opts *o, char **err, 
 	o->restore_mem = g_steal_pointer(&mem);
 	o->api_sock = g_steal_pointer(&api_sock);
 	o->restore_paused = paused;
+	o->restore_track_dirty = track;
 out:
 	g_free(mem);
 	g_free(api_sock);

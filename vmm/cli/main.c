@@ -257,7 +257,10 @@ static int run(struct cli_opts *o)
 	term_raw_enter(STDIN_FILENO);
 	front_data_give(vm);
 	if (o->restore_state &&
-	    vmm_vm_restore(vm, o->restore_state, o->restore_mem, !o->restore_paused, &e) < 0) {
+	    vmm_vm_restore(vm, o->restore_state, o->restore_mem,
+			   (o->restore_paused ? 0 : VMM_RESTORE_RESUME) |
+				   (o->restore_track_dirty ? VMM_RESTORE_TRACK_DIRTY : 0),
+			   &e) < 0) {
 		term_restore();
 		fprintf(stderr, "vmm: %s\n", e.msg);
 		goto out;

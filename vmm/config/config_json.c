@@ -187,13 +187,14 @@ static int apply_machine_config(struct vmm_config *c, const json_t *m, bool patc
 				   "\"None\"; hide features with --cpuid-mask)", s);
 	if ((r = get_bool(m, "track_dirty_pages", &b, e)) < 0)
 		return r;
-	if (r && b)
-		return config_fail(e, -EINVAL, "track_dirty_pages: true is not supported yet");
+	int track = r ? b : -1;
 	if ((r = get_string(m, "huge_pages", &s, e)) < 0)
 		return r;
 	if (r && strcmp(s, "None"))
 		return config_fail(e, -EINVAL, "huge_pages: '%s' is not supported (only \"None\"; "
 				   "vmm advises transparent huge pages itself)", s);
+	if (track >= 0)
+		c->track_dirty = track;
 	return 0;
 }
 
@@ -400,7 +401,7 @@ json_t *cfgjson_machine_config_get(const struct vmm_config *c)
 {
 	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->nr_cpus,
 			 "mem_size_mib", (json_int_t)(c->mem_size / MiB), "smt", 0,
-			 "track_dirty_pages", 0, "huge_pages", "None");
+			 "track_dirty_pages", c->track_dirty, "huge_pages", "None");
 }
 
 /*

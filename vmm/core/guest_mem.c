@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -175,6 +176,38 @@ void gm_destroy(struct guest_mem *gm)
 	memset(gm, 0, sizeof(*gm));
 	gm->fd = -1;
 	gm->src_fd = -1;
+}
+
+int gm_track_dirty(struct guest_mem *gm)
+{
+	if (!gm->dirty && !(gm->dirty = calloc(gm_dirty_words(gm), sizeof(uint64_t))))
+		return -ENOMEM;
+	return 0;
+}
+
+void gm_mark_dirty(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	if (!gm->dirty || !len)
+		return;
+	for (unsigned int i = 0; i < gm->nr_regions; i++) {
+		const struct gm_region *r = &gm->region[i];
+
+		if (gpa < r->gpa || gpa - r->gpa >= r->size)
+			continue;
+		uint64_t first = (r->fd_offset + (gpa - r->gpa)) / 4096;
+		uint64_t last = (r->fd_offset + MIN(gpa - r->gpa + len, r->size) - 1) / 4096;
+		for (uint64_t p = first; p <= last; p++)
+			__atomic_fetch_or(&gm->dirty[p / 64], 1ULL << (p % 64), __ATOMIC_RELAXED);
+		return;
+	}
+}
+
+void gm_dirty_take(const struct guest_mem *gm, uint64_t *out)
+{
+	if (!gm->dirty)
+		return;
+	for (size_t i = 0; i < gm_dirty_words(gm); i++)
+		out[i] |= __atomic_exchange_n(&gm->dirty[i], 0, __ATOMIC_RELAXED);
 }
 
 void *gm_ptr(const struct guest_mem *gm, gpa_t gpa, uint64_t len)

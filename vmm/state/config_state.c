@@ -27,6 +27,8 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 		state_put_str(w, node, "cmdline", c->cmdline);
 	state_put_u32(w, node, "cpus", c->nr_cpus);
 	state_put_u64(w, node, "memory", c->mem_size);
+	if (c->track_dirty)
+		state_put_u32(w, node, "track-dirty", 1);
 	state_put_u32(w, node, "console", (uint32_t)c->console);
 	state_put_u32(w, node, "timeout", c->timeout_s);
 	state_put_u32(w, node, "on-reboot", (uint32_t)c->on_reboot);
@@ -112,6 +114,8 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 	}
 	c->console = (enum vmm_console_kind)console;
 	c->on_reboot = (enum vmm_on_reboot)on_reboot;
+	uint32_t track = 0;
+	c->track_dirty = state_get_u32(r, node, "track-dirty", &track) == 0 && track;
 
 	disks = state_find(r, "/config/disks");
 	config_clear_disks(c);

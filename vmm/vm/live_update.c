@@ -57,11 +57,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* STATE's payload: this header, the console input not delivered yet, the state blob. */
+/*
+ * STATE's payload: this header, the console input not delivered yet, the pages dirtied since
+ * the last snapshot (a bitmap, with dirty-page tracking), the state blob.
+ */
 struct lu_state_hdr {
 	uint64_t pause_ns;    /* CLOCK_MONOTONIC when A began to pause the guest */
 	uint32_t resume;      /* 1: the guest was running; 0: it stays paused */
 	uint32_t pending_len; /* <= CONSOLE_CHUNK */
+	uint32_t dirty_len;   /* bytes: 0, or one bit per page of RAM in 64-bit words */
+	uint32_t diff_base;   /* 1: a snapshot is there for a Diff to build on */
 };
 
 /* ---- the old process ---- */
@@ -279,6 +284,7 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	int fds[HO_MAX_FDS], sv[2] = { -1, -1 }, sock = -1, r;
 	unsigned int nfds;
 	uint8_t *blob = NULL, *state = NULL;
+	uint64_t *dirty = NULL;
 	size_t len, slen;
 	pid_t pid = -1;
 	bool paused = false;
@@ -363,9 +369,18 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	}
 	if ((r = machine_state_save(vm->m, &state, &slen, err, errlen)) < 0)
 		goto fail;
+	size_t dlen = 0;
+	if (vm->cfg.track_dirty) {
+		if ((r = vm_dirty_take(vm, &dirty)) < 0) {
+			snprintf(err, errlen, "dirty pages: %s", strerror(-r));
+			goto fail;
+		}
+		dlen = gm_dirty_words(&vm->m->gm) * sizeof(uint64_t);
+	}
 	size_t pend = vm->pending_len - vm->pending_off;
-	struct lu_state_hdr h = { t0, st == VMM_STATE_RUNNING, (uint32_t)pend };
-	size_t plen = sizeof(h) + pend + slen;
+	struct lu_state_hdr h = { t0, st == VMM_STATE_RUNNING, (uint32_t)pend, (uint32_t)dlen,
+				  vm->diff_base };
+	size_t plen = sizeof(h) + pend + dlen + slen;
 	uint8_t *p = malloc(plen);
 	if (!p) {
 		snprintf(err, errlen, "out of memory");
@@ -374,7 +389,9 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	}
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + sizeof(h), vm->pending + vm->pending_off, pend);
-	memcpy(p + sizeof(h) + pend, state, slen);
+	if (dlen)
+		memcpy(p + sizeof(h) + pend, dirty, dlen);
+	memcpy(p + sizeof(h) + pend + dlen, state, slen);
 	r = ho_send(sock, HO_STATE, p, plen, NULL, 0);
 	free(p);
 	if (r < 0) {
@@ -407,9 +424,15 @@ fail:
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}
+	if (dirty) {
+		/* Still this process's to snapshot: what was taken goes back. */
+		vm->dirty_carry = dirty;
+		dirty = NULL;
+	}
 	if (paused)
 		machine_resume(vm->m);
 out:
+	free(dirty);
 	if (sock >= 0)
 		close(sock);
 	if (sv[1] >= 0)
@@ -639,17 +662,26 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		goto refuse_locked;
 	}
 	memcpy(&h, smsg.payload, sizeof(h));
-	if (h.pending_len > CONSOLE_CHUNK || h.pending_len > smsg.len - sizeof(h)) {
-		snprintf(err, sizeof(err), "console input of %u bytes", h.pending_len);
+	size_t want_dirty = vm->cfg.track_dirty ? gm_dirty_words(&m->gm) * sizeof(uint64_t) : 0;
+	if (h.pending_len > CONSOLE_CHUNK || h.dirty_len != want_dirty ||
+	    (uint64_t)h.pending_len + h.dirty_len > smsg.len - sizeof(h)) {
+		snprintf(err, sizeof(err), "state message: %u bytes of console input, %u of "
+			 "dirty pages (expected %zu)", h.pending_len, h.dirty_len, want_dirty);
 		r = -EPROTO;
 		goto refuse_locked;
 	}
-	const uint8_t *blob = smsg.payload + sizeof(h) + h.pending_len;
-	if ((r = state_open(&ssr, blob, smsg.len - sizeof(h) - h.pending_len, err,
+	const uint8_t *dirty = smsg.payload + sizeof(h) + h.pending_len;
+	const uint8_t *blob = dirty + h.dirty_len;
+	if ((r = state_open(&ssr, blob, smsg.len - sizeof(h) - h.pending_len - h.dirty_len, err,
 			    sizeof(err))) < 0 ||
 	    (r = vm_install_machine(vm, m, &ssr, true, err, sizeof(err))) < 0)
 		goto refuse_locked;
 	m = NULL; /* the VM's now */
+	vm->diff_base = h.diff_base != 0;
+	if (h.dirty_len && (vm->dirty_carry = malloc(h.dirty_len)))
+		memcpy(vm->dirty_carry, dirty, h.dirty_len);
+	else if (h.dirty_len)
+		vm->diff_base = false; /* out of memory: the next snapshot must be a Full one */
 	memcpy(vm->pending, smsg.payload + sizeof(h), h.pending_len);
 	vm->pending_len = h.pending_len;
 	vm->pending_off = 0;

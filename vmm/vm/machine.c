@@ -178,6 +178,7 @@ static int setup_kvm_vm(struct machine *m, char *err, size_t errlen)
 			.guest_phys_addr = r->gpa,
 			.memory_size = r->size,
 			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+			.flags = m->cfg->track_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		};
 		step = "KVM_SET_USER_MEMORY_REGION";
 		if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
@@ -279,6 +280,10 @@ int machine_create(const struct vmm_config *cfg, const struct log_sink *log, uns
 		goto fail;
 	if ((ret = machine_ram(m, cfg, err, errlen)) < 0)
 		goto fail;
+	if (cfg->track_dirty && (ret = gm_track_dirty(&m->gm)) < 0) {
+		snprintf(err, errlen, "memory: dirty-page bitmap: %s", strerror(-ret));
+		goto fail;
+	}
 	if ((ret = kvm_sys_open(&m->kvm, kvm_path, err, errlen)) < 0)
 		goto fail;
 	if (cfg->nr_cpus > m->kvm.max_vcpus) {
@@ -544,6 +549,35 @@ void machine_halt(struct machine *m, struct vmm_outcome *out)
 	pthread_mutex_lock(&m->run_lock);
 	*out = m->outcome;
 	pthread_mutex_unlock(&m->run_lock);
+}
+
+int machine_dirty_take(struct machine *m, uint64_t *out)
+{
+	size_t words = gm_dirty_words(&m->gm);
+	uint64_t *slot = calloc(words, sizeof(uint64_t));
+
+	if (!slot)
+		return -ENOMEM;
+	/* The guest's writes (KVM's log, per memslot, cleared as it is read), then the VMM's. */
+	for (unsigned int i = 0; i < m->gm.nr_regions; i++) {
+		const struct gm_region *r = &m->gm.region[i];
+		struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = slot };
+		uint64_t base = r->fd_offset / 4096, pages = r->size / 4096;
+
+		memset(slot, 0, words * sizeof(uint64_t));
+		if (ioctl(m->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+			int e = -errno;
+			free(slot);
+			return e;
+		}
+		for (uint64_t p = 0; p < pages; p++) {
+			if (slot[p / 64] & (1ULL << (p % 64)))
+				out[(base + p) / 64] |= 1ULL << ((base + p) % 64);
+		}
+	}
+	free(slot);
+	gm_dirty_take(&m->gm, out);
+	return 0;
 }
 
 void machine_release_devices(struct machine *m)

@@ -92,6 +92,12 @@ void machine_request_stop(struct machine *m, enum vmm_stop_reason reason, int co
 			  const char *msg);
 /* After a stop request: kick and join the vCPUs; *out gets the outcome. */
 void machine_halt(struct machine *m, struct vmm_outcome *out);
+/*
+ * With cfg->track_dirty: OR into out (gm_dirty_words() words, one bit per page of RAM) the
+ * pages written since the last call, by the guest (KVM's dirty log) and by the VMM's devices,
+ * and start over. Paused machines only.
+ */
+int machine_dirty_take(struct machine *m, uint64_t *out) WUR;
 /* Unrealize the devices (disk images closed, locks gone) of a halted machine. */
 void machine_release_devices(struct machine *m);
 void machine_destroy(struct machine *m);

@@ -283,3 +283,68 @@ int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err, 
 	close(fd);
 	return r;
 }
+
+/*
+ * The pages set in dirty, read through the guest's mapping (a lazily restored page that is not
+ * in the memfd yet is brought in from its file on the way), each written whole (a page that
+ * became zero must replace what is under it).
+ */
+static int write_dirty(const struct guest_mem *gm, const uint64_t *dirty, int fd)
+{
+	uint64_t pages = gm->ram_size / 4096;
+	int r;
+
+	for (uint64_t p = 0; p < pages;) {
+		if (!(dirty[p / 64] & (1ULL << (p % 64)))) {
+			p++;
+			continue;
+		}
+		uint64_t q = p;
+		while (q < pages && (dirty[q / 64] & (1ULL << (q % 64))))
+			q++;
+		if ((r = write_all(fd, gm->base + p * 4096, (size_t)((q - p) * 4096),
+				   (off_t)(p * 4096))) < 0)
+			return r;
+		p = q;
+	}
+	return 0;
+}
+
+int snapshot_write_ram_diff(const struct guest_mem *gm, const uint64_t *dirty, const char *path,
+			    char *err, size_t errlen)
+{
+	char tmp[4200];
+	struct stat st;
+	int fd, r = 0;
+
+	/* On top of the memory file of the snapshot it follows: that file becomes this one's. */
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == gm->ram_size) {
+		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s: %s", path, strerror(-r));
+			return r;
+		}
+		r = write_dirty(gm, dirty, fd);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		close(fd);
+		if (r < 0)
+			snprintf(err, errlen, "%s: %s (the file is now part old, part new: write the "
+				 "diff again, or take a Full snapshot)", path, strerror(-r));
+		return r;
+	}
+	/* A file of its own: the dirty pages only, the rest holes (Firecracker's diff layout,
+	 * merged onto the base file's by whoever keeps the chain). */
+	if ((fd = tmp_beside(path, tmp, sizeof(tmp), err, errlen)) < 0)
+		return fd;
+	if (ftruncate(fd, (off_t)gm->ram_size) < 0 || (r = write_dirty(gm, dirty, fd)) < 0) {
+		r = r < 0 ? r : -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	r = commit(fd, tmp, path, err, errlen);
+	close(fd);
+	return r;
+}

@@ -17,5 +17,13 @@ int snapshot_write_state(const uint8_t *blob, size_t len, const char *path, char
 			 size_t errlen) WUR;
 int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err,
 		       size_t errlen) WUR;
+/*
+ * A diff: the pages set in dirty (one bit per page). Over path when it is a file of the RAM's
+ * size (the memory file of the snapshot this one follows, which then is this one's: written
+ * in place and synced); else a new sparse file with those pages only (written beside and
+ * renamed, as a full one).
+ */
+int snapshot_write_ram_diff(const struct guest_mem *gm, const uint64_t *dirty, const char *path,
+			    char *err, size_t errlen) WUR;
 
 #endif

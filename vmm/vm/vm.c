@@ -526,6 +526,7 @@ int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_p
 	const struct log_sink *prev = log_bind(&vm->log);
 	char err[VMM_ERROR_LEN] = "";
 	uint8_t *blob = NULL;
+	uint64_t *dirty = NULL;
 	size_t len;
 	int r;
 
@@ -536,23 +537,59 @@ int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_p
 							       : vmm_state_name(vm->state));
 		goto out;
 	}
-	if (type != VMM_SNAPSHOT_FULL) {
-		r = config_fail(e, -EOPNOTSUPP, "snapshot type: only Full snapshots so far");
+	if (type == VMM_SNAPSHOT_DIFF && !vm->cfg.track_dirty) {
+		r = config_fail(e, -EINVAL, "snapshot type Diff: dirty pages are not tracked "
+				"(machine-config track_dirty_pages, before the VM starts)");
+		goto out;
+	}
+	if (type == VMM_SNAPSHOT_DIFF && !vm->diff_base) {
+		r = config_fail(e, -EINVAL, "snapshot type Diff: there is no snapshot to build on "
+				"yet (take a Full one first)");
+		goto out;
+	}
+	/* What the guest and the devices wrote since the last snapshot: a Diff's pages, and
+	 * after a Full one, nothing any more. */
+	if (vm->cfg.track_dirty && (r = vm_dirty_take(vm, &dirty)) < 0) {
+		config_fail(e, r, "snapshot: dirty pages: %s", strerror(-r));
 		goto out;
 	}
 	/* RAM first: a state file names a complete snapshot only once both are in place. */
 	if ((r = machine_state_save(vm->m, &blob, &len, err, sizeof(err))) < 0 ||
-	    (r = snapshot_write_ram(&vm->m->gm, mem_path, err, sizeof(err))) < 0 ||
+	    (r = type == VMM_SNAPSHOT_DIFF
+			 ? snapshot_write_ram_diff(&vm->m->gm, dirty, mem_path, err, sizeof(err))
+			 : snapshot_write_ram(&vm->m->gm, mem_path, err, sizeof(err))) < 0 ||
 	    (r = snapshot_write_state(blob, len, state_path, err, sizeof(err))) < 0) {
+		/* Not taken: those pages are still to go into the next diff. */
+		vm->dirty_carry = dirty;
+		dirty = NULL;
 		config_fail(e, r, "snapshot: %s", err);
 		goto out;
 	}
+	vm->diff_base = true;
 	r = 0;
 out:
+	free(dirty);
 	free(blob);
 	pthread_mutex_unlock(&vm->op_lock);
 	log_bind(prev);
 	return r;
+}
+
+int vm_dirty_take(struct vmm_vm *vm, uint64_t **out)
+{
+	size_t words = gm_dirty_words(&vm->m->gm);
+	uint64_t *d = vm->dirty_carry ? vm->dirty_carry : calloc(words, sizeof(uint64_t));
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	vm->dirty_carry = NULL;
+	if ((r = machine_dirty_take(vm->m, d)) < 0) {
+		vm->dirty_carry = d;
+		return r;
+	}
+	*out = d;
+	return 0;
 }
 
 /* A state file, checked whole; *buf to be freed. */
@@ -573,8 +610,8 @@ static int read_state(const char *path, uint8_t **buf, size_t *len, struct state
 	return 0;
 }
 
-int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path, bool resume,
-		   struct vmm_error *e)
+int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path,
+		   unsigned int flags, struct vmm_error *e)
 {
 	const struct log_sink *prev = log_bind(&vm->log);
 	char err[VMM_ERROR_LEN] = "";
@@ -609,6 +646,8 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		goto out;
 	}
 	nc.mem_source_fd = fd;
+	if (flags & VMM_RESTORE_TRACK_DIRTY)
+		nc.track_dirty = true;
 	fd = -1;
 	/* What this process was given stays: its console, its name, its /dev/kvm. */
 	nc.console_in = vm->cfg.console_in;
@@ -629,6 +668,7 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		config_fail(e, r, "snapshot %s: %s", state_path, err);
 		goto out;
 	}
+	vm->diff_base = true; /* a Diff snapshot can follow the one it came from */
 	vm_set_state(vm, VMM_STATE_PAUSED);
 	__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
 	if ((r = ev_loop_start(vm->ctl)) < 0) {
@@ -643,7 +683,7 @@ out:
 	config_fini(&nc);
 	free(buf);
 	pthread_mutex_unlock(&vm->op_lock);
-	if (r == 0 && resume)
+	if (r == 0 && (flags & VMM_RESTORE_RESUME))
 		r = vmm_vm_resume(vm, e);
 	log_bind(prev);
 	return r;
@@ -780,6 +820,7 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 	if (vm->rx_efd >= 0)
 		close(vm->rx_efd);
 	free(vm->front);
+	free(vm->dirty_carry);
 	config_fini(&vm->cfg);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
@@ -847,9 +888,9 @@ static int target_snapshot_create(void *opaque, const char *state_path, const ch
 }
 
 static int target_snapshot_load(void *opaque, const char *state_path, const char *mem_path,
-				bool resume, struct vmm_error *e)
+				unsigned int flags, struct vmm_error *e)
 {
-	return vmm_vm_restore(opaque, state_path, mem_path, resume, e);
+	return vmm_vm_restore(opaque, state_path, mem_path, flags, e);
 }
 
 static int target_live_update(void *opaque, const char *binary, struct vmm_live_update *out,

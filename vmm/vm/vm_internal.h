@@ -57,6 +57,11 @@ struct vmm_vm {
 	/* The API serving this VM (vmm_api_start), for a live update to hand its socket on
 	 * (under lock). */
 	struct vmm_api *api;
+	/* Diff snapshots (cfg.track_dirty): whether a snapshot (taken, restored from) is there to
+	 * build on, and the pages dirtied since that a live update's old process passed on
+	 * (gm_dirty_words() words, or NULL). op_lock. */
+	bool diff_base;
+	uint64_t *dirty_carry;
 	/* The front end's bytes for its successor (vmm_vm_set_front_data). */
 	uint8_t *front;
 	size_t front_len;
@@ -78,6 +83,9 @@ void vm_set_state(struct vmm_vm *vm, enum vmm_state s);
 void vm_console_hold(struct vmm_vm *vm, bool hold);
 /* Start feeding console input (not with op_lock held once the control thread runs). */
 void vm_console_start(struct vmm_vm *vm);
+/* The pages dirtied since the last snapshot (the carried ones included), malloc'd (op_lock
+ * held, machine paused, cfg.track_dirty). */
+int vm_dirty_take(struct vmm_vm *vm, uint64_t **out) WUR;
 /* The program's event callback. */
 void vm_event(struct vmm_vm *vm, enum vmm_event ev, const struct vmm_outcome *o);
 
