@@ -140,6 +140,17 @@ static void test_refusals(void **state)
 	memset(bad + STATE_HEADER_LEN + 8, 0xff, 8); /* off_dt_struct, off_dt_strings */
 	fix_crc(bad);
 	expect_refused(bad, len, "malformed state tree");
+	/* An old FDT version (no struct size: libfdt 1.6 would read past the buffer), and a tree
+	 * whose own size is not the blob's (found by fuzz_handover). */
+	memcpy(bad, buf, len);
+	bad[STATE_HEADER_LEN + 23] = 11; /* version, big-endian */
+	bad[STATE_HEADER_LEN + 27] = 1;  /* last_comp_version */
+	fix_crc(bad);
+	expect_refused(bad, len, "not a version 17 tree");
+	memcpy(bad, buf, len);
+	bad[STATE_HEADER_LEN + 7] ^= 0x04; /* totalsize */
+	fix_crc(bad);
+	expect_refused(bad, len, "not a version 17 tree");
 	/* A tree of another kind. */
 	memcpy(bad, buf, len);
 	uint8_t *c = memmem(bad, len, STATE_COMPATIBLE, strlen(STATE_COMPATIBLE));

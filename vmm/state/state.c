@@ -199,6 +199,19 @@ int state_open(struct state_reader *r, const uint8_t *buf, size_t len, char *err
 		snprintf(err, errlen, "CRC mismatch: the state is damaged");
 		return -EINVAL;
 	}
+	/*
+	 * The tree as vmm writes it: FDT version 17, exactly the blob's size. Checked before
+	 * libfdt looks deeper: libfdt 1.6 takes older versions, which have no struct size, and
+	 * then reads past the buffer.
+	 */
+	const void *fdt = buf + STATE_HEADER_LEN;
+	if (blob < sizeof(struct fdt_header) || fdt_magic(fdt) != FDT_MAGIC ||
+	    fdt_version(fdt) != 17 || fdt_last_comp_version(fdt) != 16 ||
+	    fdt_totalsize(fdt) != blob) {
+		snprintf(err, errlen, "malformed state tree (not a version 17 tree of %llu bytes)",
+			 (unsigned long long)blob);
+		return -EINVAL;
+	}
 	if (fdt_check_full(buf + STATE_HEADER_LEN, blob) < 0) {
 		snprintf(err, errlen, "malformed state tree");
 		return -EINVAL;

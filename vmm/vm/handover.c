@@ -26,6 +26,7 @@
 
 #include "handover.h"
 #include "vmm/state.h"
+#include "vmm/state_config.h"
 
 struct ho_hdr {
 	uint32_t type;
@@ -188,4 +189,120 @@ void ho_msg_fini(struct ho_msg *msg)
 int ho_send_failed(int sock, const char *why)
 {
 	return ho_send(sock, HO_FAILED, why, strlen(why) + 1, NULL, 0);
+}
+
+/* ---- the payloads ---- */
+
+int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prepare *in,
+		     char *err, size_t errlen)
+{
+	unsigned int next = 0;
+	uint32_t proto, esc = 0;
+	size_t n;
+	int node, r;
+
+	if (msg->type != HO_PREPARE) {
+		snprintf(err, errlen, "expected the handover, got message %u", msg->type);
+		return -EPROTO;
+	}
+	if ((r = state_open(sr, msg->payload, msg->len, err, errlen)) < 0)
+		return r;
+	if ((node = state_find(sr, "/handover")) < 0 ||
+	    state_get_u32(sr, node, "protocol", &proto) < 0) {
+		snprintf(err, errlen, "the handover has no /handover node");
+		return -EPROTO;
+	}
+	if (proto != HO_PROTOCOL) {
+		snprintf(err, errlen, "handover protocol %u, this vmm speaks %u", proto,
+			 HO_PROTOCOL);
+		return -EPROTO;
+	}
+	if ((r = config_state_load(&in->cfg, sr, err, errlen)) < 0)
+		return r;
+	if (state_get_u32(sr, node, "console-escape", &esc) < 0)
+		esc = 0;
+	if (state_get_u64(sr, node, "timeout-left-ms", &in->timeout_left_ms) < 0)
+		in->timeout_left_ms = 0;
+	in->front = state_get_ptr(sr, node, "front", &in->front_len);
+	if (in->front_len > HO_FRONT_MAX) {
+		snprintf(err, errlen, "front-end data of %zu bytes", in->front_len);
+		return -EPROTO;
+	}
+	if (msg->nfds < 1) {
+		snprintf(err, errlen, "no guest RAM came with the handover");
+		return -EPROTO;
+	}
+	in->cfg.mem_fd = msg->fds[next];
+	msg->fds[next++] = -1;
+	uint32_t src = 0;
+	if (state_get_u32(sr, node, "mem-source", &src) == 0 && src) {
+		if (next >= msg->nfds) {
+			snprintf(err, errlen, "the snapshot memory file is named but not handed over");
+			return -EPROTO;
+		}
+		in->cfg.mem_source_fd = msg->fds[next];
+		msg->fds[next++] = -1;
+	}
+	in->api_path = state_get_str(sr, node, "api-path", 108);
+	if (in->api_path) {
+		if (next >= msg->nfds || state_get_u64(sr, node, "api-dev", &in->api_dev) < 0 ||
+		    state_get_u64(sr, node, "api-ino", &in->api_ino) < 0) {
+			snprintf(err, errlen, "the API socket is named but not handed over");
+			return -EPROTO;
+		}
+		in->api_fd = msg->fds[next];
+		msg->fds[next++] = -1;
+	}
+	const char *ids = state_get_ptr(sr, node, "host-files", &n);
+	for (size_t off = 0; ids && off < n;) {
+		const char *id = ids + off;
+		const char *end = memchr(id, 0, n - off);
+		struct config_disk *d;
+
+		if (!end || next >= msg->nfds) {
+			snprintf(err, errlen, "malformed host-files list");
+			return -EPROTO;
+		}
+		if (!(d = config_disk_find(&in->cfg, id)) || d->fd >= 0) {
+			snprintf(err, errlen, "host file for '%.64s', which is no disk of the VM", id);
+			return -EPROTO;
+		}
+		d->fd = msg->fds[next];
+		msg->fds[next++] = -1;
+		off += (size_t)(end - id) + 1;
+	}
+	if (next != msg->nfds) {
+		snprintf(err, errlen, "%u files came with the handover, %u are named", msg->nfds,
+			 next);
+		return -EPROTO;
+	}
+	for (unsigned int i = 0; i < in->cfg.nr_disks; i++) {
+		if (in->cfg.disks[i].fd < 0) {
+			snprintf(err, errlen, "disk '%s' was not handed over", in->cfg.disks[i].id);
+			return -EPROTO;
+		}
+	}
+	in->console_escape = esc != 0;
+	return 0;
+}
+
+int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, struct ho_state *out, char *err,
+		   size_t errlen)
+{
+	if (msg->type != HO_STATE || msg->nfds || msg->len < sizeof(out->h)) {
+		snprintf(err, errlen, "expected the state, got message %u", msg->type);
+		return -EPROTO;
+	}
+	memcpy(&out->h, msg->payload, sizeof(out->h));
+	if (out->h.pending_len > HO_PENDING_MAX || out->h.dirty_len != want_dirty ||
+	    (uint64_t)out->h.pending_len + out->h.dirty_len > msg->len - sizeof(out->h)) {
+		snprintf(err, errlen, "state message: %u bytes of console input, %u of dirty pages "
+			 "(expected %zu)", out->h.pending_len, out->h.dirty_len, want_dirty);
+		return -EPROTO;
+	}
+	out->pending = msg->payload + sizeof(out->h);
+	out->dirty = out->pending + out->h.pending_len;
+	out->blob = out->dirty + out->h.dirty_len;
+	out->blob_len = msg->len - sizeof(out->h) - out->h.pending_len - out->h.dirty_len;
+	return 0;
 }

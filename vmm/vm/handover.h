@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include "vmm/compiler.h"
+#include "vmm/config.h"
+#include "vmm/state.h"
 
 enum ho_type { HO_PREPARE = 1, HO_READY, HO_STATE, HO_RESUMED, HO_FAILED };
 
@@ -27,6 +29,50 @@ int ho_send(int sock, uint32_t type, const void *payload, size_t len, const int 
 int ho_recv(int sock, struct ho_msg *msg, int timeout_ms) WUR;
 void ho_msg_fini(struct ho_msg *msg);
 int ho_send_failed(int sock, const char *why);
+
+#define HO_PROTOCOL    1
+#define HO_FRONT_MAX   4096 /* the front end's bytes */
+#define HO_PENDING_MAX 4096 /* console input not delivered yet */
+
+/*
+ * PREPARE, as the new process reads it: the configuration (/config, its fds taken from the
+ * message: RAM, the snapshot file behind it, the disk images by id) and /handover's fields.
+ * Pointers are into the state reader's buffer (the message's payload).
+ */
+struct ho_prepare {
+	struct vmm_config cfg;      /* config_init'ed by the caller; console fds not set */
+	uint64_t timeout_left_ms;   /* 0: none */
+	const uint8_t *front;       /* NULL: none */
+	size_t front_len;
+	bool console_escape;
+	const char *api_path;       /* NULL: no API socket */
+	uint64_t api_dev, api_ino;
+	int api_fd;                 /* -1 by the caller */
+};
+/* Every field checked; the fds it takes are set to -1 in msg. -EPROTO and err otherwise. */
+int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prepare *out,
+		     char *err, size_t errlen) WUR;
+
+/*
+ * STATE's payload: this header, the console input not delivered yet, the pages dirtied since
+ * the last snapshot (a bitmap, with dirty-page tracking), then the state blob.
+ */
+struct ho_state_hdr {
+	uint64_t pause_ns;    /* CLOCK_MONOTONIC when the old process began to pause the guest */
+	uint32_t resume;      /* 1: the guest was running; 0: it stays paused */
+	uint32_t pending_len; /* <= HO_PENDING_MAX */
+	uint32_t dirty_len;   /* bytes: 0, or one bit per page of RAM in 64-bit words */
+	uint32_t diff_base;   /* 1: a snapshot is there for a Diff to build on */
+};
+
+struct ho_state {
+	struct ho_state_hdr h;
+	const uint8_t *pending, *dirty, *blob; /* into the message's payload */
+	size_t blob_len;
+};
+/* The parts of a STATE message whose bitmap must be want_dirty bytes long. */
+int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, struct ho_state *out, char *err,
+		   size_t errlen) WUR;
 
 /* The RESUMED payload. */
 struct ho_resumed {

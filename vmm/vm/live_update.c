@@ -40,7 +40,6 @@
 #include "vmm/file.h"
 #include "vmm/state_config.h"
 
-#define LU_PROTOCOL     1
 #define LU_READY_MS     10000 /* B builds its machine */
 #define LU_RESUMED_MS   10000 /* B loads the state */
 #define LU_PREPARE_MS   10000 /* B waits for A */
@@ -49,6 +48,9 @@
 
 extern char **environ;
 
+_Static_assert(HO_PENDING_MAX == CONSOLE_CHUNK, "console input fits the new VM's buffer");
+_Static_assert(HO_FRONT_MAX == FRONT_DATA_MAX, "front-end data fits");
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -56,18 +58,6 @@ static uint64_t now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-
-/*
- * STATE's payload: this header, the console input not delivered yet, the pages dirtied since
- * the last snapshot (a bitmap, with dirty-page tracking), the state blob.
- */
-struct lu_state_hdr {
-	uint64_t pause_ns;    /* CLOCK_MONOTONIC when A began to pause the guest */
-	uint32_t resume;      /* 1: the guest was running; 0: it stays paused */
-	uint32_t pending_len; /* <= CONSOLE_CHUNK */
-	uint32_t dirty_len;   /* bytes: 0, or one bit per page of RAM in 64-bit words */
-	uint32_t diff_base;   /* 1: a snapshot is there for a Diff to build on */
-};
 
 /* ---- the old process ---- */
 
@@ -139,9 +129,16 @@ static int lu_spawn(const char *path, int sock, pid_t *pid, char *err, size_t er
 static void lu_reap(pid_t pid, char *why, size_t len)
 {
 	int st;
+	pid_t got = 0;
 
-	kill(pid, SIGKILL);
-	if (waitpid(pid, &st, 0) != pid)
+	/* It may be exiting on its own (it closed its end first): its status says more. */
+	for (int i = 0; i < 20 && (got = waitpid(pid, &st, WNOHANG)) == 0; i++)
+		usleep(10 * 1000);
+	if (got == 0) {
+		kill(pid, SIGKILL);
+		got = waitpid(pid, &st, 0);
+	}
+	if (got != pid)
 		snprintf(why, len, "it is gone");
 	else if (WIFEXITED(st))
 		snprintf(why, len, "it exited with status %d", WEXITSTATUS(st));
@@ -199,7 +196,7 @@ static int lu_prepare(struct vmm_vm *vm, struct vmm_api *api, uint8_t **blob, si
 	}
 	config_state_save(&vm->cfg, &w);
 	node = state_node(&w, 0, "handover");
-	state_put_u32(&w, node, "protocol", LU_PROTOCOL);
+	state_put_u32(&w, node, "protocol", HO_PROTOCOL);
 	state_put_u32(&w, node, "console-escape", vm->cfg.console_escape);
 	if (vm->front_len)
 		state_put(&w, node, "front", vm->front, vm->front_len);
@@ -378,7 +375,7 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 		dlen = gm_dirty_words(&vm->m->gm) * sizeof(uint64_t);
 	}
 	size_t pend = vm->pending_len - vm->pending_off;
-	struct lu_state_hdr h = { t0, st == VMM_STATE_RUNNING, (uint32_t)pend, (uint32_t)dlen,
+	struct ho_state_hdr h = { t0, st == VMM_STATE_RUNNING, (uint32_t)pend, (uint32_t)dlen,
 				  vm->diff_base };
 	size_t plen = sizeof(h) + pend + dlen + slen;
 	uint8_t *p = malloc(plen);
@@ -488,112 +485,6 @@ out:
 
 /* ---- the new process ---- */
 
-struct lu_in {
-	struct vmm_config cfg;
-	uint64_t timeout_left_ms;
-	const uint8_t *front;
-	size_t front_len;
-	const char *api_path;
-	uint64_t api_dev, api_ino;
-	int api_fd;
-};
-
-/* PREPARE into a configuration whose fds are taken from msg. */
-static int lu_parse_prepare(struct ho_msg *msg, const struct vmm_receive *rv, struct lu_in *in,
-			    struct state_reader *sr, char *err, size_t errlen)
-{
-	unsigned int next = 0;
-	uint32_t proto, esc = 0;
-	size_t n;
-	int node, r;
-
-	if (msg->type != HO_PREPARE) {
-		snprintf(err, errlen, "expected the handover, got message %u", msg->type);
-		return -EPROTO;
-	}
-	if ((r = state_open(sr, msg->payload, msg->len, err, errlen)) < 0)
-		return r;
-	if ((node = state_find(sr, "/handover")) < 0 ||
-	    state_get_u32(sr, node, "protocol", &proto) < 0) {
-		snprintf(err, errlen, "the handover has no /handover node");
-		return -EPROTO;
-	}
-	if (proto != LU_PROTOCOL) {
-		snprintf(err, errlen, "handover protocol %u, this vmm speaks %u", proto,
-			 LU_PROTOCOL);
-		return -EPROTO;
-	}
-	if ((r = config_state_load(&in->cfg, sr, err, errlen)) < 0)
-		return r;
-	if (state_get_u32(sr, node, "console-escape", &esc) < 0)
-		esc = 0;
-	if (state_get_u64(sr, node, "timeout-left-ms", &in->timeout_left_ms) < 0)
-		in->timeout_left_ms = 0;
-	in->front = state_get_ptr(sr, node, "front", &in->front_len);
-	if (in->front_len > FRONT_DATA_MAX) {
-		snprintf(err, errlen, "front-end data of %zu bytes", in->front_len);
-		return -EPROTO;
-	}
-	if (msg->nfds < 1) {
-		snprintf(err, errlen, "no guest RAM came with the handover");
-		return -EPROTO;
-	}
-	in->cfg.mem_fd = msg->fds[next];
-	msg->fds[next++] = -1;
-	uint32_t src = 0;
-	if (state_get_u32(sr, node, "mem-source", &src) == 0 && src) {
-		if (next >= msg->nfds) {
-			snprintf(err, errlen, "the snapshot memory file is named but not handed over");
-			return -EPROTO;
-		}
-		in->cfg.mem_source_fd = msg->fds[next];
-		msg->fds[next++] = -1;
-	}
-	in->api_path = state_get_str(sr, node, "api-path", 108);
-	if (in->api_path) {
-		if (next >= msg->nfds || state_get_u64(sr, node, "api-dev", &in->api_dev) < 0 ||
-		    state_get_u64(sr, node, "api-ino", &in->api_ino) < 0) {
-			snprintf(err, errlen, "the API socket is named but not handed over");
-			return -EPROTO;
-		}
-		in->api_fd = msg->fds[next];
-		msg->fds[next++] = -1;
-	}
-	const char *ids = state_get_ptr(sr, node, "host-files", &n);
-	for (size_t off = 0; ids && off < n;) {
-		const char *id = ids + off;
-		const char *end = memchr(id, 0, n - off);
-		struct config_disk *d;
-
-		if (!end || next >= msg->nfds) {
-			snprintf(err, errlen, "malformed host-files list");
-			return -EPROTO;
-		}
-		if (!(d = config_disk_find(&in->cfg, id)) || d->fd >= 0) {
-			snprintf(err, errlen, "host file for '%.64s', which is no disk of the VM", id);
-			return -EPROTO;
-		}
-		d->fd = msg->fds[next];
-		msg->fds[next++] = -1;
-		off += (size_t)(end - id) + 1;
-	}
-	if (next != msg->nfds) {
-		snprintf(err, errlen, "%u files came with the handover, %u are named", msg->nfds,
-			 next);
-		return -EPROTO;
-	}
-	for (unsigned int i = 0; i < in->cfg.nr_disks; i++) {
-		if (in->cfg.disks[i].fd < 0) {
-			snprintf(err, errlen, "disk '%s' was not handed over", in->cfg.disks[i].id);
-			return -EPROTO;
-		}
-	}
-	in->cfg.console_in = rv->console_in;
-	in->cfg.console_out = rv->console_out;
-	in->cfg.console_escape = esc != 0;
-	return 0;
-}
-
 /* Tell A why, and the caller too. */
 static int lu_refuse(int sock, int r, const char *err, struct vmm_error *e)
 {
@@ -608,7 +499,7 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 {
 	char err[VMM_ERROR_LEN] = "";
 	struct ho_msg prep = { 0 }, smsg = { 0 };
-	struct lu_in in = { .api_fd = -1 };
+	struct ho_prepare in = { .api_fd = -1 };
 	struct state_reader sr, ssr;
 	struct machine *m = NULL;
 	struct vmm_vm *vm = NULL;
@@ -623,11 +514,16 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		config_fail(e, r, "live update (new process): no handover: %s", strerror(-r));
 		goto out;
 	}
-	if ((r = lu_parse_prepare(&prep, rv, &in, &sr, err, sizeof(err))) < 0 ||
-	    (r = vmm_vm_create(&in.cfg, cb, &vm, NULL)) < 0) {
-		if (!err[0])
-			snprintf(err, sizeof(err), "out of memory");
+	if ((r = ho_parse_prepare(&prep, &sr, &in, err, sizeof(err))) < 0) {
 		r = lu_refuse(sock, r, err, e);
+		goto out;
+	}
+	/* This process's console: the same terminal or pipes, inherited. */
+	in.cfg.console_in = rv->console_in;
+	in.cfg.console_out = rv->console_out;
+	in.cfg.console_escape = in.console_escape;
+	if ((r = vmm_vm_create(&in.cfg, cb, &vm, NULL)) < 0) {
+		r = lu_refuse(sock, r, "out of memory", e);
 		goto out;
 	}
 	const struct log_sink *prev = log_bind(&vm->log);
@@ -655,35 +551,20 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		snprintf(err, sizeof(err), "no state from the old process: %s", strerror(-r));
 		goto refuse_locked;
 	}
-	struct lu_state_hdr h;
-	if (smsg.type != HO_STATE || smsg.nfds || smsg.len < sizeof(h)) {
-		snprintf(err, sizeof(err), "expected the state, got message %u", smsg.type);
-		r = -EPROTO;
-		goto refuse_locked;
-	}
-	memcpy(&h, smsg.payload, sizeof(h));
+	struct ho_state hs;
 	size_t want_dirty = vm->cfg.track_dirty ? gm_dirty_words(&m->gm) * sizeof(uint64_t) : 0;
-	if (h.pending_len > CONSOLE_CHUNK || h.dirty_len != want_dirty ||
-	    (uint64_t)h.pending_len + h.dirty_len > smsg.len - sizeof(h)) {
-		snprintf(err, sizeof(err), "state message: %u bytes of console input, %u of "
-			 "dirty pages (expected %zu)", h.pending_len, h.dirty_len, want_dirty);
-		r = -EPROTO;
-		goto refuse_locked;
-	}
-	const uint8_t *dirty = smsg.payload + sizeof(h) + h.pending_len;
-	const uint8_t *blob = dirty + h.dirty_len;
-	if ((r = state_open(&ssr, blob, smsg.len - sizeof(h) - h.pending_len - h.dirty_len, err,
-			    sizeof(err))) < 0 ||
+	if ((r = ho_parse_state(&smsg, want_dirty, &hs, err, sizeof(err))) < 0 ||
+	    (r = state_open(&ssr, hs.blob, hs.blob_len, err, sizeof(err))) < 0 ||
 	    (r = vm_install_machine(vm, m, &ssr, true, err, sizeof(err))) < 0)
 		goto refuse_locked;
 	m = NULL; /* the VM's now */
-	vm->diff_base = h.diff_base != 0;
-	if (h.dirty_len && (vm->dirty_carry = malloc(h.dirty_len)))
-		memcpy(vm->dirty_carry, dirty, h.dirty_len);
-	else if (h.dirty_len)
+	vm->diff_base = hs.h.diff_base != 0;
+	if (hs.h.dirty_len && (vm->dirty_carry = malloc(hs.h.dirty_len)))
+		memcpy(vm->dirty_carry, hs.dirty, hs.h.dirty_len);
+	else if (hs.h.dirty_len)
 		vm->diff_base = false; /* out of memory: the next snapshot must be a Full one */
-	memcpy(vm->pending, smsg.payload + sizeof(h), h.pending_len);
-	vm->pending_len = h.pending_len;
+	memcpy(vm->pending, hs.pending, hs.h.pending_len);
+	vm->pending_len = hs.h.pending_len;
 	vm->pending_off = 0;
 	__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
 	vm_set_state(vm, VMM_STATE_PAUSED);
@@ -699,14 +580,14 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		/* A died after sending the state: nobody else will run the guest. */
 		log_warn("live update: the old process is gone; resuming the guest anyway");
 	}
-	if (h.resume) {
+	if (hs.h.resume) {
 		machine_resume(vm->m);
 		vm_set_state(vm, VMM_STATE_RUNNING);
 		__atomic_store_n(&vm->in_paused, false, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&vm->op_lock);
 	vm_console_start(vm);
-	vm_event(vm, h.resume ? VMM_EVENT_RESUMED : VMM_EVENT_PAUSED, NULL);
+	vm_event(vm, hs.h.resume ? VMM_EVENT_RESUMED : VMM_EVENT_PAUSED, NULL);
 
 	if (in.api_path) {
 		struct vmm_error ae = { 0 };
