@@ -19,7 +19,6 @@ This test is the processes' subreaper, so that it reaps each old vmm and the las
 
 usage: live_update_guest.py VMM MICRO_BZIMAGE   (exit 0 pass, 1 fail, 77 no /dev/kvm)
 """
-import ctypes
 import os
 import re
 import shutil
@@ -31,10 +30,10 @@ import sys
 import tempfile
 import time
 
-from vmmtest import Proc, check, contiguous, request, summary
+from vmmtest import (Proc, become_subreaper, check, contiguous, pid_alive, reap, request,
+                     summary)
 
 UPDATES = 100
-PR_SET_CHILD_SUBREAPER = 36
 
 # A stand-in for the new process that speaks the handover's framing (vmm/vm/handover.c: a
 # header of le32 type, le32 number of fds, le64 payload length, then the payload) and breaks
@@ -65,28 +64,6 @@ sys.exit(3)
 '''
 
 
-def pid_alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as f:
-            return f.read().split(') ')[1][0] != 'Z'
-    except OSError:
-        return False
-
-
-def reap(pid, secs=10):
-    """The exit status of pid (our child, or an orphan we are the subreaper of)."""
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        try:
-            got, st = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if got == pid:
-            return os.waitstatus_to_exitcode(st)
-        time.sleep(0.01)
-    return None
-
-
 def fill(n, sector):
     """The sector the guest writes at step n (tests/guest/micro/count.c, count_fill)."""
     return b''.join(struct.pack('<I', ((n * 0x9e3779b9) & 0xffffffff) ^ sector ^ i)
@@ -98,8 +75,7 @@ def main():
     if not os.access('/dev/kvm', os.R_OK | os.W_OK):
         print('SKIP: no usable /dev/kvm')
         return 77
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    become_subreaper()
     tmp = tempfile.mkdtemp(prefix='vmm-lu-')
     sock = os.path.join(tmp, 'api.sock')
     disk = os.path.join(tmp, 'disk.img')

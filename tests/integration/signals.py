@@ -21,8 +21,11 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
 import time
+
+from vmmtest import become_subreaper, reap, request, wait_socket
 
 RAW_BITS = termios.ICANON | termios.ECHO | termios.ISIG
 
@@ -156,8 +159,44 @@ def main():
           'exit %s after %.1f s, stderr %r' % (code, took, err[-200:]))
     check('restart-loop-timeout-terminal', restored, 'terminal left raw')
 
+    live_update_terminal(vmm, kernel)
     print('%d failed' % len(failures))
     return 1 if failures else 0
+
+
+def live_update_terminal(vmm, kernel):
+    """A live update under a terminal: the terminal stays raw across it (the old process
+    leaves it so), the new process reads the console (Ctrl-A x stops it, 130) and restores the
+    terminal's mode from before vmm started when it exits."""
+    become_subreaper()
+    tmp = tempfile.mkdtemp(prefix='vmm-lu-pty-')
+    sock = os.path.join(tmp, 'api.sock')
+    r = Run(vmm, kernel, 't.scenario=count t.cycles=20000000', ['--api-sock', sock])
+    wait_socket(sock)
+    check('lu-pty-counting', r.wait_for('COUNT 3'), r.out[-200:])
+    raw = lambda: (termios.tcgetattr(r.slave)[3] & RAW_BITS) == 0  # noqa: E731
+    check('lu-pty-raw', raw())
+    st, body = request(sock, 'PUT', '/live-update')
+    check('lu-pty-update', st == 200, body)
+    if st != 200:
+        r.p.kill()
+        return
+    pid = body['pid']
+    old = r.p.wait(10)
+    check('lu-pty-old-exits-0-terminal-still-raw', old == 0 and raw(), '%s %s' % (old, raw()))
+    n = len(r.out)
+    r.pump(1.0)
+    check('lu-pty-new-prints', b'COUNT' in r.out[n:], r.out[-100:])
+    os.write(r.master, b'\x01x')
+    code = reap(pid)
+    r.pump(0.2)
+    after = termios.tcgetattr(r.slave)
+    restored = (after[3] & RAW_BITS) == (r.before[3] & RAW_BITS) and after[0] == r.before[0]
+    check('lu-pty-ctrl-a-x-130', code == 130, code)
+    check('lu-pty-terminal-restored', restored, 'terminal left raw after the new process')
+    check('lu-pty-socket-removed', not os.path.exists(sock), os.listdir(tmp))
+    os.close(r.master)
+    os.close(r.slave)
 
 
 if __name__ == '__main__':

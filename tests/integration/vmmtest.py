@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the Python integration tests share: PASS/FAIL lines, one API request, a vmm whose
 console is a pipe we read, and the checks on a counting guest's output."""
+import ctypes
 import json
 import os
 import re
@@ -121,3 +122,32 @@ class Proc:
 
 def contiguous(seq, start):
     return seq == list(range(start, start + len(seq)))
+
+
+def become_subreaper():
+    """Orphans (a live update's new vmm, once the old one exited) become our children, so
+    that we can reap them and see their status."""
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def pid_alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(') ')[1][0] != 'Z'
+    except OSError:
+        return False
+
+
+def reap(pid, secs=10):
+    """The exit status of pid (our child, or an orphan we are the subreaper of); None if it
+    did not end within secs."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            got, st = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if got == pid:
+            return os.waitstatus_to_exitcode(st)
+        time.sleep(0.01)
+    return None
