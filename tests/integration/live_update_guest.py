@@ -31,7 +31,7 @@ import tempfile
 import time
 
 from vmmtest import (Proc, become_subreaper, check, contiguous, pid_alive, reap, request,
-                     summary)
+                     start_count_guest, summary)
 
 UPDATES = 100
 
@@ -85,15 +85,7 @@ def main():
     notify.bind(os.path.join(tmp, 'notify'))
     notify.settimeout(5)
     env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, 'notify'))
-    guest = ('t.scenario=count t.cycles=20000000 t.ndev=1 t.mmio_base=0xd0000000 '
-             't.gsi_base=16')
-
-    v = Proc([vmm, '--api-sock', sock, '--id', 'lu'], sock, env=env)
-    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64})
-    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel, 'boot_args': guest})
-    request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
-                                            'is_root_device': False, 'is_read_only': False})
-    st, _ = request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    v, st = start_count_guest(vmm, kernel, sock, disk, 'lu', env=env)
     check('start', st == 204, st)
     check('counting', v.wait_count(5), v.out[-300:])
     pid = v.p.pid

@@ -25,7 +25,7 @@ import tempfile
 import time
 import zlib
 
-from vmmtest import Proc, check, contiguous, request, summary
+from vmmtest import Proc, check, contiguous, request, start_count_guest, summary
 
 
 def refix_crc(blob):
@@ -48,16 +48,9 @@ def main():
     mem = os.path.join(tmp, 'vm.mem')
     with open(disk, 'wb') as f:
         f.truncate(1 << 20)
-    guest = ('t.scenario=count t.cycles=20000000 t.ndev=1 t.mmio_base=0xd0000000 '
-             't.gsi_base=16')
 
     # A counting guest, configured and started over the API.
-    v = Proc([vmm, '--api-sock', sock, '--id', 'count'], sock)
-    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64})
-    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel, 'boot_args': guest})
-    request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
-                                            'is_root_device': False, 'is_read_only': False})
-    st, _ = request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    v, st = start_count_guest(vmm, kernel, sock, disk, 'count')
     check('start', st == 204, st)
     check('counting', v.wait_count(10), v.out[-300:])
     st, err = request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state,
@@ -168,7 +161,7 @@ def main():
           info.get('state') == 'Not started', '%s %r %r' % (st, err, info))
     v.kill()
 
-    diff_snapshots(vmm, kernel, tmp, disk, guest)
+    diff_snapshots(vmm, kernel, tmp, disk)
     shutil.rmtree(tmp, ignore_errors=True)
     return summary()
 
@@ -193,18 +186,12 @@ def merge(base, diff, out):
             pos = hole
 
 
-def diff_snapshots(vmm, kernel, tmp, disk, guest):
+def diff_snapshots(vmm, kernel, tmp, disk):
     """Diff snapshots: only the pages written since the last snapshot (the guest's, through
     KVM's dirty log, and the devices'), over the previous memory file or into a sparse one."""
     sock = os.path.join(tmp, 'diff.sock')
     p = lambda name: os.path.join(tmp, name)  # noqa: E731
-    v = Proc([vmm, '--api-sock', sock, '--id', 'diff'], sock)
-    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64,
-                                              'track_dirty_pages': True})
-    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel, 'boot_args': guest})
-    request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
-                                            'is_root_device': False, 'is_read_only': False})
-    request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    v, _ = start_count_guest(vmm, kernel, sock, disk, 'diff', track_dirty=True)
     check('diff-counting', v.wait_count(5), v.out[-200:])
 
     def pause():

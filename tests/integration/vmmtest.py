@@ -120,6 +120,24 @@ class Proc:
         return self.p.returncode, self.p.stderr.read()
 
 
+COUNT_GUEST = ('t.scenario=count t.cycles=20000000 t.ndev=1 t.mmio_base=0xd0000000 '
+               't.gsi_base=16')
+
+
+def start_count_guest(vmm, kernel, sock, disk, vm_id, track_dirty=False, env=None):
+    """A vmm serving sock, configured and started over the API with the micro-guest's 'count'
+    scenario (64 MiB, one disk, disk0); (Proc, InstanceStart's status)."""
+    v = Proc([vmm, '--api-sock', sock, '--id', vm_id], sock, env=env)
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64,
+                                              'track_dirty_pages': track_dirty})
+    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel,
+                                          'boot_args': COUNT_GUEST})
+    request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
+                                            'is_root_device': False, 'is_read_only': False})
+    st, _ = request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    return v, st
+
+
 def contiguous(seq, start):
     return seq == list(range(start, start + len(seq)))
 

@@ -264,15 +264,18 @@ static int write_ram(const struct guest_mem *gm, int fd)
 	return 0;
 }
 
-int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err, size_t errlen)
+/* A new RAM file at path: sized, filled by fill, synced, renamed into place (or nothing). */
+static int write_ram_file(const struct guest_mem *gm, const char *path,
+			  int (*fill)(const struct guest_mem *gm, const uint64_t *dirty, int fd),
+			  const uint64_t *dirty, char *err, size_t errlen)
 {
 	char tmp[4200];
 	int fd = tmp_beside(path, tmp, sizeof(tmp), err, errlen), r = 0;
 
 	if (fd < 0)
 		return fd;
-	/* The size first (a sparse file), then the pages with data. */
-	if (ftruncate(fd, (off_t)gm->ram_size) < 0 || (r = write_ram(gm, fd)) < 0) {
+	/* The size first (a sparse file), then the pages. */
+	if (ftruncate(fd, (off_t)gm->ram_size) < 0 || (r = fill(gm, dirty, fd)) < 0) {
 		r = r < 0 ? r : -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		close(fd);
@@ -282,6 +285,17 @@ int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err, 
 	r = commit(fd, tmp, path, err, errlen);
 	close(fd);
 	return r;
+}
+
+static int fill_all(const struct guest_mem *gm, const uint64_t *dirty, int fd)
+{
+	(void)dirty;
+	return write_ram(gm, fd);
+}
+
+int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err, size_t errlen)
+{
+	return write_ram_file(gm, path, fill_all, NULL, err, errlen);
 }
 
 /*
@@ -313,9 +327,8 @@ static int write_dirty(const struct guest_mem *gm, const uint64_t *dirty, int fd
 int snapshot_write_ram_diff(const struct guest_mem *gm, const uint64_t *dirty, const char *path,
 			    char *err, size_t errlen)
 {
-	char tmp[4200];
 	struct stat st;
-	int fd, r = 0;
+	int fd, r;
 
 	/* On top of the memory file of the snapshot it follows: that file becomes this one's. */
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == gm->ram_size) {
@@ -335,16 +348,5 @@ int snapshot_write_ram_diff(const struct guest_mem *gm, const uint64_t *dirty, c
 	}
 	/* A file of its own: the dirty pages only, the rest holes (Firecracker's diff layout,
 	 * merged onto the base file's by whoever keeps the chain). */
-	if ((fd = tmp_beside(path, tmp, sizeof(tmp), err, errlen)) < 0)
-		return fd;
-	if (ftruncate(fd, (off_t)gm->ram_size) < 0 || (r = write_dirty(gm, dirty, fd)) < 0) {
-		r = r < 0 ? r : -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		close(fd);
-		unlink(tmp);
-		return r;
-	}
-	r = commit(fd, tmp, path, err, errlen);
-	close(fd);
-	return r;
+	return write_ram_file(gm, path, write_dirty, dirty, err, errlen);
 }
