@@ -170,6 +170,19 @@ def main():
         pid = body['pid']
         check('counting-after', v.wait_count(v.counts()[-1] + 3, alive=alive))
 
+    # A paused VM is handed over paused, and resumes under the new process.
+    request(sock, 'PATCH', '/vm', {'state': 'Paused'})
+    st, body = request(sock, 'PUT', '/live-update')
+    ok = st == 200
+    if ok:
+        reap(pid)
+        pid = body['pid']
+    st2, info = request(sock, 'GET', '/')
+    check('paused-update-stays-paused', ok and info.get('state') == 'Paused', '%s %s' % (body, info))
+    request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
+    check('paused-update-resumes', v.wait_count(v.counts()[-1] + 3, alive=alive) and
+          contiguous(v.counts(), 1), v.counts()[-5:])
+
     # A snapshot for the restore part below, taken under an updated process.
     state, mem = os.path.join(tmp, 'vm.state'), os.path.join(tmp, 'vm.mem')
     request(sock, 'PATCH', '/vm', {'state': 'Paused'})
@@ -202,6 +215,22 @@ def main():
             wrong.append(sector)
     check('disk-image', not wrong, 'sectors %r' % wrong[:8])
     v.finish()
+
+    # `vmm run ... --timeout 4`: the timeout counts across an update (the new process gets what
+    # is left of it), and the VM configured from argv goes over as well.
+    t0 = time.monotonic()
+    r = Proc([vmm, 'run', '--kernel', kernel, '--cmdline', 't.scenario=count t.cycles=20000000',
+              '--timeout', '4', '--api-sock', sock], sock)
+    r.wait_count(3)
+    st, body = request(sock, 'PUT', '/live-update')
+    check('run-form-update', st == 200, body)
+    if st == 200:
+        reap(r.p.pid)
+        code = reap(body['pid'], secs=15)
+        took = time.monotonic() - t0
+        check('timeout-across-update', code == 124 and took < 6, 'exit %s after %.1f s' %
+              (code, took))
+    r.kill()
 
     # A restored VM is live-updated too: its RAM is a memfd filled from the snapshot file on
     # first touch, handed over with the file; the file is never written.

@@ -93,7 +93,7 @@ class Proc:
                 self.out += chunk
 
     def counts(self):
-        return [int(n) for n in re.findall(rb'COUNT (\d+)', self.out)]
+        return [int(n) for n in re.findall(rb'COUNT (\d+)\r?\n', self.out)]
 
     def wait_count(self, n, secs=30, alive=None):
         """Until the guest printed n; alive() (default: our child runs) says whether to go on
