@@ -59,6 +59,8 @@ struct api_target {
 struct api_response {
 	int status;   /* 200, 204, 400, 404, 500... */
 	char *body;   /* malloc'd JSON text, or NULL for none (204) */
+	bool close;   /* close the connection after this answer (a live update handed the
+		       * socket to another process: the client reconnects to that one) */
 };
 
 /*

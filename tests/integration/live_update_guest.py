@@ -129,6 +129,31 @@ def main():
     st, info = request(sock, 'GET', '/')
     check('api-same-path', st == 200 and info['state'] == 'Running' and info['id'] == 'lu',
           info)
+    # A keep-alive client is told to reconnect: the answer closes its connection.
+    c = socket.socket(socket.AF_UNIX)
+    c.settimeout(30)
+    c.connect(sock)
+    c.sendall(b'PUT /live-update HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
+    head = b''
+    while b'\r\n\r\n' not in head:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    m = re.search(rb'"pid":(\d+)', head)
+    while m is None:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+        m = re.search(rb'"pid":(\d+)', head)
+    closed = c.recv(4096) == b''
+    c.close()
+    check('keep-alive-told-to-reconnect', head.startswith(b'HTTP/1.1 200') and
+          b'Connection: close' in head and closed and m, head[:300])
+    if m:
+        reap(pid)
+        pid = int(m.group(1))
     v.wait_count(v.counts()[-1] + 5, alive=alive)
     seq = v.counts()
     check('count-contiguous', contiguous(seq, 1) and len(seq) > UPDATES,

@@ -711,6 +711,7 @@ static void test_live_update(void **state)
 	expect_fault(x, 400, "PUT", "/live-update", "{\"binary\": \"/bin/true\"}",
 		     "stopped before it was ready");
 	assert_int_equal(req(x, "PUT", "/live-update", NULL), 200);
+	assert_true(x->r.close); /* the socket is another process's now */
 	json_t *j = json_loads(x->r.body, 0, NULL);
 	assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4242);
 	assert_int_equal(json_integer_value(json_object_get(j, "blackout_us")), 1234);

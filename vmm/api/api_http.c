@@ -296,7 +296,7 @@ static int on_message_complete(http_parser *hp)
 
 	h->url[h->url_len] = '\0';
 	api_route(h->t, http_method_str(hp->method), h->url, h->body, h->body_len, &r);
-	respond(h, r.status, r.body, close);
+	respond(h, r.status, r.body, close || r.close);
 	api_response_fini(&r);
 	/* Keep a small body buffer for the next request, not a large one. */
 	if (h->body_cap > 4096) {

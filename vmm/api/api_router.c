@@ -645,9 +645,12 @@ static void put_live_update(struct req *q)
 	r = q->t->ops->live_update(q->t->opaque, binary, &res, &e);
 	if (r < 0)
 		fail(q->out, r, &e);
-	else
+	else {
 		set_json(q->out, 200, json_pack("{s:i, s:I}", "pid", res.pid, "blackout_us",
 						(json_int_t)res.blackout_us));
+		/* This process serves nothing more: a keep-alive client must reconnect. */
+		q->out->close = true;
+	}
 out:
 	json_decref(j);
 }
@@ -765,6 +768,7 @@ void api_route(const struct api_target *t, const char *method, const char *path,
 
 	out->status = 0;
 	out->body = NULL;
+	out->close = false;
 	q.method = method_of(method);
 	if (strpbrk(path, "?#")) {
 		fault(out, 400, "%.16s %.128s: query strings and fragments are not supported.",
