@@ -13,7 +13,7 @@ request's completion and read-back; the host checks the image at the end).
 Then updates that must fail with the guest going on under the old process: a binary that is
 not vmm (/bin/false; a file that is not executable), and new processes that break the
 protocol at each step (one that exits after it got the state, one that refuses, one that
-answers garbage): the old process resumes the guest and answers with the error.
+answers garbage, one that never answers): the old process resumes the guest and answers with the error.
 
 This test is the processes' subreaper, so that it reaps each old vmm and the last new one.
 
@@ -60,6 +60,8 @@ recv()                                  # STATE: the old process has paused the 
 if mode == 'garbage':
     s.sendall(b'\xff' * 64)
     time.sleep(1)
+if mode == 'hang':
+    time.sleep(60)
 sys.exit(3)
 '''
 
@@ -187,6 +189,7 @@ def main():
     failed_update('new-exits-after-state', fake('exit-after-state'), 500, 'went away')
     failed_update('new-refuses', fake('refuse'), 500, 'this new process refuses')
     failed_update('new-answers-garbage', fake('garbage'), 500, 'loading the state')
+    failed_update('new-hangs', fake('hang'), 500, 'did not answer within 10 s')
     # And a real update still works after all that.
     st, body = request(sock, 'PUT', '/live-update')
     check('update-after-failures', st == 200 and body['pid'] != pid, body)

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -312,6 +313,9 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 		goto out;
 	}
 	sock = sv[0];
+	/* A new process that stops reading must not hold the paused guest: sends time out. */
+	struct timeval tv = { .tv_sec = LU_RESUMED_MS / 1000 };
+	(void)setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	/* Not already fd 3 in this process, so that dup2 clears its close-on-exec. */
 	int child_end = fcntl(sv[1], F_DUPFD_CLOEXEC, LU_CHILD_FD + 1);
 	if (child_end < 0) {
