@@ -10,7 +10,7 @@
 #include "vmm/config.h"
 #include "vmm/state.h"
 
-enum ho_type { HO_PREPARE = 1, HO_READY, HO_STATE, HO_RESUMED, HO_FAILED };
+enum ho_type { HO_PREPARE = 1, HO_READY, HO_STATE, HO_RESUMED, HO_FAILED, HO_RUNNING };
 
 #define HO_MAX_FDS     16 /* guest RAM (and its snapshot file), the API socket, the disks */
 #define HO_MAX_PAYLOAD (64 * MiB)
@@ -74,7 +74,7 @@ struct ho_state {
 int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, struct ho_state *out, char *err,
 		   size_t errlen) WUR;
 
-/* The RESUMED payload. */
+/* The RESUMED payload (the commit, just before the resume) and RUNNING's (just after). */
 struct ho_resumed {
 	int32_t pid;
 	uint32_t pad;

@@ -13,6 +13,7 @@
  *   A -> B  STATE    pause time, console input not yet delivered, the machine's state
  *   B       load, vCPUs started parked
  *   B -> A  RESUMED  (B's commit: from here on the guest is B's) then B resumes  ---- ends
+ *   B -> A  RUNNING  the vCPUs are unparked: its time ends the blackout A reports
  *   A       stops without touching the guest (VMM_STOP_UPDATED), leaves the socket file
  *
  * Anything else (B exits, hangs, says FAILED, sends garbage) before RESUMED: A kills B,
@@ -411,6 +412,17 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	}
 	memcpy(&res, msg.payload, sizeof(res));
 	ho_msg_fini(&msg);
+	/* The time the vCPUs were let go, a moment later; without it, the commit's. */
+	if (st == VMM_STATE_RUNNING && ho_recv(sock, &msg, 1000) == 0) {
+		struct ho_resumed run;
+
+		if (msg.type == HO_RUNNING && msg.len == sizeof(run)) {
+			memcpy(&run, msg.payload, sizeof(run));
+			if (run.resumed_ns >= res.resumed_ns)
+				res.resumed_ns = run.resumed_ns;
+		}
+		ho_msg_fini(&msg);
+	}
 
 	/* The guest is B's now. */
 	out->pid = pid;
@@ -586,8 +598,12 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 	}
 	if (hs.h.resume) {
 		machine_resume(vm->m);
+		res.resumed_ns = now_ns();
 		vm_set_state(vm, VMM_STATE_RUNNING);
 		__atomic_store_n(&vm->in_paused, false, __ATOMIC_RELEASE);
+		if (ho_send(sock, HO_RUNNING, &res, sizeof(res), NULL, 0) < 0) {
+			/* A is gone: it only wanted the time */
+		}
 	}
 	pthread_mutex_unlock(&vm->op_lock);
 	vm_console_start(vm);

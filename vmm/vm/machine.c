@@ -533,11 +533,13 @@ void machine_resume(struct machine *m)
 {
 	/* The guest's kvmclock learns it was stopped (no soft-lockup reports after a pause). */
 	x86_kvmclock_ctrl(m);
-	devtable_resume(&m->devs);
+	/* The vCPUs first: the guest runs again at once. A kick meanwhile waits for its
+	 * device's resume, which looks at every queue (a round trip to each I/O thread). */
 	pthread_mutex_lock(&m->run_lock);
 	__atomic_store_n(&m->pause_req, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&m->run_cond);
 	pthread_mutex_unlock(&m->run_lock);
+	devtable_resume(&m->devs);
 }
 
 void machine_halt(struct machine *m, struct vmm_outcome *out)
