@@ -1094,6 +1094,49 @@ uint64_t micro_ram_top_4g(void)
 	return top;
 }
 
+/* The i-th RAM entry of the memory map, in map order; false past the last. */
+bool micro_ram_range(uint32_t i, uint64_t *addr, uint64_t *size)
+{
+	uint32_t n = 0;
+
+	for (uint32_t j = 0; j < boot.nmap; j++) {
+		if (boot.map[j].type != E820_RAM)
+			continue;
+		if (n++ == i) {
+			*addr = boot.map[j].addr;
+			*size = boot.map[j].size;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * What the guest must not overwrite, as ranges: the kernel's own footprint (code, data, stack),
+ * the boot data it recorded while parsing and (64-bit entry) the VMM's live page tables.
+ * Returns how many were written to out (at most max).
+ */
+uint32_t micro_ram_reserved(struct micro_range *out, uint32_t max)
+{
+	static bool tables_added;
+	uint32_t n = 0;
+
+	if (!tables_added) {
+		used_add_page_tables();
+		tables_added = true;
+	}
+	if (n < max) {
+		out[n].addr = (uintptr_t)micro_pm_start_sym;
+		out[n].size = (uintptr_t)micro_end_sym - (uintptr_t)micro_pm_start_sym;
+		n++;
+	}
+	for (uint32_t i = 0; i < boot.nused && n < max; i++, n++) {
+		out[n].addr = boot.used[i].addr;
+		out[n].size = boot.used[i].size;
+	}
+	return n;
+}
+
 /* ---- AP workers (tramp.S) ---- */
 
 struct ap_box {
@@ -1465,6 +1508,8 @@ void micro_main(uint32_t boot_kind, uintptr_t boot_info)
 		scenario_blk_hostile();
 	if (param_is(c, "t.scenario", "vcon"))
 		scenario_vcon();
+	if (param_is(c, "t.scenario", "gap"))
+		scenario_gap();
 	fail("scenario", "unknown t.scenario in \"%s\"", c);
 	debug_exit(FAIL_EXIT_CODE);
 }

@@ -84,6 +84,15 @@ const uint8_t *micro_dsdt(uint32_t *len);
 /* The end of the highest RAM range below 4 GiB in the memory map (0 if none). */
 uint64_t micro_ram_top_4g(void);
 
+/* The i-th RAM entry of the memory map (any address); false past the last. */
+bool micro_ram_range(uint32_t i, uint64_t *addr, uint64_t *size);
+/* The kernel's footprint, boot data and live page tables: never to be overwritten. */
+struct micro_range {
+	uint64_t addr;
+	uint64_t size;
+};
+uint32_t micro_ram_reserved(struct micro_range *out, uint32_t max);
+
 /*
  * Start every AP of the MADT as a worker (tramp.S); returns how many arrived. Idempotent:
  * later calls return the same count. The workers run with interrupts off and never return.
@@ -161,6 +170,8 @@ extern const char micro_tramp_start[], micro_tramp_count[], micro_tramp_end[];
 extern const char micro_wtramp_start[], micro_wtramp_end[];
 /* count.c */
 __attribute__((noreturn)) void scenario_count(uint64_t cycles);
+/* gap.c */
+__attribute__((noreturn)) void scenario_gap(void);
 #endif
 
 #endif
