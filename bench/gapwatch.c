@@ -134,7 +134,7 @@ static int watch(const char *file, uint64_t off, uint64_t thresh_us)
 			hist[nhist++] = (uint32_t)((t - prev) / 1000);
 		prev = t;
 		if (v != last_val) {
-			int64_t off = (int64_t)(v - h);
+			int64_t skew = (int64_t)(v - h);
 
 			if (t - last_seen > thresh_us * 1000) {
 				if (pend.left)
@@ -143,9 +143,9 @@ static int watch(const char *file, uint64_t off, uint64_t thresh_us)
 				pend.b = t;
 				pend.before = best;
 				pend.left = AFTER_SAMPLES;
-				best = off;
-			} else if (off > best) {
-				best = off;
+				best = skew;
+			} else if (skew > best) {
+				best = skew;
 			}
 			if (pend.left && !--pend.left)
 				stall_print(pend.a, pend.b, best - pend.before);
