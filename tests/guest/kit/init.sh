@@ -280,8 +280,8 @@ disk_stream() {
 # 'VMMTEST ack N' is printed only once dd has returned 0. Between two records, a block of
 # LU_WORK steps of x = (x * 1103515245 + 12345) mod 2^31 from x = 1: CPU work whose every
 # value the host can recompute (lutool records). Beside it, three jobs:
-#   - a heartbeat 'VMMTEST hb N SECS.USECS' about every second (CLOCK_REALTIME, what date
-#     shows, read with adjtimex: busybox date has no %N);
+#   - a heartbeat 'VMMTEST hb N SECS.USECS' about every second (/bin/heartbeat, heartbeat.c:
+#     CLOCK_REALTIME, what date shows, read right before the line is written);
 #   - the control disk (vmmtest.ctl=, default vdb; its first sector says 'LUCTL run') read
 #     with O_DIRECT every second: once it says 'LUCTL stop', the records end and the VM
 #     powers off. A disk, not the console: it works whatever happens to console input;
@@ -299,15 +299,7 @@ records() {
 	rm -f /tmp/lu.stop
 	say "records work=$LU_WORK max=$max clocksource=$(cat \
 		/sys/devices/system/clocksource/clocksource0/current_clocksource)"
-	(
-		n=1
-		while :; do
-			say "hb $n $(adjtimex | awk '/tv_sec/ { s = $2 } /tv_usec/ { u = $2 }
-				END { printf "%d.%06d", s, u }')"
-			n=$((n + 1))
-			sleep 1
-		done
-	) &
+	heartbeat &
 	hbpid=$!
 	(
 		until [ "$(dd if="$c" bs=512 count=1 iflag=direct 2>/dev/null | head -c 10)" = \
