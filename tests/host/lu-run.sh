@@ -83,7 +83,7 @@ apictl "$sock" PUT /actions '{"action_type": "InstanceStart"}' >/dev/null || fai
 # The first "ack 3" is record 3's (those of 30, 300... come after it).
 lutool wait "$con" 0 "VMMTEST ack 3" 120 || fail "no third record acked within 120 s of the start"
 echo "LU started pid=$pid"
-lutool skew "$con" 3 20 date-skew-start || fail "the guest's clock after its boot"
+lutool skew "$con" 5 20 date-skew-start || fail "the guest's clock after its boot"
 
 # --- 2. live updates ---------------------------------------------------------------------
 i=0
@@ -106,7 +106,7 @@ while [ $i -lt "$updates" ]; do
 done
 echo "LU updates=$i last-pid=$pid blackout_us $(sort -n "$dir/blackouts" |
 	awk '{ v[NR] = $1 } END { printf "p50=%d max=%d", v[int((NR + 1) / 2)], v[NR] }')"
-lutool skew "$con" 3 20 date-skew-updated || fail "the guest's clock after the updates"
+lutool skew "$con" 5 20 date-skew-updated || fail "the guest's clock after the updates"
 
 # --- 3. console input after the updates ------------------------------------------------
 off=$(size "$con")
@@ -147,7 +147,7 @@ sleep 2
 off=$(size "$con")
 start_vmm restore "$state" --mem "$mem" --api-sock "$sock" --id lu-restored
 apictl "$sock" wait Running 30 >/dev/null || fail "restored vmm $pid: not Running"
-lutool skew "$con" 3 30 date-skew || fail "the guest's clock after the restore"
+lutool skew "$con" 5 30 date-skew || fail "the guest's clock after the restore"
 echo "LU date-skew-ok"
 progress "$off" 30 || fail "no record acked after the restore"
 echo "LU restored pid=$pid"

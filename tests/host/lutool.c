@@ -14,8 +14,11 @@
  *   lutool skew CONSOLE COUNT SECS LABEL
  *        wait for COUNT heartbeats ("VMMTEST hb N SECS.USECS", the guest's CLOCK_REALTIME)
  *        written to CONSOLE from now on, and compare each with this host's CLOCK_REALTIME as
- *        the line is seen (polled every 2 ms); prints "LU LABEL=+S.SSSs n=COUNT" with the
- *        largest difference (host minus guest), exit 0 if every one is under 1 s
+ *        the line is seen (polled every 2 ms). A line is seen late, never early, so each
+ *        difference (host minus guest) is the clocks' offset plus a delay >= 0: the smallest
+ *        is the estimate (an upper bound of the offset; a delay can only make a guest clock
+ *        that is behind look further behind). Prints "LU LABEL=+S.SSSs n=COUNT
+ *        spread=S.SSSs" with it; exit 0 if it is within 1 s either way.
  *   lutool records IMAGE CONSOLE [BYTES]
  *        the check after the VM ended: every "VMMTEST ack N" of CONSOLE (N = 1.. without a
  *        gap or repeat) has its record in sector N of IMAGE, intact (init.sh's records():
@@ -233,7 +236,7 @@ static long file_size(const char *path)
 
 static int skew(const char *path, int count, double secs, const char *label)
 {
-	double end = clock_s(CLOCK_MONOTONIC) + secs, worst = 0;
+	double end = clock_s(CLOCK_MONOTONIC) + secs, best = 0, worst = 0;
 	long offset = file_size(path);
 	int seen = 0;
 
@@ -256,7 +259,9 @@ static int skew(const char *path, int count, double secs, const char *label)
 			d = host - guest;
 			printf("LU %s heartbeat %lu: guest %.6f host %.6f (%+.3f s)\n", label, n,
 			       guest, host, d);
-			if (seen == 0 || (d < 0 ? -d : d) > (worst < 0 ? -worst : worst))
+			if (seen == 0 || d < best)
+				best = d;
+			if (seen == 0 || d > worst)
 				worst = d;
 			if (++seen == count)
 				break;
@@ -269,8 +274,8 @@ static int skew(const char *path, int count, double secs, const char *label)
 		printf("LU FAIL %s: %d of %d heartbeats in %.0f s\n", label, seen, count, secs);
 		return 1;
 	}
-	printf("LU %s=%+.3fs n=%d\n", label, worst, seen);
-	return (worst < 0 ? -worst : worst) < 1.0 ? 0 : 1;
+	printf("LU %s=%+.3fs n=%d spread=%.3fs\n", label, best, seen, worst - best);
+	return best > -1.0 && best < 1.0 ? 0 : 1;
 }
 
 /* ---- records ---- */
