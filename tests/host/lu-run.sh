@@ -30,8 +30,18 @@ pid=
 
 fail() {
 	echo "LU FAIL $*"
+	# What a failure report needs: the last updates (test-host uptime in s when each was
+	# answered), what the supervisor saw exit, what the API says now.
+	tail -n 3 "$dir/updates.log" 2>/dev/null | sed 's/^/LU diag update /'
+	tail -n 3 "$exits" 2>/dev/null | sed 's/^/LU diag /'
+	echo "LU diag at $(uptime_s): GET / $(apictl "$sock" GET / 2>&1)"
 	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
 	exit 1
+}
+
+uptime_s() {
+	read -r up _ </proc/uptime
+	echo "$up"
 }
 
 size() {
@@ -52,7 +62,7 @@ start_vmm() {
 # exit_status PID SECS: the status the supervisor logged for PID, once it exited.
 exit_status() {
 	lutool wait "$exits" 0 "exit $1 " "$2" || return 1
-	sed -n "s/^exit $1 //p" "$exits"
+	sed -n "s/^exit $1 \([0-9]*\) .*/\1/p" "$exits"
 }
 
 # progress OFFSET SECS: the guest acks a record after byte OFFSET of the console.
@@ -95,6 +105,8 @@ while [ $i -lt "$updates" ]; do
 	new=$(echo "$r" | sed -n 's/^200 .*"pid": *\([0-9]*\).*/\1/p')
 	[ -n "$new" ] && [ "$new" != "$pid" ] || fail "update $i: answer '$r'"
 	echo "$r" | sed -n 's/.*"blackout_us": *\([0-9]*\).*/\1/p' >>"$dir/blackouts"
+	echo "$i at $(uptime_s) ($(date +%s)): $pid -> $new, blackout $(tail -n 1 "$dir/blackouts") us" \
+		>>"$dir/updates.log"
 	old=$pid
 	pid=$new
 	st=$(exit_status "$old" 10) || fail "update $i: the old vmm $old did not exit"

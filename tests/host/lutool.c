@@ -6,8 +6,8 @@
  *   lutool supervise EXITLOG CMD [ARG...]
  *        run CMD as a child subreaper: every vmm that a live update leaves behind (the new
  *        process is the old one's child, and the old one exits) is re-parented to us, and
- *        each process we reap is appended to EXITLOG as "exit PID STATUS" (STATUS 128+n for
- *        signal n). Once CMD has ended, what is left gets 10 s, then SIGKILL. Exit: CMD's.
+ *        each process we reap is appended to EXITLOG as "exit PID STATUS UPTIME" (STATUS
+ *        128+n for signal n; UPTIME in seconds, as /proc/uptime). Once CMD has ended, what is left gets 10 s, then SIGKILL. Exit: CMD's.
  *        SIGTERM or SIGINT (runcases.sh's watchdog): CMD gets SIGTERM, the others SIGKILL.
  *   lutool wait FILE OFFSET TEXT SECS
  *        wait until TEXT appears in FILE after byte OFFSET (exit 0), or SECS pass (exit 1)
@@ -157,7 +157,8 @@ static int supervise(const char *logpath, char **cmd)
 			break; /* ECHILD: nobody left */
 		}
 		if (w > 0) {
-			fprintf(log, "exit %d %d\n", (int)w, wstatus_code(st));
+			fprintf(log, "exit %d %d %.2f\n", (int)w, wstatus_code(st),
+				clock_s(CLOCK_BOOTTIME));
 			if (w == cmd_pid) {
 				if (!stop_signal)
 					cmd_status = wstatus_code(st);
