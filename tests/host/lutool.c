@@ -7,18 +7,22 @@
  *        run CMD as a child subreaper: every vmm that a live update leaves behind (the new
  *        process is the old one's child, and the old one exits) is re-parented to us, and
  *        each process we reap is appended to EXITLOG as "exit PID STATUS UPTIME" (STATUS
- *        128+n for signal n; UPTIME in seconds, as /proc/uptime). Once CMD has ended, what is left gets 10 s, then SIGKILL. Exit: CMD's.
- *        SIGTERM or SIGINT (runcases.sh's watchdog): CMD gets SIGTERM, the others SIGKILL.
+ *        128+n for signal n; UPTIME in seconds, as /proc/uptime). Once CMD has ended, what
+ *        is left gets 10 s, then SIGKILL. Exit: CMD's. SIGTERM or SIGINT (runcases.sh's
+ *        watchdog): CMD gets SIGTERM, the others SIGKILL.
  *   lutool wait FILE OFFSET TEXT SECS
  *        wait until TEXT appears in FILE after byte OFFSET (exit 0), or SECS pass (exit 1)
- *   lutool skew CONSOLE COUNT SECS LABEL
+ *   lutool skew CONSOLE COUNT SECS LABEL [REF]
  *        wait for COUNT heartbeats ("VMMTEST hb N SECS.USECS", the guest's CLOCK_REALTIME)
  *        written to CONSOLE from now on, and compare each with this host's CLOCK_REALTIME as
  *        the line is seen (polled every 2 ms). A line is seen late, never early, so each
  *        difference (host minus guest) is the clocks' offset plus a delay >= 0: the smallest
  *        is the estimate (an upper bound of the offset; a delay can only make a guest clock
  *        that is behind look further behind). Prints "LU LABEL=+S.SSSs n=COUNT
- *        spread=S.SSSs" with it; exit 0 if it is within 1 s either way.
+ *        spread=S.SSSs" with it; exit 0 if it is within 1 s either way. With REF (an
+ *        earlier estimate, in seconds), also "LU LABEL-shift=+S.SSSs", the change since, which
+ *        must be under 0.25 s either way: the guest's clock set at boot from the RTC is off by
+ *        up to half a second (Linux's hctosys), but a restore or an update must keep it.
  *   lutool records IMAGE CONSOLE [BYTES]
  *        the check after the VM ended: every "VMMTEST ack N" of CONSOLE (N = 1.. without a
  *        gap or repeat) has its record in sector N of IMAGE, intact (init.sh's records():
@@ -235,7 +239,7 @@ static long file_size(const char *path)
 	return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-static int skew(const char *path, int count, double secs, const char *label)
+static int skew(const char *path, int count, double secs, const char *label, const char *ref)
 {
 	double end = clock_s(CLOCK_MONOTONIC) + secs, best = 0, worst = 0;
 	long offset = file_size(path);
@@ -276,6 +280,13 @@ static int skew(const char *path, int count, double secs, const char *label)
 		return 1;
 	}
 	printf("LU %s=%+.3fs n=%d spread=%.3fs\n", label, best, seen, worst - best);
+	if (ref) {
+		double shift = best - atof(ref);
+
+		printf("LU %s-shift=%+.3fs\n", label, shift);
+		if (shift <= -0.25 || shift >= 0.25)
+			return 1;
+	}
 	return best > -1.0 && best < 1.0 ? 0 : 1;
 }
 
@@ -442,11 +453,11 @@ int main(int argc, char **argv)
 		return supervise(argv[2], argv + 3);
 	if (argc == 6 && !strcmp(argv[1], "wait"))
 		return wait_text(argv[2], atol(argv[3]), argv[4], atof(argv[5]));
-	if (argc == 6 && !strcmp(argv[1], "skew"))
-		return skew(argv[2], atoi(argv[3]), atof(argv[4]), argv[5]);
+	if ((argc == 6 || argc == 7) && !strcmp(argv[1], "skew"))
+		return skew(argv[2], atoi(argv[3]), atof(argv[4]), argv[5], argc == 7 ? argv[6] : NULL);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "records"))
 		return records(argv[2], argv[3], argc == 5 ? atol(argv[4]) : -1);
 	fprintf(stderr, "usage: lutool supervise EXITLOG CMD [ARG...] | wait FILE OFFSET TEXT SECS"
-			" | skew CONSOLE COUNT SECS LABEL | records IMAGE CONSOLE [BYTES]\n");
+			" | skew CONSOLE COUNT SECS LABEL [REF] | records IMAGE CONSOLE [BYTES]\n");
 	return 2;
 }

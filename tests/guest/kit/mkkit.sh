@@ -23,9 +23,9 @@
 # rebuilt when their content differs from what it was built from (OUTPUT.src holds their
 # sha256), not by modification times: the cache is shared by every checkout and worktree, and
 # git gives a file the time of the checkout, so one checkout's init.sh can look older than a
-# kit another checkout built from a different init.sh. Outputs are written to temporary names and renamed when complete,
-# so an interrupted run never leaves a half-built file that looks finished. The kernel
-# packages are unpacked with dpkg -x, never installed on the host.
+# kit another checkout built from a different init.sh. Outputs are written to temporary
+# names and renamed when complete, so an interrupted run never leaves a half-built file that
+# looks finished. The kernel packages are unpacked with dpkg -x, never installed on the host.
 set -euo pipefail
 
 KIT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
