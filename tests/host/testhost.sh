@@ -168,7 +168,10 @@ build_host_initramfs() {
 	# A client of vmm's API socket (there is no curl in the test host).
 	"${CC:-cc}" -O2 -static -o "$root/bin/apictl" "$HERE/apictl.c" 2>"$WORK/apictl.log" ||
 		die "cannot compile apictl.c with ${CC:-cc}: $(head -n 1 "$WORK/apictl.log")"
-	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$root/"
+	# The live-update case's helpers (supervisor, waits, clock and records checks).
+	"${CC:-cc}" -O2 -static -o "$root/bin/lutool" "$HERE/lutool.c" 2>"$WORK/lutool.log" ||
+		die "cannot compile lutool.c with ${CC:-cc}: $(head -n 1 "$WORK/lutool.log")"
+	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
 	# e2fsprogs (mke2fs, e2fsck) from the kit, for checks of the guests' file systems. The

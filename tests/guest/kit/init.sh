@@ -7,9 +7,9 @@
 #   VMMTEST key=value        (results)
 #   VMMTEST END NAME
 # Scenarios: info, poweroff, reboot, exit=N, panic, hang, shell (default); disk-rw, disk-ro,
-# disk-multi, disk-ext4, disk-discard, disk-fstrim, disk-flush (virtio-blk, the disk is
-# vmmtest.dev=, default vda); root (mount root= and switch_root into it); exec (run /vmmtest-exec,
-# which a caller appends to the initramfs as another cpio archive).
+# disk-multi, disk-ext4, disk-discard, disk-fstrim, disk-flush, disk-stream, records (virtio-blk,
+# the disk is vmmtest.dev=, default vda); root (mount root= and switch_root into it); exec (run
+# /vmmtest-exec, which a caller appends to the initramfs as another cpio archive).
 # With console=hvc0 (the VMM's virtio console), init's console is reopened on /dev/hvc0 once
 # virtio_console is loaded: at boot the kernel finds no hvc tty to open for init.
 #
@@ -40,6 +40,7 @@ fi
 
 scenario=shell
 disk=vda
+ctl=vdb
 rootdev=
 rootfstype=ext4
 rootmode=ro
@@ -48,6 +49,7 @@ for w in $(cat /proc/cmdline); do
 	case $w in
 	vmmtest=*) scenario=${w#vmmtest=} ;;
 	vmmtest.dev=*) disk=${w#vmmtest.dev=} ;;
+	vmmtest.ctl=*) ctl=${w#vmmtest.ctl=} ;;
 	root=*) rootdev=${w#root=} ;;
 	rootfstype=*) rootfstype=${w#rootfstype=} ;;
 	rw) rootmode=rw ;;
@@ -270,6 +272,77 @@ disk_stream() {
 	done
 }
 
+# --- live update (tests/host/cases/liveupdate.cases, tests/host/lu-run.sh) ------------------
+# Record N (N = 1, 2, ...) is sector N of the disk: 'LUREC CRC BODY\n' and zeros to 512 bytes,
+# BODY = 'SEQ X PAYLOAD' (SEQ in eight digits; X the value of the work after N blocks;
+# PAYLOAD a random UUID), CRC busybox crc32's (zlib's CRC-32) of BODY. A record is written
+# through the page cache and fsynced (dd conv=fsync: the write, then a virtio-blk FLUSH);
+# 'VMMTEST ack N' is printed only once dd has returned 0. Between two records, a block of
+# LU_WORK steps of x = (x * 1103515245 + 12345) mod 2^31 from x = 1: CPU work whose every
+# value the host can recompute (lutool records). Beside it, three jobs:
+#   - a heartbeat 'VMMTEST hb N SECS.USECS' about every second (/bin/heartbeat, heartbeat.c:
+#     CLOCK_REALTIME, what date shows, read right before the line is written);
+#   - the control disk (vmmtest.ctl=, default vdb; its first sector says 'LUCTL run') read
+#     with O_DIRECT every second: once it says 'LUCTL stop', the records end and the VM
+#     powers off. A disk, not the console: it works whatever happens to console input;
+#   - console input: 'ping N' is answered with 'VMMTEST pong N'.
+LU_WORK=200
+records() {
+	d=/dev/$disk c=/dev/$ctl
+	wait_dev "$d" || return
+	wait_dev "$c" || return
+	case $(head -c 9 "$c") in
+	'LUCTL run') ;;
+	*) say "ERROR records: $c does not say 'LUCTL run' (vmmtest.ctl=)"; return ;;
+	esac
+	max=$(($(cat /sys/block/"$disk"/size) - 1))
+	rm -f /tmp/lu.stop
+	say "records work=$LU_WORK max=$max clocksource=$(cat \
+		/sys/devices/system/clocksource/clocksource0/current_clocksource)"
+	heartbeat &
+	hbpid=$!
+	(
+		until [ "$(dd if="$c" bs=512 count=1 iflag=direct 2>/dev/null | head -c 10)" = \
+			'LUCTL stop' ]; do
+			sleep 1
+		done
+		: >/tmp/lu.stop
+	) &
+	ctlpid=$!
+	(
+		while read -r l; do
+			case $l in ping*) say "pong ${l#ping }" ;; esac
+		done
+	) </dev/console &
+	rdpid=$!
+	x=1 seq=0 why=stop
+	while [ ! -e /tmp/lu.stop ]; do
+		[ $seq -lt "$max" ] || { why='disk-full'; break; }
+		j=0
+		while [ $j -lt $LU_WORK ]; do
+			x=$(((x * 1103515245 + 12345) % 2147483648))
+			j=$((j + 1))
+		done
+		n=$((seq + 1))
+		s=00000000$n
+		read -r uuid </proc/sys/kernel/random/uuid
+		body="${s#"${s%????????}"} $x $uuid"
+		printf '%s' "$body" >/tmp/lu.body
+		crc=$(crc32 </tmp/lu.body)
+		printf 'LUREC %s %s\n' "$crc" "$body" >/tmp/lu.rec
+		if ! dd if=/tmp/lu.rec of="$d" bs=512 seek=$n count=1 conv=sync,notrunc,fsync \
+			2>/tmp/dd.err; then
+			say "records write-$n=FAIL $(cat /tmp/dd.err)"
+			why=write-error
+			break
+		fi
+		seq=$n
+		say "ack $seq"
+	done
+	kill $hbpid $ctlpid $rdpid 2>/dev/null
+	say "records acked=$seq end=$why"
+}
+
 # Mount root= and make it /: Debian's kernels have virtio_mmio and virtio_blk as modules, so
 # the kernel cannot mount a virtio root itself; the initramfs loaded them above.
 switch_to_root() {
@@ -325,6 +398,7 @@ disk-discard) disk_discard; say "END $scenario"; stop poweroff ;;
 disk-fstrim) disk_fstrim; say "END $scenario"; stop poweroff ;;
 disk-flush) disk_flush; stop poweroff ;;
 disk-stream) disk_stream; say "END $scenario"; stop poweroff ;;
+records) records; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"

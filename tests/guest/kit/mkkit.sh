@@ -9,7 +9,8 @@
 #                                         'load-order' (one module name per line, dependencies first)
 #   OUTDIR/{cloud,generic}/release        the kernel release (uname -r)
 #   OUTDIR/generic/host-modules/          host-modules.list for the QEMU TCG test host (kvm-amd)
-#   OUTDIR/initramfs.cpio.gz              busybox-static, /init (init.sh), modules for both flavours
+#   OUTDIR/initramfs.cpio.gz              busybox-static, /init (init.sh), outb and heartbeat
+#                                         (outb.c, heartbeat.c), modules for both flavours
 #   OUTDIR/e2fs/                          mke2fs (mkfs.ext4) and e2fsck with their libraries, as a
 #                                         root tree (Debian's e2fsprogs and libraries, dpkg -x)
 #   OUTDIR/e2fs.cpio.gz                   the same as an initramfs archive to append to
@@ -18,9 +19,13 @@
 #                                         an init (rootfs-init.sh) that reports and powers off
 #
 # Idempotent and cached: a step whose outputs exist is skipped, so once built the kit
-# needs no network. Outputs are written to temporary names and renamed when complete,
-# so an interrupted run never leaves a half-built file that looks finished. The kernel
-# packages are unpacked with dpkg -x, never installed on the host.
+# needs no network. An output made from files of this directory (init.sh, the lists, ...) is
+# rebuilt when their content differs from what it was built from (OUTPUT.src holds their
+# sha256), not by modification times: the cache is shared by every checkout and worktree, and
+# git gives a file the time of the checkout, so one checkout's init.sh can look older than a
+# kit another checkout built from a different init.sh. Outputs are written to temporary
+# names and renamed when complete, so an interrupted run never leaves a half-built file that
+# looks finished. The kernel packages are unpacked with dpkg -x, never installed on the host.
 set -euo pipefail
 
 KIT_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -68,6 +73,25 @@ need_tools() {
 # ldd fails on a static executable ("not a dynamic executable").
 file_is_static() {
 	! ldd "$1" >/dev/null 2>&1
+}
+
+# src_sum FILE...: the sha256 of the concatenated files of this directory.
+src_sum() {
+	(cd "$KIT_SRC" && cat "$@") | sha256sum | cut -d' ' -f1
+}
+
+# fresh OUTPUT FILE...: OUTPUT exists and was built from these very files (built OUTPUT FILE...
+# records that, once OUTPUT is complete).
+fresh() {
+	local out=$1
+	shift
+	[ -e "$out" ] && [ -f "$out.src" ] && [ "$(cat "$out.src")" = "$(src_sum "$@")" ]
+}
+built() {
+	local out=$1
+	shift
+	src_sum "$@" >"$out.src.tmp"
+	mv "$out.src.tmp" "$out.src"
 }
 
 # --- kernel packages ----------------------------------------------------------------------
@@ -197,9 +221,7 @@ copy_modules() {
 build_flavour() {
 	local flavour=$1 dir=$OUT/$1 deb tree rel rc=0
 	if [ -f "$dir/bzImage" ] && [ -f "$dir/vmlinux" ] && [ -f "$dir/modules/load-order" ] &&
-	   [ -f "$dir/release" ] && [ -f "$dir/modules.stamp" ] &&
-	   [ "$dir/modules.stamp" -nt "$KIT_SRC/modules.list" ] &&
-	   [ "$dir/modules.stamp" -nt "$KIT_SRC/host-modules.list" ]; then
+	   [ -f "$dir/release" ] && fresh "$dir/modules.stamp" modules.list host-modules.list; then
 		return 0
 	fi
 	deb=$(fetch_deb "$flavour") || return $?
@@ -222,6 +244,7 @@ build_flavour() {
 	echo "$rel" >"$dir/release"
 	rm -rf "$tree"
 	touch "$dir/modules.stamp"
+	built "$dir/modules.stamp" modules.list host-modules.list
 	return $rc
 }
 
@@ -229,8 +252,7 @@ build_flavour() {
 
 build_initramfs() {
 	local img=$OUT/initramfs.cpio.gz root f rel applet
-	if [ -f "$img" ] && [ "$img" -nt "$KIT_SRC/init.sh" ] && [ "$img" -nt "$KIT_SRC/mkkit.sh" ] &&
-	   [ "$img" -nt "$KIT_SRC/outb.c" ] &&
+	if fresh "$img" init.sh mkkit.sh outb.c heartbeat.c &&
 	   [ "$img" -nt "$OUT/cloud/modules.stamp" ] && [ "$img" -nt "$OUT/generic/modules.stamp" ]; then
 		return 0
 	fi
@@ -245,9 +267,11 @@ build_initramfs() {
 	done
 	cp "$KIT_SRC/init.sh" "$root/init"
 	# Freestanding: no libc.a needed; -fno-pie keeps it a plain static executable.
-	gcc -Os -static -nostdlib -fno-pie -no-pie -fno-stack-protector -fcf-protection=none \
-		-fno-asynchronous-unwind-tables -o "$root/bin/outb" "$KIT_SRC/outb.c" ||
-		die "cannot build outb"
+	for f in outb heartbeat; do
+		gcc -Os -static -nostdlib -fno-pie -no-pie -fno-stack-protector \
+			-fcf-protection=none -fno-asynchronous-unwind-tables -o "$root/bin/$f" \
+			"$KIT_SRC/$f.c" || die "cannot build $f"
+	done
 	chmod 755 "$root/init"
 	for f in $FLAVOURS; do
 		rel=$(cat "$OUT/$f/release")
@@ -257,6 +281,7 @@ build_initramfs() {
 	(cd "$root" && find . -print0 | LC_ALL=C sort -z |
 	 cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9n >"$img.tmp"
 	mv "$img.tmp" "$img"
+	built "$img" init.sh mkkit.sh outb.c heartbeat.c
 	rm -rf "$root"
 	log "built $img ($(stat -c %s "$img") bytes)"
 }
@@ -298,7 +323,7 @@ find_lib() {
 # without an ld.so.cache.
 build_e2fs() {
 	local dst=$OUT/e2fs img=$OUT/e2fs.cpio.gz tree deb b f lib interp queue=() libs_done=" "
-	if [ -d "$dst" ] && [ -f "$img" ] && [ "$img" -nt "$KIT_SRC/mkkit.sh" ]; then
+	if [ -d "$dst" ] && fresh "$img" mkkit.sh; then
 		return 0
 	fi
 	fetch_e2fs_debs || return $?
@@ -338,6 +363,7 @@ build_e2fs() {
 	(cd "$dst" && find . -print0 | LC_ALL=C sort -z |
 	 cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9n >"$img.tmp"
 	mv "$img.tmp" "$img"
+	built "$img" mkkit.sh
 	log "built $img ($(stat -c %s "$img") bytes)"
 }
 
@@ -345,8 +371,7 @@ build_e2fs() {
 
 build_rootfs() {
 	local img=$OUT/rootfs.ext4 root=$OUT/rootfs.root applet mkfs
-	if [ -f "$img" ] && [ "$img" -nt "$KIT_SRC/rootfs-init.sh" ] &&
-	   [ "$img" -nt "$KIT_SRC/mkkit.sh" ]; then
+	if fresh "$img" rootfs-init.sh mkkit.sh; then
 		return 0
 	fi
 	rm -rf "$root"
@@ -367,6 +392,7 @@ build_rootfs() {
 	"$mkfs" -q -F -L vmmroot -E root_owner=0:0 -d "$root" "$img.tmp" 8M >/dev/null ||
 		die "mkfs.ext4 -d of the root file system failed"
 	mv "$img.tmp" "$img"
+	built "$img" rootfs-init.sh mkkit.sh
 	rm -rf "$root"
 	log "built $img"
 }
