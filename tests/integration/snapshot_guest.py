@@ -161,9 +161,51 @@ def main():
           info.get('state') == 'Not started', '%s %r %r' % (st, err, info))
     v.kill()
 
+    console_input(vmm, kernel, tmp)
     diff_snapshots(vmm, kernel, tmp, disk)
     shutil.rmtree(tmp, ignore_errors=True)
     return summary()
+
+
+def console_input(vmm, kernel, tmp):
+    """The console's input reaches a restored guest, by `vmm restore` and by snapshot/load:
+    the 'echo' scenario answers each line in capitals."""
+    sock = os.path.join(tmp, 'echo.sock')
+    state, mem = os.path.join(tmp, 'echo.state'), os.path.join(tmp, 'echo.mem')
+
+    def echo_proc(args, sock):
+        rfd, wfd = os.pipe()
+        p = Proc(args, sock, stdin=rfd)
+        os.close(rfd)
+        return p, wfd
+
+    def answers(p, wfd, word):
+        os.write(wfd, word.encode() + b'\n')
+        end = time.monotonic() + 10
+        while word.upper().encode() not in p.out and time.monotonic() < end:
+            p.pump(0.05)
+        return word.upper().encode() in p.out
+
+    v, w = echo_proc([vmm, '--api-sock', sock], sock)
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64})
+    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel,
+                                          'boot_args': 't.scenario=echo'})
+    request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    check('echo-before', answers(v, w, 'abc'), v.out[-200:])
+    request(sock, 'PATCH', '/vm', {'state': 'Paused'})
+    request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state, 'mem_file_path': mem})
+    v.kill()
+    os.close(w)
+    r, w = echo_proc([vmm, 'restore', state, '--mem', mem], None)
+    check('echo-after-restore-cli', answers(r, w, 'def'), r.out[-200:])
+    r.kill()
+    os.close(w)
+    r, w = echo_proc([vmm, '--api-sock', sock], sock)
+    request(sock, 'PUT', '/snapshot/load', {'snapshot_path': state, 'mem_file_path': mem,
+                                            'resume_vm': True})
+    check('echo-after-snapshot-load', answers(r, w, 'ghi'), r.out[-200:])
+    r.kill()
+    os.close(w)
 
 
 def allocated(path):

@@ -69,8 +69,8 @@ class Proc:
     """A vmm with its console on a pipe we read (the pipe outlives a live update's old
     process: the new one inherits it)."""
 
-    def __init__(self, args, sock=None, env=None):
-        self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    def __init__(self, args, sock=None, env=None, stdin=subprocess.DEVNULL):
+        self.p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, env=env)
         os.set_blocking(self.p.stdout.fileno(), False)
         self.out = b''

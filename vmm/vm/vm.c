@@ -683,6 +683,9 @@ out:
 	config_fini(&nc);
 	free(buf);
 	pthread_mutex_unlock(&vm->op_lock);
+	/* Console input from now on (held back while paused), as after a start. */
+	if (r == 0)
+		vm_console_start(vm);
 	if (r == 0 && (flags & VMM_RESTORE_RESUME))
 		r = vmm_vm_resume(vm, e);
 	log_bind(prev);
