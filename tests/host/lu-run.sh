@@ -17,7 +17,8 @@
 #      same process goes on with the guest running: heartbeats and records continue
 #   5. PATCH /vm Paused, PUT /snapshot/create, SIGKILL; every record acked until then is in
 #      the image already (lutool records with the console as it was); 2 s with no vmm at all,
-#      vmm restore: the guest goes on, and its clock is within 1 s of this host's
+#      vmm restore: the guest goes on, its clock is within 1 s of this host's, console input
+#      reaches it (ping / pong), and it is live-updated 5 times more
 #   6. 'LUCTL stop' on the control disk: the guest ends its records and powers off, vmm
 #      exits 0
 # The console (vmm's stdout, all processes in turn) is DIR/console.log, its input the FIFO
@@ -170,15 +171,26 @@ lutool skew "$con" 5 30 date-skew "$skew0" || fail "the guest's clock after the 
 echo "LU date-skew-ok"
 progress "$off" 30 || fail "no record acked after the restore"
 echo "LU restored pid=$pid"
-# Not required (yet): vmm does not read console input after a restore (reported with this
-# case). Said here, so that the day it works shows.
 off=$(size "$con")
 echo "ping 2" >&3
-if lutool wait "$con" "$off" "VMMTEST pong 2" 5; then
-	echo "LU console-input-after-restore=ok"
-else
-	echo "LU console-input-after-restore=none (no pong within 5 s)"
-fi
+lutool wait "$con" "$off" "VMMTEST pong 2" 10 || fail "no pong after the restore (console input)"
+echo "LU console-input-after-restore=ok"
+# A restored VM is live-updated too (its RAM: a memfd filled from the snapshot's memory file
+# as the guest touches it, handed over with that file).
+j=0
+while [ $j -lt 5 ]; do
+	j=$((j + 1))
+	off=$(size "$con")
+	r=$(apictl "$sock" PUT /live-update) || fail "restored update $j: $r"
+	new=$(echo "$r" | sed -n 's/^200 .*"pid": *\([0-9]*\).*/\1/p')
+	[ -n "$new" ] && [ "$new" != "$pid" ] || fail "restored update $j: answer '$r'"
+	old=$pid
+	pid=$new
+	st=$(exit_status "$old" 10) || fail "restored update $j: the old vmm $old did not exit"
+	[ "$st" = 0 ] || fail "restored update $j: the old vmm $old exited with status $st"
+	progress "$off" 30 || fail "restored update $j: no record acked under the new vmm $pid"
+done
+echo "LU restored-updates=$j pid=$pid"
 
 # --- 6. the end --------------------------------------------------------------------------
 printf 'LUCTL stop\n' | dd of="$ctl" conv=notrunc 2>/dev/null || fail "cannot write $ctl"
