@@ -30,6 +30,7 @@
  * take a CPU from the VMM), so a stop is seen between its length and its length plus two
  * sampling intervals; "watch" prints the sampling interval's median at EOF ("INTERVAL us=N").
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -186,6 +187,38 @@ static uint64_t find_map(pid_t pid, const char *name, uint64_t need)
 	return found;
 }
 
+/*
+ * Whether pid has a vCPU thread yet (vmm's "vcpu0", QEMU's "CPU 0/KVM"). Guest RAM is read
+ * only from then on: vmm restores RAM lazily (a memfd whose pages userfaultfd fills from the
+ * snapshot on first touch), and a read through /proc/PID/mem before the filler is registered
+ * would put a page of zeros into the memfd in place of the snapshot's page.
+ */
+static bool has_vcpu(pid_t pid)
+{
+	char path[96], comm[64];
+	bool found = false;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return false;
+	while (!found && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/comm", pid, e->d_name);
+		if ((f = fopen(path, "re"))) {
+			found = fgets(comm, sizeof(comm), f) &&
+				(!strncmp(comm, "vcpu0", 5) || !strncmp(comm, "CPU 0/KVM", 9));
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 static int first(const char *name, uint64_t off, uint64_t oldval, char **argv)
 {
 	char path[64];
@@ -220,9 +253,12 @@ static int first(const char *name, uint64_t off, uint64_t oldval, char **argv)
 		}
 		if (!at) {
 			if ((at = find_map(pid, name, off + 16))) {
-				mapped = now_ns();
-				memfd = open(path, O_RDONLY | O_CLOEXEC);
+				if (!mapped)
+					mapped = now_ns();
+				at = has_vcpu(pid) ? at : 0;
 			}
+			if (at)
+				memfd = open(path, O_RDONLY | O_CLOEXEC);
 			if (!at) {
 				usleep(200);
 				continue;

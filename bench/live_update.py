@@ -186,11 +186,11 @@ class QMP:
             if not line:
                 raise BenchError('QMP %s: connection closed' % name)
             r = json.loads(line)
-            if 'event' in r:
-                continue
             if 'error' in r:
                 raise BenchError('QMP %s: %s' % (name, r['error'].get('desc')))
-            return r['return']
+            if 'return' in r:
+                return r['return']
+            # an event, or a greeting seen late: not the answer
 
     def close(self):
         try:
@@ -683,7 +683,8 @@ def run_size(cfg, mem_mib):
     elog = open(os.path.join(d, 'restore-%d.stderr' % mem_mib), 'ab')
     for i in range(cfg.restores + 1):
         for who, mapname, beat, argv in (
-                ('vmm', mem, vmm_beat, vmm_restore),
+                # vmm's restored RAM is a memfd filled from the file on first touch
+                ('vmm', 'memfd:vmm-guest-ram', vmm_beat, vmm_restore),
                 ('qemu', 'memfd:memory-backend-memfd', qemu_beat, qemu_restore)):
             qsock = os.path.join(d, 'qemu-%d-restore.sock' % mem_mib)
             if os.path.exists(qsock):
@@ -887,7 +888,7 @@ def main():
         for s in cfg.sizes.split(','):
             results.append(run_size(cfg, int(s)))
     finally:
-        for pid in LIVE:
+        for pid in list(LIVE):
             if pid_alive(pid):
                 kill(pid)
         if cfg.json and results:
