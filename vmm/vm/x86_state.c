@@ -174,6 +174,12 @@ static int save_vcpu(struct vcpu *v, struct state_writer *w, int parent, char *e
 		state_put_u32(w, node, "KVM_GET_TSC_KHZ", (uint32_t)tsc_khz);
 	if ((r = save_msrs(v, w, node, err, errlen)) < 0)
 		goto out;
+	/* The TSC as KVM keeps it, an offset from the host's: see load_tsc_offsets. */
+	uint64_t ofs;
+	struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+				     .addr = (uint64_t)(uintptr_t)&ofs };
+	if (ioctl(v->fd, KVM_GET_DEVICE_ATTR, &a) == 0)
+		state_put_u64(w, node, "KVM_VCPU_TSC_OFFSET", ofs);
 	/* Last: the events (a pending exception, an NMI, the interrupt shadow) are as of now. */
 	GET(v->fd, KVM_GET_VCPU_EVENTS, &events, "KVM_GET_VCPU_EVENTS");
 	state_put(w, node, "KVM_GET_VCPU_EVENTS", &events, sizeof(events));
@@ -524,6 +530,48 @@ out:
 	return r;
 }
 
+/*
+ * The TSCs exactly, where both sides allow: api.rst's algorithm for KVM_VCPU_TSC_OFFSET. The
+ * saved KVM_GET_CLOCK holds the host TSC and kvmclock of one instant; after KVM_SET_CLOCK has
+ * advanced kvmclock by the real time that passed, each offset moves by that time at the
+ * vCPU's rate less what the host TSC moved:
+ *   offset = saved offset + (kvmclock now - kvmclock saved) * rate + (host TSC saved - now).
+ * On the same host the two terms cancel and the guest's TSC keeps its distance to the host's
+ * to the tick. load_msrs has already set a TSC advanced by the time between two realtime
+ * readings (some microseconds off, more if the saving thread was preempted between the TSC
+ * and the clock); it stays where this cannot be done: a state without the offsets, or a
+ * host clock that is not the TSC (no KVM_CLOCK_HOST_TSC).
+ */
+static void load_tsc_offsets(struct machine *m, const struct state_reader *r, int vm_node)
+{
+	struct kvm_clock_data src, dst;
+
+	memset(&dst, 0, sizeof(dst));
+	if (state_get(r, vm_node, "KVM_GET_CLOCK", &src, sizeof(src)) < 0 ||
+	    !(src.flags & KVM_CLOCK_HOST_TSC) || ioctl(m->vm_fd, KVM_GET_CLOCK, &dst) < 0 ||
+	    !(dst.flags & KVM_CLOCK_HOST_TSC))
+		return;
+	for (unsigned int i = 0; i < m->nr_vcpus; i++) {
+		char path[32];
+		uint64_t ofs;
+		uint32_t khz;
+		int node;
+
+		snprintf(path, sizeof(path), "/vcpus/cpu@%u", i);
+		node = state_find(r, path);
+		if (node < 0 || state_get_u64(r, node, "KVM_VCPU_TSC_OFFSET", &ofs) < 0 ||
+		    state_get_u32(r, node, "KVM_GET_TSC_KHZ", &khz) < 0 || !khz)
+			continue;
+		__int128 ticks = (__int128)(int64_t)(dst.clock - src.clock) * khz / 1000000;
+		ofs += (uint64_t)(int64_t)ticks + (src.host_tsc - dst.host_tsc);
+		struct kvm_device_attr a = { .group = KVM_VCPU_TSC_CTRL,
+					     .attr = KVM_VCPU_TSC_OFFSET,
+					     .addr = (uint64_t)(uintptr_t)&ofs };
+		if (ioctl(m->vcpus[i].fd, KVM_SET_DEVICE_ATTR, &a) < 0)
+			log_warn("cpu %u: KVM_VCPU_TSC_OFFSET: %s", i, strerror(errno));
+	}
+}
+
 int x86_state_load(struct machine *m, const struct state_reader *r, char *err, size_t errlen)
 {
 	int node = state_find(r, "/vm"), e;
@@ -546,7 +594,10 @@ int x86_state_load(struct machine *m, const struct state_reader *r, char *err, s
 			return e;
 	}
 	/* The clock last: KVM computes kvmclock from it and the TSCs just set. */
-	return load_clock(m, r, node, err, errlen);
+	if ((e = load_clock(m, r, node, err, errlen)) < 0)
+		return e;
+	load_tsc_offsets(m, r, node);
+	return 0;
 }
 
 void x86_kvmclock_ctrl(struct machine *m)
