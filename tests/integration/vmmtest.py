@@ -124,14 +124,16 @@ COUNT_GUEST = ('t.scenario=count t.cycles=20000000 t.ndev=1 t.mmio_base=0xd00000
                't.gsi_base=16')
 
 
-def start_count_guest(vmm, kernel, sock, disk, vm_id, track_dirty=False, env=None):
+def start_count_guest(vmm, kernel, sock, disk, vm_id, track_dirty=False, env=None, vcpus=1):
     """A vmm serving sock, configured and started over the API with the micro-guest's 'count'
-    scenario (64 MiB, one disk, disk0); (Proc, InstanceStart's status)."""
+    scenario (64 MiB, one disk, disk0; with vcpus > 1 an AP works throughout, t.aps=1);
+    (Proc, InstanceStart's status)."""
     v = Proc([vmm, '--api-sock', sock, '--id', vm_id], sock, env=env)
-    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64,
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': vcpus, 'mem_size_mib': 64,
                                               'track_dirty_pages': track_dirty})
     request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel,
-                                          'boot_args': COUNT_GUEST})
+                                          'boot_args': COUNT_GUEST +
+                                          (' t.aps=1' if vcpus > 1 else '')})
     request(sock, 'PUT', '/drives/disk0', {'drive_id': 'disk0', 'path_on_host': disk,
                                             'is_root_device': False, 'is_read_only': False})
     st, _ = request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})

@@ -558,6 +558,18 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		snprintf(err, sizeof(err), "control thread: %s", strerror(-r));
 		goto refuse_locked;
 	}
+	/*
+	 * Its threads too, the vCPUs parked before their first KVM_RUN (a KVM_RUN with
+	 * immediate_exit, which enters no guest: KVM_SET_CPUID2 is still allowed) and the
+	 * devices quiesced: the state is loaded into it as into a paused machine, and starting
+	 * threads is out of the blackout (a quarter of it, some 200 us here).
+	 */
+	if ((r = machine_start_paused(m)) < 0 || __atomic_load_n(&m->stopping, __ATOMIC_ACQUIRE)) {
+		snprintf(err, sizeof(err), "cannot start the vCPU threads: %s",
+			 strerror(r < 0 ? -r : EAGAIN));
+		r = r < 0 ? r : -EAGAIN;
+		goto refuse_locked;
+	}
 	if ((r = ho_send(sock, HO_READY, NULL, 0, NULL, 0)) < 0) {
 		snprintf(err, sizeof(err), "the old process went away");
 		goto refuse_locked;
@@ -597,8 +609,7 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		log_warn("live update: the old process is gone; resuming the guest anyway");
 	}
 	if (hs.h.resume) {
-		machine_resume(vm->m);
-		res.resumed_ns = now_ns();
+		res.resumed_ns = machine_resume(vm->m);
 		vm_set_state(vm, VMM_STATE_RUNNING);
 		__atomic_store_n(&vm->in_paused, false, __ATOMIC_RELEASE);
 		if (ho_send(sock, HO_RUNNING, &res, sizeof(res), NULL, 0) < 0) {
@@ -634,6 +645,8 @@ refuse:
 	log_bind(prev);
 	r = lu_refuse(sock, r, err, e);
 out:
+	if (m && m->started) /* parked threads wait for this */
+		machine_request_stop(m, VMM_STOP_ERROR, 0, "the live update was refused");
 	if (m)
 		machine_destroy(m);
 	if (vm)

@@ -453,6 +453,7 @@ int machine_start(struct machine *m)
 {
 	int ret;
 
+	m->started = true;
 	/* The I/O thread before the vCPUs: a queue kick must find it running. */
 	if (m->io && (ret = ev_loop_start(m->io)) < 0)
 		return ret;
@@ -534,17 +535,22 @@ int machine_pause(struct machine *m)
 	return 0;
 }
 
-void machine_resume(struct machine *m)
+uint64_t machine_resume(struct machine *m)
 {
+	struct timespec ts;
+
 	/* The guest's kvmclock learns it was stopped (no soft-lockup reports after a pause). */
 	x86_kvmclock_ctrl(m);
 	/* The vCPUs first: the guest runs again at once. A kick meanwhile waits for its
 	 * device's resume, which looks at every queue (a round trip to each I/O thread). */
 	pthread_mutex_lock(&m->run_lock);
 	__atomic_store_n(&m->pause_req, false, __ATOMIC_RELEASE);
+	/* Read before the wakeup: a woken vCPU thread can take this thread's CPU for a slice. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	pthread_cond_broadcast(&m->run_cond);
 	pthread_mutex_unlock(&m->run_lock);
 	devtable_resume(&m->devs);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void machine_halt(struct machine *m, struct vmm_outcome *out)

@@ -66,6 +66,7 @@ struct machine {
 	bool pause_req;           /* read by vCPU threads with __atomic too */
 	unsigned int nr_parked;
 	unsigned int nr_alive;    /* vCPU threads not yet returned */
+	bool started;             /* machine_start was called (by the creating thread) */
 	bool stopping;            /* read by vCPU threads with __atomic too */
 	struct vmm_outcome outcome;
 	int stop_efd;             /* readable once a stop was requested */
@@ -86,7 +87,8 @@ int machine_start(struct machine *m) WUR;
 int machine_start_paused(struct machine *m) WUR;
 /* Park every vCPU outside KVM_RUN, then quiesce the devices; resume undoes it. */
 int machine_pause(struct machine *m) WUR;
-void machine_resume(struct machine *m);
+/* Returns when the vCPUs were let go (CLOCK_MONOTONIC ns): the end of a blackout. */
+uint64_t machine_resume(struct machine *m);
 /* Thread-safe, the first request wins: devices, vCPUs, the VM's control thread. */
 void machine_request_stop(struct machine *m, enum vmm_stop_reason reason, int code,
 			  const char *msg);

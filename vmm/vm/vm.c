@@ -266,6 +266,9 @@ int vm_install_machine(struct vmm_vm *vm, struct machine *m, const struct state_
 	if (vm->stop_requested)
 		machine_request_stop(m, vm->stop_req.reason, vm->stop_req.code, vm->stop_req.msg);
 	pthread_mutex_unlock(&vm->lock);
+	/* A live update's machine was started, parked, before the blackout. */
+	if (m->started)
+		return 0;
 	if ((r = paused ? machine_start_paused(m) : machine_start(m)) < 0) {
 		snprintf(err, errlen, "cannot start a vCPU thread: %s", strerror(-r));
 		machine_request_stop(m, VMM_STOP_ERROR, 0, err);

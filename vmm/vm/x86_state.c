@@ -89,33 +89,71 @@ out:
 	return r;
 }
 
+/*
+ * KVM_GET_MSRS or KVM_SET_MSRS over e[0..n), in order, in as few calls as KVM allows (a call
+ * is several microseconds, in the blackout of a live update): a call does the entries up to
+ * the first it refuses, which is marked in ok[] as not done, and the next call starts after it.
+ */
+#define MSR_IO_MAX 256 /* KVM's MAX_IO_MSRS */
+
+static int msr_io(int fd, unsigned long req, struct kvm_msr_entry *e, unsigned int n, bool *ok)
+{
+	struct kvm_msrs *b = malloc(sizeof(*b) + MSR_IO_MAX * sizeof(*e));
+	unsigned int done = 0;
+
+	if (!b)
+		return -ENOMEM;
+	while (done < n) {
+		unsigned int k = n - done < MSR_IO_MAX ? n - done : MSR_IO_MAX;
+		int r;
+
+		b->nmsrs = k;
+		b->pad = 0;
+		memcpy(b->entries, e + done, k * sizeof(*e));
+		r = ioctl(fd, req, b);
+		if (r < 0 || (unsigned int)r > k)
+			r = 0;
+		if (req == KVM_GET_MSRS)
+			memcpy(e + done, b->entries, (size_t)r * sizeof(*e));
+		for (int i = 0; i < r; i++)
+			ok[done + i] = true;
+		done += (unsigned int)r;
+		if (done < n)
+			ok[done++] = false;
+	}
+	free(b);
+	return 0;
+}
+
 static int save_msrs(struct vcpu *v, struct state_writer *w, int node, char *err, size_t errlen)
 {
 	const struct kvm_msr_list *list = v->m->kvm.msrs;
 	unsigned int n = list ? list->nmsrs : 0, got = 0;
 	struct saved_msr *out = calloc(n ? n : 1, sizeof(*out));
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} one;
+	struct kvm_msr_entry *e = calloc(n ? n : 1, sizeof(*e));
+	bool *ok = calloc(n ? n : 1, sizeof(*ok));
 
-	if (!out) {
+	for (unsigned int i = 0; out && e && i < n; i++)
+		e[i].index = list->indices[i];
+	/* An MSR KVM lists but cannot read here is left out, not fatal. */
+	if (!out || !e || !ok || msr_io(v->fd, KVM_GET_MSRS, e, n, ok) < 0) {
+		free(out);
+		free(e);
+		free(ok);
 		snprintf(err, errlen, "cpu %u: out of memory", v->index);
 		return -ENOMEM;
 	}
-	/* One at a time: an MSR KVM lists but cannot read here is left out, not fatal. */
 	for (unsigned int i = 0; i < n; i++) {
-		memset(&one, 0, sizeof(one));
-		one.hdr.nmsrs = 1;
-		one.e.index = list->indices[i];
-		if (ioctl(v->fd, KVM_GET_MSRS, &one) != 1)
+		if (!ok[i])
 			continue;
-		out[got].index = one.e.index;
-		out[got].data = one.e.data;
+		out[got].index = e[i].index;
+		out[got].data = e[i].data;
 		got++;
 	}
 	state_put(w, node, "KVM_GET_MSRS", out, got * sizeof(*out));
 	free(out);
+	free(e);
+	free(ok);
 	return 0;
 }
 
@@ -285,7 +323,13 @@ int x86_host_check(struct machine *m, const struct state_reader *r, char *err, s
 			 mine);
 		return -EINVAL;
 	}
-	/* Every feature the guest was given must be one this host can give. */
+	/*
+	 * Every feature the guest was given must be one this host can give: what this VMM
+	 * gives a vCPU here (KVM's supported set as cpuid.c shapes it, which adds bits of its own
+	 * such as HTT for SMP guests), the vCPUs being created by now.
+	 */
+	const struct kvm_cpuid2 *can = m->nr_vcpus && m->vcpus[0].cpuid ? m->vcpus[0].cpuid
+									 : m->kvm.cpuid;
 	guest = state_get_ptr(r, cpu0, "KVM_SET_CPUID2", &len);
 	if (!guest || len % sizeof(*guest)) {
 		snprintf(err, errlen, "cpu 0: no CPUID in the state");
@@ -294,8 +338,8 @@ int x86_host_check(struct machine *m, const struct state_reader *r, char *err, s
 	for (size_t i = 0; i < ARRAY_SIZE(checked); i++) {
 		const struct kvm_cpuid_entry2 *g =
 			find_entry(guest, len / sizeof(*guest), checked[i].leaf, checked[i].sub);
-		const struct kvm_cpuid_entry2 *h = find_entry(
-			m->kvm.cpuid->entries, m->kvm.cpuid->nent, checked[i].leaf, checked[i].sub);
+		const struct kvm_cpuid_entry2 *h =
+			find_entry(can->entries, can->nent, checked[i].leaf, checked[i].sub);
 		uint32_t missing;
 
 		if (!g)
@@ -421,12 +465,10 @@ static int load_msrs(struct vcpu *v, const struct state_reader *r, int node, uin
 	size_t len;
 	const struct saved_msr *saved = state_get_ptr(r, node, "KVM_GET_MSRS", &len);
 	struct saved_msr *msrs;
+	struct kvm_msr_entry *e;
+	bool *ok;
 	uint32_t khz = 0;
 	size_t n;
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} one;
 
 	if (!saved || len % sizeof(*saved) || len / sizeof(*saved) > 4096) {
 		snprintf(err, errlen, "cpu %u: KVM_GET_MSRS missing or of a wrong length", v->index);
@@ -434,24 +476,35 @@ static int load_msrs(struct vcpu *v, const struct state_reader *r, int node, uin
 	}
 	n = len / sizeof(*saved);
 	msrs = malloc(len ? len : 1);
-	if (!msrs)
+	e = calloc(n ? n : 1, sizeof(*e));
+	ok = calloc(n ? n : 1, sizeof(*ok));
+	if (!msrs || !e || !ok) {
+		free(msrs);
+		free(e);
+		free(ok);
 		return -ENOMEM;
+	}
 	memcpy(msrs, saved, len);
 	qsort(msrs, n, sizeof(*msrs), cmp_msr_order);
 	if (state_get_u32(r, node, "KVM_GET_TSC_KHZ", &khz) < 0)
 		khz = 0;
 	for (size_t i = 0; i < n; i++) {
-		memset(&one, 0, sizeof(one));
-		one.hdr.nmsrs = 1;
-		one.e.index = msrs[i].index;
-		one.e.data = msrs[i].data;
+		e[i].index = msrs[i].index;
+		e[i].data = msrs[i].data;
 		/* The TSC goes on at its rate for the time the VM was away. */
-		if (one.e.index == MSR_IA32_TSC && khz)
-			one.e.data += elapsed_ns / 1000 * khz / 1000;
-		if (ioctl(v->fd, KVM_SET_MSRS, &one) != 1)
-			log_warn("cpu %u: KVM did not take MSR 0x%x back", v->index, one.e.index);
+		if (e[i].index == MSR_IA32_TSC && khz)
+			e[i].data += elapsed_ns / 1000 * khz / 1000;
+	}
+	if (msr_io(v->fd, KVM_SET_MSRS, e, (unsigned int)n, ok) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (!ok[i])
+				log_warn("cpu %u: KVM did not take MSR 0x%x back", v->index,
+					 e[i].index);
+		}
 	}
 	free(msrs);
+	free(e);
+	free(ok);
 	return 0;
 }
 

@@ -7,7 +7,11 @@
  * wrong status, a wrong sector). The host checks that the printed sequence has no reset, gap
  * or repeat. Any disagreement: "MICRO FAIL count ..." and the failure status.
  *
- *   t.scenario=count t.cycles=N [t.ndev=1 t.mmio_base=... t.gsi_base=...]
+ * With t.aps=1 and a second vCPU, an AP works throughout (a store loop, micro_ap_post) and
+ * every step checks that it went on: an AP lost or left stopped across a pause shows up as
+ * no progress over COUNT_AP_STEPS steps.
+ *
+ *   t.scenario=count t.cycles=N [t.ndev=1 t.mmio_base=... t.gsi_base=...] [t.aps=1]
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,9 +20,13 @@
 #include "vblk.h"
 
 #define COUNT_SECTORS 64
+/* Steps an AP may go without progress (its vCPU thread can wait for a host CPU). */
+#define COUNT_AP_STEPS 64
 
 /* The count in RAM: a volatile global the compiler must load and store every step. */
 static volatile uint32_t count_ram;
+/* What the AP stores to, again and again. */
+static volatile uint32_t count_ap_target;
 
 static uint8_t count_buf[512] __attribute__((aligned(512)));
 
@@ -79,7 +87,15 @@ __attribute__((noreturn)) void scenario_count(uint64_t cycles)
 			debug_exit(FAIL_EXIT_CODE);
 		}
 	}
-	uart_printf("READY\n");
+	uint32_t aps = param_or("t.aps", 0) ? micro_ap_workers() : 0, ap_seen = 0, ap_still = 0;
+	if (param_or("t.aps", 0) && !aps) {
+		fail("count", "t.aps=1 but no AP started");
+		debug_exit(FAIL_EXIT_CODE);
+	}
+	if (aps)
+		micro_ap_post(0, MICRO_AP_WRITE, (uintptr_t)&count_ap_target, 0, 1, 0, 0xffffffffu,
+			      1000);
+	uart_printf("READY aps=%u\n", aps);
 	for (;;) {
 		uint64_t t0 = rdtsc();
 
@@ -94,6 +110,16 @@ __attribute__((noreturn)) void scenario_count(uint64_t cycles)
 		}
 		if (d && !count_io(d, reg))
 			debug_exit(FAIL_EXIT_CODE);
+		if (aps) {
+			uint32_t it = micro_ap_iters(0);
+
+			ap_still = it == ap_seen ? ap_still + 1 : 0;
+			ap_seen = it;
+			if (ap_still >= COUNT_AP_STEPS || !micro_ap_busy(0)) {
+				fail("count", "the AP stopped at step %u (%u iterations)", reg, it);
+				debug_exit(FAIL_EXIT_CODE);
+			}
+		}
 		uart_printf("COUNT %u\n", reg);
 	}
 }
