@@ -266,9 +266,18 @@ int vm_install_machine(struct vmm_vm *vm, struct machine *m, const struct state_
 	if (vm->stop_requested)
 		machine_request_stop(m, vm->stop_req.reason, vm->stop_req.code, vm->stop_req.msg);
 	pthread_mutex_unlock(&vm->lock);
-	/* A live update's machine was started, parked, before the blackout. */
-	if (m->started)
+	/*
+	 * A live update's machine was started, parked and quiesced before the blackout, and its
+	 * state loaded since: quiesced again, so that the devices see what a restore gives them
+	 * (state loaded, then quiesced; resume looks at every queue).
+	 */
+	if (m->started) {
+		if ((r = devtable_quiesce(&m->devs)) < 0) {
+			snprintf(err, errlen, "cannot quiesce the devices: %s", strerror(-r));
+			return r;
+		}
 		return 0;
+	}
 	if ((r = paused ? machine_start_paused(m) : machine_start(m)) < 0) {
 		snprintf(err, errlen, "cannot start a vCPU thread: %s", strerror(-r));
 		machine_request_stop(m, VMM_STOP_ERROR, 0, err);
