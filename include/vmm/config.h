@@ -43,6 +43,8 @@ struct vmm_config {
 	int mem_fd;          /* adopted guest RAM memfd (owned), or -1 */
 	int mem_source_fd;   /* a restore: RAM starts as this snapshot memory file (owned, only
 			      * read), its pages brought in as first touched; or -1 */
+	char *mem_path;      /* guest RAM is this file, mapped shared (--memory SIZE,file=PATH);
+			      * NULL: an anonymous memfd */
 
 	bool track_dirty;    /* track dirty pages (diff snapshots; Firecracker's track_dirty_pages) */
 
@@ -127,6 +129,9 @@ int config_set_cmdline(struct vmm_config *c, const char *cmdline, const char *wh
 int config_set_cpus(struct vmm_config *c, long long n, const char *what, struct vmm_error *e) WUR;
 int config_set_memory(struct vmm_config *c, uint64_t bytes, const char *what,
 		      struct vmm_error *e) WUR;
+/* Guest RAM in this file (NULL: a memfd again); its size is checked when the VM starts. */
+int config_set_memory_file(struct vmm_config *c, const char *path, const char *what,
+			   struct vmm_error *e) WUR;
 /* A list of /proc/cpuinfo names ("cx16,clwb"), each known; NULL or "": nothing hidden. */
 int config_set_cpuid_mask(struct vmm_config *c, const char *list, const char *what,
 			  struct vmm_error *e) WUR;

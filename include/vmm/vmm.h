@@ -104,6 +104,14 @@ int vmm_config_set_cpus(struct vmm_config *c, unsigned int n, struct vmm_error *
 /* Bytes of RAM, a multiple of 4 KiB, at least 4 MiB; default 256 MiB. */
 int vmm_config_set_memory(struct vmm_config *c, uint64_t bytes, struct vmm_error *e);
 /*
+ * Guest RAM backed by the file at path (NULL: an anonymous memfd, the default), mapped shared:
+ * a DAX file on persistent memory, tmpfs, hugetlbfs. An empty or new file is sized to the
+ * RAM; an existing one must have exactly the RAM's size. The RAM's size must be a multiple of
+ * 2 MiB. The file is locked while a VM uses it. A snapshot whose memory file is this file
+ * writes no memory ("in place"); restoring such a snapshot maps the file back.
+ */
+int vmm_config_set_memory_file(struct vmm_config *c, const char *path, struct vmm_error *e);
+/*
  * Where the console goes: input is read from in_fd (-1: none), output written to out_fd (-1:
  * discarded). The fds are not owned and must stay open while a VM uses them. Defaults: serial,
  * no input, output discarded. escape: Ctrl-A x on the input stops the VM (VMM_STOP_SIGNAL,

@@ -344,6 +344,19 @@ static void test_machine_config(void **state)
 	assert_true(x->vm.cfg.track_dirty);
 	expect_ok(x, "PATCH", "/machine-config", "{\"track_dirty_pages\": false}");
 	assert_false(x->vm.cfg.track_dirty);
+	/* Ours: guest RAM in a file, shown back; null takes it away. */
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"mem_backing_path\": 7}",
+		     "mem_backing_path: must be a string or null");
+	expect_fault(x, 400, "PATCH", "/machine-config", "{\"mem_backing_path\": \"\"}",
+		     "mem_backing_path: empty path");
+	expect_ok(x, "PATCH", "/machine-config", "{\"mem_backing_path\": \"/dev/shm/r\"}");
+	assert_string_equal(x->vm.cfg.mem_path, "/dev/shm/r");
+	j = get_json(x, "/machine-config");
+	assert_string_equal(json_string_value(json_object_get(j, "mem_backing_path")),
+			    "/dev/shm/r");
+	json_decref(j);
+	expect_ok(x, "PATCH", "/machine-config", "{\"mem_backing_path\": null}");
+	assert_null(x->vm.cfg.mem_path);
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 0}", "out of range");
 	expect_fault(x, 400, "PATCH", "/machine-config", "{\"vcpu_count\": 100000}",
 		     "out of range");

@@ -105,6 +105,14 @@ static void test_run_all(void **state)
 	assert_string_equal(o.cfg.cpuid_mask, "cx16,clwb");
 	assert_string_equal(o.api_sock, "/tmp/v.sock");
 	assert_string_equal(o.cfg.id, "vm-1");
+	assert_null(o.cfg.mem_path);
+	cli_opts_free(&o);
+	/* RAM in a file: the path is everything after file= (commas included). */
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--memory", "64M,file=/dev/shm/a,b",
+			       NULL),
+			 0);
+	assert_int_equal(o.cfg.mem_size, 64ULL << 20);
+	assert_string_equal(o.cfg.mem_path, "/dev/shm/a,b");
 	cli_opts_free(&o);
 }
 
@@ -136,6 +144,8 @@ static void test_errors(void **state)
 	expect_error("--memory", "run", "--kernel", "k", "--memory", "1K");
 	expect_error("--memory", "run", "--kernel", "k", "--memory", "5001K");
 	expect_error("--memory", "run", "--kernel", "k", "--memory", "99999999999999T");
+	expect_error("'size=3' is not file=PATH", "run", "--kernel", "k", "--memory", "64M,size=3");
+	expect_error("is not file=PATH", "run", "--kernel", "k", "--memory", "64M,file=");
 	expect_error("--timeout", "run", "--kernel", "k", "--timeout", "-1");
 	expect_error("--on-reboot", "run", "--kernel", "k", "--on-reboot", "maybe");
 	expect_error("--debug-exit-port", "run", "--kernel", "k", "--debug-exit-port", "70000");

@@ -183,6 +183,7 @@ static void test_config_node(void **state)
 	c.console = VMM_CONSOLE_VIRTIO;
 	c.on_reboot = VMM_ON_REBOOT_RESTART;
 	c.kernel = strdup("/k");
+	assert_int_equal(config_set_memory_file(&c, "/dev/shm/ram", "m", &e), 0);
 	vmm_disk_init(&d);
 	d.id = "b";
 	d.path = "/b.img";
@@ -208,6 +209,7 @@ static void test_config_node(void **state)
 	assert_string_equal(back.id, "vm-7");
 	assert_string_equal(back.cpuid_mask, "cx16");
 	assert_string_equal(back.kernel, "/k");
+	assert_string_equal(back.mem_path, "/dev/shm/ram");
 	assert_int_equal(back.console, VMM_CONSOLE_VIRTIO);
 	assert_int_equal(back.on_reboot, VMM_ON_REBOOT_RESTART);
 	assert_int_equal(back.nr_disks, 2);

@@ -339,7 +339,8 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "kernel command line (default \"" CONFIG_DEFAULT_CMDLINE "\")", "STR" },
 		{ "cpus", 'n', 0, G_OPTION_ARG_INT, &cpus, "number of vCPUs (default 1)", "N" },
 		{ "memory", 'm', 0, G_OPTION_ARG_STRING, &memory,
-		  "guest RAM: 256M, 4G... plain numbers are MiB (default 256M)", "SIZE" },
+		  "guest RAM: 256M, 4G... plain numbers are MiB (default 256M); ,file=PATH: "
+		  "in that file, mapped shared (DAX, tmpfs, hugetlbfs)", "SIZE[,file=PATH]" },
 		{ "timeout", 't', 0, G_OPTION_ARG_INT, &timeout,
 		  "stop the guest after SECONDS (restarts included) and exit with 124", "SECONDS" },
 		{ "on-reboot", 0, 0, G_OPTION_ARG_STRING, &on_reboot,
@@ -394,6 +395,20 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 	}
 	if (memory) {
 		uint64_t sz;
+		char *opts = strchr(memory, ',');
+
+		if (opts) {
+			*opts++ = '\0';
+			if (strncmp(opts, "file=", 5) || !opts[5]) {
+				ret = fail(err, g_strdup_printf("--memory: '%s' is not file=PATH "
+								"(the only option)", opts));
+				goto out;
+			}
+			if (config_set_memory_file(c, opts + 5, "--memory file", &e) < 0) {
+				ret = fail_cfg(err, &e);
+				goto out;
+			}
+		}
 		int r = config_parse_size(memory, &sz);
 
 		if (r == -ERANGE) {

@@ -94,6 +94,7 @@ void config_fini(struct vmm_config *c)
 	free(c->cmdline);
 	free(c->cpuid_mask);
 	free(c->kvm_path);
+	free(c->mem_path);
 	if (c->mem_fd >= 0)
 		close(c->mem_fd);
 	if (c->mem_source_fd >= 0)
@@ -147,6 +148,7 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src)
 	dst->cmdline = dup_or_null(src->cmdline, &ok);
 	dst->cpuid_mask = dup_or_null(src->cpuid_mask, &ok);
 	dst->kvm_path = dup_or_null(src->kvm_path, &ok);
+	dst->mem_path = dup_or_null(src->mem_path, &ok);
 	dst->mem_fd = dup_fd(src->mem_fd, &ok);
 	dst->mem_source_fd = dup_fd(src->mem_source_fd, &ok);
 	for (unsigned int i = 0; i < src->nr_disks; i++)
@@ -336,6 +338,17 @@ int config_set_memory(struct vmm_config *c, uint64_t bytes, const char *what, st
 	c->mem_size = bytes;
 	c->names.memory = what;
 	return 0;
+}
+
+int config_set_memory_file(struct vmm_config *c, const char *path, const char *what,
+			   struct vmm_error *e)
+{
+	if (!path) {
+		free(c->mem_path);
+		c->mem_path = NULL;
+		return 0;
+	}
+	return config_set_path(&c->mem_path, path, what, e);
 }
 
 int config_set_cpuid_mask(struct vmm_config *c, const char *list, const char *what,
@@ -582,6 +595,11 @@ int vmm_config_set_cpus(struct vmm_config *c, unsigned int n, struct vmm_error *
 int vmm_config_set_memory(struct vmm_config *c, uint64_t bytes, struct vmm_error *e)
 {
 	return config_set_memory(c, bytes, "memory", e);
+}
+
+int vmm_config_set_memory_file(struct vmm_config *c, const char *path, struct vmm_error *e)
+{
+	return config_set_memory_file(c, path, "memory file", e);
 }
 
 int vmm_config_set_console(struct vmm_config *c, enum vmm_console_kind kind, int in_fd,

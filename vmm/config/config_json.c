@@ -148,7 +148,7 @@ static int apply_machine_config(struct vmm_config *c, const json_t *m, bool patc
 				struct vmm_error *e)
 {
 	static const char *const keys[] = { "vcpu_count", "mem_size_mib", "smt", "cpu_template",
-					    "track_dirty_pages", "huge_pages" };
+					    "track_dirty_pages", "huge_pages", "mem_backing_path" };
 	long long vcpus, mib;
 	bool b;
 	const char *s;
@@ -193,6 +193,13 @@ static int apply_machine_config(struct vmm_config *c, const json_t *m, bool patc
 	if (r && strcmp(s, "None"))
 		return config_fail(e, -EINVAL, "huge_pages: '%s' is not supported (only \"None\"; "
 				   "vmm advises transparent huge pages itself)", s);
+	/* Ours: guest RAM in a file (vmm_config_set_memory_file); null: a memfd. */
+	json_t *mb = json_object_get(m, "mem_backing_path");
+	if (mb && !json_is_null(mb) && !json_is_string(mb))
+		return config_fail(e, -EINVAL, "mem_backing_path: must be a string or null");
+	if (mb && (r = config_set_memory_file(c, json_is_string(mb) ? json_string_value(mb) : NULL,
+					       "mem_backing_path", e)) < 0)
+		return r;
 	if (track >= 0)
 		c->track_dirty = track;
 	return 0;
@@ -399,9 +406,13 @@ int cfgjson_file(struct vmm_config *c, const json_t *root, struct vmm_error *e)
 
 json_t *cfgjson_machine_config_get(const struct vmm_config *c)
 {
-	return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->nr_cpus,
-			 "mem_size_mib", (json_int_t)(c->mem_size / MiB), "smt", 0,
-			 "track_dirty_pages", c->track_dirty, "huge_pages", "None");
+	json_t *j = json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)c->nr_cpus,
+			      "mem_size_mib", (json_int_t)(c->mem_size / MiB), "smt", 0,
+			      "track_dirty_pages", c->track_dirty, "huge_pages", "None");
+
+	if (j && c->mem_path)
+		json_object_set_new(j, "mem_backing_path", json_string(c->mem_path));
+	return j;
 }
 
 /*

@@ -27,6 +27,8 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 		state_put_str(w, node, "cmdline", c->cmdline);
 	state_put_u32(w, node, "cpus", c->nr_cpus);
 	state_put_u64(w, node, "memory", c->mem_size);
+	if (c->mem_path)
+		state_put_str(w, node, "memory-file", c->mem_path);
 	if (c->track_dirty)
 		state_put_u32(w, node, "track-dirty", 1);
 	state_put_u32(w, node, "console", (uint32_t)c->console);
@@ -107,6 +109,8 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 	     config_set_path(&c->initrd, s, "config: initrd", &ve) < 0) ||
 	    ((s = state_get_str(r, node, "cmdline", PATH_MAX_STATE * 16)) &&
 	     config_set_cmdline(c, s, "config: cmdline", &ve) < 0) ||
+	    ((s = state_get_str(r, node, "memory-file", PATH_MAX_STATE)) &&
+	     config_set_memory_file(c, s, "config: memory-file", &ve) < 0) ||
 	    ((s = state_get_str(r, node, "cpuid-mask", 1024)) &&
 	     config_set_cpuid_mask(c, s, "config: cpuid-mask", &ve) < 0)) {
 		snprintf(err, errlen, "%s", ve.msg);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -202,6 +203,67 @@ fail:
  * userfaultfd and nothing was handed over, mapped copy-on-write (then it cannot be handed to a
  * live update).
  */
+/*
+ * Guest RAM in the file at path (--memory SIZE,file=PATH), mapped shared: sized if empty,
+ * else of exactly the RAM's size; locked (an OFD lock, so that it travels with the descriptor
+ * to a live update's new process and goes when the last holder closes it), so that two VMMs
+ * never run one guest's RAM.
+ */
+static int machine_ram_file(struct machine *m, const struct vmm_config *cfg, char *err,
+			    size_t errlen)
+{
+	const char *path = cfg->mem_path;
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct stat st;
+	int fd, r;
+
+	if (!IS_ALIGNED(cfg->mem_size, 2 * MiB)) {
+		snprintf(err, errlen, "memory file %s: the guest's RAM (%llu bytes) must be a "
+			 "multiple of 2 MiB", path, (unsigned long long)cfg->mem_size);
+		return -EINVAL;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "memory file %s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "memory file %s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	if (fcntl(fd, F_OFD_SETLK, &lk) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "memory file %s: %s", path,
+			 r == -EAGAIN || r == -EACCES ? "in use by another VMM (it is locked)"
+						      : strerror(-r));
+		close(fd);
+		return r;
+	}
+	if (st.st_size == 0 && ftruncate(fd, (off_t)cfg->mem_size) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "memory file %s: cannot make it %llu bytes: %s", path,
+			 (unsigned long long)cfg->mem_size, strerror(-r));
+		close(fd);
+		return r;
+	}
+	if (st.st_size != 0 && (uint64_t)st.st_size != cfg->mem_size) {
+		snprintf(err, errlen, "memory file %s: %llu bytes, the guest's RAM is %llu (use a "
+			 "file of that size, or an empty one)", path,
+			 (unsigned long long)st.st_size, (unsigned long long)cfg->mem_size);
+		close(fd);
+		return -EINVAL;
+	}
+	r = gm_adopt(&m->gm, fd, cfg->mem_size);
+	close(fd); /* gm holds its own descriptor of the same open file, and so the lock */
+	if (r < 0)
+		snprintf(err, errlen, "memory file %s: cannot be mapped shared: %s (it needs a "
+			 "filesystem that maps files shared: DAX, tmpfs, hugetlbfs, ext4...)", path,
+			 strerror(-r));
+	return r;
+}
+
 static int machine_ram(struct machine *m, const struct vmm_config *cfg, char *err,
 		       size_t errlen)
 {
@@ -217,6 +279,8 @@ static int machine_ram(struct machine *m, const struct vmm_config *cfg, char *er
 		}
 	} else if (cfg->mem_fd >= 0) {
 		r = gm_adopt(&m->gm, cfg->mem_fd, cfg->mem_size);
+	} else if (cfg->mem_path) {
+		return machine_ram_file(m, cfg, err, errlen);
 	} else {
 		r = gm_create(&m->gm, cfg->mem_size);
 	}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -332,8 +333,32 @@ static int fill_all(const struct guest_mem *gm, const uint64_t *dirty, int fd)
 	return write_ram(gm, fd);
 }
 
+/*
+ * Guest RAM that is already the file at path (--memory SIZE,file=PATH): nothing to write but
+ * what the mapping holds back. 1: done in place; 0: path is another file.
+ */
+static int ram_in_place(const struct guest_mem *gm, const char *path, char *err, size_t errlen)
+{
+	struct stat mine, there;
+
+	if (fstat(gm->fd, &mine) < 0 || !S_ISREG(mine.st_mode) || stat(path, &there) < 0 ||
+	    mine.st_dev != there.st_dev || mine.st_ino != there.st_ino)
+		return 0;
+	if (msync(gm->base, gm->ram_size, MS_SYNC) < 0 || fsync(gm->fd) < 0) {
+		int r = -errno;
+
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	return 1;
+}
+
 int snapshot_write_ram(const struct guest_mem *gm, const char *path, char *err, size_t errlen)
 {
+	int r = ram_in_place(gm, path, err, errlen);
+
+	if (r != 0)
+		return r < 0 ? r : 0;
 	return write_ram_file(gm, path, fill_all, NULL, err, errlen);
 }
 
@@ -369,6 +394,9 @@ int snapshot_write_ram_diff(const struct guest_mem *gm, const uint64_t *dirty, c
 	struct stat st;
 	int fd, r;
 
+	/* RAM that is this file: every page is in it already. */
+	if ((r = ram_in_place(gm, path, err, errlen)) != 0)
+		return r < 0 ? r : 0;
 	/* On top of the memory file of the snapshot it follows: that file becomes this one's. */
 	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == gm->ram_size) {
 		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
