@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "api_http.h"
+#include "vmm/api_client.h"
 #include "fake_api_target.h"
 
 #define TIMEOUT_MS 10000
@@ -1044,6 +1045,60 @@ static void test_stop_keeps_foreign_file(void **state)
 }
 
 /* The formatter on its own: the exact bytes for each shape. */
+/* vmm's own client (vmm hostupdate) against the server, and its parser on what servers send. */
+static void test_client(void **state)
+{
+	struct fx *x = *state;
+	struct api_reply r;
+	char err[256];
+
+	assert_int_equal(api_call(x->path, "GET", "/", NULL, 5000, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"state\""));
+	assert_int_equal(r.pid, getpid()); /* SO_PEERCRED: the server is this process */
+	free(r.body);
+	assert_int_equal(api_call(x->path, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}",
+				  5000, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.status, 204);
+	assert_string_equal(r.body, "");
+	free(r.body);
+	assert_string_equal(x->vm.cfg.kernel, "/k");
+	assert_int_equal(api_call(x->path, "PATCH", "/vm", "{\"state\": 1}", 5000, &r, err,
+				  sizeof(err)), 0);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "fault_message"));
+	free(r.body);
+	/* No server: one line naming the socket. */
+	assert_int_equal(api_call("/nonexistent/api.sock", "GET", "/", NULL, 1000, &r, err,
+				  sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/api.sock"));
+
+	/* The parser: whole answers only. */
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+	assert_int_equal(api_reply_parse(ok, strlen(ok), &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, "{}");
+	free(r.body);
+	static const char eof[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
+	assert_int_equal(api_reply_parse(eof, strlen(eof), &r), 0);
+	assert_string_equal(r.body, "until the end");
+	free(r.body);
+	static const char *const bad[] = {
+		"", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", /* cut short */
+		"HTTP/1.1 2x0 OK\r\n\r\n", "GET / HTTP/1.1\r\n\r\n", "\x01\x02garbage",
+		"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_int_equal(api_reply_parse(bad[i], strlen(bad[i]), &r), -EINVAL);
+	/* A body over the limit. */
+	size_t big = API_CLIENT_BODY_MAX + 10, hl;
+	char *m = malloc(big + 100);
+	hl = (size_t)snprintf(m, 100, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", big);
+	memset(m + hl, 'a', big);
+	assert_int_equal(api_reply_parse(m, hl + big, &r), -E2BIG);
+	free(m);
+}
+
 static void test_format(void **state)
 {
 	size_t len;
@@ -1067,6 +1122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
 		cmocka_unit_test_setup_teardown(test_response_format, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_split_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),

@@ -21,6 +21,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "hostupdate.h"
 #include "vmm/cli.h"
 #include "vmm/term.h"
 #include "vmm/vmm.h"
@@ -314,6 +315,9 @@ int main(int argc, char **argv)
 			return VMM_EXIT_ERROR;
 	}
 
+	/* A tool of its own, which runs no VM. */
+	if (argc >= 2 && !strcmp(argv[1], "hostupdate"))
+		return hostupdate_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &o, &err, &help) < 0) {
 		fprintf(stderr, "vmm: %s\n", err);
 		free(err);

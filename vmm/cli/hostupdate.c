@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * vmm hostupdate: the host-side procedure for replacing the host kernel under running guests
+ * whose RAM is a file that outlives the kernel (--memory SIZE,file=PATH on a DAX filesystem on
+ * a persistent-memory region the kexec leaves alone; README, "Host kernel update").
+ *
+ *   vmm hostupdate prepare --state-dir DIR [--kexec-kernel K [--kexec-initrd I]
+ *                          [--kexec-append STR]] SOCKET...
+ *       1. loads K with kexec (kexec -s -l, the running command line unless --kexec-append):
+ *          a kernel that cannot be loaded stops everything before any VM is touched;
+ *       2. asks every VM (its API socket) for its RAM file: a VM whose RAM is not a file
+ *          stops everything too;
+ *       3. pauses every VM, then snapshots each in place (the state to DIR/ID.state, the RAM
+ *          file only synced); any failure resumes them all and unloads K;
+ *       4. writes DIR/manifest.json, stops the vmm processes, syncs, and runs kexec -e.
+ *   vmm hostupdate resume --state-dir DIR [--vmm PATH]
+ *       on the new kernel: restores every VM of the manifest (vmm restore, its API socket as
+ *       before, its console to DIR/ID.console), running again if it was running.
+ *
+ * Without --kexec-kernel, prepare stops after step 4's sync: the VMs are saved and stopped,
+ * and whoever runs it reboots the host as it likes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glib.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostupdate.h"
+#include "vmm/api_client.h"
+#include "vmm/config.h"
+
+extern char **environ;
+
+#define API_TIMEOUT_MS 30000
+
+struct hu_vm {
+	char *sock;
+	char *id;
+	char *mem;
+	char *state;
+	bool running; /* it ran before the update, and runs after */
+	bool paused;  /* paused by us */
+	pid_t pid;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int say(const char *fmt, ...) PRINTF(1, 2);
+static int say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("vmm hostupdate: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return VMM_EXIT_ERROR;
+}
+
+/* A command and its arguments, waited for: its exit status, or -errno if it did not start. */
+static int spawn_wait(char *const argv[])
+{
+	pid_t pid;
+	int st, r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+
+	if (r)
+		return -r;
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* One API call whose status must be want; a line naming the VM otherwise. */
+static int call(const struct hu_vm *v, const char *method, const char *path, const char *body,
+		int want, json_t **json)
+{
+	struct api_reply rep;
+	char err[512];
+	int r = api_call(v->sock, method, path, body, API_TIMEOUT_MS, &rep, err, sizeof(err));
+
+	if (r < 0)
+		return say("%s", err), -1;
+	if (rep.status != want) {
+		json_t *j = json_loads(rep.body, 0, NULL);
+		const char *fm = j ? json_string_value(json_object_get(j, "fault_message")) : NULL;
+
+		say("%s: %s %s: %d %s", v->sock, method, path, rep.status, fm ? fm : rep.body);
+		json_decref(j);
+		free(rep.body);
+		return -1;
+	}
+	if (json && !(*json = json_loads(rep.body, 0, NULL))) {
+		say("%s: %s %s: the answer is not JSON", v->sock, method, path);
+		free(rep.body);
+		return -1;
+	}
+	free(rep.body);
+	return 0;
+}
+
+static void vm_free(struct hu_vm *v)
+{
+	g_free(v->sock);
+	g_free(v->id);
+	g_free(v->mem);
+	g_free(v->state);
+}
+
+/* Its id, state, RAM file and process. */
+static int vm_inspect(struct hu_vm *v, const char *dir)
+{
+	struct api_reply rep;
+	json_t *info = NULL, *mc = NULL;
+	const char *id, *st, *mem;
+	char err[512];
+	int r = -1;
+
+	if (api_call(v->sock, "GET", "/", NULL, API_TIMEOUT_MS, &rep, err, sizeof(err)) < 0)
+		return say("%s", err), -1;
+	v->pid = rep.pid;
+	info = rep.status == 200 ? json_loads(rep.body, 0, NULL) : NULL;
+	free(rep.body);
+	if (!info || call(v, "GET", "/machine-config", NULL, 200, &mc) < 0) {
+		if (!info)
+			say("%s: GET / did not answer with the instance's state", v->sock);
+		goto out;
+	}
+	id = json_string_value(json_object_get(info, "id"));
+	st = json_string_value(json_object_get(info, "state"));
+	mem = json_string_value(json_object_get(mc, "mem_backing_path"));
+	if (!id || !st || (strcmp(st, "Running") && strcmp(st, "Paused"))) {
+		say("%s: the VM is %s: only a running or paused VM can be carried over", v->sock,
+		    st ? st : "in an unknown state");
+		goto out;
+	}
+	if (!mem) {
+		say("%s (%s): its RAM is not in a file (--memory SIZE,file=PATH on memory that "
+		    "survives the kexec): it would be lost", v->sock, id);
+		goto out;
+	}
+	if (!v->pid) {
+		say("%s: cannot tell which process serves it", v->sock);
+		goto out;
+	}
+	v->id = g_strdup(id);
+	v->mem = g_strdup(mem);
+	v->state = g_strdup_printf("%s/%s.state", dir, id);
+	v->running = !strcmp(st, "Running");
+	r = 0;
+out:
+	json_decref(info);
+	json_decref(mc);
+	return r;
+}
+
+static void resume_paused(struct hu_vm *vms, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (vms[i].paused &&
+		    call(&vms[i], "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL) == 0)
+			vms[i].paused = false;
+	}
+}
+
+static int write_manifest(const char *dir, const struct hu_vm *vms, size_t n)
+{
+	json_t *a = json_array();
+	char *tmp = g_strdup_printf("%s/manifest.json.tmp", dir);
+	char *path = g_strdup_printf("%s/manifest.json", dir);
+	int r = -1, fd, dfd;
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", vms[i].id,
+						   "socket", vms[i].sock, "state", vms[i].state,
+						   "mem", vms[i].mem, "running", vms[i].running));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !a || json_dumpfd(a, fd, JSON_INDENT(1)) < 0 || fsync(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		say("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else {
+		r = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	json_decref(a);
+	g_free(tmp);
+	g_free(path);
+	return r;
+}
+
+/* Exited (a zombie counts: its files, and so its RAM file's lock, are closed). */
+static bool process_gone(pid_t pid)
+{
+	char path[48], buf[256], *p;
+	FILE *f;
+	bool gone = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return true;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
+		gone = p[2] == 'Z' || p[2] == 'X';
+	fclose(f);
+	return gone;
+}
+
+/* SIGTERM, then SIGKILL after 5 s; false if it outlived 10 s. */
+static bool stop_process(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 1000; i++) {
+		if (process_gone(pid))
+			return true;
+		if (i == 500)
+			kill(pid, SIGKILL);
+		usleep(10000);
+	}
+	return false;
+}
+
+static int prepare(const char *dir, const char *kernel, const char *initrd, const char *append,
+		   char **socks, size_t n)
+{
+	struct hu_vm *vms = g_new0(struct hu_vm, n ? n : 1);
+	bool loaded = false;
+	double t0, t1, t2, t3, t4;
+	int ret = VMM_EXIT_ERROR;
+
+	if (!n) {
+		g_free(vms);
+		return say("prepare: no VM named (give their API sockets)");
+	}
+	if (g_mkdir_with_parents(dir, 0700) < 0) {
+		g_free(vms);
+		return say("--state-dir %s: %s", dir, strerror(errno));
+	}
+	/* 1. The next kernel first: if it cannot be loaded, nothing is touched. */
+	if (kernel) {
+		struct stat st;
+		char *a_init = initrd ? g_strdup_printf("--initrd=%s", initrd) : NULL;
+		char *a_app = append ? g_strdup_printf("--append=%s", append) : NULL;
+		char *argv[] = { "kexec", "-s", "-l", (char *)kernel,
+				 a_app ? a_app : "--reuse-cmdline", a_init, NULL };
+		int r;
+
+		if (stat(kernel, &st) < 0 || !S_ISREG(st.st_mode)) {
+			g_free(a_init);
+			g_free(a_app);
+			g_free(vms);
+			return say("--kexec-kernel %s: %s; no VM was touched", kernel,
+				   stat(kernel, &st) < 0 ? strerror(errno) : "not a regular file");
+		}
+		r = spawn_wait(argv);
+		g_free(a_init);
+		g_free(a_app);
+		if (r != 0) {
+			g_free(vms);
+			return say("kexec could not load %s (%s); no VM was touched", kernel,
+				   r < 0 ? (r == -ENOENT ? "kexec not found: install kexec-tools"
+							 : strerror(-r))
+					 : "it failed, see above");
+		}
+		loaded = true;
+	}
+	/* 2. Every VM must be one that can be carried over. */
+	for (size_t i = 0; i < n; i++) {
+		vms[i].sock = g_strdup(socks[i]);
+		if (vm_inspect(&vms[i], dir) < 0)
+			goto fail;
+	}
+	/* 3. All paused, then each snapshotted in place. */
+	t0 = now_ms();
+	for (size_t i = 0; i < n; i++) {
+		if (!vms[i].running)
+			continue;
+		if (call(&vms[i], "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL) < 0)
+			goto fail;
+		vms[i].paused = true;
+	}
+	t1 = now_ms();
+	for (size_t i = 0; i < n; i++) {
+		json_t *b = json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full", "snapshot_path",
+				      vms[i].state, "mem_file_path", vms[i].mem);
+		char *body = b ? json_dumps(b, 0) : NULL;
+		int r = body ? call(&vms[i], "PUT", "/snapshot/create", body, 204, NULL) : -1;
+
+		free(body);
+		json_decref(b);
+		if (r < 0)
+			goto fail;
+	}
+	t2 = now_ms();
+	/* 4. What the new kernel's resume needs, then the processes go. */
+	if (write_manifest(dir, vms, n) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (!stop_process(vms[i].pid))
+			say("vm %s: its vmm (pid %d) outlived SIGKILL", vms[i].id, (int)vms[i].pid);
+	}
+	t3 = now_ms();
+	sync(); /* the disk images' writes, and anything else, before the kernel goes */
+	t4 = now_ms();
+	for (size_t i = 0; i < n; i++)
+		printf("vm %s: saved to %s, RAM in %s\n", vms[i].id, vms[i].state, vms[i].mem);
+	printf("hostupdate: %zu VM(s): pause %.1f ms, snapshots in place %.1f ms, processes "
+	       "stopped %.1f ms, sync %.1f ms\n", n, t1 - t0, t2 - t1, t3 - t2, t4 - t3);
+	fflush(stdout);
+	ret = VMM_EXIT_OK;
+	if (loaded) {
+		char *argv[] = { "kexec", "-e", NULL };
+		int r = spawn_wait(argv);
+
+		/* Back here: the kexec did not happen; the VMs are saved, resume brings them back. */
+		ret = say("kexec -e returned (%d): the VMs are saved in %s; run 'vmm hostupdate "
+			  "resume --state-dir %s'", r, dir, dir);
+	}
+	goto out;
+fail:
+	resume_paused(vms, n);
+	if (loaded) {
+		char *argv[] = { "kexec", "-u", NULL };
+
+		(void)spawn_wait(argv);
+	}
+	say("nothing was carried over: every VM goes on as it was");
+out:
+	for (size_t i = 0; i < n; i++)
+		vm_free(&vms[i]);
+	g_free(vms);
+	return ret;
+}
+
+/* Wait until the socket answers GET / with the wanted state. */
+static int wait_state(const char *sock, const char *want, int secs)
+{
+	for (int i = 0; i < secs * 20; i++) {
+		struct api_reply rep;
+		char err[256];
+
+		if (api_call(sock, "GET", "/", NULL, 1000, &rep, err, sizeof(err)) == 0) {
+			json_t *j = json_loads(rep.body, 0, NULL);
+			const char *st = j ? json_string_value(json_object_get(j, "state")) : NULL;
+			bool ok = st && !strcmp(st, want);
+
+			json_decref(j);
+			free(rep.body);
+			if (ok)
+				return 0;
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+static int resume(const char *dir, const char *vmm)
+{
+	char *path = g_strdup_printf("%s/manifest.json", dir);
+	char *done = g_strdup_printf("%s/manifest.json.done", dir);
+	json_error_t je;
+	json_t *a = json_load_file(path, 0, &je), *e;
+	size_t i, bad = 0;
+	double t0 = now_ms();
+	int ret;
+
+	if (!a || !json_is_array(a)) {
+		ret = say("%s: %s", path, a ? "not a list of VMs" : je.text);
+		goto out;
+	}
+	json_array_foreach(a, i, e) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+		const char *sock = json_string_value(json_object_get(e, "socket"));
+		const char *state = json_string_value(json_object_get(e, "state"));
+		const char *mem = json_string_value(json_object_get(e, "mem"));
+		json_t *run = json_object_get(e, "running");
+		posix_spawn_file_actions_t fa;
+		posix_spawnattr_t at;
+		char *log;
+		pid_t pid;
+		int r;
+
+		if (!id || !sock || !state || !mem || !json_is_boolean(run)) {
+			say("%s: entry %zu is malformed", path, i);
+			bad++;
+			continue;
+		}
+		char *argv[] = { (char *)vmm, "restore", (char *)state, "--mem", (char *)mem,
+				 "--api-sock", (char *)sock, "--id", (char *)id,
+				 json_is_true(run) ? NULL : "--paused", NULL };
+		log = g_strdup_printf("%s/%s.console", dir, id);
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		posix_spawn_file_actions_adddup2(&fa, 1, 2);
+		posix_spawnattr_init(&at);
+		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID);
+		r = posix_spawn(&pid, vmm, &fa, &at, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&at);
+		if (r) {
+			say("vm %s: cannot start %s: %s", id, vmm, strerror(r));
+			bad++;
+		} else if (wait_state(sock, json_is_true(run) ? "Running" : "Paused", 30) < 0) {
+			say("vm %s: not back within 30 s (see %s)", id, log);
+			bad++;
+		} else {
+			printf("vm %s: restored, pid %d, console in %s\n", id, (int)pid, log);
+		}
+		g_free(log);
+	}
+	printf("hostupdate: %zu VM(s) restored in %.1f ms, %zu failed\n", json_array_size(a) - bad,
+	       now_ms() - t0, bad);
+	/* Done: a second resume does not start them twice. */
+	if (!bad && rename(path, done) < 0)
+		say("%s: %s", path, strerror(errno));
+	ret = bad ? VMM_EXIT_ERROR : VMM_EXIT_OK;
+out:
+	json_decref(a);
+	g_free(path);
+	g_free(done);
+	return ret;
+}
+
+int hostupdate_main(int argc, char **argv)
+{
+	gchar *dir = NULL, *kernel = NULL, *initrd = NULL, *append = NULL, *vmm = NULL;
+	gchar **rest = NULL;
+	GOptionEntry entries[] = {
+		{ "state-dir", 'd', 0, G_OPTION_ARG_FILENAME, &dir,
+		  "where the VMs' states and the manifest go (required)", "DIR" },
+		{ "kexec-kernel", 0, 0, G_OPTION_ARG_FILENAME, &kernel,
+		  "prepare: load this kernel with kexec first, and kexec into it at the end",
+		  "PATH" },
+		{ "kexec-initrd", 0, 0, G_OPTION_ARG_FILENAME, &initrd, "its initrd", "PATH" },
+		{ "kexec-append", 0, 0, G_OPTION_ARG_STRING, &append,
+		  "its command line (default: the running kernel's)", "STR" },
+		{ "vmm", 0, 0, G_OPTION_ARG_FILENAME, &vmm,
+		  "resume: the vmm to restore with (default: this one)", "PATH" },
+		{ G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &rest, NULL, NULL },
+		{ NULL },
+	};
+	GOptionContext *ctx;
+
+	g_set_prgname("vmm hostupdate");
+	ctx = g_option_context_new("prepare SOCKET... | resume");
+	GError *gerr = NULL;
+	int ret;
+
+	g_option_context_set_summary(ctx, "Carry running VMs across a host kernel update (kexec): "
+				     "their RAM stays in its files, their state is saved beside "
+				     "them and restored on the new kernel.");
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
+		fprintf(stderr, "vmm hostupdate: %s\n", gerr->message);
+		g_error_free(gerr);
+		ret = VMM_EXIT_USAGE;
+		goto out;
+	}
+	if (!rest || !rest[0] || (strcmp(rest[0], "prepare") && strcmp(rest[0], "resume"))) {
+		fprintf(stderr, "vmm hostupdate: say prepare or resume (try: vmm hostupdate --help)\n");
+		ret = VMM_EXIT_USAGE;
+		goto out;
+	}
+	if (!dir) {
+		fprintf(stderr, "vmm hostupdate: --state-dir is required\n");
+		ret = VMM_EXIT_USAGE;
+		goto out;
+	}
+	if (!strcmp(rest[0], "prepare")) {
+		if (vmm || (!kernel && (initrd || append))) {
+			fprintf(stderr, "vmm hostupdate: %s\n", vmm ? "--vmm is for resume"
+						: "--kexec-initrd and --kexec-append need --kexec-kernel");
+			ret = VMM_EXIT_USAGE;
+			goto out;
+		}
+		ret = prepare(dir, kernel, initrd, append, rest + 1, g_strv_length(rest + 1));
+	} else {
+		char self[4096];
+		ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		if (kernel || initrd || append || rest[1]) {
+			fprintf(stderr, "vmm hostupdate: resume takes only --state-dir and --vmm\n");
+			ret = VMM_EXIT_USAGE;
+			goto out;
+		}
+		if (!vmm && k <= 0) {
+			ret = say("cannot tell where this vmm is: give --vmm");
+			goto out;
+		}
+		if (k > 0)
+			self[k] = '\0';
+		ret = resume(dir, vmm ? vmm : self);
+	}
+out:
+	g_option_context_free(ctx);
+	g_free(dir);
+	g_free(kernel);
+	g_free(initrd);
+	g_free(append);
+	g_free(vmm);
+	g_strfreev(rest);
+	return ret;
+}
