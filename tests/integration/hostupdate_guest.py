@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from vmmtest import Proc, check, contiguous, pid_alive, request, summary
+from vmmtest import Proc, check, contiguous, counts_across, pid_alive, request, summary
 
 GUEST = 't.scenario=count t.cycles=20000000'
 
@@ -35,13 +35,14 @@ def hostupdate(vmm, *args):
     return p.returncode, p.stdout.decode(errors='replace'), p.stderr.decode(errors='replace')
 
 
-def counts_in(path, secs=10, after=0):
-    """The COUNT lines of a console file, once it has one past after (or secs passed)."""
+def counts_in(path, before_out, secs=10, after=0):
+    """The COUNT lines of a restored guest's console file (joined to what it printed before),
+    once it has one past after (or secs passed)."""
     end = time.monotonic() + secs
     while True:
         try:
             with open(path, 'rb') as f:
-                got = [int(n) for n in re.findall(rb'COUNT (\d+)\r?\n', f.read())]
+                got = counts_across(before_out, f.read())
         except OSError:
             got = []
         if (got and got[-1] > after + 2) or time.monotonic() > end:
@@ -105,12 +106,12 @@ def main():
     resume_out = out
     check('resume', code == 0 and '2 VM(s) restored' in out, out + err)
     print('  ' + ''.join(l for l in out.splitlines(True) if l.startswith('hostupdate')).strip())
-    got = counts_in(os.path.join(states, 'vm-a.console'), after=at['a'])
+    got = counts_in(os.path.join(states, 'vm-a.console'), vms['a'].out, after=at['a'])
     check('a-goes-on', got and contiguous(got, at['a'] + 1), got[:5])
     st, info = request(socks['b'], 'GET', '/')
     check('b-paused', st == 200 and info['state'] == 'Paused', info)
     request(socks['b'], 'PATCH', '/vm', {'state': 'Resumed'})
-    got = counts_in(os.path.join(states, 'vm-b.console'), after=at['b'])
+    got = counts_in(os.path.join(states, 'vm-b.console'), vms['b'].out, after=at['b'])
     check('b-goes-on', got and contiguous(got, at['b'] + 1), got[:5])
     code, out, err = hostupdate(vmm, 'resume', '--state-dir', states)
     check('second-resume-nothing', code == 1 and 'manifest.json' in err, err)

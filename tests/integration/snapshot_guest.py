@@ -25,7 +25,8 @@ import tempfile
 import time
 import zlib
 
-from vmmtest import Proc, check, contiguous, request, start_count_guest, summary
+from vmmtest import (Proc, check, contiguous, counts_across, request, start_count_guest,
+                     summary)
 
 
 def refix_crc(blob):
@@ -97,7 +98,7 @@ def main():
     # vmm restore: the count goes on.
     r = Proc([vmm, 'restore', state, '--mem', mem])
     ok = r.wait_count(at + 10)
-    seq = r.counts()
+    seq = counts_across(v.out, r.out)
     check('restore-cli-continues', ok and seq and seq[0] == at + 1 and contiguous(seq, at + 1),
           'before %d, after %r; %r' % (at, seq[:5], r.p.stderr.peek()[:200] if False else ''))
     r.p.send_signal(signal.SIGTERM)
@@ -108,13 +109,14 @@ def main():
     check('snapshot-untouched', os.stat(mem).st_mtime == stt.st_mtime)
 
     # PUT /snapshot/load into a fresh vmm: the same snapshot again (copy-on-write kept it).
+    snapped = v.out
     v = Proc([vmm, '--api-sock', sock, '--id', 'count2'], sock)
     st, err = request(sock, 'PUT', '/snapshot/load', {
         'snapshot_path': state, 'mem_backend': {'backend_type': 'File', 'backend_path': mem},
         'resume_vm': True})
     check('load-api', st == 204, err)
     ok = v.wait_count(at + 10)
-    seq = v.counts()
+    seq = counts_across(snapped, v.out)
     check('load-api-continues', ok and seq and contiguous(seq, at + 1), seq[:5])
     st, info = request(sock, 'GET', '/')
     check('load-api-running', info.get('state') == 'Running', info)

@@ -144,6 +144,13 @@ def contiguous(seq, start):
     return seq == list(range(start, start + len(seq)))
 
 
+def counts_across(before_out, after_out):
+    """The counts a restored guest printed, its first line joined to the part of a line the
+    snapshotted guest had begun: a pause can fall between two characters of a line."""
+    tail = before_out[before_out.rfind(b'\n') + 1:]
+    return [int(n) for n in re.findall(rb'COUNT (\d+)\r?\n', tail + after_out)]
+
+
 def become_subreaper():
     """Orphans (a live update's new vmm, once the old one exited) become our children, so
     that we can reap them and see their status."""
