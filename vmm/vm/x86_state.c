@@ -576,6 +576,12 @@ static int load_vcpu(struct vcpu *v, const struct state_reader *sr, uint64_t ela
 	if ((r = load_msrs(v, sr, node, elapsed_ns, err, errlen)) < 0)
 		goto out;
 	/* Last, as saved last. */
+	/*
+	 * KVM_GET_VCPU_EVENTS does not flag the pending NMI and the SIPI vector as valid (the flags
+	 * are the caller's to give on set): without them an NMI pending at the pause would be
+	 * dropped, and an AP waiting for its SIPI would get vector 0.
+	 */
+	events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
 	SET(v->fd, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS");
 out:
 	free(cpuid);
