@@ -30,8 +30,8 @@ import sys
 import tempfile
 import time
 
-from vmmtest import (Proc, become_subreaper, check, contiguous, pid_alive, reap, request,
-                     start_count_guest, summary)
+from vmmtest import (Proc, become_subreaper, check, contiguous, counts_across, pid_alive, reap,
+                     request, start_count_guest, summary)
 
 UPDATES = 100
 
@@ -268,8 +268,9 @@ def main():
     mem_digest = digest(mem)
     r = Proc([vmm, 'restore', state, '--mem', mem, '--api-sock', sock], sock)
     pid = r.p.pid
-    check('restore', r.wait_count(snap_at + 3) and contiguous(r.counts(), snap_at + 1),
-          r.counts()[:5])
+    ok = r.wait_count(snap_at + 3)
+    check('restore', ok and contiguous(counts_across(v.out, r.out), snap_at + 1),
+          '%r %r' % (r.counts()[:5], b'' if r.p.poll() is None else r.p.stderr.read()[-500:]))
     st, body = request(sock, 'PUT', '/live-update')
     ok = st == 200
     if ok:
@@ -277,7 +278,7 @@ def main():
         pid = body['pid']
     check('restored-update', ok, body)
     check('restored-update-goes-on', r.wait_count(r.counts()[-1] + 3, alive=alive) and
-          contiguous(r.counts(), snap_at + 1), r.counts()[-5:])
+          contiguous(counts_across(v.out, r.out), snap_at + 1), r.counts()[-5:])
     # A snapshot of it: the pages it wrote (in the memfd) over the file's (the rest).
     state2, mem2 = os.path.join(tmp, 'vm2.state'), os.path.join(tmp, 'vm2.mem')
     request(sock, 'PATCH', '/vm', {'state': 'Paused'})
@@ -290,8 +291,8 @@ def main():
     reap(pid)
     check('snapshot-file-untouched', digest(mem) == mem_digest)
     r2 = Proc([vmm, 'restore', state2, '--mem', mem2])
-    check('restore-of-restored', r2.wait_count(at2 + 3) and contiguous(r2.counts(), at2 + 1),
-          r2.counts()[:5])
+    check('restore-of-restored', r2.wait_count(at2 + 3) and
+          contiguous(counts_across(r.out, r2.out), at2 + 1), r2.counts()[:5])
     r2.kill()
     r.finish()
 
@@ -329,7 +330,8 @@ def main():
     s.finish()
     r3 = Proc([vmm, 'restore', sstate, '--mem', smem])
     # 70 steps: more than the guest's COUNT_AP_STEPS, so a lost AP would have failed it.
-    check('smp-restore', r3.wait_count(at3 + 70) and contiguous(r3.counts(), at3 + 1) and
+    check('smp-restore', r3.wait_count(at3 + 70) and
+          contiguous(counts_across(s.out, r3.out), at3 + 1) and
           b'MICRO FAIL' not in r3.out, r3.out[-300:])
     r3.kill()
     shutil.rmtree(tmp, ignore_errors=True)
