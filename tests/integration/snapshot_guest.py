@@ -239,9 +239,10 @@ def diff_snapshots(vmm, kernel, tmp, disk):
     check('diff-counting', v.wait_count(5), v.out[-200:])
 
     def pause():
+        """The count at the pause, and the console up to it (its last line may be cut)."""
         request(sock, 'PATCH', '/vm', {'state': 'Paused'})
         v.pump(0.2)
-        return v.counts()[-1]
+        return v.counts()[-1], v.out
 
     def snap(state, mem, kind):
         return request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state,
@@ -256,14 +257,14 @@ def diff_snapshots(vmm, kernel, tmp, disk):
     shutil.copyfile(p('d.mem'), p('base.mem'))
     request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
     v.wait_count(v.counts()[-1] + 5)
-    at1 = pause()
+    at1, out1 = pause()
     t0 = time.monotonic()
     st, err = snap(p('d1.state'), p('d.mem'), 'Diff')  # over the Full one's file
     print('  diff snapshot over the previous file: %.1f ms' % ((time.monotonic() - t0) * 1000))
     check('diff-in-place', st == 204, err)
     request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
     v.wait_count(v.counts()[-1] + 5)
-    at2 = pause()
+    at2, out2 = pause()
     st, err = snap(p('d2.state'), p('d2.diff'), 'Diff')  # a file of its own
     check('diff-sparse', st == 204, err)
     check('diff-sparse-small', allocated(p('d2.diff')) < allocated(p('d.mem')) // 4,
@@ -274,17 +275,18 @@ def diff_snapshots(vmm, kernel, tmp, disk):
     merge(p('d.mem'), p('d2.diff'), p('d2.mem'))
 
     # Each restores to where its snapshot was taken.
-    for name, state, mem, at in (('diff-restore-in-place', 'd1.state', 'd.mem', at1),
-                                 ('diff-restore-merged', 'd2.state', 'd2.mem', at2)):
+    for name, state, mem, at, out in (('diff-restore-in-place', 'd1.state', 'd.mem', at1, out1),
+                                      ('diff-restore-merged', 'd2.state', 'd2.mem', at2, out2)):
         r = Proc([vmm, 'restore', p(state), '--mem', p(mem)])
         ok = r.wait_count(at + 5)
-        check(name, ok and contiguous(r.counts(), at + 1) and b'MICRO FAIL' not in r.out,
+        check(name, ok and contiguous(counts_across(out, r.out), at + 1) and
+              b'MICRO FAIL' not in r.out,
               'at %d: %r' % (at, r.counts()[:5]))
         r.kill()
     # The guest's own base before the diff is not the diff's: the diff carries real pages.
     r = Proc([vmm, 'restore', p('d1.state'), '--mem', p('base.mem')])
     r.wait_count(at1 + 3, secs=5)
-    check('diff-pages-matter', not contiguous(r.counts(), at1 + 1) or
+    check('diff-pages-matter', not contiguous(counts_across(out1, r.out), at1 + 1) or
           b'MICRO FAIL' in r.out or r.p.poll() is not None, r.counts()[:5])
     r.kill()
     # Without tracking: refused.
