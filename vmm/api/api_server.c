@@ -350,6 +350,10 @@ static int adopt_fd(struct api_server *s, int fd, struct vmm_error *e)
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return config_fail(e, -errno, "api socket %s: fd %d: %s", s->path, fd,
 				   strerror(errno));
+	/* listen() again: a client's SO_PEERCRED names the last caller, this process now (not
+	 * the one a live update replaced, which vmm hostupdate would otherwise stop). */
+	if (listen(fd, API_BACKLOG) < 0)
+		return config_fail(e, -errno, "api socket %s: listen: %s", s->path, strerror(errno));
 	s->fd = fd;
 	return 0;
 }

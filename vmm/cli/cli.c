@@ -201,6 +201,8 @@ static const char *top_help =
 	"                                      boot what a Firecracker JSON config file says\n"
 	"  vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME]\n"
 	"                                      bring a snapshot back (PUT /snapshot/create wrote it)\n"
+	"  vmm hostupdate prepare|resume --state-dir DIR ...\n"
+	"                                      carry VMs across a host kernel kexec (its --help)\n"
 	"  vmm --help                          this text (vmm run --help lists the run options)\n"
 	"  vmm --version                       print the version\n"
 	"\n"

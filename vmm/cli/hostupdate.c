@@ -157,6 +157,11 @@ static int vm_inspect(struct hu_vm *v, const char *dir)
 		    "survives the kexec): it would be lost", v->sock, id);
 		goto out;
 	}
+	if (mem[0] != '/') {
+		say("%s (%s): its RAM file '%s' is a relative path: the restore could not find it",
+		    v->sock, id, mem);
+		goto out;
+	}
 	if (!v->pid) {
 		say("%s: cannot tell which process serves it", v->sock);
 		goto out;
@@ -258,6 +263,13 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 		g_free(vms);
 		return say("--state-dir %s: %s", dir, strerror(errno));
 	}
+	/* Absolute: each vmm writes its state there, whatever its working directory. */
+	char *abs_dir = realpath(dir, NULL);
+	if (!abs_dir) {
+		g_free(vms);
+		return say("--state-dir %s: %s", dir, strerror(errno));
+	}
+	dir = abs_dir;
 	/* 1. The next kernel first: if it cannot be loaded, nothing is touched. */
 	if (kernel) {
 		struct stat st;
@@ -271,6 +283,7 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 			g_free(a_init);
 			g_free(a_app);
 			g_free(vms);
+			free(abs_dir);
 			return say("--kexec-kernel %s: %s; no VM was touched", kernel,
 				   stat(kernel, &st) < 0 ? strerror(errno) : "not a regular file");
 		}
@@ -279,6 +292,7 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 		g_free(a_app);
 		if (r != 0) {
 			g_free(vms);
+			free(abs_dir);
 			return say("kexec could not load %s (%s); no VM was touched", kernel,
 				   r < 0 ? (r == -ENOENT ? "kexec not found: install kexec-tools"
 							 : strerror(-r))
@@ -291,6 +305,14 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 		vms[i].sock = g_strdup(socks[i]);
 		if (vm_inspect(&vms[i], dir) < 0)
 			goto fail;
+		/* Each state file is named by its VM's id (--id). */
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(vms[i].id, vms[j].id)) {
+				say("%s and %s are both '%s': give the VMs ids of their own (--id)",
+				    vms[j].sock, vms[i].sock, vms[i].id);
+				goto fail;
+			}
+		}
 	}
 	/* 3. All paused, then each snapshotted in place. */
 	t0 = now_ms();
@@ -351,13 +373,14 @@ out:
 	for (size_t i = 0; i < n; i++)
 		vm_free(&vms[i]);
 	g_free(vms);
+	free(abs_dir);
 	return ret;
 }
 
 /* Wait until the socket answers GET / with the wanted state. */
 static int wait_state(const char *sock, const char *want, int secs)
 {
-	for (int i = 0; i < secs * 20; i++) {
+	for (double end = now_ms() + secs * 1000.0; now_ms() < end;) {
 		struct api_reply rep;
 		char err[256];
 
@@ -402,7 +425,7 @@ static int resume(const char *dir, const char *vmm)
 		pid_t pid;
 		int r;
 
-		if (!id || !sock || !state || !mem || !json_is_boolean(run)) {
+		if (!id || !config_id_valid(id) || !sock || !state || !mem || !json_is_boolean(run)) {
 			say("%s: entry %zu is malformed", path, i);
 			bad++;
 			continue;

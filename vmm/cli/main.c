@@ -301,6 +301,9 @@ int main(int argc, char **argv)
 	sigset_t handled;
 	int status;
 
+	/* A tool of its own, which runs no VM and keeps the default signals (Ctrl-C stops it). */
+	if (argc >= 2 && !strcmp(argv[1], "hostupdate"))
+		return hostupdate_main(argc - 1, argv + 1);
 	/* Before anything else, so that no signal finds the terminal raw and unguarded. */
 	sigemptyset(&handled);
 	sigaddset(&handled, SIGINT);
@@ -315,9 +318,6 @@ int main(int argc, char **argv)
 			return VMM_EXIT_ERROR;
 	}
 
-	/* A tool of its own, which runs no VM. */
-	if (argc >= 2 && !strcmp(argv[1], "hostupdate"))
-		return hostupdate_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &o, &err, &help) < 0) {
 		fprintf(stderr, "vmm: %s\n", err);
 		free(err);

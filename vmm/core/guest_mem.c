@@ -169,6 +169,11 @@ int gm_adopt_lazy(struct guest_mem *gm, int memfd, int src_fd, uint64_t ram_size
 
 void gm_destroy(struct guest_mem *gm)
 {
+	/* The filler first: it writes into the mapping. */
+	gm_lazy_stop(gm->lazy);
+	if (gm->src_fd >= 0)
+		close(gm->src_fd);
+	free(gm->dirty);
 	if (gm->base)
 		munmap(gm->base, gm->ram_size);
 	if (gm->fd >= 0)

@@ -341,6 +341,9 @@ static int ram_in_place(const struct guest_mem *gm, const char *path, char *err,
 {
 	struct stat mine, there;
 
+	/* Mapped copy-on-write from that file: the guest's writes are not in it. */
+	if (gm->private_map)
+		return 0;
 	if (fstat(gm->fd, &mine) < 0 || !S_ISREG(mine.st_mode) || stat(path, &there) < 0 ||
 	    mine.st_dev != there.st_dev || mine.st_ino != there.st_ino)
 		return 0;

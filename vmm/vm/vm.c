@@ -646,16 +646,7 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		config_fail(e, r, "snapshot %s: %s", state_path, err);
 		goto out;
 	}
-	/*
-	 * RAM that was a file of its own (--memory SIZE,file=PATH, snapshotted in place): that
-	 * file is the guest's RAM again, mapped shared, the guest writing to it from now on.
-	 */
-	if (nc.mem_path) {
-		if ((r = config_set_memory_file(&nc, mem_path, "memory file", e)) < 0)
-			goto out;
-		goto ram_done;
-	}
-	/* RAM: the memory file, brought in as the guest touches it (the snapshot stays reusable). */
+	/* The memory file: there, and of the guest's size (never created here). */
 	if ((r = file_open_checked(mem_path, O_RDONLY, false, &fd, &st, err, sizeof(err))) < 0) {
 		config_fail(e, r, "memory file %s", err);
 		goto out;
@@ -666,9 +657,18 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 				(unsigned long long)nc.mem_size);
 		goto out;
 	}
-	nc.mem_source_fd = fd;
-	fd = -1;
-ram_done:
+	/*
+	 * RAM that was a file of its own (--memory SIZE,file=PATH, snapshotted in place): that
+	 * file is the guest's RAM again, mapped shared, the guest writing to it from now on.
+	 * Otherwise the file is brought in as the guest touches it (the snapshot stays reusable).
+	 */
+	if (nc.mem_path) {
+		if ((r = config_set_memory_file(&nc, mem_path, "memory file", e)) < 0)
+			goto out;
+	} else {
+		nc.mem_source_fd = fd;
+		fd = -1;
+	}
 	if (flags & VMM_RESTORE_TRACK_DIRTY)
 		nc.track_dirty = true;
 	/* What this process was given stays: its console, its name, its /dev/kvm. */

@@ -118,7 +118,7 @@ static int msr_io(int fd, unsigned long req, struct kvm_msr_entry *e, unsigned i
 		for (int i = 0; i < r; i++)
 			ok[done + i] = true;
 		done += (unsigned int)r;
-		if (done < n)
+		if ((unsigned int)r < k) /* that one refused; the rest go on */
 			ok[done++] = false;
 	}
 	free(b);
@@ -495,17 +495,18 @@ static int load_msrs(struct vcpu *v, const struct state_reader *r, int node, uin
 		if (e[i].index == MSR_IA32_TSC && khz)
 			e[i].data += elapsed_ns / 1000 * khz / 1000;
 	}
-	if (msr_io(v->fd, KVM_SET_MSRS, e, (unsigned int)n, ok) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			if (!ok[i])
-				log_warn("cpu %u: KVM did not take MSR 0x%x back", v->index,
-					 e[i].index);
-		}
+	int rc = msr_io(v->fd, KVM_SET_MSRS, e, (unsigned int)n, ok);
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!ok[i])
+			log_warn("cpu %u: KVM did not take MSR 0x%x back", v->index, e[i].index);
 	}
+	if (rc < 0)
+		snprintf(err, errlen, "cpu %u: MSRs: %s", v->index, strerror(-rc));
 	free(msrs);
 	free(e);
 	free(ok);
-	return 0;
+	return rc;
 }
 
 static int load_vcpu(struct vcpu *v, const struct state_reader *sr, uint64_t elapsed_ns, char *err,
@@ -577,11 +578,10 @@ static int load_vcpu(struct vcpu *v, const struct state_reader *sr, uint64_t ela
 		goto out;
 	/* Last, as saved last. */
 	/*
-	 * KVM_GET_VCPU_EVENTS does not flag the pending NMI and the SIPI vector as valid (the flags
-	 * are the caller's to give on set): without them an NMI pending at the pause would be
-	 * dropped, and an AP waiting for its SIPI would get vector 0.
+	 * The pending NMI is restored only when flagged (older KVMs do not flag it on get). The
+	 * SIPI vector is never reported, so it is not flagged: that would set vector 0.
 	 */
-	events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING;
 	SET(v->fd, KVM_SET_VCPU_EVENTS, &events, "KVM_SET_VCPU_EVENTS");
 out:
 	free(cpuid);
