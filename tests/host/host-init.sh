@@ -42,6 +42,25 @@ stty -F "$out" raw -echo 2>/dev/null
 			echo "@@HOST scratch mount failed"
 		fi
 	fi
+	# Persistent memory (testhost.sh, cases that name @PMEM@): an ext4 with DAX on it, made
+	# in a first boot (by the kit's e2fsprogs: /bin/mke2fs is busybox's, which makes no
+	# ext4); after a kexec of this test host (vmmhost.resume=1 on the new kernel's command
+	# line) the same file system, with what the cases left in it.
+	resumed=0
+	grep -qw vmmhost.resume=1 /proc/cmdline && resumed=1
+	if [ -b /dev/pmem0 ]; then
+		mkdir -p /pmem
+		[ "$resumed" = 1 ] || /sbin/mke2fs -q -F -t ext4 -b 4096 -L vmmpmem /dev/pmem0
+		if mount -t ext4 -o dax /dev/pmem0 /pmem; then
+			export VMM_PMEM=/pmem
+			echo "@@HOST pmem=$(df -m /pmem | awk 'NR==2 { print $2 }')M dax resumed=$resumed"
+		else
+			echo "@@HOST pmem mount failed"
+		fi
+	elif grep -q 'memmap=' /proc/cmdline; then
+		echo "@@HOST pmem: memmap= given but no /dev/pmem0"
+	fi
+	[ "$resumed" = 1 ] && export VMM_RESUMED=1
 	[ -d /extra ] && export VMM_EXTRA=/extra
 	# Huge pages for shmem as well, as a host that runs VMs is set up: the VMM's guest RAM is
 	# a memfd (README, --memory).

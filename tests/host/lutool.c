@@ -351,7 +351,7 @@ static const char *check_record(const unsigned char *sec, unsigned long n, uint6
 static int records(const char *imgpath, const char *conpath, long upto)
 {
 	unsigned long acks = 0, hbs = 0, n, work = 0, final = 0, bad = 0, nonzero = 0;
-	double last_t = 0, max_gap = 0, t;
+	double last_t = 0, max_gap = 0, t, up, last_up = 0;
 	unsigned char sec[SECTOR];
 	char line[512];
 	FILE *con = fopen(conpath, "r");
@@ -398,6 +398,15 @@ static int records(const char *imgpath, const char *conpath, long upto)
 			}
 			if (hbs && t - last_t > max_gap)
 				max_gap = t - last_t;
+			/* The guest's uptime, where the heartbeat says it: never back. */
+			if (sscanf(m, "VMMTEST hb %*u %*f up %lf", &up) == 1) {
+				if (up < last_up) {
+					printf("LU FAIL heartbeats: the guest's uptime went back from "
+					       "%.2f to %.2f s (it rebooted)\n", last_up, up);
+					ok = 0;
+				}
+				last_up = up;
+			}
 			hbs = n;
 			last_t = t;
 		}
@@ -445,7 +454,7 @@ static int records(const char *imgpath, const char *conpath, long upto)
 		printf("LU records-at-kill-ok acked=%lu\n", acks);
 	} else if (ok) {
 		printf("LU records-ok acked=%lu verified=%lu work=%lu\n", acks, acks, work);
-		printf("LU heartbeats-ok n=%lu max-gap=%.1fs\n", hbs, max_gap);
+		printf("LU heartbeats-ok n=%lu max-gap=%.1fs uptime=%.1fs\n", hbs, max_gap, last_up);
 	}
 	return ok ? 0 : 1;
 }

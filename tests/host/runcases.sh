@@ -23,7 +23,8 @@
 # (on /tmp), @SCRATCH@ a fresh directory of the case on a real disk where O_DIRECT works
 # ($VMM_SCRATCH; @WORK@'s file system if unset), @SHARED@ a directory there that all cases
 # of this run share (e.g. one benchmark file), @EXTRA@ the directory $VMM_EXTRA (extra
-# files of the caller, testhost.sh --extra-dir), @TOOLS@ the directory of this script (and of
+# files of the caller, testhost.sh --extra-dir), @PMEM@ the DAX file system on persistent
+# memory ($VMM_PMEM, testhost.sh: it outlives a kexec of the test host), @TOOLS@ the directory of this script (and of
 # its helper diskpat.sh). setup and check run in @WORK@; their output goes to the console
 # log after the VMM's.
 #
@@ -41,6 +42,7 @@ case $KIT in /*) ;; *) KIT=$PWD/$KIT ;; esac
 TOOLS=$(cd "$(dirname "$0")" && pwd)
 SCRATCH_BASE=${VMM_SCRATCH:-}
 EXTRA=${VMM_EXTRA:-/nonexistent}
+PMEM=${VMM_PMEM:-/nonexistent}
 
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/runcases.XXXXXX") || exit 1
 [ -n "$SCRATCH_BASE" ] || SCRATCH_BASE=$TMPD
@@ -74,7 +76,7 @@ shquote() {
 subst() {
 	printf '%s' "$1" | sed -e "s|@KIT@|$KIT|g" -e "s|@WORK@|$work|g" \
 		-e "s|@SCRATCH@|$scratch|g" -e "s|@SHARED@|$SCRATCHD/shared|g" \
-		-e "s|@EXTRA@|$EXTRA|g" -e "s|@TOOLS@|$TOOLS|g"
+		-e "s|@EXTRA@|$EXTRA|g" -e "s|@PMEM@|$PMEM|g" -e "s|@TOOLS@|$TOOLS|g"
 }
 
 # Run the commands listed in file $1 (one per line) in the case's work directory; count

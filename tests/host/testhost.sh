@@ -16,6 +16,13 @@
 # scratch disk (--scratch-mb, default 1024 MiB; ext4 made here, mounted by host-init.sh as
 # /scratch): the test host's /tmp is a tmpfs, where O_DIRECT (cache=none) fails.
 #
+# Cases that name @PMEM@ get a persistent-memory region as well (--pmem-mb, default 1024 MiB;
+# memmap=SIZE!START on the test host's command line, above its 6 GiB of RAM; host-init.sh
+# mounts it with DAX as /pmem) and the test host's own kernel and initramfs on the scratch
+# disk (/scratch/kexec/), so that a case can kexec the test host into the same kernel: the
+# new kernel boots the same initramfs with vmmhost.resume=1 and runs the same cases, which
+# then find what they left on /pmem and /scratch (tests/host/hk-run.sh).
+#
 # Prints one PASS/FAIL line per case; exits 0 if all passed, 1 if any failed, 77 (skip)
 # only when a prerequisite is absent (no kernel packages and no cache, no QEMU, no KVM).
 #
@@ -37,6 +44,7 @@ KIT=${VMM_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/guest-kit}
 INTERACTIVE=0
 EXTRA=
 SCRATCH_MB=1024
+PMEM_MB=1024
 while [ $# -gt 0 ]; do
 	case $1 in
 	--workdir) WORK=$2; shift 2 ;;
@@ -44,6 +52,7 @@ while [ $# -gt 0 ]; do
 	--interactive) INTERACTIVE=1; shift ;;
 	--extra-dir) EXTRA=$(readlink -f "$2"); shift 2 ;;
 	--scratch-mb) SCRATCH_MB=$2; shift 2 ;;
+	--pmem-mb) PMEM_MB=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -104,18 +113,31 @@ run_direct() {
 
 # Do the cases need a disk where O_DIRECT works?
 want_scratch() {
-	[ "$INTERACTIVE" = 0 ] && grep -qE '@(SCRATCH|SHARED)@' "${CASEFILES[@]}"
+	[ "$INTERACTIVE" = 0 ] && grep -qE '@(SCRATCH|SHARED|PMEM)@' "${CASEFILES[@]}"
 }
 
-# The scratch disk of the test host: a sparse raw image holding an empty ext4.
+# Do they need persistent memory (and the test host's kernel, for a kexec)?
+want_pmem() {
+	[ "$INTERACTIVE" = 0 ] && grep -qE '@PMEM@' "${CASEFILES[@]}"
+}
+
+# The scratch disk of the test host: a sparse raw image holding an ext4, empty but for the
+# kexec payload (kexec/bzImage and kexec/host.cpio) when the cases want persistent memory.
 make_scratch() {
-	local mkfs
+	local mkfs content=()
 	mkfs=$(PATH=$PATH:/sbin:/usr/sbin command -v mkfs.ext4) ||
 		skip "mkfs.ext4 is absent (package e2fsprogs)"
-	rm -f "$WORK/scratch.img"
+	rm -rf "$WORK/scratch.img" "$WORK/scratchroot"
+	if want_pmem; then
+		mkdir -p "$WORK/scratchroot/kexec"
+		cp "$KIT/generic/bzImage" "$WORK/host.cpio" "$WORK/scratchroot/kexec/" ||
+			die "cannot stage the kexec payload"
+		content=(-d "$WORK/scratchroot")
+	fi
 	truncate -s "${SCRATCH_MB}M" "$WORK/scratch.img" || die "cannot create the scratch disk"
 	"$mkfs" -q -F -L vmmscratch -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 \
-		"$WORK/scratch.img" || die "mkfs.ext4 of the scratch disk failed"
+		"${content[@]}" "$WORK/scratch.img" || die "mkfs.ext4 of the scratch disk failed"
+	rm -rf "$WORK/scratchroot"
 }
 
 # Copy the shared libraries and the dynamic loader of executable $1 into the host root $2,
@@ -171,7 +193,8 @@ build_host_initramfs() {
 	# The live-update case's helpers (supervisor, waits, clock and records checks).
 	"${CC:-cc}" -O2 -static -o "$root/bin/lutool" "$HERE/lutool.c" 2>"$WORK/lutool.log" ||
 		die "cannot compile lutool.c with ${CC:-cc}: $(head -n 1 "$WORK/lutool.log")"
-	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" "$root/"
+	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
+		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
 	# e2fsprogs (mke2fs, e2fsck) from the kit, for checks of the guests' file systems. The
@@ -234,13 +257,19 @@ host_failed() {
 
 # One boot of the test host: the cases' reports land in $RESULTS, its console in $CONSOLE.
 boot_testhost() {
-	local qemu=$1 wall=$2 disk=() pid watcher
+	local qemu=$1 wall=$2 disk=() pid watcher mem=6144 pmem=
 	if want_scratch; then
 		make_scratch
 		# Test data only: cache=unsafe spares the outer machine's disk the flushes.
 		# shellcheck disable=SC2054 # commas are inside QEMU option values
 		disk=(-drive "file=$WORK/scratch.img,if=none,id=scratch,format=raw,cache=unsafe"
 		      -device virtio-blk-pci,drive=scratch)
+	fi
+	if want_pmem; then
+		# q35 puts the first 2 GiB of RAM below 4 GiB and the rest from 4 GiB on: with
+		# 6 GiB + PMEM_MB, the region is the top PMEM_MB, from 8 GiB.
+		mem=$((6144 + PMEM_MB))
+		pmem=" memmap=${PMEM_MB}M!8192M"
 	fi
 	: >"$RESULTS"
 	: >"$CONSOLE"
@@ -250,11 +279,11 @@ boot_testhost() {
 	# the VMM refuses a --memory above the host's RAM, and the 4 GiB case must fit (TCG
 	# allocates the test host's RAM lazily too). 'quiet' keeps the emulated boot short;
 	# from init on the console shows warnings with their backtraces.
-	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 6G -M q35 \
+	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m "${mem}M" -M q35 \
 		-nodefaults -no-reboot -display none -monitor none \
 		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
 		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
-		-append "console=ttyS0 rdinit=/init quiet panic=-1 sysctl.kernel.printk=7" \
+		-append "console=ttyS0 rdinit=/init quiet panic=-1 sysctl.kernel.printk=7$pmem" \
 		</dev/null >"$WORK/qemu.log" 2>&1 &
 	pid=$!
 	watch_lockup "$pid" &

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * heartbeat: print "VMMTEST hb N SECS.USECS" on stdout about every second, N from 1, forever.
- * SECS.USECS is CLOCK_REALTIME (what date shows; busybox date has no sub-second format).
+ * heartbeat: print "VMMTEST hb N SECS.USECS up SECS.CS" on stdout about every second, N from 1,
+ * forever. SECS.USECS is CLOCK_REALTIME (what date shows; busybox date has no sub-second
+ * format); up is CLOCK_BOOTTIME, the guest's uptime: it never goes back unless the guest
+ * rebooted (the host-update case carries the guest across a kexec of its host).
  *
  * For the live-update case (records scenario), whose host compares each line with its own
  * clock as the line arrives: the clock is read right before the line is written, in a
@@ -12,6 +14,7 @@
 #define SYS_NANOSLEEP     35
 #define SYS_CLOCK_GETTIME 228
 #define CLOCK_REALTIME    0
+#define CLOCK_BOOTTIME    7
 
 struct kts {
 	long sec;
@@ -74,11 +77,12 @@ __asm__(".globl _start\n"
 
 long heartbeat_main(void)
 {
-	struct kts now, second = { 1, 0 };
+	struct kts now, up, second = { 1, 0 };
 	char line[80], *p;
 
 	for (unsigned long n = 1;; n++) {
-		if (sys2(SYS_CLOCK_GETTIME, CLOCK_REALTIME, (long)&now) != 0)
+		if (sys2(SYS_CLOCK_GETTIME, CLOCK_REALTIME, (long)&now) != 0 ||
+		    sys2(SYS_CLOCK_GETTIME, CLOCK_BOOTTIME, (long)&up) != 0)
 			return 1;
 		p = put_str(line, "VMMTEST hb ");
 		p = put_dec(p, n, 1);
@@ -86,6 +90,10 @@ long heartbeat_main(void)
 		p = put_dec(p, (unsigned long)now.sec, 1);
 		*p++ = '.';
 		p = put_dec(p, (unsigned long)now.nsec / 1000, 6);
+		p = put_str(p, " up ");
+		p = put_dec(p, (unsigned long)up.sec, 1);
+		*p++ = '.';
+		p = put_dec(p, (unsigned long)up.nsec / 10000000, 2);
 		*p++ = '\n';
 		if (sys3(SYS_WRITE, 1, (long)line, p - line) != p - line)
 			return 1;

@@ -1,0 +1,122 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# hk-run.sh KERNEL INITRD CMDLINE PMEMDIR: a Linux guest carried across a kexec of the test host
+# (cases/hostkexec.cases, issue 11), in two boots of the test host that run this same script:
+#   1. first boot: the guest (init.sh's 'records' scenario: fsynced, sequence-numbered records
+#      acknowledged on the console, a heartbeat with its clock and uptime every second) runs
+#      with its RAM in a file on PMEMDIR (ext4 with DAX on the memmap= region) and its disks on
+#      the scratch disk; once it has acknowledged records, 'vmm hostupdate prepare' pauses it,
+#      snapshots it in place, stops vmm, syncs and kexecs the test host into its own kernel
+#      and initramfs (testhost.sh put them on /scratch/kexec) with vmmhost.resume=1;
+#   2. resumed boot (host-init.sh mounts the same /pmem, VMM_RESUMED=1): 'vmm hostupdate
+#      resume' restores the guest from PMEMDIR; it must go on: new records acknowledged,
+#      heartbeats numbered on from where they stopped, its uptime never going back (it did not
+#      reboot), its clock within 2 s of this host's; then 'LUCTL stop' on the control disk
+#      ends it (vmm exits 0), and lutool checks that every record acknowledged before or after
+#      the kexec is in the image.
+# Everything lives on PMEMDIR and the scratch disk under fixed names: /tmp and the case's own
+# directories do not survive the kexec. Prints 'HK ...' lines; exits 0 on success. $VMM is
+# the vmm.
+kernel=$1 initrd=$2 cmdline=$3 pmem=$4
+d=${VMM_SCRATCH:?no scratch disk}/hk
+[ -d "$pmem" ] || { echo "HK FAIL no persistent memory ($pmem)"; exit 1; }
+p=$pmem/hk
+sock=/run/hk.sock
+disk=$d/disk.img ctl=$d/ctl.img con=$d/console.log states=$p/states
+
+fail() {
+	echo "HK FAIL $*"
+	for f in "$d/vmm.log" "$d/prepare.log" "$d/resume.log"; do
+		[ -s "$f" ] && tail -n 5 "$f" | sed "s|^|HK diag $(basename "$f"): |"
+	done
+	exit 1
+}
+
+size() {
+	stat -c %s "$1"
+}
+
+# A line of the first boot: printed now, and again by the resumed boot (runcases.sh reports
+# a case's output when it ends, which the first boot's run never does).
+say1() {
+	echo "HK $*"
+	echo "HK $*" >>"$d/boot1.log"
+}
+
+uptime_s() {
+	read -r up _ </proc/uptime
+	echo "$up"
+}
+
+# The last 'up' of the heartbeats in file $1.
+last_up() {
+	sed -n 's/.*VMMTEST hb [0-9]* [0-9.]* up \([0-9.]*\).*/\1/p' "$1" | tail -n 1
+}
+
+if [ "${VMM_RESUMED:-0}" != 1 ]; then
+	# --- 1. first boot -------------------------------------------------------------------
+	rm -rf "$d" "$p"
+	mkdir -p "$d" "$p" || fail "cannot make $d and $p"
+	truncate -s 8M "$disk" && truncate -s 1M "$ctl" || fail "cannot make the disk images"
+	printf 'LUCTL run\n' | dd of="$ctl" conv=notrunc 2>/dev/null || fail "cannot write $ctl"
+	(
+		"$VMM" run --kernel "$kernel" --initrd "$initrd" --cmdline "$cmdline" \
+			--memory "256M,file=$p/vm.ram" --disk "$disk,id=data" --disk "$ctl,id=ctl,ro" \
+			--api-sock "$sock" --id hk </dev/null >"$con" 2>"$d/vmm.log" &
+	)
+	lutool wait "$con" 0 "VMMTEST ack 3" 180 || fail "no third record acked within 180 s"
+	lutool skew "$con" 3 20 date-skew-boot >"$d/skew" || fail "the guest's clock after its boot"
+	say1 "$(sed -n 's/^LU //p' "$d/skew")"
+	say1 "started, acked=$(grep -c 'VMMTEST ack ' "$con") up=$(last_up "$con")s"
+	echo "kexec at $(uptime_s)" >"$d/phase"
+	# The command line of the next kernel: this one's, marked as the resumed boot.
+	"$VMM" hostupdate prepare --state-dir "$states" --kexec-kernel /scratch/kexec/bzImage \
+		--kexec-initrd /scratch/kexec/host.cpio \
+		--kexec-append "$(cat /proc/cmdline) vmmhost.resume=1" "$sock" \
+		>"$d/prepare.log" 2>&1
+	# Here only if the kexec did not happen.
+	rm -f "$d/phase"
+	cat "$d/prepare.log"
+	fail "vmm hostupdate prepare returned $?"
+fi
+
+# --- 2. the resumed boot -----------------------------------------------------------------
+[ -f "$d/phase" ] || fail "resumed boot, but no first boot's record in $d"
+cat "$d/boot1.log"
+echo "HK resumed: first boot's $(cat "$d/phase"), now $(uptime_s) s into this boot"
+sed 's/^/HK prepare: /' "$d/prepare.log"
+grep -q 'kexec now' "$d/prepare.log" || fail "prepare did not reach the kexec"
+[ -f "$states/manifest.json" ] || fail "no manifest in $states"
+before=$(size "$con")
+up0=$(last_up "$con")
+"$VMM" hostupdate resume --state-dir "$states" >"$d/resume.log" 2>&1 ||
+	{ cat "$d/resume.log"; fail "vmm hostupdate resume failed"; }
+sed 's/^/HK resume: /' "$d/resume.log"
+pid=$(sed -n 's/^vm hk: restored, pid \([0-9]*\).*/\1/p' "$d/resume.log")
+[ -n "$pid" ] || fail "resume named no pid"
+con2=$states/hk.console
+lutool wait "$con2" 0 "VMMTEST ack " 60 || fail "no record acked after the kexec"
+lutool skew "$con2" 3 20 date-skew-resumed >"$d/skew2" || fail "the guest's clock after the kexec"
+sed 's/^LU /HK /' "$d/skew2"
+# Within 2 s: the test host's clock comes from its RTC at boot, to the second.
+awk '/date-skew-resumed=/ { s = $2; sub(/.*=/, "", s); sub(/s$/, "", s);
+	if (s + 0 < -2 || s + 0 > 2) exit 1 }' "$d/skew2" || fail "the guest's clock is off after the kexec"
+up1=$(sed -n 's/.*VMMTEST hb [0-9]* [0-9.]* up \([0-9.]*\).*/\1/p' "$con2" | head -n 1)
+echo "HK uptime before=${up0}s after=${up1}s"
+echo "HK guest continued"
+printf 'LUCTL stop\n' | dd of="$ctl" conv=notrunc 2>/dev/null || fail "cannot write $ctl"
+n=0
+while kill -0 "$pid" 2>/dev/null && [ $n -lt 300 ]; do
+	sleep 0.2
+	n=$((n + 1))
+done
+kill -0 "$pid" 2>/dev/null && fail "the guest did not power off within 60 s of 'LUCTL stop'"
+grep -q 'VMMTEST END records' "$con2" || fail "the guest did not end its records"
+echo "HK guest powered off"
+# The whole console, both boots: the restored vmm prints the rest of a line cut by the pause.
+cat "$con" "$con2" >"$d/console.all"
+grep -c 'VMMTEST BEGIN' "$d/console.all" | grep -qx 1 || fail "the guest booted more than once"
+lutool records "$disk" "$d/console.all" | sed 's/^LU /HK /'
+lutool records "$disk" "$d/console.all" >/dev/null || fail "records or heartbeats"
+echo "HK done"
