@@ -5,8 +5,8 @@ kernel update, run on this host with the reboot left out.
 
 Three counting micro-guests: two with their RAM in files on tmpfs (one of them paused), one
 with its RAM in a memfd. Refusals first, each leaving every VM as it was: a kexec kernel that
-does not exist (nothing is touched before it is loaded), and a VM whose RAM is not a file
-(it would be lost). Then `vmm hostupdate prepare` on the two file-backed VMs: their states
+does not exist or is no kernel (nothing is touched before it is loaded), and a VM whose RAM
+is not a file (it would be lost). Then `vmm hostupdate prepare` on the two file-backed VMs: their states
 saved in place, the manifest written, their vmm processes gone. `vmm hostupdate resume` brings
 both back from the manifest: the running one counts on with no gap or repeat, the paused one is
 paused and counts on once resumed; a second resume finds nothing to do.
@@ -76,6 +76,14 @@ def main():
                                 os.path.join(tmp, 'no-such-kernel'), socks['a'])
     check('kexec-kernel-missing', code == 1 and 'no-such-kernel' in err and
           'no VM was touched' in err, err)
+    # A file that is no kernel: kexec_file_load refuses it (or refuses us: not root).
+    notkernel = os.path.join(tmp, 'not-a-kernel')
+    with open(notkernel, 'wb') as f:
+        f.write(b'#!/bin/sh\n' * 100)
+    code, out, err = hostupdate(vmm, 'prepare', '--state-dir', states, '--kexec-kernel',
+                                notkernel, socks['a'])
+    check('kexec-kernel-garbage', code == 1 and 'not-a-kernel' in err and
+          'no VM was touched' in err and err.count('\n') == 1, err)
     code, out, err = hostupdate(vmm, 'prepare', '--state-dir', states, socks['a'], socks['c'])
     check('memfd-vm-refused', code == 1 and 'vm-c' in err and 'not in a file' in err and
           'every VM goes on' in err, err)

@@ -110,6 +110,12 @@ def main():
     code, err = run_error(vmm, ['--kernel', kernel, '--memory',
                                 '64M,file=' + os.path.join(tmp, 'nodir', 'x')])
     check('missing-dir', code == 1 and 'No such file or directory' in err, err)
+    # A file system that does not map files shared (procfs): said, with what would do.
+    code, err = run_error(vmm, ['--kernel', kernel, '--memory', '64M,file=/proc/self/environ'])
+    check('no-shared-mapping', code == 1 and 'cannot be mapped shared' in err and
+          err.count('\n') == 1, err)
+    code, err = run_error(vmm, ['--kernel', kernel, '--memory', '64M,file=/dev/zero'])
+    check('not-regular', code == 1 and 'not a regular file' in err, err)
     code, err = run_error(vmm, ['--kernel', kernel, '--memory', '64M,size=3'])
     check('unknown-option', code == 2 and "'size=3' is not file=PATH" in err, err)
     a = Proc([vmm, '--api-sock', sock], sock)
