@@ -6,6 +6,7 @@
  *   vmm run --kernel PATH [OPTION...] [--api-sock PATH] [--id NAME]
  *   vmm [--api-sock PATH] [--config-file FILE] [--id NAME]   (Firecracker's flags)
  *   vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME]
+ *   vmm restore --luo-session NAME [--paused] [--api-sock PATH] [--id NAME]
  *   vmm --help | vmm run --help | vmm --version
  */
 #ifndef VMM_CLI_H
@@ -25,6 +26,7 @@ struct cli_opts {
 	bool boot_now;     /* a kernel is configured: start at once (else wait for the API) */
 	char *restore_state; /* vmm restore STATE --mem MEM: the snapshot to load */
 	char *restore_mem;
+	char *restore_luo;   /* vmm restore --luo-session NAME: the state and RAM from LUO */
 	bool restore_paused; /* --paused: leave it paused (the API resumes it) */
 	bool restore_track_dirty; /* --track-dirty-pages */
 	int handover_fd;     /* --handover FD (hidden): a live update's new process; else -1 */

@@ -253,6 +253,23 @@ int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_p
 int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path,
 		   unsigned int flags, struct vmm_error *e);
 
+/*
+ * Host kernel update by Linux's Live Update Orchestrator (/dev/liveupdate, Linux 6.19+): on a
+ * paused VM whose RAM is a memfd (the default), preserve that memfd and the VM's state (in a
+ * second memfd) in a new LUO session of that name (1 to 63 characters of A-Z a-z 0-9 . _ -).
+ * This process holds the session until the kexec (kexec_file_load) takes it: the VM stays
+ * paused; resuming it closes the session, which undoes the preservation. A lazily restored
+ * VM's RAM is filled from its snapshot file first. Preservation pins every page of RAM.
+ */
+int vmm_vm_luo_preserve(struct vmm_vm *vm, const char *session, struct vmm_error *e);
+/*
+ * On the kernel after the kexec, into a VM not started yet: retrieve the session, restore the
+ * VM from its state with the preserved memfd as its RAM (nothing copied), and finish the
+ * session. Flags as vmm_vm_restore's.
+ */
+int vmm_vm_restore_luo(struct vmm_vm *vm, const char *session, unsigned int flags,
+		       struct vmm_error *e);
+
 /* ---- live update: another vmm process takes over the running guest ---- */
 
 struct vmm_live_update {

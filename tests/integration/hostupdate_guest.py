@@ -87,6 +87,18 @@ def main():
     code, out, err = hostupdate(vmm, 'prepare', '--state-dir', states, socks['a'], socks['c'])
     check('memfd-vm-refused', code == 1 and 'vm-c' in err and 'not in a file' in err and
           'every VM goes on' in err, err)
+    # PUT /snapshot/luo, the LUO route's step: where this kernel has no /dev/liveupdate,
+    # said so; a VM whose RAM is a file is told to snapshot in place. Resumed, each goes on.
+    request(socks['c'], 'PATCH', '/vm', {'state': 'Paused'})
+    st, body = request(socks['c'], 'PUT', '/snapshot/luo', {'session': 'vmm-test'})
+    if os.path.exists('/dev/liveupdate'):
+        check('luo-preserve', st == 204, body)
+    else:
+        check('luo-absent', st >= 400 and 'no Live Update Orchestrator' in
+              body['fault_message'], body)
+    request(socks['c'], 'PATCH', '/vm', {'state': 'Resumed'})
+    st, body = request(socks['b'], 'PUT', '/snapshot/luo', {'session': 'vmm-test'})
+    check('luo-file-ram', st == 400 and 'in place' in body['fault_message'], body)
     check('refusals-left-them', all_as_before() and
           not os.path.exists(os.path.join(states, 'manifest.json')))
     before = vms['a'].counts()[-1]

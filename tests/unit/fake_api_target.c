@@ -193,6 +193,20 @@ static int snapshot_load(void *opaque, const char *state_path, const char *mem_p
 	return r;
 }
 
+static int snapshot_luo(void *opaque, const char *session, struct vmm_error *e)
+{
+	struct fake_vm *f = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (!strcmp(session, "taken"))
+		r = config_fail(e, -EEXIST, "LUO preserve: LUO session 'taken' exists already");
+	else
+		snprintf(f->last_luo, sizeof(f->last_luo), "%s", session);
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
 static int live_update(void *opaque, const char *binary, struct vmm_live_update *out,
 		       struct vmm_error *e)
 {
@@ -222,6 +236,7 @@ static const struct api_target_ops fake_ops = {
 	.ctrl_alt_del = ctrl_alt_del,
 	.snapshot_create = snapshot_create,
 	.snapshot_load = snapshot_load,
+	.snapshot_luo = snapshot_luo,
 	.live_update = live_update,
 };
 

@@ -26,6 +26,7 @@ struct fake_vm {
 	unsigned int snapshots, loads, updates_live;
 	char last_binary[256];  /* "" when none was given */
 	char last_state_path[256], last_mem_path[256];
+	char last_luo[64];      /* the last PUT /snapshot/luo's session */
 	bool last_resume, last_track_dirty;
 	enum vmm_snapshot_type last_type;
 };

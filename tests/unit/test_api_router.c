@@ -642,6 +642,7 @@ static void test_snapshot(void **state)
 
 	/* Before start: create is refused, load goes through (paused unless resume_vm). */
 	expect_fault(x, 400, "PUT", "/snapshot/create", create, PRE_BOOT);
+	expect_fault(x, 400, "PUT", "/snapshot/luo", "{\"session\": \"s\"}", PRE_BOOT);
 	expect_fault(x, 400, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/s/vm.state\"}",
 		     "mem_backend");
 	expect_fault(x, 400, "PUT", "/snapshot/load",
@@ -685,9 +686,20 @@ static void test_snapshot(void **state)
 		  "{\"snapshot_path\": \"/a\", \"mem_file_path\": \"/b\", \"snapshot_type\": "
 		  "\"Diff\"}");
 	assert_int_equal(x->vm.last_type, VMM_SNAPSHOT_DIFF);
+	/* PUT /snapshot/luo (ours): a session name, nothing else; the target's error as is. */
+	expect_fault(x, 400, "PUT", "/snapshot/luo", "{}", "session");
+	expect_fault(x, 400, "PUT", "/snapshot/luo", "{\"session\": 3}", "session");
+	expect_fault(x, 400, "PUT", "/snapshot/luo", "{\"session\": \"a\", \"x\": 1}",
+		     "unknown field 'x'");
+	expect_fault(x, 400, "PUT", "/snapshot/luo", "{\"session\": \"taken\"}",
+		     "exists already");
+	expect_ok(x, "PUT", "/snapshot/luo", "{\"session\": \"vmm-vm0\"}");
+	assert_string_equal(x->vm.last_luo, "vmm-vm0");
 	/* Running: pause first. */
 	expect_ok(x, "PATCH", "/vm", "{\"state\": \"Resumed\"}");
 	expect_fault(x, 400, "PUT", "/snapshot/create", create, "must be paused first");
+	expect_fault(x, 400, "PUT", "/snapshot/luo", "{\"session\": \"b\"}",
+		     "must be paused first");
 	assert_int_equal(x->vm.snapshots, 2);
 }
 

@@ -588,11 +588,43 @@ static void snapshot_load(struct req *q, json_t *j)
 		no_content(q->out);
 }
 
+/* PUT /snapshot/luo {"session": NAME} (ours): the paused VM preserved for a host kexec. */
+static void snapshot_luo(struct req *q, json_t *j)
+{
+	static const char *const keys[] = { "session" };
+	const char *session = NULL;
+	struct vmm_error e = { 0 };
+	int r;
+
+	if (!only_keys(q, j, keys, ARRAY_SIZE(keys)) ||
+	    str_field(q, j, "session", true, &session) < 0)
+		return;
+	if (state_of(q) == VMM_STATE_CREATED) {
+		fault(q->out, 400, MSG_PRE_BOOT);
+		return;
+	}
+	if (state_of(q) != VMM_STATE_PAUSED) {
+		fault(q->out, 400, "PUT /snapshot/luo: the microVM must be paused first "
+		      "(PATCH /vm {\"state\": \"Paused\"}).");
+		return;
+	}
+	if (!q->t->ops->snapshot_luo) {
+		fault(q->out, 400, "PUT /snapshot/luo: not supported here.");
+		return;
+	}
+	r = q->t->ops->snapshot_luo(q->t->opaque, session, &e);
+	if (r < 0)
+		fail(q->out, r, &e);
+	else
+		no_content(q->out);
+}
+
 static void put_snapshot(struct req *q)
 {
 	json_t *j;
 
-	if (!q->arg || (strcmp(q->arg, "create") && strcmp(q->arg, "load"))) {
+	if (!q->arg || (strcmp(q->arg, "create") && strcmp(q->arg, "load") &&
+			strcmp(q->arg, "luo"))) {
 		fault(q->out, 400, q->arg ? "Invalid request method and/or path: PUT /snapshot/%.64s."
 					  : "Missing snapshot operation type.%.0s",
 		      q->arg ? q->arg : "");
@@ -602,6 +634,8 @@ static void put_snapshot(struct req *q)
 		return;
 	if (!strcmp(q->arg, "create"))
 		snapshot_create(q, j);
+	else if (!strcmp(q->arg, "luo"))
+		snapshot_luo(q, j);
 	else
 		snapshot_load(q, j);
 	json_decref(j);

@@ -189,6 +189,7 @@ void cli_opts_free(struct cli_opts *o)
 	g_free(o->config_file);
 	g_free(o->restore_state);
 	g_free(o->restore_mem);
+	g_free(o->restore_luo);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -200,6 +201,7 @@ static const char *top_help =
 	"  vmm --config-file FILE [--api-sock PATH] [--id NAME]\n"
 	"                                      boot what a Firecracker JSON config file says\n"
 	"  vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME]\n"
+	"  vmm restore --luo-session NAME [--paused] [--api-sock PATH] [--id NAME]\n"
 	"                                      bring a snapshot back (PUT /snapshot/create wrote it)\n"
 	"  vmm hostupdate prepare|resume --state-dir DIR ...\n"
 	"                                      carry VMs across a host kernel kexec (its --help)\n"
@@ -482,15 +484,21 @@ out:
 	return ret;
 }
 
-/* vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME] */
+/*
+ * vmm restore STATE --mem MEM [--paused] [--api-sock PATH] [--id NAME]
+ * vmm restore --luo-session NAME [--paused] [--api-sock PATH] [--id NAME]
+ */
 static int parse_restore(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
 {
-	gchar *mem = NULL, *api_sock = NULL, *id = NULL;
+	gchar *mem = NULL, *api_sock = NULL, *id = NULL, *luo = NULL;
 	gboolean paused = FALSE, track = FALSE, help = FALSE;
 	GOptionEntry entries[] = {
 		{ "mem", 'm', 0, G_OPTION_ARG_FILENAME, &mem,
 		  "the snapshot's memory file (read as the guest touches its pages; never written)",
 		  "MEM" },
+		{ "luo-session", 0, 0, G_OPTION_ARG_STRING, &luo,
+		  "instead of STATE and MEM: the VM a host update preserved in this LUO session "
+		  "(/dev/liveupdate) before the kexec", "NAME" },
 		{ "track-dirty-pages", 0, 0, G_OPTION_ARG_NONE, &track,
 		  "track the pages the guest writes, for Diff snapshots over the API", NULL },
 		{ "paused", 0, 0, G_OPTION_ARG_NONE, &paused,
@@ -517,11 +525,20 @@ static int parse_restore(int argc, char **argv, struct cli_opts *o, char **err, 
 		ret = ret < 0 ? ret : 0;
 		goto out;
 	}
-	if (!o->restore_state || !*o->restore_state) {
+	if (luo && (o->restore_state || mem)) {
+		ret = fail(err, g_strdup("--luo-session: the state and RAM come from the session, "
+					 "give no STATE or --mem"));
+		goto out;
+	}
+	if (luo && !*luo) {
+		ret = fail(err, g_strdup("--luo-session: empty name"));
+		goto out;
+	}
+	if (!luo && (!o->restore_state || !*o->restore_state)) {
 		ret = fail(err, g_strdup("restore: no snapshot given (vmm restore STATE --mem MEM)"));
 		goto out;
 	}
-	if (!mem || !*mem) {
+	if (!luo && (!mem || !*mem)) {
 		ret = fail(err, g_strdup("--mem: missing (vmm restore STATE --mem MEM)"));
 		goto out;
 	}
@@ -536,11 +553,13 @@ static int parse_restore(int argc, char **argv, struct cli_opts *o, char **err, 
 		goto out;
 	}
 	o->restore_mem = g_steal_pointer(&mem);
+	o->restore_luo = g_steal_pointer(&luo);
 	o->api_sock = g_steal_pointer(&api_sock);
 	o->restore_paused = paused;
 	o->restore_track_dirty = track;
 out:
 	g_free(mem);
+	g_free(luo);
 	g_free(api_sock);
 	g_free(id);
 	g_option_context_free(ctx);

@@ -42,6 +42,7 @@
 #include "vmm/api_client.h"
 #include "vmm/config.h"
 #include "vmm/kexec.h"
+#include "vmm/luo.h"
 
 extern char **environ;
 
@@ -50,7 +51,8 @@ extern char **environ;
 struct hu_vm {
 	char *sock;
 	char *id;
-	char *mem;
+	char *mem;   /* its RAM file (the DAX route), or NULL */
+	char *luo;   /* its LUO session (the LUO route: RAM is a memfd), or NULL */
 	char *state;
 	bool running; /* it ran before the update, and runs after */
 	bool paused;  /* paused by us */
@@ -111,11 +113,16 @@ static void vm_free(struct hu_vm *v)
 	g_free(v->sock);
 	g_free(v->id);
 	g_free(v->mem);
+	g_free(v->luo);
 	g_free(v->state);
 }
 
-/* Its id, state, RAM file and process. */
-static int vm_inspect(struct hu_vm *v, const char *dir)
+/*
+ * Its id, state, RAM and process, and its route: RAM in a file is snapshotted in place; RAM in
+ * a memfd is preserved by LUO where the host has it and a kexec follows (the session lives
+ * only as long as the paused vmm that holds it).
+ */
+static int vm_inspect(struct hu_vm *v, const char *dir, bool kexec)
 {
 	struct api_reply rep;
 	json_t *info = NULL, *mc = NULL;
@@ -141,12 +148,26 @@ static int vm_inspect(struct hu_vm *v, const char *dir)
 		    st ? st : "in an unknown state");
 		goto out;
 	}
-	if (!mem) {
+	if (!mem && access(LUO_DEVICE, F_OK) < 0) {
 		say("%s (%s): its RAM is not in a file (--memory SIZE,file=PATH on memory that "
-		    "survives the kexec): it would be lost", v->sock, id);
+		    "survives the kexec) and this kernel has no %s (LUO) to carry a memfd: it "
+		    "would be lost", v->sock, id, LUO_DEVICE);
 		goto out;
 	}
-	if (mem[0] != '/') {
+	if (!mem && !kexec) {
+		say("%s (%s): its RAM is a memfd, which only LUO carries, across a kexec: give "
+		    "--kexec-kernel", v->sock, id);
+		goto out;
+	}
+	if (!mem) {
+		v->luo = g_strdup_printf("vmm-%s", id);
+		if (!luo_name_valid(v->luo)) {
+			say("%s (%s): its id makes no LUO session name (%d characters at most)",
+			    v->sock, id, LUO_NAME_LEN - 5);
+			goto out;
+		}
+	}
+	if (mem && mem[0] != '/') {
 		say("%s (%s): its RAM file '%s' is a relative path: the restore could not find it",
 		    v->sock, id, mem);
 		goto out;
@@ -157,7 +178,7 @@ static int vm_inspect(struct hu_vm *v, const char *dir)
 	}
 	v->id = g_strdup(id);
 	v->mem = g_strdup(mem);
-	v->state = g_strdup_printf("%s/%s.state", dir, id);
+	v->state = mem ? g_strdup_printf("%s/%s.state", dir, id) : NULL;
 	v->running = !strcmp(st, "Running");
 	r = 0;
 out:
@@ -183,9 +204,12 @@ static int write_manifest(const char *dir, const struct hu_vm *vms, size_t n)
 	int r = -1, fd, dfd;
 
 	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", vms[i].id,
-						   "socket", vms[i].sock, "state", vms[i].state,
-						   "mem", vms[i].mem, "running", vms[i].running));
+		json_array_append_new(a, vms[i].luo
+			? json_pack("{s:s, s:s, s:s, s:b}", "id", vms[i].id, "socket", vms[i].sock,
+				    "luo", vms[i].luo, "running", vms[i].running)
+			: json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", vms[i].id, "socket",
+				    vms[i].sock, "state", vms[i].state, "mem", vms[i].mem,
+				    "running", vms[i].running));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || !a || json_dumpfd(a, fd, JSON_INDENT(1)) < 0 || fsync(fd) < 0 ||
 	    rename(tmp, path) < 0) {
@@ -289,7 +313,7 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 	/* 2. Every VM must be one that can be carried over. */
 	for (size_t i = 0; i < n; i++) {
 		vms[i].sock = g_strdup(socks[i]);
-		if (vm_inspect(&vms[i], dir) < 0)
+		if (vm_inspect(&vms[i], dir, loaded) < 0)
 			goto fail;
 		/* Each state file is named by its VM's id (--id). */
 		for (size_t j = 0; j < i; j++) {
@@ -300,7 +324,7 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 			}
 		}
 	}
-	/* 3. All paused, then each snapshotted in place. */
+	/* 3. All paused, then each snapshotted in place or preserved by LUO. */
 	t0 = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		if (!vms[i].running)
@@ -311,10 +335,15 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 	}
 	t1 = now_ms();
 	for (size_t i = 0; i < n; i++) {
-		json_t *b = json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full", "snapshot_path",
-				      vms[i].state, "mem_file_path", vms[i].mem);
+		bool luo = vms[i].luo;
+		json_t *b = luo ? json_pack("{s:s}", "session", vms[i].luo)
+				: json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full",
+					    "snapshot_path", vms[i].state, "mem_file_path",
+					    vms[i].mem);
 		char *body = b ? json_dumps(b, 0) : NULL;
-		int r = body ? call(&vms[i], "PUT", "/snapshot/create", body, 204, NULL) : -1;
+		int r = body ? call(&vms[i], "PUT", luo ? "/snapshot/luo" : "/snapshot/create", body,
+				    204, NULL)
+			     : -1;
 
 		free(body);
 		json_decref(b);
@@ -340,8 +369,14 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 	t3 = now_ms();
 	sync(); /* the disk images' writes, and anything else, before the kernel goes */
 	t4 = now_ms();
-	for (size_t i = 0; i < n; i++)
-		printf("vm %s: saved to %s, RAM in %s\n", vms[i].id, vms[i].state, vms[i].mem);
+	for (size_t i = 0; i < n; i++) {
+		if (vms[i].luo)
+			printf("vm %s: RAM and state preserved in LUO session %s\n", vms[i].id,
+			       vms[i].luo);
+		else
+			printf("vm %s: saved to %s, RAM in %s\n", vms[i].id, vms[i].state,
+			       vms[i].mem);
+	}
 	printf("hostupdate: %zu VM(s): pause %.1f ms, snapshots in place %.1f ms, manifest%s "
 	       "%.1f ms, sync %.1f ms\n", n, t1 - t0, t2 - t1, loaded ? "" : " and processes stopped",
 	       t3 - t2, t4 - t3);
@@ -421,6 +456,7 @@ static int resume(const char *dir, const char *vmm)
 		const char *sock = json_string_value(json_object_get(e, "socket"));
 		const char *state = json_string_value(json_object_get(e, "state"));
 		const char *mem = json_string_value(json_object_get(e, "mem"));
+		const char *luo = json_string_value(json_object_get(e, "luo"));
 		json_t *run = json_object_get(e, "running");
 		posix_spawn_file_actions_t fa;
 		posix_spawnattr_t at;
@@ -428,14 +464,19 @@ static int resume(const char *dir, const char *vmm)
 		pid_t pid;
 		int r;
 
-		if (!id || !config_id_valid(id) || !sock || !state || !mem || !json_is_boolean(run)) {
+		if (!id || !config_id_valid(id) || !sock || !json_is_boolean(run) ||
+		    !(luo ? luo_name_valid(luo) && !state && !mem : state && mem)) {
 			say("%s: entry %zu is malformed", path, i);
 			bad++;
 			continue;
 		}
-		char *argv[] = { (char *)vmm, "restore", (char *)state, "--mem", (char *)mem,
-				 "--api-sock", (char *)sock, "--id", (char *)id,
-				 json_is_true(run) ? NULL : "--paused", NULL };
+		char *argv_file[] = { (char *)vmm, "restore", (char *)state, "--mem", (char *)mem,
+				      "--api-sock", (char *)sock, "--id", (char *)id,
+				      json_is_true(run) ? NULL : "--paused", NULL };
+		char *argv_luo[] = { (char *)vmm, "restore", "--luo-session", (char *)luo,
+				     "--api-sock", (char *)sock, "--id", (char *)id,
+				     json_is_true(run) ? NULL : "--paused", NULL };
+		char **argv = luo ? argv_luo : argv_file;
 		log = g_strdup_printf("%s/%s.console", dir, id);
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);

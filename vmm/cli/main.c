@@ -257,11 +257,11 @@ static int run(struct cli_opts *o)
 	/* Raw before the guest can read a byte; every signal is already taken care of. */
 	term_raw_enter(STDIN_FILENO);
 	front_data_give(vm);
-	if (o->restore_state &&
-	    vmm_vm_restore(vm, o->restore_state, o->restore_mem,
-			   (o->restore_paused ? 0 : VMM_RESTORE_RESUME) |
-				   (o->restore_track_dirty ? VMM_RESTORE_TRACK_DIRTY : 0),
-			   &e) < 0) {
+	unsigned int rflags = (o->restore_paused ? 0 : VMM_RESTORE_RESUME) |
+			      (o->restore_track_dirty ? VMM_RESTORE_TRACK_DIRTY : 0);
+	if ((o->restore_state &&
+	     vmm_vm_restore(vm, o->restore_state, o->restore_mem, rflags, &e) < 0) ||
+	    (o->restore_luo && vmm_vm_restore_luo(vm, o->restore_luo, rflags, &e) < 0)) {
 		term_restore();
 		fprintf(stderr, "vmm: %s\n", e.msg);
 		goto out;

@@ -408,6 +408,7 @@ int vmm_vm_create(const struct vmm_config *c, const struct vmm_callbacks *cb, st
 	vm->state = VMM_STATE_CREATED;
 	vm->timer_fd = -1;
 	vm->rx_efd = -1;
+	vm->luo_sfd = -1;
 	pthread_mutex_init(&vm->op_lock, NULL);
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
@@ -517,6 +518,7 @@ int vmm_vm_resume(struct vmm_vm *vm, struct vmm_error *e)
 	case VMM_STATE_RUNNING:
 		break;
 	case VMM_STATE_PAUSED:
+		vm_luo_drop(vm); /* its preserved state would be stale */
 		machine_resume(vm->m);
 		vm_set_state(vm, VMM_STATE_RUNNING);
 		__atomic_store_n(&vm->in_paused, false, __ATOMIC_RELEASE);
@@ -669,48 +671,57 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		nc.mem_source_fd = fd;
 		fd = -1;
 	}
-	if (flags & VMM_RESTORE_TRACK_DIRTY)
-		nc.track_dirty = true;
-	/* What this process was given stays: its console, its name, its /dev/kvm. */
-	nc.console_in = vm->cfg.console_in;
-	nc.console_out = vm->cfg.console_out;
-	nc.console_escape = vm->cfg.console_escape;
-	if (vm->cfg.id && config_set_id(&nc, vm->cfg.id, "id", e) < 0)
-		goto out;
-	if (vm->cfg.kvm_path && config_set_path(&nc.kvm_path, vm->cfg.kvm_path, "kvm", e) < 0)
-		goto out;
-	if (!vm->ctl && (r = vm_ctl_setup(vm, err, sizeof(err))) < 0) {
-		config_fail(e, r, "%s", err);
-		goto out;
-	}
-	config_fini(&vm->cfg);
-	vm->cfg = nc;
-	config_init(&nc);
-	if ((r = vm_boot_machine_from(vm, &sr, true, err, sizeof(err))) < 0) {
-		config_fail(e, r, "snapshot %s: %s", state_path, err);
-		goto out;
-	}
-	vm->diff_base = true; /* a Diff snapshot can follow the one it came from */
-	vm_set_state(vm, VMM_STATE_PAUSED);
-	__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
-	if ((r = ev_loop_start(vm->ctl)) < 0) {
-		config_fail(e, r, "control thread: %s", strerror(-r));
-		goto out;
-	}
-	vm_event(vm, VMM_EVENT_PAUSED, NULL);
-	r = 0;
+	r = vm_restore_locked(vm, &nc, &sr, flags, state_path, e);
 out:
 	if (fd >= 0)
 		close(fd);
 	config_fini(&nc);
 	free(buf);
 	pthread_mutex_unlock(&vm->op_lock);
+	r = vm_restore_finish(vm, r, flags, e);
+	log_bind(prev);
+	return r;
+}
+
+int vm_restore_locked(struct vmm_vm *vm, struct vmm_config *nc, const struct state_reader *sr,
+		      unsigned int flags, const char *what, struct vmm_error *e)
+{
+	char err[VMM_ERROR_LEN] = "";
+	int r;
+
+	if (flags & VMM_RESTORE_TRACK_DIRTY)
+		nc->track_dirty = true;
+	/* What this process was given stays: its console, its name, its /dev/kvm. */
+	nc->console_in = vm->cfg.console_in;
+	nc->console_out = vm->cfg.console_out;
+	nc->console_escape = vm->cfg.console_escape;
+	if (vm->cfg.id && (r = config_set_id(nc, vm->cfg.id, "id", e)) < 0)
+		return r;
+	if (vm->cfg.kvm_path && (r = config_set_path(&nc->kvm_path, vm->cfg.kvm_path, "kvm", e)) < 0)
+		return r;
+	if (!vm->ctl && (r = vm_ctl_setup(vm, err, sizeof(err))) < 0)
+		return config_fail(e, r, "%s", err);
+	config_fini(&vm->cfg);
+	vm->cfg = *nc;
+	config_init(nc);
+	if ((r = vm_boot_machine_from(vm, sr, true, err, sizeof(err))) < 0)
+		return config_fail(e, r, "snapshot %s: %s", what, err);
+	vm->diff_base = true; /* a Diff snapshot can follow the one it came from */
+	vm_set_state(vm, VMM_STATE_PAUSED);
+	__atomic_store_n(&vm->in_paused, true, __ATOMIC_RELEASE);
+	if ((r = ev_loop_start(vm->ctl)) < 0)
+		return config_fail(e, r, "control thread: %s", strerror(-r));
+	vm_event(vm, VMM_EVENT_PAUSED, NULL);
+	return 0;
+}
+
+int vm_restore_finish(struct vmm_vm *vm, int r, unsigned int flags, struct vmm_error *e)
+{
 	/* Console input from now on (held back while paused), as after a start. */
 	if (r == 0)
 		vm_console_start(vm);
 	if (r == 0 && (flags & VMM_RESTORE_RESUME))
 		r = vmm_vm_resume(vm, e);
-	log_bind(prev);
 	return r;
 }
 
@@ -844,6 +855,8 @@ void vmm_vm_destroy(struct vmm_vm *vm)
 		close(vm->timer_fd);
 	if (vm->rx_efd >= 0)
 		close(vm->rx_efd);
+	if (vm->luo_sfd >= 0)
+		close(vm->luo_sfd);
 	free(vm->front);
 	free(vm->dirty_carry);
 	config_fini(&vm->cfg);
@@ -918,6 +931,11 @@ static int target_snapshot_load(void *opaque, const char *state_path, const char
 	return vmm_vm_restore(opaque, state_path, mem_path, flags, e);
 }
 
+static int target_snapshot_luo(void *opaque, const char *session, struct vmm_error *e)
+{
+	return vmm_vm_luo_preserve(opaque, session, e);
+}
+
 static int target_live_update(void *opaque, const char *binary, struct vmm_live_update *out,
 			      struct vmm_error *e)
 {
@@ -934,6 +952,7 @@ static const struct api_target_ops vm_target_ops = {
 	.ctrl_alt_del = target_ctrl_alt_del,
 	.snapshot_create = target_snapshot_create,
 	.snapshot_load = target_snapshot_load,
+	.snapshot_luo = target_snapshot_luo,
 	.live_update = target_live_update,
 };
 

@@ -65,7 +65,27 @@ struct vmm_vm {
 	/* The front end's bytes for its successor (vmm_vm_set_front_data). */
 	uint8_t *front;
 	size_t front_len;
+	/* A host update by LUO (luo_update.c): the session this paused VM is preserved in, held
+	 * open until the kexec (closed, it is undone), or -1. op_lock. */
+	int luo_sfd;
+	char luo_session[64];
 };
+
+/* The tokens of a VM's files in its LUO session. */
+#define VMM_LUO_TOKEN_RAM   1
+#define VMM_LUO_TOKEN_STATE 2
+
+/*
+ * A restore's second half, shared by every source of a state (op_lock held): the machine nc
+ * and sr describe becomes the VM's, paused; nc is taken (left empty). what names the source
+ * in messages. Then, without op_lock, vm_restore_finish(r): console input, and the resume
+ * that flags ask for; returns r or the resume's error.
+ */
+int vm_restore_locked(struct vmm_vm *vm, struct vmm_config *nc, const struct state_reader *sr,
+		      unsigned int flags, const char *what, struct vmm_error *e) WUR;
+int vm_restore_finish(struct vmm_vm *vm, int r, unsigned int flags, struct vmm_error *e);
+/* The VM runs again here: its LUO session, if any, is closed (op_lock held). */
+void vm_luo_drop(struct vmm_vm *vm);
 
 /* The control thread and what it watches for the life of the VM (op_lock held). */
 int vm_ctl_setup(struct vmm_vm *vm, char *err, size_t errlen) WUR;
