@@ -1,16 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# hk-run.sh KERNEL INITRD CMDLINE PMEMDIR: a Linux guest carried across a kexec of the test host
-# (cases/hostkexec.cases, issue 11), in two boots of the test host that run this same script:
+# hk-run.sh ROUTE KEXECDIR KERNEL INITRD CMDLINE [PMEMDIR]: a Linux guest carried across a
+# kexec of the test host (issue 11; cases/hostkexec.cases for ROUTE dax, cases/luo.cases for
+# ROUTE luo), in two boots of the test host that run this same script:
 #   1. first boot: the guest (init.sh's 'records' scenario: fsynced, sequence-numbered records
 #      acknowledged on the console, a heartbeat with its clock and uptime every second) runs
-#      with its RAM in a file on PMEMDIR (ext4 with DAX on the memmap= region) and its disks on
-#      the scratch disk; once it has acknowledged records, 'vmm hostupdate prepare' pauses it,
-#      snapshots it in place, stops vmm, syncs and kexecs the test host into its own kernel
-#      and initramfs (testhost.sh put them on /scratch/kexec) with vmmhost.resume=1;
+#      with its disks on the scratch disk and its RAM, for dax, in a file on PMEMDIR (ext4 with
+#      DAX on the memmap= region), for luo, in a memfd as by default; once it has acknowledged
+#      records, 'vmm hostupdate prepare' pauses it, snapshots it in place (dax) or preserves
+#      its RAM and state in a LUO session (luo), syncs and kexecs the test host into its own
+#      kernel and initramfs (testhost.sh put them in KEXECDIR) with vmmhost.resume=1;
 #   2. resumed boot (host-init.sh mounts the same /pmem, VMM_RESUMED=1): 'vmm hostupdate
-#      resume' restores the guest from PMEMDIR; it must go on: new records acknowledged,
+#      resume' restores the guest from PMEMDIR or its LUO session; it must go on: new records acknowledged,
 #      heartbeats numbered on from where they stopped, its uptime never going back (it did not
 #      reboot), its clock within 2 s of this host's; then 'LUCTL stop' on the control disk
 #      ends it (vmm exits 0), and lutool checks that every record acknowledged before or after
@@ -18,10 +20,20 @@
 # Everything lives on PMEMDIR and the scratch disk under fixed names: /tmp and the case's own
 # directories do not survive the kexec. Prints 'HK ...' lines; exits 0 on success. $VMM is
 # the vmm.
-kernel=$1 initrd=$2 cmdline=$3 pmem=$4
+route=$1 kexec=$2 kernel=$3 initrd=$4 cmdline=$5 pmem=${6:-}
 d=${VMM_SCRATCH:?no scratch disk}/hk
-[ -d "$pmem" ] || { echo "HK FAIL no persistent memory ($pmem)"; exit 1; }
-p=$pmem/hk
+mib=${HK_MIB:-256} # the guest's RAM (bench/hostupdate.sh --kexec sets it)
+case $route in
+dax)
+	[ -d "$pmem" ] || { echo "HK FAIL no persistent memory ($pmem)"; exit 1; }
+	p=$pmem/hk
+	mem="--memory ${mib}M,file=$p/vm.ram" ;;
+luo)
+	# Only the manifest lives in a file: RAM and state go through LUO.
+	p=$d/luo
+	mem="--memory ${mib}M" ;;
+*) echo "HK FAIL route '$route' is neither dax nor luo"; exit 1 ;;
+esac
 sock=/run/hk.sock
 disk=$d/disk.img ctl=$d/ctl.img con=$d/console.log states=$p/states
 
@@ -58,11 +70,13 @@ if [ "${VMM_RESUMED:-0}" != 1 ]; then
 	# --- 1. first boot -------------------------------------------------------------------
 	rm -rf "$d" "$p"
 	mkdir -p "$d" "$p" || fail "cannot make $d and $p"
+	[ "$route" = luo ] && { [ -c /dev/liveupdate ] || fail "no /dev/liveupdate in the test host"; }
 	truncate -s 8M "$disk" && truncate -s 1M "$ctl" || fail "cannot make the disk images"
 	printf 'LUCTL run\n' | dd of="$ctl" conv=notrunc 2>/dev/null || fail "cannot write $ctl"
 	(
+		# shellcheck disable=SC2086 # $mem is two words
 		"$VMM" run --kernel "$kernel" --initrd "$initrd" --cmdline "$cmdline" \
-			--memory "256M,file=$p/vm.ram" --disk "$disk,id=data" --disk "$ctl,id=ctl,ro" \
+			$mem --disk "$disk,id=data" --disk "$ctl,id=ctl,ro" \
 			--api-sock "$sock" --id hk </dev/null >"$con" 2>"$d/vmm.log" &
 	)
 	lutool wait "$con" 0 "VMMTEST ack 3" 180 || fail "no third record acked within 180 s"
@@ -70,9 +84,13 @@ if [ "${VMM_RESUMED:-0}" != 1 ]; then
 	say1 "$(sed -n 's/^LU //p' "$d/skew")"
 	say1 "started, acked=$(grep -c 'VMMTEST ack ' "$con") up=$(last_up "$con")s"
 	echo "kexec at $(uptime_s)" >"$d/phase"
+	# The counter that goes on across the kexec, for the pause's parts (bench/hostupdate.sh).
+	cat /tmp/host-init.stamp >"$d/stamps"
+	lutool stamp before-prepare >>"$d/stamps"
+	sync
 	# The command line of the next kernel: this one's, marked as the resumed boot.
-	"$VMM" hostupdate prepare --state-dir "$states" --kexec-kernel /scratch/kexec/bzImage \
-		--kexec-initrd /scratch/kexec/host.cpio \
+	"$VMM" hostupdate prepare --state-dir "$states" --kexec-kernel "$kexec/bzImage" \
+		--kexec-initrd "$kexec/host.cpio" \
 		--kexec-append "$(cat /proc/cmdline) vmmhost.resume=1" "$sock" \
 		>"$d/prepare.log" 2>&1
 	# Here only if the kexec did not happen.
@@ -90,9 +108,33 @@ grep -q 'kexec now' "$d/prepare.log" || fail "prepare did not reach the kexec"
 [ -f "$states/manifest.json" ] || fail "no manifest in $states"
 before=$(size "$con")
 up0=$(last_up "$con")
+lutool stamp before-resume >/tmp/before-resume.stamp
 "$VMM" hostupdate resume --state-dir "$states" >"$d/resume.log" 2>&1 ||
 	{ cat "$d/resume.log"; fail "vmm hostupdate resume failed"; }
 sed 's/^/HK resume: /' "$d/resume.log"
+sed 's/^STAMP host-init/STAMP resumed-init/' /tmp/host-init.stamp >>"$d/stamps"
+cat /tmp/before-resume.stamp >>"$d/stamps"
+# The guest's pause in its parts, in ms: the counter's rate from the first boot's two stamps
+# (seconds apart on one clock); the kexec's moment and the pause's start from prepare's own
+# report (ms after its start, ms after the pause began); the VM back from resume's.
+awk -v prep="$(grep 'kexec now' "$d/prepare.log")" \
+    -v rest="$(grep 'restored in' "$d/resume.log")" '
+function num(s, key) { sub(".*" key "[ =]", "", s); sub("[^0-9.].*", "", s); return s + 0 }
+/^STAMP/ { split($3, a, "="); split($4, b, "="); t[$2] = a[2]; up[$2] = b[2] }
+END {
+	hz = (t["before-prepare"] - t["host-init"]) / (up["before-prepare"] - up["host-init"])
+	start_to_kexec = num(prep, "kexec now,"); pause_to_kexec = num(prep, "start,")
+	restore = num(rest, "restored in")
+	kexec_t = t["before-prepare"] + start_to_kexec * hz / 1000
+	pause_t = kexec_t - pause_to_kexec * hz / 1000
+	jump = (t["resumed-init"] - kexec_t) / hz * 1000 - up["resumed-init"] * 1000
+	boot = up["resumed-init"] * 1000
+	init = (t["before-resume"] - t["resumed-init"]) / hz * 1000
+	total = (t["before-resume"] - pause_t) / hz * 1000 + restore
+	printf "HK parts-ms pause+state=%.1f kexec-jump=%.1f kernel-boot=%.1f host-init=%.1f " \
+	       "restore=%.1f guest-pause=%.1f vmm-share=%.1f tsc-mhz=%.1f\n", pause_to_kexec, \
+	       jump, boot, init, restore, total, pause_to_kexec + restore, hz / 1e6
+}' "$d/stamps"
 pid=$(sed -n 's/^vm hk: restored, pid \([0-9]*\).*/\1/p' "$d/resume.log")
 [ -n "$pid" ] || fail "resume named no pid"
 con2=$states/hk.console

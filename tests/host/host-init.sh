@@ -9,6 +9,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t tmpfs -o size=512m tmpfs /tmp
+# When this boot began, on the counter that goes on across a kexec (bench/hostupdate.sh).
+lutool stamp host-init >/tmp/host-init.stamp 2>/dev/null
 
 # Interactive (tests/boot-demo.sh): load KVM, then hand the console to the VMM command line.
 if [ -x /interactive.sh ]; then

@@ -23,6 +23,10 @@
  *        earlier estimate, in seconds), also "LU LABEL-shift=+S.SSSs", the change since, which
  *        must be under 0.25 s either way: the guest's clock set at boot from the RTC is off by
  *        up to half a second (Linux's hctosys), but a restore or an update must keep it.
+ *   lutool stamp LABEL
+ *        print "STAMP LABEL tsc=N boot=S.SSSSSS": the CPU's time-stamp counter and this
+ *        kernel's CLOCK_BOOTTIME. The counter goes on across a kexec of the test host (no
+ *        reset happens), so stamps taken before and after one measure it (bench/hostupdate.sh).
  *   lutool records IMAGE CONSOLE [BYTES]
  *        the check after the VM ended: every "VMMTEST ack N" of CONSOLE (N = 1.. without a
  *        gap or repeat) has its record in sector N of IMAGE, intact (init.sh's records():
@@ -459,9 +463,21 @@ static int records(const char *imgpath, const char *conpath, long upto)
 	return ok ? 0 : 1;
 }
 
+static int stamp(const char *label)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	printf("STAMP %s tsc=%llu boot=%.6f\n", label,
+	       (unsigned long long)hi << 32 | lo, clock_s(CLOCK_BOOTTIME));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "stamp"))
+		return stamp(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "supervise"))
 		return supervise(argv[2], argv + 3);
 	if (argc == 6 && !strcmp(argv[1], "wait"))

@@ -24,7 +24,8 @@
 # ($VMM_SCRATCH; @WORK@'s file system if unset), @SHARED@ a directory there that all cases
 # of this run share (e.g. one benchmark file), @EXTRA@ the directory $VMM_EXTRA (extra
 # files of the caller, testhost.sh --extra-dir), @PMEM@ the DAX file system on persistent
-# memory ($VMM_PMEM, testhost.sh: it outlives a kexec of the test host), @TOOLS@ the directory of this script (and of
+# memory ($VMM_PMEM, testhost.sh: it outlives a kexec of the test host), @KEXEC@ the test
+# host's own kernel and initramfs (bzImage, host.cpio) for a case that kexecs it, @TOOLS@ the directory of this script (and of
 # its helper diskpat.sh). setup and check run in @WORK@; their output goes to the console
 # log after the VMM's.
 #
@@ -76,7 +77,8 @@ shquote() {
 subst() {
 	printf '%s' "$1" | sed -e "s|@KIT@|$KIT|g" -e "s|@WORK@|$work|g" \
 		-e "s|@SCRATCH@|$scratch|g" -e "s|@SHARED@|$SCRATCHD/shared|g" \
-		-e "s|@EXTRA@|$EXTRA|g" -e "s|@PMEM@|$PMEM|g" -e "s|@TOOLS@|$TOOLS|g"
+		-e "s|@EXTRA@|$EXTRA|g" -e "s|@PMEM@|$PMEM|g" -e "s|@KEXEC@|/scratch/kexec|g" \
+		-e "s|@TOOLS@|$TOOLS|g"
 }
 
 # Run the commands listed in file $1 (one per line) in the case's work directory; count

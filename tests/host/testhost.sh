@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# testhost.sh [--workdir DIR] [--kit DIR] [--extra-dir DIR] [--scratch-mb N] VMM CASEFILE...
+# testhost.sh [--workdir DIR] [--kit DIR] [--extra-dir DIR] [--scratch-mb N] [--pmem-mb N]
+#             [--host-kernel BZIMAGE] [--host-append STR] VMM CASEFILE...
 # testhost.sh [--kit DIR] --interactive VMM -- VMM-RUN-ARGS...
 #
 # Runs the VMM against stock Debian kernels (the guest kit, tests/guest/kit/mkkit.sh).
@@ -22,6 +23,11 @@
 # disk (/scratch/kexec/), so that a case can kexec the test host into the same kernel: the
 # new kernel boots the same initramfs with vmmhost.resume=1 and runs the same cases, which
 # then find what they left on /pmem and /scratch (tests/host/hk-run.sh).
+#
+# --host-kernel boots the test host with another kernel than the kit's (one with every driver
+# the test host needs built in: its kit modules are not loaded then), --host-append adds to
+# its command line: the opt-in luo suite boots a kernel with the Live Update Orchestrator
+# (tests/host/luo/mkkernel.sh) with liveupdate=on.
 #
 # Prints one PASS/FAIL line per case; exits 0 if all passed, 1 if any failed, 77 (skip)
 # only when a prerequisite is absent (no kernel packages and no cache, no QEMU, no KVM).
@@ -45,6 +51,8 @@ INTERACTIVE=0
 EXTRA=
 SCRATCH_MB=1024
 PMEM_MB=1024
+HOST_KERNEL=
+HOST_APPEND=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--workdir) WORK=$2; shift 2 ;;
@@ -53,6 +61,8 @@ while [ $# -gt 0 ]; do
 	--extra-dir) EXTRA=$(readlink -f "$2"); shift 2 ;;
 	--scratch-mb) SCRATCH_MB=$2; shift 2 ;;
 	--pmem-mb) PMEM_MB=$2; shift 2 ;;
+	--host-kernel) HOST_KERNEL=$(readlink -f "$2"); shift 2 ;;
+	--host-append) HOST_APPEND=" $2"; shift 2 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -60,6 +70,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -ge 2 ] || die "usage: testhost.sh [--workdir DIR] [--kit DIR] [--extra-dir DIR] [--scratch-mb N] VMM CASEFILE..."
 [ -z "$EXTRA" ] || [ -d "$EXTRA" ] || die "--extra-dir: $EXTRA is not a directory"
+[ -z "$HOST_KERNEL" ] || [ -f "$HOST_KERNEL" ] || die "--host-kernel: $HOST_KERNEL is not a file"
 VMM=$(readlink -f "$1")
 shift
 [ -x "$VMM" ] || die "$VMM: not an executable"
@@ -121,6 +132,11 @@ want_pmem() {
 	[ "$INTERACTIVE" = 0 ] && grep -qE '@PMEM@' "${CASEFILES[@]}"
 }
 
+# Do they kexec the test host (@PMEM@, or @KEXEC@ for a kexec without persistent memory)?
+want_kexec() {
+	[ "$INTERACTIVE" = 0 ] && grep -qE '@(PMEM|KEXEC)@' "${CASEFILES[@]}"
+}
+
 # The scratch disk of the test host: a sparse raw image holding an ext4, empty but for the
 # kexec payload (kexec/bzImage and kexec/host.cpio) when the cases want persistent memory.
 make_scratch() {
@@ -128,9 +144,10 @@ make_scratch() {
 	mkfs=$(PATH=$PATH:/sbin:/usr/sbin command -v mkfs.ext4) ||
 		skip "mkfs.ext4 is absent (package e2fsprogs)"
 	rm -rf "$WORK/scratch.img" "$WORK/scratchroot"
-	if want_pmem; then
+	if want_kexec; then
 		mkdir -p "$WORK/scratchroot/kexec"
-		cp "$KIT/generic/bzImage" "$WORK/host.cpio" "$WORK/scratchroot/kexec/" ||
+		cp "$(host_kernel)" "$WORK/scratchroot/kexec/bzImage" &&
+			cp "$WORK/host.cpio" "$WORK/scratchroot/kexec/" ||
 			die "cannot stage the kexec payload"
 		content=(-d "$WORK/scratchroot")
 	fi
@@ -138,6 +155,11 @@ make_scratch() {
 	"$mkfs" -q -F -L vmmscratch -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 \
 		"${content[@]}" "$WORK/scratch.img" || die "mkfs.ext4 of the scratch disk failed"
 	rm -rf "$WORK/scratchroot"
+}
+
+# The test host's kernel: the kit's (Debian's generic) unless --host-kernel.
+host_kernel() {
+	if [ -n "$HOST_KERNEL" ]; then echo "$HOST_KERNEL"; else echo "$KIT/generic/bzImage"; fi
 }
 
 # Copy the shared libraries and the dynamic loader of executable $1 into the host root $2,
@@ -197,6 +219,8 @@ build_host_initramfs() {
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
+	# Another kernel has its drivers built in: none of the kit's modules would load.
+	[ -n "$HOST_KERNEL" ] && : >"$root/lib/modules/host/load-order"
 	# e2fsprogs (mke2fs, e2fsck) from the kit, for checks of the guests' file systems. The
 	# VMM's libraries are copied after it: its libc and dynamic loader win if they differ.
 	# --remove-destination: /sbin/mke2fs is a symlink to busybox, which must not be written.
@@ -282,8 +306,8 @@ boot_testhost() {
 	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m "${mem}M" -M q35 \
 		-nodefaults -no-reboot -display none -monitor none \
 		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
-		-kernel "$KIT/generic/bzImage" -initrd "$WORK/host.cpio" \
-		-append "console=ttyS0 rdinit=/init quiet panic=-1 sysctl.kernel.printk=7$pmem" \
+		-kernel "$(host_kernel)" -initrd "$WORK/host.cpio" \
+		-append "console=ttyS0 rdinit=/init quiet panic=-1 sysctl.kernel.printk=7$pmem$HOST_APPEND" \
 		</dev/null >"$WORK/qemu.log" 2>&1 &
 	pid=$!
 	watch_lockup "$pid" &

@@ -90,6 +90,12 @@ def main():
     v, st = start_count_guest(vmm, kernel, sock, disk, 'lu', env=env)
     check('start', st == 204, st)
     check('counting', v.wait_count(5), v.out[-300:])
+    # Ready (sd_notify): said once, when the API is up for a VM configured over it.
+    try:
+        msg = notify.recv(64)
+    except OSError as e:
+        msg = repr(e)
+    check('notify-ready', msg == b'READY=1\n', msg)
     pid = v.p.pid
     alive = lambda: pid_alive(pid)  # noqa: E731 (the current vmm, whichever it is)
 

@@ -23,6 +23,7 @@
  * Without --kexec-kernel, prepare stops the vmm processes and syncs: the VMs are saved, and
  * whoever runs it reboots the host as it likes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -33,7 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +71,8 @@ static double now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
+
+static double t_start; /* hostupdate_main's start, for the reports */
 
 static int say(const char *fmt, ...) PRINTF(1, 2);
 static int say(const char *fmt, ...)
@@ -231,18 +238,42 @@ static int write_manifest(const char *dir, const struct hu_vm *vms, size_t n)
 }
 
 /* Exited (a zombie counts: its files, and so its RAM file's lock, are closed). */
-static bool process_gone(pid_t pid)
+static bool task_dead(const char *path)
 {
-	char path[48], buf[256], *p;
-	FILE *f;
-	bool gone = true;
+	char buf[256], *p;
+	FILE *f = fopen(path, "re");
+	bool dead = true;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (!(f = fopen(path, "re")))
+	if (!f)
 		return true;
 	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1] == ' ')
-		gone = p[2] == 'Z' || p[2] == 'X';
+		dead = p[2] == 'Z' || p[2] == 'X';
 	fclose(f);
+	return dead;
+}
+
+/*
+ * Every thread of pid has exited: only then are its files closed (they are shared by its
+ * threads) and the locks on its RAM file and disks released. A zombie thread-group leader
+ * alone says nothing: the other threads may still be on their way out.
+ */
+static bool process_gone(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	bool gone = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(dir = opendir(path)))
+		return true;
+	while (gone && (d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, d->d_name);
+		gone = task_dead(path);
+	}
+	closedir(dir);
 	return gone;
 }
 
@@ -250,12 +281,12 @@ static bool process_gone(pid_t pid)
 static bool stop_process(pid_t pid)
 {
 	kill(pid, SIGTERM);
-	for (int i = 0; i < 1000; i++) {
+	for (int i = 0; i < 5000; i++) {
 		if (process_gone(pid))
 			return true;
-		if (i == 500)
+		if (i == 2500)
 			kill(pid, SIGKILL);
-		usleep(10000);
+		usleep(2000);
 	}
 	return false;
 }
@@ -265,7 +296,7 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 {
 	struct hu_vm *vms = g_new0(struct hu_vm, n ? n : 1);
 	bool loaded = false;
-	double t0, t1, t2, t3, t4;
+	double t0, t1, t2, t2b, t3, t4;
 	int ret = VMM_EXIT_ERROR;
 
 	if (!n) {
@@ -354,6 +385,7 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 	/* 4. What the new kernel's resume needs. */
 	if (write_manifest(dir, vms, n) < 0)
 		goto fail;
+	t2b = now_ms();
 	/*
 	 * Without a kexec the processes go: the host is rebooted by other means. With one they
 	 * stay, paused, until the kernel goes (their exit took 130 ms in the test host), and if
@@ -377,16 +409,19 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 			printf("vm %s: saved to %s, RAM in %s\n", vms[i].id, vms[i].state,
 			       vms[i].mem);
 	}
-	printf("hostupdate: %zu VM(s): pause %.1f ms, snapshots in place %.1f ms, manifest%s "
-	       "%.1f ms, sync %.1f ms\n", n, t1 - t0, t2 - t1, loaded ? "" : " and processes stopped",
-	       t3 - t2, t4 - t3);
+	printf("hostupdate: %zu VM(s): pause %.1f ms, snapshots in place %.1f ms, manifest %.1f ms, "
+	       "sync %.1f ms", n, t1 - t0, t2 - t1, t2b - t2, t4 - t3);
+	if (!loaded)
+		printf(", processes stopped %.1f ms", t3 - t2b);
+	printf("\n");
 	fflush(stdout);
 	ret = VMM_EXIT_OK;
 	if (loaded) {
 		char *manifest = g_strdup_printf("%s/manifest.json", dir);
 		int r;
 
-		printf("hostupdate: kexec now\n");
+		printf("hostupdate: kexec now, %.1f ms after the start, %.1f ms after the pause "
+		       "began\n", now_ms() - t_start, now_ms() - t0);
 		fflush(stdout);
 		/* Our own report too, when it goes to a file: the page cache does not survive. */
 		(void)fsync(STDOUT_FILENO);
@@ -415,26 +450,80 @@ out:
 	return ret;
 }
 
-/* Wait until the socket answers GET / with the wanted state. */
-static int wait_state(const char *sock, const char *want, int secs)
+/*
+ * A datagram socket in the abstract namespace on which a restoring vmm says READY=1
+ * (sd_notify's protocol, NOTIFY_SOCKET): the moment its VM is back, with no polling.
+ */
+static int notify_socket(char *env, size_t envlen, size_t i)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "vmm-hostupdate-%d-%zu",
+			 (int)getpid(), i);
+
+	if (s < 0)
+		return -1;
+	if (bind(s, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+							   1 + (size_t)n)) < 0) {
+		close(s);
+		return -1;
+	}
+	snprintf(env, envlen, "NOTIFY_SOCKET=@%s", sa.sun_path + 1);
+	return s;
+}
+
+/* READY=1 from the child pid on s within secs: 0; -1 if it exited or did not say it. */
+static int wait_ready(int s, pid_t pid, int secs)
 {
 	for (double end = now_ms() + secs * 1000.0; now_ms() < end;) {
-		struct api_reply rep;
-		char err[256];
+		struct pollfd p = { .fd = s, .events = POLLIN };
+		char buf[256];
+		ssize_t n;
 
-		if (api_call(sock, "GET", "/", NULL, 1000, &rep, err, sizeof(err)) == 0) {
-			json_t *j = json_loads(rep.body, 0, NULL);
-			const char *st = j ? json_string_value(json_object_get(j, "state")) : NULL;
-			bool ok = st && !strcmp(st, want);
-
-			json_decref(j);
-			free(rep.body);
-			if (ok)
+		if (poll(&p, 1, 100) > 0 && (n = recv(s, buf, sizeof(buf) - 1, 0)) > 0) {
+			buf[n] = '\0';
+			if (strstr(buf, "READY=1"))
 				return 0;
 		}
-		usleep(50000);
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
 	}
 	return -1;
+}
+
+/* The environment for a child: ours, with NOTIFY_SOCKET replaced by env. */
+static char **child_env(char *env)
+{
+	size_t n = 0, k = 0;
+	char **out;
+
+	while (environ[n])
+		n++;
+	out = g_new0(char *, n + 2);
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14))
+			out[k++] = environ[i];
+	}
+	out[k] = env;
+	return out;
+}
+
+/* The socket answers GET / with the wanted state. */
+static bool in_state(const char *sock, const char *want)
+{
+	struct api_reply rep;
+	char err[256];
+	bool ok = false;
+
+	if (api_call(sock, "GET", "/", NULL, 5000, &rep, err, sizeof(err)) == 0) {
+		json_t *j = json_loads(rep.body, 0, NULL);
+		const char *st = j ? json_string_value(json_object_get(j, "state")) : NULL;
+
+		ok = st && !strcmp(st, want);
+		json_decref(j);
+		free(rep.body);
+	}
+	return ok;
 }
 
 static int resume(const char *dir, const char *vmm)
@@ -460,9 +549,9 @@ static int resume(const char *dir, const char *vmm)
 		json_t *run = json_object_get(e, "running");
 		posix_spawn_file_actions_t fa;
 		posix_spawnattr_t at;
-		char *log;
+		char *log, env[128], **envp;
 		pid_t pid;
-		int r;
+		int r, ns;
 
 		if (!id || !config_id_valid(id) || !sock || !json_is_boolean(run) ||
 		    !(luo ? luo_name_valid(luo) && !state && !mem : state && mem)) {
@@ -478,24 +567,30 @@ static int resume(const char *dir, const char *vmm)
 				     json_is_true(run) ? NULL : "--paused", NULL };
 		char **argv = luo ? argv_luo : argv_file;
 		log = g_strdup_printf("%s/%s.console", dir, id);
+		ns = notify_socket(env, sizeof(env), i);
+		envp = ns >= 0 ? child_env(env) : NULL;
 		posix_spawn_file_actions_init(&fa);
 		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 		posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		posix_spawn_file_actions_adddup2(&fa, 1, 2);
 		posix_spawnattr_init(&at);
 		posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID);
-		r = posix_spawn(&pid, vmm, &fa, &at, argv, environ);
+		r = ns < 0 ? errno : posix_spawn(&pid, vmm, &fa, &at, argv, envp);
 		posix_spawn_file_actions_destroy(&fa);
 		posix_spawnattr_destroy(&at);
+		g_free(envp);
 		if (r) {
 			say("vm %s: cannot start %s: %s", id, vmm, strerror(r));
 			bad++;
-		} else if (wait_state(sock, json_is_true(run) ? "Running" : "Paused", 30) < 0) {
+		} else if (wait_ready(ns, pid, 30) < 0 ||
+			   !in_state(sock, json_is_true(run) ? "Running" : "Paused")) {
 			say("vm %s: not back within 30 s (see %s)", id, log);
 			bad++;
 		} else {
 			printf("vm %s: restored, pid %d, console in %s\n", id, (int)pid, log);
 		}
+		if (ns >= 0)
+			close(ns);
 		g_free(log);
 	}
 	printf("hostupdate: %zu VM(s) restored in %.1f ms, %zu failed\n", json_array_size(a) - bad,
@@ -531,6 +626,7 @@ int hostupdate_main(int argc, char **argv)
 	};
 	GOptionContext *ctx;
 
+	t_start = now_ms();
 	g_set_prgname("vmm hostupdate");
 	ctx = g_option_context_new("prepare SOCKET... | resume");
 	GError *gerr = NULL;

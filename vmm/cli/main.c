@@ -118,14 +118,15 @@ static void front_data_take(const void *data, size_t len)
 
 /*
  * Tell a supervisor (systemd's NOTIFY_SOCKET protocol, sd_notify(3): one datagram; its
- * documentation invites reimplementing it rather than linking libsystemd) that the service's
- * main process is now pid.
+ * documentation invites reimplementing it rather than linking libsystemd) msg: "READY=1" once
+ * the VM runs (or is restored, or the API is up for a VM configured over it), "MAINPID=pid"
+ * when a live update made another process the service's main one. vmm hostupdate resume
+ * waits for a restore's READY=1 this way.
  */
-static void notify_mainpid(int pid)
+static void notify(const char *msg)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char msg[32];
 	size_t n;
 	int s;
 
@@ -137,8 +138,7 @@ static void notify_mainpid(int pid)
 	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return;
-	int len = snprintf(msg, sizeof(msg), "MAINPID=%d\n", pid);
-	if (sendto(s, msg, (size_t)len, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	if (sendto(s, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
 		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0) {
 		/* nobody listens: nothing to tell */
 	}
@@ -188,7 +188,10 @@ static int main_loop(struct front *f, struct vmm_vm *vm, int sfd, int *status)
 					/* The terminal, the socket file and the guest are the new
 					 * process's: leave them as they are. */
 					term_forget();
-					notify_mainpid(o.code);
+					char msg[32];
+
+					snprintf(msg, sizeof(msg), "MAINPID=%d\n", o.code);
+					notify(msg);
 				}
 				print_outcome(&o);
 				*status = vmm_outcome_status(&o);
@@ -271,6 +274,7 @@ static int run(struct cli_opts *o)
 		fprintf(stderr, "vmm: %s\n", e.msg);
 		goto out;
 	}
+	notify("READY=1\n");
 serve:
 	if (isatty(STDOUT_FILENO)) {
 		struct winsize ws;

@@ -1,0 +1,30 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# run.sh WORKDIR VMM: the opt-in 'luo' suite (meson test --setup luo --suite luo). Builds (or
+# takes from its cache) a test-host kernel with the Live Update Orchestrator (mkkernel.sh;
+# cache $VMM_LUO_DIR, default ${XDG_CACHE_HOME:-~/.cache}/vmm/luo-kernel) and runs
+# cases/luo.cases in the QEMU TCG test host booted with it and liveupdate=on. Exits 77 (skip,
+# never a pass) when the kernel cannot be had.
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+WORK=$1 VMM=$2
+DIR=${VMM_LUO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/luo-kernel}
+mkdir -p "$WORK" "$DIR"
+rc=0
+(
+	flock 9
+	"$HERE/mkkernel.sh" "$DIR"
+) 9>"$DIR/.lock" >"$WORK/mkkernel.log" 2>&1 || rc=$?
+if [ $rc -eq 2 ]; then
+	tail -n 5 "$WORK/mkkernel.log"
+	echo "SKIP: no LUO kernel could be built (see above)"
+	exit 77
+elif [ $rc -ne 0 ]; then
+	tail -n 30 "$WORK/mkkernel.log"
+	echo "luo: the kernel build failed ($rc)"
+	exit 1
+fi
+tail -n 1 "$WORK/mkkernel.log"
+exec bash "$HERE/../testhost.sh" --workdir "$WORK" --host-kernel "$DIR/bzImage" \
+	--host-append liveupdate=on "$VMM" "$HERE/../cases/luo.cases"
