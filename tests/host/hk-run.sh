@@ -39,8 +39,8 @@ disk=$d/disk.img ctl=$d/ctl.img con=$d/console.log states=$p/states
 
 fail() {
 	echo "HK FAIL $*"
-	for f in "$d/vmm.log" "$d/prepare.log" "$d/resume.log"; do
-		[ -s "$f" ] && tail -n 5 "$f" | sed "s|^|HK diag $(basename "$f"): |"
+	for f in "$d/vmm.log" "$d/prepare.log" "$d/resume.log" "${con2:-}"; do
+		[ -n "$f" ] && [ -s "$f" ] && tail -n 8 "$f" | sed "s|^|HK diag $(basename "$f"): |"
 	done
 	exit 1
 }
@@ -80,7 +80,8 @@ if [ "${VMM_RESUMED:-0}" != 1 ]; then
 			--api-sock "$sock" --id hk </dev/null >"$con" 2>"$d/vmm.log" &
 	)
 	lutool wait "$con" 0 "VMMTEST ack 3" 180 || fail "no third record acked within 180 s"
-	lutool skew "$con" 3 20 date-skew-boot >"$d/skew" || fail "the guest's clock after its boot"
+	lutool skew "$con" 3 20 date-skew-boot >"$d/skew" ||
+		{ sed 's/^LU /HK /' "$d/skew"; fail "the guest's clock after its boot"; }
 	say1 "$(sed -n 's/^LU //p' "$d/skew")"
 	say1 "started, acked=$(grep -c 'VMMTEST ack ' "$con") up=$(last_up "$con")s"
 	echo "kexec at $(uptime_s)" >"$d/phase"
@@ -106,6 +107,7 @@ echo "HK resumed: first boot's $(cat "$d/phase"), now $(uptime_s) s into this bo
 sed 's/^/HK prepare: /' "$d/prepare.log"
 grep -q 'kexec now' "$d/prepare.log" || fail "prepare did not reach the kexec"
 [ -f "$states/manifest.json" ] || fail "no manifest in $states"
+con2=$states/hk.console
 before=$(size "$con")
 up0=$(last_up "$con")
 lutool stamp before-resume >/tmp/before-resume.stamp
@@ -137,9 +139,9 @@ END {
 }' "$d/stamps"
 pid=$(sed -n 's/^vm hk: restored, pid \([0-9]*\).*/\1/p' "$d/resume.log")
 [ -n "$pid" ] || fail "resume named no pid"
-con2=$states/hk.console
 lutool wait "$con2" 0 "VMMTEST ack " 60 || fail "no record acked after the kexec"
-lutool skew "$con2" 3 20 date-skew-resumed >"$d/skew2" || fail "the guest's clock after the kexec"
+lutool skew "$con2" 3 20 date-skew-resumed >"$d/skew2" ||
+	{ sed 's/^LU /HK /' "$d/skew2"; fail "the guest's clock after the kexec"; }
 sed 's/^LU /HK /' "$d/skew2"
 # Within 2 s: the test host's clock comes from its RTC at boot, to the second.
 awk '/date-skew-resumed=/ { s = $2; sub(/.*=/, "", s); sub(/s$/, "", s);

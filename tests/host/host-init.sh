@@ -35,6 +35,14 @@ stty -F "$out" raw -echo 2>/dev/null
 		insmod "/lib/modules/host/$m.ko" || echo "@@HOST insmod $m failed"
 	done </lib/modules/host/load-order
 	# The scratch disk (testhost.sh, for cases that name @SCRATCH@): the only virtio disk.
+	# A kernel with virtio-blk built in may add it a moment after init started.
+	if grep -qsx -e 0x1001 -e 0x1042 /sys/bus/pci/devices/*/device; then
+		n=0
+		while [ ! -b /dev/vda ] && [ $n -lt 50 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+	fi
 	if [ -b /dev/vda ]; then
 		mkdir -p /scratch
 		if mount -t ext4 /dev/vda /scratch; then

@@ -124,7 +124,7 @@ run_direct() {
 
 # Do the cases need a disk where O_DIRECT works?
 want_scratch() {
-	[ "$INTERACTIVE" = 0 ] && grep -qE '@(SCRATCH|SHARED|PMEM)@' "${CASEFILES[@]}"
+	[ "$INTERACTIVE" = 0 ] && grep -qE '@(SCRATCH|SHARED|PMEM|KEXEC)@' "${CASEFILES[@]}"
 }
 
 # Do they need persistent memory (and the test host's kernel, for a kexec)?
