@@ -8,8 +8,9 @@ bench/README.md for what every number means.
 No kexec happens here: the kernel's part of the guest's pause (the jump, the new kernel's boot,
 the host's own init) is measured in the QEMU TCG test host by bench/hostupdate.sh --kexec.
 What is measured is what each VMM adds to it, cycle after cycle on one VM per VMM and size:
-  - save: vmm: pause, snapshot in place, manifest, sync (hostupdate prepare's own report; its
-    process stop is not counted: with a kexec the paused processes go with the kernel);
+  - save: vmm: pause, snapshot in place, sync (hostupdate prepare's own report; the manifest
+    is written before the pause, and the process stop is not counted: with a kexec the
+    paused processes go with the kernel);
     QEMU: stop, migrate to file: with x-ignore-shared in mode cpr-reboot, fsync of the state
     file and sync (vmm's sync is the whole host's too);
   - restore: vmm: hostupdate resume's report, exec of 'vmm restore' to the VM seen running;
@@ -66,11 +67,13 @@ def vmm_cycles(cfg, mib, runs):
     for i in range(runs + 1):
         pr = subprocess.run([cfg.vmm, 'hostupdate', 'prepare', '--state-dir', states, sock],
                             capture_output=True, text=True, timeout=300)
-        m = re.search(r'pause %s, snapshots in place %s, manifest %s, sync %s' % ((NUM,) * 4), pr.stdout)
+        m = re.search(r'pause %s, states saved %s, sync %s \(before the pause: manifest %s\)'
+                      % ((NUM,) * 4), pr.stdout)
         if pr.returncode or not m:
             raise lu.BenchError('vmm hostupdate prepare: %s %s' % (pr.stdout, pr.stderr))
         lu.reap(pid, 10)
-        parts = [float(x) for x in m.groups()]
+        pause, state, sync, _manifest = (float(x) for x in m.groups())
+        parts = [pause, state, 0.0, sync]  # the manifest is written before the pause
         rs = subprocess.run([cfg.vmm, 'hostupdate', 'resume', '--state-dir', states],
                             capture_output=True, text=True, timeout=300)
         m2 = re.search(r'restored in %s, 0 failed' % NUM, rs.stdout)
@@ -210,7 +213,7 @@ def report(cfg, results):
                      '%.2f' % ratio if ratio else ''))
     print()
     print('vmm: state = snapshot in place (the RAM file msync\'d, the state written and '
-          'fsync\'d) + manifest; QEMU: state = migrate to file with x-ignore-shared + fsync.')
+          'fsync\'d); QEMU: state = migrate to file with x-ignore-shared + fsync.')
 
 
 def main():

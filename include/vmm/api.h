@@ -46,7 +46,7 @@ struct api_target_ops {
 			       enum vmm_snapshot_type type, struct vmm_error *e);
 	int (*snapshot_load)(void *opaque, const char *state_path, const char *mem_path,
 			     unsigned int flags, struct vmm_error *e); /* VMM_RESTORE_* */
-	/* PUT /snapshot/luo on a paused VM: preserved in that LUO session (vmm_vm_luo_preserve). */
+	/* PUT /snapshot/luo on a started VM: preserved in that LUO session (vmm_vm_luo_preserve). */
 	int (*snapshot_luo)(void *opaque, const char *session, struct vmm_error *e);
 	/* PUT /live-update: binary NULL for the running executable. */
 	int (*live_update)(void *opaque, const char *binary, struct vmm_live_update *out,

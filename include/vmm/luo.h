@@ -56,6 +56,9 @@ struct luo_dev {
 	int (*ioctl)(int fd, unsigned long req, void *arg); /* -1 with errno, as ioctl(2) */
 };
 
+/* ioctl(2): what luo_open puts in a luo_dev; a session's ioctls need nothing else. */
+int luo_sys_ioctl(int fd, unsigned long req, void *arg);
+
 /*
  * Open path (LUO_DEVICE), retrying for up to wait_ms while another process has it (EBUSY).
  * 0, or -errno with one line in err (ENOENT: this kernel has no Live Update Orchestrator).

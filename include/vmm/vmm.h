@@ -254,12 +254,14 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		   unsigned int flags, struct vmm_error *e);
 
 /*
- * Host kernel update by Linux's Live Update Orchestrator (/dev/liveupdate, Linux 6.19+): on a
- * paused VM whose RAM is a memfd (the default), preserve that memfd and the VM's state (in a
- * second memfd) in a new LUO session of that name (1 to 63 characters of A-Z a-z 0-9 . _ -).
- * This process holds the session until the kexec (kexec_file_load) takes it: the VM stays
- * paused; resuming it closes the session, which undoes the preservation. A lazily restored
- * VM's RAM is filled from its snapshot file first. Preservation pins every page of RAM.
+ * Host kernel update by Linux's Live Update Orchestrator (/dev/liveupdate, Linux 6.19+), for a
+ * VM whose RAM is a memfd (the default), in two stages so that the guest's pause does not grow
+ * with its RAM. On a running VM: a LUO session of that name (1 to 63 characters of A-Z a-z
+ * 0-9 . _ -) is created and the RAM memfd preserved in it (every page allocated and pinned);
+ * the guest runs on in those same pages. On a paused VM: the VM's state too (in a second
+ * memfd), and the RAM first if that was not done yet. This process holds the session until the
+ * kexec (kexec_file_load) takes it: resuming the VM closes the session, which undoes the
+ * preservation. A lazily restored VM's RAM is filled from its snapshot file first (paused).
  */
 int vmm_vm_luo_preserve(struct vmm_vm *vm, const char *session, struct vmm_error *e);
 /*

@@ -109,7 +109,7 @@ def main():
     # The procedure, the kexec left out.
     pids = {n: vms[n].p.pid for n in ('a', 'b')}
     code, out, err = hostupdate(vmm, 'prepare', '--state-dir', states, socks['a'], socks['b'])
-    check('prepare', code == 0 and 'snapshots in place' in out, out + err)
+    check('prepare', code == 0 and 'states saved' in out, out + err)
     print('  ' + ''.join(l for l in out.splitlines(True) if l.startswith('hostupdate')).strip())
     for n in ('a', 'b'):
         vms[n].finish()

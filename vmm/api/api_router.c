@@ -588,7 +588,10 @@ static void snapshot_load(struct req *q, json_t *j)
 		no_content(q->out);
 }
 
-/* PUT /snapshot/luo {"session": NAME} (ours): the paused VM preserved for a host kexec. */
+/*
+ * PUT /snapshot/luo {"session": NAME} (ours): a VM preserved for a host kexec; running, its
+ * RAM; paused, its state as well (vmm_vm_luo_preserve).
+ */
 static void snapshot_luo(struct req *q, json_t *j)
 {
 	static const char *const keys[] = { "session" };
@@ -601,11 +604,6 @@ static void snapshot_luo(struct req *q, json_t *j)
 		return;
 	if (state_of(q) == VMM_STATE_CREATED) {
 		fault(q->out, 400, MSG_PRE_BOOT);
-		return;
-	}
-	if (state_of(q) != VMM_STATE_PAUSED) {
-		fault(q->out, 400, "PUT /snapshot/luo: the microVM must be paused first "
-		      "(PATCH /vm {\"state\": \"Paused\"}).");
 		return;
 	}
 	if (!q->t->ops->snapshot_luo) {

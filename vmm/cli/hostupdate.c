@@ -1,24 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * vmm hostupdate: the host-side procedure for replacing the host kernel under running guests
- * whose RAM is a file that outlives the kernel (--memory SIZE,file=PATH on a DAX filesystem on
- * a persistent-memory region the kexec leaves alone; README, "Host kernel update").
+ * (README, "Host kernel update"), whose RAM outlives the kernel: a file on a DAX filesystem on
+ * a persistent-memory region the kexec leaves alone (--memory SIZE,file=PATH), or a memfd
+ * handed to the next kernel by the Live Update Orchestrator (/dev/liveupdate).
  *
  *   vmm hostupdate prepare --state-dir DIR [--kexec-kernel K [--kexec-initrd I]
  *                          [--kexec-append STR]] SOCKET...
  *       1. loads K with kexec_file_load (what kexec -s -l does; the running command line
- *          unless --kexec-append):
- *          a kernel that cannot be loaded stops everything before any VM is touched;
- *       2. asks every VM (its API socket) for its RAM file: a VM whose RAM is not a file
- *          stops everything too;
- *       3. pauses every VM, then snapshots each in place (the state to DIR/ID.state, the RAM
- *          file only synced); any failure resumes them all and unloads K;
+ *          unless --kexec-append): a kernel that cannot be loaded stops everything before
+ *          any VM is touched;
+ *       2. asks every VM (its API socket) how its RAM is kept: in a file (the DAX route),
+ *          or a memfd where this kernel has /dev/liveupdate (the LUO route); a VM whose RAM
+ *          would be lost stops everything;
+ *       3. LUO VMs: their RAM preserved in a LUO session each while they run (PUT
+ *          /snapshot/luo); then every VM paused, and each snapshotted in place (the state to
+ *          DIR/ID.state, the RAM file only synced) or its state preserved in its session; any
+ *          failure resumes them all (which drops their sessions) and unloads K;
  *       4. writes DIR/manifest.json, syncs, and jumps into K (reboot(LINUX_REBOOT_CMD_KEXEC),
  *          what kexec -e does); the paused vmm processes go with the kernel. If the jump
  *          fails, the manifest is removed and every VM resumed.
  *   vmm hostupdate resume --state-dir DIR [--vmm PATH]
- *       on the new kernel: restores every VM of the manifest (vmm restore, its API socket as
- *       before, its console to DIR/ID.console), running again if it was running.
+ *       on the new kernel: restores every VM of the manifest (vmm restore, from its state
+ *       file or --luo-session; its API socket as before, its console to DIR/ID.console),
+ *       running again if it was running; each is waited for on NOTIFY_SOCKET (READY=1).
  *
  * Without --kexec-kernel, prepare stops the vmm processes and syncs: the VMs are saved, and
  * whoever runs it reboots the host as it likes.
@@ -61,6 +66,7 @@ struct hu_vm {
 	char *state;
 	bool running; /* it ran before the update, and runs after */
 	bool paused;  /* paused by us */
+	bool luo_ram; /* running, its RAM preserved in its LUO session (undone by pause + resume) */
 	pid_t pid;
 };
 
@@ -194,9 +200,13 @@ out:
 	return r;
 }
 
+/* Every VM as it was: resumed if we paused it; a resume also drops its LUO session. */
 static void resume_paused(struct hu_vm *vms, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (vms[i].luo_ram && !vms[i].paused &&
+		    call(&vms[i], "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL) == 0)
+			vms[i].paused = true;
 		if (vms[i].paused &&
 		    call(&vms[i], "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL) == 0)
 			vms[i].paused = false;
@@ -296,7 +306,8 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 {
 	struct hu_vm *vms = g_new0(struct hu_vm, n ? n : 1);
 	bool loaded = false;
-	double t0, t1, t2, t2b, t3, t4;
+	double t0, t1, t2, t2b, t3, t4, tm0, tm1;
+	bool manifest = false;
 	int ret = VMM_EXIT_ERROR;
 
 	if (!n) {
@@ -355,7 +366,27 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 			}
 		}
 	}
-	/* 3. All paused, then each snapshotted in place or preserved by LUO. */
+	/* What the new kernel's resume needs, before any pause (it says nothing the pause
+	 * changes); removed if anything fails from here on. */
+	tm0 = now_ms();
+	if (write_manifest(dir, vms, n) < 0)
+		goto fail;
+	manifest = true;
+	tm1 = now_ms();
+	/* 3. LUO's first stage while the guests run: RAM preserved (pinned, every page). */
+	for (size_t i = 0; i < n; i++) {
+		json_t *b = vms[i].luo ? json_pack("{s:s}", "session", vms[i].luo) : NULL;
+		char *body = b ? json_dumps(b, 0) : NULL;
+		int r = body ? call(&vms[i], "PUT", "/snapshot/luo", body, 204, NULL) : 0;
+
+		free(body);
+		json_decref(b);
+		if (r < 0)
+			goto fail;
+		vms[i].luo_ram = vms[i].luo && vms[i].running;
+	}
+	/* All paused, then each snapshotted in place or its state preserved by LUO (a VM that
+	 * was paused already had both preserved just now). */
 	t0 = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		if (!vms[i].running)
@@ -367,6 +398,9 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 	t1 = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		bool luo = vms[i].luo;
+
+		if (luo && !vms[i].running)
+			continue;
 		json_t *b = luo ? json_pack("{s:s}", "session", vms[i].luo)
 				: json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full",
 					    "snapshot_path", vms[i].state, "mem_file_path",
@@ -382,9 +416,6 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 			goto fail;
 	}
 	t2 = now_ms();
-	/* 4. What the new kernel's resume needs. */
-	if (write_manifest(dir, vms, n) < 0)
-		goto fail;
 	t2b = now_ms();
 	/*
 	 * Without a kexec the processes go: the host is rebooted by other means. With one they
@@ -409,15 +440,14 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 			printf("vm %s: saved to %s, RAM in %s\n", vms[i].id, vms[i].state,
 			       vms[i].mem);
 	}
-	printf("hostupdate: %zu VM(s): pause %.1f ms, snapshots in place %.1f ms, manifest %.1f ms, "
-	       "sync %.1f ms", n, t1 - t0, t2 - t1, t2b - t2, t4 - t3);
+	printf("hostupdate: %zu VM(s): pause %.1f ms, states saved %.1f ms, sync %.1f ms (before "
+	       "the pause: manifest %.1f ms)", n, t1 - t0, t2 - t1, t4 - t3, tm1 - tm0);
 	if (!loaded)
 		printf(", processes stopped %.1f ms", t3 - t2b);
 	printf("\n");
 	fflush(stdout);
 	ret = VMM_EXIT_OK;
 	if (loaded) {
-		char *manifest = g_strdup_printf("%s/manifest.json", dir);
 		int r;
 
 		printf("hostupdate: kexec now, %.1f ms after the start, %.1f ms after the pause "
@@ -429,15 +459,20 @@ static int prepare(const char *dir, const char *kernel, const char *initrd, cons
 		/* Back here: the kexec did not happen. The VMs run on, and no resume may start
 		 * them a second time. */
 		say("the kexec failed: %s", strerror(-r));
-		if (unlink(manifest) < 0)
-			say("%s: %s (remove it before any 'vmm hostupdate resume')", manifest,
-			    strerror(errno));
-		g_free(manifest);
 		ret = VMM_EXIT_ERROR;
 		goto fail;
 	}
 	goto out;
 fail:
+	/* No resume may start them a second time. */
+	if (manifest) {
+		char *path = g_strdup_printf("%s/manifest.json", dir);
+
+		if (unlink(path) < 0)
+			say("%s: %s (remove it before any 'vmm hostupdate resume')", path,
+			    strerror(errno));
+		g_free(path);
+	}
 	resume_paused(vms, n);
 	if (loaded)
 		(void)kexec_unload();

@@ -23,7 +23,7 @@ _Static_assert(offsetof(struct luo_fd_req, token) == 8, "token");
 _Static_assert(sizeof(struct luo_finish_req) == 8, "liveupdate_session_finish");
 _Static_assert(LUO_CREATE_SESSION == 0xBA00 && LUO_FINISH == 0xBA42, "ioctl numbers");
 
-static int sys_ioctl(int fd, unsigned long req, void *arg)
+int luo_sys_ioctl(int fd, unsigned long req, void *arg)
 {
 	return ioctl(fd, req, arg);
 }
@@ -49,7 +49,7 @@ int luo_open(struct luo_dev *d, const char *path, int wait_ms, char *err, size_t
 	struct timespec ten_ms = { 0, 10 * 1000 * 1000 };
 	int e;
 
-	d->ioctl = sys_ioctl;
+	d->ioctl = luo_sys_ioctl;
 	for (int waited = 0;; waited += 10) {
 		d->fd = open(path, O_RDWR | O_CLOEXEC);
 		if (d->fd >= 0)

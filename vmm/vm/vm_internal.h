@@ -69,6 +69,7 @@ struct vmm_vm {
 	 * open until the kexec (closed, it is undone), or -1. op_lock. */
 	int luo_sfd;
 	char luo_session[64];
+	bool luo_state_done; /* the state too, not only the RAM */
 };
 
 /* The tokens of a VM's files in its LUO session. */
