@@ -7,15 +7,17 @@
 #       the VMM's share of the guest's pause, without a kexec, on this machine's /dev/kvm:
 #       vmm hostupdate prepare + resume against QEMU 10's cpr-reboot (x-ignore-shared), same
 #       micro-guest, RAM in a shared file on /dev/shm (bench/hostupdate.py). Markdown table.
-#   bench/hostupdate.sh --kexec [--build DIR] [--vmm PATH] [--sizes 256,2048] [--runs N]
-#       the whole pause across a real kexec of the QEMU TCG test host (tests/host/hk-run.sh,
-#       its DAX route): pause + state, the kexec's jump, the new kernel's boot, the host's own
-#       init, vmm's restore, for a Linux guest; one test-host boot per run.
+#   bench/hostupdate.sh --kexec [--route dax|luo] [--build DIR] [--vmm PATH] [--sizes 256,2048]
+#                       [--runs N]
+#       the whole pause across a real kexec of the QEMU TCG test host (tests/host/hk-run.sh):
+#       pause + state, the kexec's jump, the new kernel's boot, the host's own init, vmm's
+#       restore, for a Linux guest; one test-host boot per run. dax (default): RAM on persistent
+#       memory, Debian's kernel; luo: RAM in a memfd, the LUO kernel (tests/host/luo/).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
-build=$root/build vmm= qemu= sizes=256,2048 runs=5 kexec=0
+build=$root/build vmm= qemu= sizes=256,2048 runs=5 kexec=0 route=dax
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -25,8 +27,9 @@ while [ $# -gt 0 ]; do
 	--sizes) sizes=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--kexec) kexec=1; shift ;;
-	-h|--help) sed -n 4,14p "$0"; exit 0 ;;
-	*) sed -n 4,14p "$0" >&2; exit 2 ;;
+	--route) route=$2; shift 2 ;;
+	-h|--help) sed -n 4,17p "$0"; exit 0 ;;
+	*) sed -n 4,17p "$0" >&2; exit 2 ;;
 	esac
 done
 die() { echo "hostupdate.sh: $*" >&2; exit 1; }
@@ -38,22 +41,29 @@ trap 'rm -rf "$work"' EXIT
 
 if [ "$kexec" = 1 ]; then
 	# One test-host boot per run and size: the case's 'HK parts-ms' line.
-	echo "| guest RAM | run | pause + state | kexec jump | kernel boot | host init | restore | guest pause | vmm share |"
-	echo "|---|---|---|---|---|---|---|---|---|"
+	echo "| guest RAM | run | pause + state | kexec jump | kernel boot | host init | restore | of which LUO retrieve | guest pause | vmm share |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	case $route in dax | luo) ;; *) die "--route: dax or luo" ;; esac
 	for mib in ${sizes//,/ }; do
-		pmem=$((mib + 768))
-		sed "s|^run sh @TOOLS@/hk-run.sh|run HK_MIB=$mib sh @TOOLS@/hk-run.sh|" \
-			"$root/tests/host/cases/hostkexec.cases" >"$work/hk-$mib.cases"
+		case $route in
+		dax) src=$root/tests/host/cases/hostkexec.cases ;;
+		luo) src=$root/tests/host/cases/luo.cases ;;
+		esac
+		sed "s|^run sh @TOOLS@/hk-run.sh|run HK_MIB=$mib sh @TOOLS@/hk-run.sh|" "$src" \
+			>"$work/hk-$mib.cases"
 		for r in $(seq 1 "$runs"); do
 			rm -rf "$work/th"
-			bash "$root/tests/host/testhost.sh" --workdir "$work/th" --pmem-mb "$pmem" \
-				"$vmm" "$work/hk-$mib.cases" >"$work/th.out" 2>&1 ||
-				{ cat "$work/th.out" >&2; die "the test host's run failed"; }
+			if [ "$route" = dax ]; then
+				bash "$root/tests/host/testhost.sh" --workdir "$work/th" \
+					--pmem-mb $((mib + 768)) "$vmm" "$work/hk-$mib.cases"
+			else
+				bash "$root/tests/host/luo/run.sh" "$work/th" "$vmm" "$work/hk-$mib.cases"
+			fi >"$work/th.out" 2>&1 || { cat "$work/th.out" >&2; die "the test host's run failed"; }
 			tr -d '\r' <"$work/th/results.log" | sed -n 's/.*HK parts-ms //p' |
 				awk -v mib="$mib" -v r="$r" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-					printf "| %d MiB | %d | %s | %s | %s | %s | %s | %s | %s |\n", mib, r,
+					printf "| %d MiB | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", mib, r,
 					v["pause+state"], v["kexec-jump"], v["kernel-boot"], v["host-init"],
-					v["restore"], v["guest-pause"], v["vmm-share"] }'
+					v["restore"], v["luo-retrieve"], v["guest-pause"], v["vmm-share"] }'
 		done
 	done
 	exit 0

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "machine.h"
@@ -226,6 +227,7 @@ int vmm_vm_restore_luo(struct vmm_vm *vm, const char *session, unsigned int flag
 	struct vmm_config nc;
 	struct state_reader sr;
 	struct stat st;
+	struct timespec t0, t1;
 	uint8_t *buf = NULL;
 	size_t len;
 	int r, sfd = -1, stfd = -1, ram = -1;
@@ -237,12 +239,14 @@ int vmm_vm_restore_luo(struct vmm_vm *vm, const char *session, unsigned int flag
 		r = config_fail(e, -EINVAL, "a snapshot loads only into a VM not started yet");
 		goto out;
 	}
-	/* Both files back, then the device free again for the next VM's restore. */
 	if (!luo_name_valid(session)) {
 		r = config_fail(e, -EINVAL, "LUO session name '%s': 1 to %d characters of A-Z a-z "
 				"0-9 . _ -", session, LUO_NAME_LEN - 1);
 		goto out;
 	}
+	/* Both files back, then the device free again for the next VM's restore. The kernel
+	 * rebuilds the RAM memfd from the preserved folios here, one at a time. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((r = luo_open(&dev, LUO_DEVICE, LUO_OPEN_WAIT_MS, err, sizeof(err))) < 0 ||
 	    (r = luo_session_retrieve(&dev, session, &sfd, err, sizeof(err))) < 0 ||
 	    (r = luo_retrieve(&dev, sfd, VMM_LUO_TOKEN_STATE, &stfd, err, sizeof(err))) < 0 ||
@@ -251,6 +255,9 @@ int vmm_vm_restore_luo(struct vmm_vm *vm, const char *session, unsigned int flag
 		goto out;
 	}
 	luo_close(&dev);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("%s: RAM and state retrieved in %.1f ms", what,
+		 (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
 	if ((r = read_memfd(stfd, &buf, &len, err, sizeof(err))) < 0 ||
 	    (r = state_open(&sr, buf, len, err, sizeof(err))) < 0 ||
 	    (r = config_state_load(&nc, &sr, err, sizeof(err))) < 0) {

@@ -1,14 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# run.sh WORKDIR VMM: the opt-in 'luo' suite (meson test --setup luo --suite luo). Builds (or
+# run.sh WORKDIR VMM [CASEFILE]: the opt-in 'luo' suite (meson test --setup luo --suite luo). Builds (or
 # takes from its cache) a test-host kernel with the Live Update Orchestrator (mkkernel.sh;
 # cache $VMM_LUO_DIR, default ${XDG_CACHE_HOME:-~/.cache}/vmm/luo-kernel) and runs
-# cases/luo.cases in the QEMU TCG test host booted with it and liveupdate=on. Exits 77 (skip,
+# cases/luo.cases (or CASEFILE: bench/hostupdate.sh --kexec --route luo) in the QEMU TCG test
+# host booted with it and liveupdate=on. Exits 77 (skip,
 # never a pass) when the kernel cannot be had.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-WORK=$1 VMM=$2
+WORK=$1 VMM=$2 CASES=${3:-$HERE/../cases/luo.cases}
 DIR=${VMM_LUO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmm/luo-kernel}
 mkdir -p "$WORK" "$DIR"
 rc=0
@@ -37,4 +38,4 @@ a=$("$WORK/lutool" stamp a) && sleep 1 && b=$("$WORK/lutool" stamp b) || exit 1
 khz=$(printf '%s\n%s\n' "$a" "$b" | awk '{ split($3, t, "="); split($4, u, "=")
 	tsc[NR] = t[2]; up[NR] = u[2] } END { printf "%d", (tsc[2] - tsc[1]) / (up[2] - up[1]) / 1000 }')
 exec bash "$HERE/../testhost.sh" --workdir "$WORK" --host-kernel "$DIR/bzImage" \
-	--host-append "liveupdate=on tsc=reliable tsc_early_khz=$khz" "$VMM" "$HERE/../cases/luo.cases"
+	--host-append "liveupdate=on tsc=reliable tsc_early_khz=$khz" "$VMM" "$CASES"
