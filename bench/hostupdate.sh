@@ -12,7 +12,8 @@
 #       the whole pause across a real kexec of the QEMU TCG test host (tests/host/hk-run.sh):
 #       pause + state, the kexec's jump, the new kernel's boot, the host's own init, vmm's
 #       restore, for a Linux guest; one test-host boot per run. dax (default): RAM on persistent
-#       memory, Debian's kernel; luo: RAM in a memfd, the LUO kernel (tests/host/luo/).
+#       memory, Debian's kernel; luo: RAM in a memfd, the LUO kernel (tests/host/luo/); qemu:
+#       the peer, QEMU 10's cpr-reboot with its RAM on the same persistent memory.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,18 +44,38 @@ if [ "$kexec" = 1 ]; then
 	# One test-host boot per run and size: the case's 'HK parts-ms' line.
 	echo "| guest RAM | run | pause + state | kexec jump | kernel boot | host init | restore | of which LUO retrieve | guest pause | vmm share |"
 	echo "|---|---|---|---|---|---|---|---|---|---|"
-	case $route in dax | luo) ;; *) die "--route: dax or luo" ;; esac
+	case $route in dax | luo | qemu) ;; *) die "--route: dax, luo or qemu" ;; esac
+	extra=()
+	if [ "$route" = qemu ]; then
+		# QEMU 10 and the firmware files microvm loads, into the test host (/extra).
+		guest=$build/tests/guest/micro/micro-pvh.elf
+		# shellcheck source=bench/qemu10.sh
+		. "$here/qemu10.sh"
+		qemu_setup "$qemu" hostupdate.sh
+		mkdir -p "$work/extra/qemu"
+		cp "$qemu" "$work/extra/qemu/"
+		for f in bios-microvm.bin pvh.bin linuxboot_dma.bin; do
+			for dd in "$qemu_data" /usr/share/qemu /usr/share/seabios; do
+				[ -e "$dd/$f" ] && { cp -L "$dd/$f" "$work/extra/qemu/"; break; }
+			done
+		done
+		extra=(--extra-dir "$work/extra")
+	fi
 	for mib in ${sizes//,/ }; do
 		case $route in
-		dax) src=$root/tests/host/cases/hostkexec.cases ;;
+		dax | qemu) src=$root/tests/host/cases/hostkexec.cases ;;
 		luo) src=$root/tests/host/cases/luo.cases ;;
 		esac
-		sed "s|^run sh @TOOLS@/hk-run.sh|run HK_MIB=$mib sh @TOOLS@/hk-run.sh|" "$src" \
-			>"$work/hk-$mib.cases"
+		env="HK_MIB=$mib"
+		[ "$route" = qemu ] && env="$env HK_QEMU=@EXTRA@/qemu/$(basename "$qemu") HK_QEMU_DATA=@EXTRA@/qemu"
+		sed -e "s|^run sh @TOOLS@/hk-run.sh dax|run $env sh @TOOLS@/hk-run.sh $route|" \
+			-e "s|^run sh @TOOLS@/hk-run.sh luo|run $env sh @TOOLS@/hk-run.sh luo|" \
+			-e "/^expect HK prepare: hostupdate: kexec now/!{/^expect HK prepare/d}" \
+			-e "/^expect HK resume: vm/d" "$src" >"$work/hk-$mib.cases"
 		for r in $(seq 1 "$runs"); do
 			rm -rf "$work/th"
-			if [ "$route" = dax ]; then
-				bash "$root/tests/host/testhost.sh" --workdir "$work/th" \
+			if [ "$route" != luo ]; then
+				bash "$root/tests/host/testhost.sh" --workdir "$work/th" "${extra[@]}" \
 					--pmem-mb $((mib + 768)) "$vmm" "$work/hk-$mib.cases"
 			else
 				bash "$root/tests/host/luo/run.sh" "$work/th" "$vmm" "$work/hk-$mib.cases"

@@ -27,6 +27,9 @@
  *        print "STAMP LABEL tsc=N boot=S.SSSSSS": the CPU's time-stamp counter and this
  *        kernel's CLOCK_BOOTTIME. The counter goes on across a kexec of the test host (no
  *        reset happens), so stamps taken before and after one measure it (bench/hostupdate.sh).
+ *   lutool kexec KERNEL INITRD CMDLINE
+ *        load KERNEL and INITRD with kexec_file_load, sync, and jump into it (what vmm
+ *        hostupdate does at its end; for a case that kexecs the test host under another VMM)
  *   lutool records IMAGE CONSOLE [BYTES]
  *        the check after the VM ended: every "VMMTEST ack N" of CONSOLE (N = 1.. without a
  *        gap or repeat) has its record in sector N of IMAGE, intact (init.sh's records():
@@ -53,6 +56,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/reboot.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SECTOR 512
@@ -473,9 +478,26 @@ static int stamp(const char *label)
 	return 0;
 }
 
+static int do_kexec(const char *kernel, const char *initrd, const char *cmdline)
+{
+	int k = open(kernel, O_RDONLY | O_CLOEXEC), i = open(initrd, O_RDONLY | O_CLOEXEC);
+
+	if (k < 0 || i < 0 ||
+	    syscall(SYS_kexec_file_load, k, i, strlen(cmdline) + 1, cmdline, 0UL) < 0) {
+		perror("lutool kexec");
+		return 1;
+	}
+	sync();
+	syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_KEXEC, NULL);
+	perror("lutool kexec: reboot");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 5 && !strcmp(argv[1], "kexec"))
+		return do_kexec(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(argv[1], "stamp"))
 		return stamp(argv[2]);
 	if (argc >= 4 && !strcmp(argv[1], "supervise"))

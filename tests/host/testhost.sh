@@ -215,6 +215,9 @@ build_host_initramfs() {
 	# The live-update case's helpers (supervisor, waits, clock and records checks).
 	"${CC:-cc}" -O2 -static -o "$root/bin/lutool" "$HERE/lutool.c" 2>"$WORK/lutool.log" ||
 		die "cannot compile lutool.c with ${CC:-cc}: $(head -n 1 "$WORK/lutool.log")"
+	# A QMP client, for cases that run QEMU as the peer (hk-run.sh's qemu route).
+	"${CC:-cc}" -O2 -static -o "$root/bin/qmpctl" "$HERE/qmpctl.c" 2>"$WORK/qmpctl.log" ||
+		die "cannot compile qmpctl.c with ${CC:-cc}: $(head -n 1 "$WORK/qmpctl.log")"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
