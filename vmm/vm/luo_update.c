@@ -158,14 +158,6 @@ int vmm_vm_luo_preserve(struct vmm_vm *vm, const char *session, struct vmm_error
 		}
 		vm->luo_sfd = sfd;
 		snprintf(vm->luo_session, sizeof(vm->luo_session), "%s", session);
-		/*
-		 * The folios LUO recorded are the ones the next kernel gets: none may be replaced
-		 * until the kexec. Our suspicion: khugepaged collapsing small folios of this
-		 * mapping into a huge one would move the guest's later writes to a folio LUO does
-		 * not hand over. With the LUO test kernel built with THP, one restored guest in two
-		 * died at once (KVM internal error) before this, none in three since; not proven.
-		 */
-		(void)madvise(vm->m->gm.base, vm->m->gm.ram_size, MADV_NOHUGEPAGE);
 		log_info("guest RAM (%llu MiB) preserved in LUO session '%s'",
 			 (unsigned long long)(vm->m->gm.ram_size >> 20), session);
 	}
