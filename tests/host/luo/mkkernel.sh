@@ -69,9 +69,6 @@ c=scripts/config
 $c -e KVM -e KVM_AMD -d KVM_INTEL -e VIRTIO -e VIRTIO_PCI -e VIRTIO_BLK -e EXT4_FS \
 	-e BLK_DEV_LOOP -e DEVTMPFS -e TMPFS -e SHMEM -e MEMFD_CREATE -e SERIAL_8250 \
 	-e SERIAL_8250_CONSOLE -e BLK_DEV_INITRD
-# Huge pages for shmem, as Debian's kernels have them: guest RAM memfds in 2 MiB folios, which
-# LUO preserves and hands back one folio at a time (512 times fewer than 4 KiB pages).
-$c -e TRANSPARENT_HUGEPAGE -e TRANSPARENT_HUGEPAGE_MADVISE
 # kexec_file and the Live Update Orchestrator (KHO on by default, memfds preserved). KHO
 # needs the memory map whole at boot.
 $c -e KEXEC -e KEXEC_FILE -e KEXEC_HANDOVER -e KEXEC_HANDOVER_ENABLE_DEFAULT \
@@ -81,7 +78,7 @@ $c -d DEBUG_INFO -d DEBUG_INFO_DWARF5 -d DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT -d D
 	-d USB_SUPPORT -d WLAN -d WIRELESS -d CFG80211 -d HID -d INPUT_JOYSTICK -d AGP \
 	-d MODULES -d NFS_FS -d ETHERNET -d IKHEADERS -d RANDSTRUCT_FULL
 make -s olddefconfig
-for o in KEXEC_HANDOVER LIVEUPDATE LIVEUPDATE_MEMFD KVM_AMD KEXEC_FILE TRANSPARENT_HUGEPAGE; do
+for o in KEXEC_HANDOVER LIVEUPDATE LIVEUPDATE_MEMFD KVM_AMD KEXEC_FILE; do
 	grep -q "^CONFIG_$o=y" .config || { echo "mkkernel: CONFIG_$o did not stay on"; exit 1; }
 done
 make -j"$(nproc)" bzImage >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log"; exit 1; }
