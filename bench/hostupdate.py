@@ -229,19 +229,8 @@ def main():
     ap.add_argument('--runs', type=int, default=5)
     cfg = ap.parse_args()
     import ctypes
-    import fcntl
     ctypes.CDLL(None, use_errno=True).prctl(lu.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    kvm = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
-    vm = fcntl.ioctl(kvm, 0xAE01, 0)
-    vcpu = fcntl.ioctl(vm, 0xAE41, 0)
-    cfg.tsc_khz = fcntl.ioctl(vcpu, 0xAEA3, 0)
-    for fd in (vcpu, vm, kvm):
-        os.close(fd)
-    cfg.qemu_version = subprocess.run([cfg.qemu, '--version'], capture_output=True,
-                                      text=True).stdout.split('\n')[0].replace(
-                                          'QEMU emulator version ', '')
-    cfg.cpu_model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
-                          if l.startswith('model name')), '?')
+    lu.host_facts(cfg)
     results = []
     try:
         for s in cfg.sizes.split(','):

@@ -846,6 +846,23 @@ def report(cfg, results):
     print('- restore: `vmm restore STATE --mem MEM`; QEMU as above with `-incoming file:PATH`')
 
 
+def host_facts(cfg):
+    """cfg.tsc_khz: the TSC rate KVM gives its guests (no TSC scaling here: both VMMs' guests
+    see this); cfg.qemu_version, cfg.cpu_model for the report."""
+    import fcntl
+    kvm = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
+    vm = fcntl.ioctl(kvm, 0xAE01, 0)           # KVM_CREATE_VM
+    vcpu = fcntl.ioctl(vm, 0xAE41, 0)          # KVM_CREATE_VCPU
+    cfg.tsc_khz = fcntl.ioctl(vcpu, 0xAEA3, 0)  # KVM_GET_TSC_KHZ
+    for fd in (vcpu, vm, kvm):
+        os.close(fd)
+    cfg.qemu_version = subprocess.run([cfg.qemu, '--version'], capture_output=True,
+                                      text=True).stdout.split('\n')[0].replace(
+                                          'QEMU emulator version ', '')
+    cfg.cpu_model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
+                          if l.startswith('model name')), '?')
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--vmm', required=True)
@@ -868,19 +885,7 @@ def main():
     cfg.targets = {'p50': 3000, 'p99': 8000, 'restore': 10000}
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    # The TSC rate KVM gives its guests (no TSC scaling here: both VMMs' guests see this).
-    import fcntl
-    kvm = os.open('/dev/kvm', os.O_RDWR | os.O_CLOEXEC)
-    vm = fcntl.ioctl(kvm, 0xAE01, 0)           # KVM_CREATE_VM
-    vcpu = fcntl.ioctl(vm, 0xAE41, 0)          # KVM_CREATE_VCPU
-    cfg.tsc_khz = fcntl.ioctl(vcpu, 0xAEA3, 0)  # KVM_GET_TSC_KHZ
-    for fd in (vcpu, vm, kvm):
-        os.close(fd)
-    cfg.qemu_version = subprocess.run([cfg.qemu, '--version'], capture_output=True,
-                                      text=True).stdout.split('\n')[0].replace(
-                                          'QEMU emulator version ', '')
-    cfg.cpu_model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo')
-                          if l.startswith('model name')), '?')
+    host_facts(cfg)
     results = []
     cfg.load0 = open('/proc/loadavg').read().split()[:3]
     others = OtherLoad()

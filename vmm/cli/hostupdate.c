@@ -13,13 +13,14 @@
  *       2. asks every VM (its API socket) how its RAM is kept: in a file (the DAX route),
  *          or a memfd where this kernel has /dev/liveupdate (the LUO route); a VM whose RAM
  *          would be lost stops everything;
- *       3. LUO VMs: their RAM preserved in a LUO session each while they run (PUT
- *          /snapshot/luo); then every VM paused, and each snapshotted in place (the state to
- *          DIR/ID.state, the RAM file only synced) or its state preserved in its session; any
- *          failure resumes them all (which drops their sessions) and unloads K;
- *       4. writes DIR/manifest.json, syncs, and jumps into K (reboot(LINUX_REBOOT_CMD_KEXEC),
- *          what kexec -e does); the paused vmm processes go with the kernel. If the jump
- *          fails, the manifest is removed and every VM resumed.
+ *       3. writes DIR/manifest.json (nothing in it depends on the pause); LUO VMs: their
+ *          RAM preserved in a LUO session each while they run (PUT /snapshot/luo); then
+ *          every VM paused, and each snapshotted in place (the state to DIR/ID.state, the
+ *          RAM file only synced) or its state preserved in its session;
+ *       4. syncs and jumps into K (reboot(LINUX_REBOOT_CMD_KEXEC), what kexec -e does); the
+ *          paused vmm processes go with the kernel.
+ *       Any failure from step 3 on, the jump included, removes the manifest, resumes every
+ *       VM (which drops their sessions) and unloads K.
  *   vmm hostupdate resume --state-dir DIR [--vmm PATH]
  *       on the new kernel: restores every VM of the manifest (vmm restore, from its state
  *       file or --luo-session; its API socket as before, its console to DIR/ID.console),
