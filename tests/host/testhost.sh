@@ -36,6 +36,7 @@
 #   VMM_KIT_DIR        guest kit cache (default ${XDG_CACHE_HOME:-~/.cache}/vmm/guest-kit)
 #   VMM_TEST_DIRECT=1  run on this machine's /dev/kvm instead of the QEMU test host
 #   VMM_TEST_WALL      wall-clock limit of the QEMU test host in seconds (default 1100)
+#   VMM_TEST_STALL     seconds a boot of the test host may take to reach init (default 240)
 #   VMM_TEST_VERBOSE=1 print every case's console, not only failures'
 set -uo pipefail
 
@@ -112,6 +113,8 @@ fi
 # --- run the cases -------------------------------------------------------------------------
 RESULTS=$WORK/results.log
 CONSOLE=
+# The test host's QMP socket (short: a unix socket's path has at most 107 bytes).
+QMP_SOCK=${TMPDIR:-/tmp}/vmm-testhost.$$.qmp
 t_start=$(date +%s)
 
 run_direct() {
@@ -218,6 +221,8 @@ build_host_initramfs() {
 	# A QMP client, for cases that run QEMU as the peer (hk-run.sh's qemu route).
 	"${CC:-cc}" -O2 -static -o "$root/bin/qmpctl" "$HERE/qmpctl.c" 2>"$WORK/qmpctl.log" ||
 		die "cannot compile qmpctl.c with ${CC:-cc}: $(head -n 1 "$WORK/qmpctl.log")"
+	# And for this side: watch_host asks QEMU where a stuck boot stopped.
+	cp "$root/bin/qmpctl" "$WORK/qmpctl"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
@@ -258,14 +263,46 @@ build_host_initramfs() {
 # one cause we know) or a panic (the test host then powers off by itself: panic=-1).
 HOST_FAILED='BUG: soft lockup|Kernel panic - not syncing'
 
-# On a soft lockup, kill QEMU a few seconds later, once the backtraces are on the console,
-# instead of waiting for the wall-clock limit.
-watch_lockup() {
-	local pid=$1
+# Boots of the test host that reached init (host-init.sh's '@@HOST begin') and boots begun
+# (the first, and one more per kexec the console shows).
+boots_done() { grep -c '^@@HOST begin' "$RESULTS"; }
+boots_begun() { echo $(($(grep -c 'kexec_core: Starting new kernel' "$CONSOLE") + 1)); }
+
+# A boot that has not reached init in VMM_TEST_STALL seconds (default 240; it takes 3-10 s)
+# is stuck: record QEMU's view of the CPUs (QMP, 'info registers -a') and where it stopped,
+# then kill QEMU instead of waiting for the wall-clock limit. Nothing of ours runs before
+# init, so run_testhost boots again once when the first boot is the stuck one; a boot after a
+# kexec is the case's own and fails it.
+stalled() {
+	local pid=$1 boot=$2 secs=$3
+	{
+		echo "    boot $boot of the test host did not reach init in ${secs}s" \
+			"(QEMU's CPU state in $WORK/stall-registers.txt; console so far:)"
+		if [ -s "$CONSOLE" ]; then tail -n 5 "$CONSOLE" | sed 's/^/      /'; else echo "      (nothing)"; fi
+	} >"$WORK/stall"
+	"$WORK/qmpctl" "$QMP_SOCK" --wait 5 \
+		'{"execute": "human-monitor-command", "arguments": {"command-line": "info registers -a"}}' \
+		2>&1 | sed 's/\\r\\n/\n/g; s/\\n/\n/g' >"$WORK/stall-registers.txt"
+	grep -m2 -E '^(CPU#|RIP=)' "$WORK/stall-registers.txt" | sed 's/^/      /' >>"$WORK/stall"
+	echo "$boot" >"$WORK/stall-boot"
+	kill "$pid" 2>/dev/null
+}
+
+# Watches one boot of the test host: on a soft lockup, kill QEMU a few seconds later, once the
+# backtraces are on the console, instead of waiting for the wall-clock limit; on a boot that
+# does not reach init, stalled().
+watch_host() {
+	local pid=$1 limit=${VMM_TEST_STALL:-240} begun=1 since=$SECONDS b
 	while kill -0 "$pid" 2>/dev/null; do
 		if grep -q 'BUG: soft lockup' "$CONSOLE"; then
 			sleep 5
 			kill "$pid" 2>/dev/null
+			return
+		fi
+		b=$(boots_begun)
+		[ "$b" -ne "$begun" ] && { begun=$b; since=$SECONDS; }
+		if [ "$(boots_done)" -lt "$begun" ] && [ $((SECONDS - since)) -ge "$limit" ]; then
+			stalled "$pid" "$begun" $((SECONDS - since))
 			return
 		fi
 		sleep 2
@@ -284,7 +321,7 @@ host_failed() {
 
 # One boot of the test host: the cases' reports land in $RESULTS, its console in $CONSOLE.
 boot_testhost() {
-	local qemu=$1 wall=$2 disk=() pid watcher mem=6144 pmem=
+	local qemu=$1 wall=$2 quiet=${3- quiet} disk=() pid watcher mem=6144 pmem=
 	if want_scratch; then
 		make_scratch
 		# Test data only: cache=unsafe spares the outer machine's disk the flushes.
@@ -300,20 +337,22 @@ boot_testhost() {
 	fi
 	: >"$RESULTS"
 	: >"$CONSOLE"
-	rm -f "$WORK/lockup"
+	rm -f "$WORK/lockup" "$WORK/stall" "$WORK/stall-boot" "$QMP_SOCK"
 	# EPYC with SVM and nested paging: the test host's KVM then runs guests with hardware
 	# -like behaviour, at TCG speed. The second serial port carries the reports. 6 GiB:
 	# the VMM refuses a --memory above the host's RAM, and the 4 GiB case must fit (TCG
-	# allocates the test host's RAM lazily too). 'quiet' keeps the emulated boot short;
+	# allocates the test host's RAM lazily too). 'quiet' keeps the emulated boot short (a
+	# boot again after one that never reached init goes without, to show where it stops);
 	# from init on the console shows warnings with their backtraces.
 	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m "${mem}M" -M q35 \
 		-nodefaults -no-reboot -display none -monitor none \
+		-qmp "unix:$QMP_SOCK,server=on,wait=off" \
 		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
 		-kernel "$(host_kernel)" -initrd "$WORK/host.cpio" \
-		-append "console=ttyS0 rdinit=/init quiet panic=-1 sysctl.kernel.printk=7$pmem$HOST_APPEND" \
+		-append "console=ttyS0 rdinit=/init$quiet panic=-1 sysctl.kernel.printk=7$pmem$HOST_APPEND" \
 		</dev/null >"$WORK/qemu.log" 2>&1 &
 	pid=$!
-	watch_lockup "$pid" &
+	watch_host "$pid" &
 	watcher=$!
 	wait "$pid"
 	local rc=$?
@@ -336,23 +375,31 @@ run_testhost() {
 	CONSOLE=$WORK/host-console.log
 	boot_testhost "$qemu" "$wall"
 	rc=$?
-	if host_failed >"$WORK/host-failed.txt"; then
-		# Not a case's failure: the test host's kernel stopped. Say so, keep that boot's
-		# logs, and run every case again in a fresh boot, once. A second failure fails.
-		echo "testhost: RETRY: the test host's kernel failed, so every case runs again in a" \
-			"new boot; the lost boot's logs are host-console.1.log and results.1.log:"
+	if host_failed >"$WORK/host-failed.txt" || [ "$(cat "$WORK/stall-boot" 2>/dev/null)" = 1 ]; then
+		# Not a case's failure: the test host's kernel stopped, or its first boot never
+		# reached init (nothing of ours had run). Say so, keep that boot's logs, and run
+		# every case again in a fresh boot, once, in the time left. A second failure fails.
+		echo "testhost: RETRY: the test host's first boot was lost, so every case runs again" \
+			"in a new boot; the lost boot's logs are host-console.1.log and results.1.log:"
 		cat "$WORK/host-failed.txt"
+		[ -e "$WORK/stall" ] && cat "$WORK/stall" && mv "$WORK/stall-registers.txt" "$WORK/stall-registers.1.txt"
 		mv "$CONSOLE" "$WORK/host-console.1.log"
 		mv "$RESULTS" "$WORK/results.1.log"
-		boot_testhost "$qemu" "$wall"
+		wall=$((wall - ($(date +%s) - t_start)))
+		[ "$wall" -lt 120 ] && wall=120
+		if [ -e "$WORK/stall" ]; then boot_testhost "$qemu" "$wall" ""; else boot_testhost "$qemu" "$wall"; fi
 		rc=$?
 		if host_failed >"$WORK/host-failed.txt"; then
 			echo "testhost: the test host's kernel failed again:"
 			cat "$WORK/host-failed.txt"
 		fi
 	fi
+	if [ -e "$WORK/stall" ]; then
+		echo "testhost: the test host was stopped:"
+		cat "$WORK/stall"
+	fi
 	# Regenerated each run, and big: only the logs stay in the work directory.
-	rm -f "$WORK/host.cpio" "$WORK/scratch.img"
+	rm -f "$WORK/host.cpio" "$WORK/scratch.img" "$QMP_SOCK"
 	[ $rc -eq 124 ] && echo "testhost: the QEMU test host hit the ${wall}s wall-clock limit"
 	[ $rc -ne 0 ] && [ $rc -ne 124 ] && [ ! -e "$WORK/lockup" ] &&
 		{ echo "testhost: qemu exited with $rc:"; tail -n 5 "$WORK/qemu.log"; }
