@@ -62,6 +62,9 @@ struct vmm_config {
 	struct config_disk disks[VMM_MAX_DISKS];
 	unsigned int nr_disks;
 
+	bool rng;            /* a virtio-rng device (Firecracker's "entropy") */
+	struct vmm_rate_limiter rng_limit; /* its rate limit; all zero: none */
+
 	/* How the user named the fields checked only when the VM starts (their setters' what):
 	 * "--memory" or "mem_size_mib", so that a later error speaks the user's language. */
 	struct {
@@ -143,6 +146,10 @@ int config_set_timeout(struct vmm_config *c, long long s, const char *what,
 int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *what,
 		    struct vmm_error *e) WUR;
 /* The checks across fields, and that a kernel is set. */
+int config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
+		       const char *what, struct vmm_error *e) WUR;
+/* How many virtio-mmio slots c's devices take. */
+unsigned int config_virtio_devices(const struct vmm_config *c);
 int config_validate(const struct vmm_config *c, struct vmm_error *e) WUR;
 
 #endif

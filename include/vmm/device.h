@@ -151,5 +151,6 @@ extern const struct device_ops acpi_pm_device_ops;     /* devices/acpi_pm.c */
 extern const struct device_ops debug_exit_device_ops;  /* devices/debug_exit.c */
 extern const struct device_ops virtio_blk_device_ops;  /* virtio/blk/virtio_blk_dev.c */
 extern const struct device_ops virtio_console_device_ops; /* virtio/console/ */
+extern const struct device_ops virtio_rng_device_ops;  /* virtio/rng/virtio_rng_dev.c */
 
 #endif

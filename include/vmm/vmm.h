@@ -89,6 +89,22 @@ struct vmm_disk {
 
 void vmm_disk_init(struct vmm_disk *d);
 
+/*
+ * A rate limit, as Firecracker's RateLimiter: each bucket holds `size` tokens (bytes for
+ * bandwidth, requests for ops), refilled at size per refill_time_ms, plus a one-time burst
+ * spent first. A bucket with size 0 (and refill_time_ms 0) does not limit.
+ */
+struct vmm_token_bucket {
+	uint64_t size;
+	uint64_t one_time_burst;
+	uint64_t refill_time_ms;
+};
+
+struct vmm_rate_limiter {
+	struct vmm_token_bucket bandwidth;
+	struct vmm_token_bucket ops;
+};
+
 struct vmm_config *vmm_config_new(void);
 struct vmm_config *vmm_config_dup(const struct vmm_config *c);
 void vmm_config_free(struct vmm_config *c);
@@ -130,6 +146,12 @@ int vmm_config_set_cpuid_mask(struct vmm_config *c, const char *list, struct vmm
 int vmm_config_set_kvm_device(struct vmm_config *c, const char *path, struct vmm_error *e);
 /* Add a disk, or replace the one with the same id (Firecracker's PUT /drives semantics). */
 int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct vmm_error *e);
+/*
+ * A virtio-rng device (Firecracker's "entropy"): the guest's /dev/hwrng, filled from the
+ * host's getrandom(2). rl NULL: no rate limit. enable false removes it.
+ */
+int vmm_config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
+			   struct vmm_error *e);
 
 /*
  * Firecracker's JSON configuration layout ("boot-source", "machine-config", "drives"), as

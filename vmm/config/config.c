@@ -15,6 +15,7 @@
 #include "vmm/cpuid.h"
 #include "vmm/devices.h"
 #include "vmm/layout.h"
+#include "vmm/ratelimit.h"
 #include "vmm/serial.h"
 
 int config_fail(struct vmm_error *e, int code, const char *fmt, ...)
@@ -489,10 +490,39 @@ int config_validate(const struct vmm_config *c, struct vmm_error *e)
 		return config_fail(e, -EINVAL, "debug-exit port: 0x%x is taken by %s",
 				   c->debug_exit_port, clash);
 	/* One virtio-mmio window and GSI each; LAYOUT_VIRTIO_MAX_DEVS in all. */
-	if (c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) > LAYOUT_VIRTIO_MAX_DEVS)
-		return config_fail(e, -ENOSPC, "disks: %u disks and a virtio console need more "
-				   "than the %d virtio-mmio slots", c->nr_disks,
-				   LAYOUT_VIRTIO_MAX_DEVS);
+	if (config_virtio_devices(c) > LAYOUT_VIRTIO_MAX_DEVS)
+		return config_fail(e, -ENOSPC, "devices: %u disks%s%s need more than the %d "
+				   "virtio-mmio slots", c->nr_disks,
+				   c->console == VMM_CONSOLE_VIRTIO ? ", a virtio console" : "",
+				   c->rng ? ", an entropy device" : "", LAYOUT_VIRTIO_MAX_DEVS);
+	return 0;
+}
+
+unsigned int config_virtio_devices(const struct vmm_config *c)
+{
+	return c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) + c->rng;
+}
+
+static int bucket_check(const struct vmm_token_bucket *b, const char *what, const char *name,
+			struct vmm_error *e)
+{
+	if (!tb_config_valid(b))
+		return config_fail(e, -EINVAL, "%s: %s: size and refill_time must both be 0 (no "
+				   "limit) or both be positive, and one_time_burst needs a size",
+				   what, name);
+	return 0;
+}
+
+int config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
+		       const char *what, struct vmm_error *e)
+{
+	int r;
+
+	if (rl && ((r = bucket_check(&rl->bandwidth, what, "bandwidth", e)) < 0 ||
+		   (r = bucket_check(&rl->ops, what, "ops", e)) < 0))
+		return r;
+	c->rng = enable;
+	c->rng_limit = enable && rl ? *rl : (struct vmm_rate_limiter){0};
 	return 0;
 }
 
@@ -648,6 +678,12 @@ int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct v
 
 	snprintf(what, sizeof(what), "disk '%s'", d->id ? d->id : "");
 	return config_put_disk(c, d, what, e);
+}
+
+int vmm_config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
+			   struct vmm_error *e)
+{
+	return config_set_entropy(c, enable, rl, "entropy", e);
 }
 
 int vmm_config_validate(const struct vmm_config *c, struct vmm_error *e)

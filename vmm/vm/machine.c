@@ -51,6 +51,11 @@ static unsigned int count_virtio_console(const struct vmm_config *c)
 	return c->console == VMM_CONSOLE_VIRTIO;
 }
 
+static unsigned int count_virtio_rng(const struct vmm_config *c)
+{
+	return c->rng;
+}
+
 static const struct device_row machine_devices[] = {
 	{ &serial_device_ops, NULL },
 	{ &i8042_device_ops, NULL },
@@ -58,9 +63,10 @@ static const struct device_row machine_devices[] = {
 	{ &pvpanic_device_ops, NULL },
 	{ &acpi_pm_device_ops, NULL },
 	{ &debug_exit_device_ops, count_debug_exit },
-	/* virtio-mmio slots in this order: disks (root first), then the console. */
+	/* virtio-mmio slots in this order: disks (root first), the console, the entropy device. */
 	{ &virtio_blk_device_ops, count_disks },
 	{ &virtio_console_device_ops, count_virtio_console },
+	{ &virtio_rng_device_ops, count_virtio_rng },
 };
 
 /* ---- what devices get from the machine ---- */
