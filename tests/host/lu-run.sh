@@ -94,6 +94,9 @@ apictl "$sock" PUT /drives/data "$(printf "$drive" data "$disk" false)" >/dev/nu
 	fail "drives/data"
 # shellcheck disable=SC2059
 apictl "$sock" PUT /drives/ctl "$(printf "$drive" ctl "$ctl" true)" >/dev/null || fail "drives/ctl"
+# An entropy device under a rate limit: the guest's hwrng thread reads it across the updates.
+apictl "$sock" PUT /entropy '{"rate_limiter": {"bandwidth": {"size": 65536, "refill_time": 100}}}' \
+	>/dev/null || fail entropy
 apictl "$sock" PUT /actions '{"action_type": "InstanceStart"}' >/dev/null || fail InstanceStart
 # The first "ack 3" is record 3's (those of 30, 300... come after it).
 lutool wait "$con" 0 "VMMTEST ack 3" 120 || fail "no third record acked within 120 s of the start"

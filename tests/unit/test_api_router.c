@@ -537,6 +537,61 @@ static void test_vm_config(void **state)
 	json_decref(j);
 }
 
+/* ---- PUT /entropy ---- */
+
+static void test_entropy(void **state)
+{
+	struct fx *x = *state;
+	json_t *j, *rl;
+
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	/* No rate limit: the device alone, shown with a null rate_limiter. */
+	expect_ok(x, "PUT", "/entropy", "{}");
+	assert_true(x->vm.cfg.rng);
+	assert_int_equal(req(x, "GET", "/vm/config", NULL), 200);
+	assert_non_null(strstr(x->r.body, "\"entropy\":{\"rate_limiter\":null}"));
+
+	expect_ok(x, "PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, "
+		  "\"one_time_burst\": 5000, \"refill_time\": 100}, \"ops\": {\"size\": 10, "
+		  "\"refill_time\": 1000}}}");
+	assert_int_equal(x->vm.cfg.rng_limit.bandwidth.size, 1000);
+	assert_int_equal(x->vm.cfg.rng_limit.bandwidth.one_time_burst, 5000);
+	assert_int_equal(x->vm.cfg.rng_limit.bandwidth.refill_time_ms, 100);
+	assert_int_equal(x->vm.cfg.rng_limit.ops.size, 10);
+	j = get_json(x, "/vm/config");
+	rl = json_object_get(json_object_get(j, "entropy"), "rate_limiter");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rl, "bandwidth"),
+							    "one_time_burst")), 5000);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(rl, "ops"),
+							    "refill_time")), 1000);
+	/* It reads back as a configuration file giving the same device. */
+	struct vmm_config c;
+	struct vmm_error e = { 0 };
+	config_init(&c);
+	assert_int_equal(cfgjson_file(&c, j, &e), 0);
+	assert_true(c.rng);
+	assert_int_equal(c.rng_limit.ops.refill_time_ms, 1000);
+	config_fini(&c);
+	json_decref(j);
+
+	/* Each refusal names the field; a refused PUT changes nothing. */
+	expect_fault(x, 400, "PUT", "/entropy", "{\"rate\": 1}", "unknown field 'rate'");
+	expect_fault(x, 400, "PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": "
+		     "{\"size\": 1}}}", "rate_limiter.bandwidth: missing required field "
+		     "'refill_time'");
+	expect_fault(x, 400, "PUT", "/entropy", "{\"rate_limiter\": {\"ops\": {\"size\": -1, "
+		     "\"refill_time\": 5}}}", "must not be negative");
+	expect_fault(x, 400, "PUT", "/entropy", "{\"rate_limiter\": {\"ops\": {\"size\": 0, "
+		     "\"refill_time\": 5}}}", "both be positive");
+	expect_fault(x, 400, "PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": "
+		     "\"1\", \"refill_time\": 5}}}", "size: must be an integer");
+	expect_fault(x, 400, "PUT", "/entropy", "{\"rate_limiter\": [1]}", "must be a JSON object");
+	assert_int_equal(x->vm.cfg.rng_limit.bandwidth.size, 1000);
+
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_fault(x, 400, "PUT", "/entropy", "{}", POST_BOOT);
+}
+
 /* ---- PUT /actions ---- */
 
 static void test_actions(void **state)
@@ -809,6 +864,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_boot_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_machine_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_entropy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_vm, setup, teardown),

@@ -165,6 +165,42 @@ static void test_errors(void **state)
 		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock");
 }
 
+static void test_rng(void **state)
+{
+	struct cli_opts o;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--rng", NULL), 0);
+	assert_true(o.cfg.rng);
+	assert_int_equal(o.cfg.rng_limit.bandwidth.size, 0);
+	assert_int_equal(o.cfg.rng_limit.ops.size, 0);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", NULL), 0);
+	assert_false(o.cfg.rng);
+	cli_opts_free(&o);
+	/* Plain numbers are bytes; per second unless /MS. */
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--rng=bytes=64K/100,ops=10,burst=1M",
+			       NULL), 0);
+	assert_int_equal(o.cfg.rng_limit.bandwidth.size, 64 * 1024);
+	assert_int_equal(o.cfg.rng_limit.bandwidth.refill_time_ms, 100);
+	assert_int_equal(o.cfg.rng_limit.bandwidth.one_time_burst, 1024 * 1024);
+	assert_int_equal(o.cfg.rng_limit.ops.size, 10);
+	assert_int_equal(o.cfg.rng_limit.ops.refill_time_ms, 1000);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--rng=bytes=500", NULL), 0);
+	assert_int_equal(o.cfg.rng_limit.bandwidth.size, 500);
+	cli_opts_free(&o);
+
+	expect_error("bytes must be SIZE[/MS]", "run", "--kernel=k", "--rng=bytes=12x", NULL, NULL);
+	expect_error("bytes must be", "run", "--kernel=k", "--rng=bytes=0", NULL, NULL);
+	expect_error("bytes must be", "run", "--kernel=k", "--rng=bytes=1K/0", NULL, NULL);
+	expect_error("ops must be N[/MS]", "run", "--kernel=k", "--rng=ops=1M", NULL, NULL);
+	expect_error("burst= needs bytes=", "run", "--kernel=k", "--rng=burst=4K", NULL, NULL);
+	expect_error("unknown option 'rate'", "run", "--kernel=k", "--rng=rate=1", NULL, NULL);
+	expect_error("'ops' given twice", "run", "--kernel=k", "--rng=ops=1,ops=2", NULL, NULL);
+}
+
 /* One --disk value into a fresh configuration; the disk it made, or NULL. */
 static const struct config_disk *disk1(struct vmm_config *c, const char *spec, char **err)
 {
@@ -384,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_run_all),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_disk),
+		cmocka_unit_test(test_rng),
 		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_firecracker_flags),

@@ -196,6 +196,10 @@ static void test_config_node(void **state)
 	d.read_only = true;
 	d.serial = NULL;
 	assert_int_equal(config_put_disk(&c, &d, "d", &e), 0);
+	struct vmm_rate_limiter rl = {.bandwidth = {.size = 4096, .one_time_burst = 1,
+						    .refill_time_ms = 10},
+				      .ops = {.size = 7, .refill_time_ms = 1000}};
+	assert_int_equal(config_set_entropy(&c, true, &rl, "entropy", &e), 0);
 
 	assert_int_equal(state_writer_init(&w), 0);
 	config_state_save(&c, &w);
@@ -220,6 +224,21 @@ static void test_config_node(void **state)
 	assert_string_equal(back.disks[1].id, "a");
 	assert_true(back.disks[1].root && back.disks[1].read_only);
 	assert_string_equal(config_disk_at(&back, 0)->id, "a");
+	assert_true(back.rng);
+	assert_memory_equal(&back.rng_limit, &rl, sizeof(rl));
+	config_fini(&back);
+	free(buf);
+
+	/* Without the device, none comes back. */
+	assert_int_equal(config_set_entropy(&c, false, NULL, "entropy", &e), 0);
+	assert_int_equal(state_writer_init(&w), 0);
+	config_state_save(&c, &w);
+	assert_int_equal(state_finish(&w, &buf, &len), 0);
+	assert_int_equal(state_open(&r, buf, len, err, sizeof(err)), 0);
+	config_init(&back);
+	back.rng = true;
+	assert_int_equal(config_state_load(&back, &r, err, sizeof(err)), 0);
+	assert_false(back.rng);
 	config_fini(&back);
 	config_fini(&c);
 	free(buf);

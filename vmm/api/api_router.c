@@ -8,6 +8,7 @@
  *   PUT   /boot-source      before start
  *   PUT   /machine-config   before start (PATCH too); GET any time
  *   PUT   /drives/{id}      before start; the same id replaces the drive
+ *   PUT   /entropy          before start: a virtio-rng device, optionally rate limited
  *   PUT   /actions          InstanceStart, SendCtrlAltDel (FlushMetrics: refused, no metrics)
  *   PATCH /vm               {"state": "Paused" | "Resumed"} once started; idempotent
  *   GET   /vm/config        FullVmConfiguration
@@ -35,7 +36,7 @@
 
 /* Firecracker resources outside vmm's subset: refused by name rather than as unknown paths. */
 static const char *const unsupported_resources[] = {
-	"balloon", "cpu-config", "entropy", "hotplug", "logger", "metrics", "mmds",
+	"balloon", "cpu-config", "hotplug", "logger", "metrics", "mmds",
 	"network-interfaces", "pmem", "serial", "vsock",
 };
 
@@ -233,7 +234,7 @@ static void get_vm_config(struct req *q)
 
 /* ---- configuration changes (before start) ---- */
 
-enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE };
+enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE, CH_ENTROPY };
 
 struct change_arg {
 	enum change kind;
@@ -254,6 +255,8 @@ static int change_fn(struct vmm_config *c, void *arg, struct vmm_error *e)
 		return cfgjson_machine_config(c, a->body, true, e);
 	case CH_DRIVE:
 		return cfgjson_drive(c, a->id, a->body, e);
+	case CH_ENTROPY:
+		return cfgjson_entropy(c, a->body, e);
 	}
 	return config_fail(e, -EINVAL, "unknown change");
 }
@@ -751,6 +754,8 @@ static void dispatch(struct req *q)
 		change_config(q, CH_MACHINE_PATCH, NULL);
 	else if (is(q, M_PUT, "drives"))
 		put_drive(q);
+	else if (is(q, M_PUT, "entropy"))
+		change_config(q, CH_ENTROPY, NULL);
 	else if (is(q, M_PUT, "actions"))
 		put_actions(q);
 	else if (is(q, M_PATCH, "vm"))

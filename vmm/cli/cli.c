@@ -182,6 +182,118 @@ out:
 	return r;
 }
 
+/* A byte count: plain digits are bytes, 64K / 1M / 1G binary multiples. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*end && !errno) {
+		*out = v;
+		return true;
+	}
+	return config_parse_size(s, out) == 0;
+}
+
+/* AMOUNT[/MS]: amount per MS milliseconds, per second without /MS. */
+static bool parse_rate(const char *s, bool bytes, struct vmm_token_bucket *b)
+{
+	char *amount = g_strdup(s), *slash = strchr(amount, '/'), *end;
+	bool ok;
+
+	b->refill_time_ms = 1000;
+	if (slash) {
+		*slash++ = '\0';
+		errno = 0;
+		unsigned long long ms = strtoull(slash, &end, 10);
+		if (*slash < '0' || *slash > '9' || *end || errno || ms == 0) {
+			g_free(amount);
+			return false;
+		}
+		b->refill_time_ms = ms;
+	}
+	if (bytes) {
+		ok = parse_bytes(amount, &b->size);
+	} else {
+		errno = 0;
+		b->size = strtoull(amount, &end, 10);
+		ok = *amount >= '0' && *amount <= '9' && !*end && !errno;
+	}
+	g_free(amount);
+	return ok && b->size > 0;
+}
+
+int cli_parse_rng(const char *spec, struct vmm_config *cfg, char **err)
+{
+	struct vmm_rate_limiter rl = {0};
+	const char *p = spec ? spec : "";
+	bool seen_bytes = false, seen_ops = false, seen_burst = false;
+	uint64_t burst = 0;
+	struct vmm_error e;
+	char *f = NULL;
+	int r = -EINVAL;
+
+	while (*p) {
+		f = next_field(&p);
+		char *val = strchr(f, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(f, "bytes")) {
+			if (seen_bytes)
+				goto dup;
+			seen_bytes = true;
+			if (!val || !parse_rate(val, true, &rl.bandwidth)) {
+				*err = g_strdup_printf("--rng: bytes must be SIZE[/MS], e.g. 1M (a "
+						       "second) or 64K/100, not '%s'", val ? val : "");
+				goto out;
+			}
+		} else if (!strcmp(f, "ops")) {
+			if (seen_ops)
+				goto dup;
+			seen_ops = true;
+			if (!val || !parse_rate(val, false, &rl.ops)) {
+				*err = g_strdup_printf("--rng: ops must be N[/MS], e.g. 100 (a second) "
+						       "or 10/100, not '%s'", val ? val : "");
+				goto out;
+			}
+		} else if (!strcmp(f, "burst")) {
+			if (seen_burst)
+				goto dup;
+			seen_burst = true;
+			if (!val || !parse_bytes(val, &burst)) {
+				*err = g_strdup_printf("--rng: burst must be a size in bytes, e.g. 1M, "
+						       "not '%s'", val ? val : "");
+				goto out;
+			}
+		} else {
+			*err = g_strdup_printf("--rng: unknown option '%s' (known: bytes=, ops=, "
+					       "burst=)", f);
+			goto out;
+		}
+		g_free(f);
+		f = NULL;
+	}
+	if (seen_burst && !seen_bytes) {
+		*err = g_strdup("--rng: burst= needs bytes= (the burst is in bytes)");
+		goto out;
+	}
+	rl.bandwidth.one_time_burst = burst;
+	if (config_set_entropy(cfg, true, &rl, "--rng", &e) < 0) {
+		*err = g_strdup(e.msg);
+		goto out;
+	}
+	r = 0;
+	goto out;
+dup:
+	*err = g_strdup_printf("--rng: '%s' given twice", f);
+out:
+	g_free(f);
+	return r;
+}
+
 void cli_opts_free(struct cli_opts *o)
 {
 	config_fini(&o->cfg);
@@ -328,6 +440,21 @@ out:
 	return ret;
 }
 
+/* --rng takes an optional argument, which GOption gives only to a callback. */
+static gboolean rng_given;
+static gchar *rng_spec;
+
+static gboolean rng_option(const gchar *name, const gchar *value, gpointer data, GError **error)
+{
+	(void)name;
+	(void)data;
+	(void)error;
+	rng_given = TRUE;
+	g_free(rng_spec);
+	rng_spec = g_strdup(value ? value : "");
+	return TRUE;
+}
+
 static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char **help_text)
 {
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
@@ -359,6 +486,11 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "io=uring|aio|sync, serial=ID, poll=USEC (adaptive busy-polling of the I/O thread "
 		  "up to USEC after each event, 0 = off, default 32) (a comma in PATH is written ,,)",
 		  "PATH[,id=][,ro][,root][,cache=][,io=][,serial=][,poll=]" },
+		{ "rng", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer)rng_option,
+		  "a virtio-rng device: the guest's /dev/hwrng, from the host's getrandom(2). "
+		  "Optional rate limit: bytes=SIZE[/MS] (per MS milliseconds, default a second), "
+		  "ops=N[/MS] requests, burst=SIZE extra bytes at first; e.g. --rng=bytes=1M",
+		  "[bytes=][,ops=][,burst=]" },
 		{ "console", 0, 0, G_OPTION_ARG_STRING, &console,
 		  "the guest console: serial (ttyS0, default) or virtio (hvc0)", "serial|virtio" },
 		{ "cpuid-mask", 0, 0, G_OPTION_ARG_STRING, &cpuid_mask,
@@ -376,7 +508,11 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 	GOptionContext *ctx = g_option_context_new("- boot a Linux kernel in a KVM virtual machine");
 	struct vmm_config *c = &o->cfg;
 	struct vmm_error e;
-	int ret = parse_entries(ctx, entries, &help, argc, argv, o, err, help_text);
+	int ret;
+
+	rng_given = FALSE;
+	g_clear_pointer(&rng_spec, g_free);
+	ret = parse_entries(ctx, entries, &help, argc, argv, o, err, help_text);
 
 	if (ret != 0) {
 		ret = ret < 0 ? ret : 0;
@@ -459,6 +595,8 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		if ((ret = cli_parse_disk(disks[i], i, c, err)) < 0)
 			goto out;
 	}
+	if (rng_given && (ret = cli_parse_rng(rng_spec, c, err)) < 0)
+		goto out;
 	c->track_dirty = track;
 	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
 		goto out;
@@ -480,6 +618,7 @@ out:
 	g_free(api_sock);
 	g_free(id);
 	g_strfreev(disks);
+	g_clear_pointer(&rng_spec, g_free);
 	g_option_context_free(ctx);
 	return ret;
 }

@@ -15,7 +15,7 @@
 /* Firecracker's configuration-file sections that vmm does not implement (yet). */
 static const char *const unsupported_sections[] = {
 	"network-interfaces", "vsock", "balloon", "logger", "metrics", "mmds-config",
-	"entropy", "cpu-config", "memory-hotplug", "serial", "pmem",
+	"cpu-config", "memory-hotplug", "serial", "pmem",
 };
 
 /* The first key of o not in allowed[], or NULL. */
@@ -269,6 +269,94 @@ static int apply_drive(struct vmm_config *c, const char *path_id, const json_t *
 	return config_put_disk(c, &disk, what, e);
 }
 
+/* ---- rate limiters and the entropy device ---- */
+
+/* Firecracker's TokenBucket: size and refill_time (ms) required, one_time_burst optional. */
+static int parse_bucket(const json_t *o, const char *what, struct vmm_token_bucket *b,
+			struct vmm_error *e)
+{
+	static const char *const keys[] = { "size", "one_time_burst", "refill_time" };
+	long long size = 0, burst = 0, refill = 0;
+	int r;
+
+	*b = (struct vmm_token_bucket){0};
+	if (!o || json_is_null(o))
+		return 0;
+	if (!json_is_object(o))
+		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
+	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), what, e)) < 0 ||
+	    (r = need(get_int(o, "size", &size, e), "size", what, e)) < 0 ||
+	    (r = need(get_int(o, "refill_time", &refill, e), "refill_time", what, e)) < 0 ||
+	    (r = get_int(o, "one_time_burst", &burst, e)) < 0)
+		return r;
+	if (size < 0 || refill < 0 || burst < 0)
+		return config_fail(e, -EINVAL, "%s: size, one_time_burst and refill_time must not "
+				   "be negative", what);
+	b->size = (uint64_t)size;
+	b->refill_time_ms = (uint64_t)refill;
+	b->one_time_burst = (uint64_t)burst;
+	return 0;
+}
+
+/* Firecracker's RateLimiter: "bandwidth" (bytes) and "ops" buckets, both optional. */
+static int parse_rate_limiter(const json_t *o, const char *what, struct vmm_rate_limiter *rl,
+			      struct vmm_error *e)
+{
+	static const char *const keys[] = { "bandwidth", "ops" };
+	char sub[96];
+	int r;
+
+	*rl = (struct vmm_rate_limiter){0};
+	if (!o || json_is_null(o))
+		return 0;
+	if (!json_is_object(o))
+		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
+	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), what, e)) < 0)
+		return r;
+	snprintf(sub, sizeof(sub), "%s.bandwidth", what);
+	if ((r = parse_bucket(json_object_get(o, "bandwidth"), sub, &rl->bandwidth, e)) < 0)
+		return r;
+	snprintf(sub, sizeof(sub), "%s.ops", what);
+	return parse_bucket(json_object_get(o, "ops"), sub, &rl->ops, e);
+}
+
+/* Firecracker's EntropyDeviceConfig: {"rate_limiter": RateLimiter}, which may be absent. */
+static int apply_entropy(struct vmm_config *c, const json_t *o, struct vmm_error *e)
+{
+	static const char *const keys[] = { "rate_limiter" };
+	struct vmm_rate_limiter rl;
+	int r;
+
+	if (!json_is_object(o))
+		return config_fail(e, -EINVAL, "entropy: must be a JSON object");
+	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), "entropy", e)) < 0 ||
+	    (r = parse_rate_limiter(json_object_get(o, "rate_limiter"), "rate_limiter", &rl,
+				    e)) < 0)
+		return r;
+	return config_set_entropy(c, true, &rl, "entropy: rate_limiter", e);
+}
+
+static json_t *bucket_json(const struct vmm_token_bucket *b)
+{
+	if (!b->size)
+		return json_null();
+	return json_pack("{s:I, s:I, s:I}", "size", (json_int_t)b->size, "one_time_burst",
+			 (json_int_t)b->one_time_burst, "refill_time", (json_int_t)b->refill_time_ms);
+}
+
+/* The entropy device as GET /vm/config shows it, or null when there is none. */
+static json_t *entropy_json(const struct vmm_config *c)
+{
+	const struct vmm_rate_limiter *rl = &c->rng_limit;
+
+	if (!c->rng)
+		return json_null();
+	if (!rl->bandwidth.size && !rl->ops.size)
+		return json_pack("{s:n}", "rate_limiter");
+	return json_pack("{s:{s:o, s:o}}", "rate_limiter", "bandwidth", bucket_json(&rl->bandwidth),
+			 "ops", bucket_json(&rl->ops));
+}
+
 /* ---- atomic application ---- */
 
 static int apply(struct vmm_config *c, int (*fn)(struct vmm_config *, const void *, struct vmm_error *),
@@ -353,6 +441,9 @@ static int file_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
 	v = json_object_get(root, "machine-config");
 	if (v && (r = apply_machine_config(c, v, false, e)) < 0)
 		return r;
+	v = json_object_get(root, "entropy");
+	if (v && !json_is_null(v) && (r = apply_entropy(c, v, e)) < 0)
+		return r;
 	v = json_object_get(root, "drives");
 	if (v) {
 		size_t i;
@@ -393,6 +484,16 @@ int cfgjson_drive(struct vmm_config *c, const char *path_id, const json_t *body,
 		return config_fail(e, -EINVAL, "drive_id: '%s' is not 1 to %d letters, digits, "
 				   "'_', '-' or '.'", path_id, CONFIG_ID_MAX);
 	return apply(c, drive_fn, &a, e);
+}
+
+static int entropy_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	return apply_entropy(c, arg, e);
+}
+
+int cfgjson_entropy(struct vmm_config *c, const json_t *body, struct vmm_error *e)
+{
+	return apply(c, entropy_fn, body, e);
 }
 
 int cfgjson_file(struct vmm_config *c, const json_t *root, struct vmm_error *e)
@@ -447,13 +548,13 @@ json_t *cfgjson_full(const struct vmm_config *c)
 		}
 	}
 	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:[], s:n, "
-			 "s:n, s:[], s:n}",
+			 "s:o, s:[], s:n}",
 			 "balloon", "drives", drives,
 			 "boot-source", "kernel_image_path", c->kernel, "initrd_path", c->initrd,
 			 "boot_args", c->cmdline,
 			 "cpu-config", "logger", "machine-config", cfgjson_machine_config_get(c),
-			 "metrics", "mmds-config", "network-interfaces", "vsock", "entropy", "pmem",
-			 "memory-hotplug");
+			 "metrics", "mmds-config", "network-interfaces", "vsock", "entropy",
+			 entropy_json(c), "pmem", "memory-hotplug");
 }
 
 /* ---- libvmm ---- */

@@ -37,6 +37,17 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 	state_put_u32(w, node, "debug-exit-port", c->debug_exit_port);
 	if (c->cpuid_mask)
 		state_put_str(w, node, "cpuid-mask", c->cpuid_mask);
+	if (c->rng) {
+		const struct vmm_rate_limiter *rl = &c->rng_limit;
+		int n = state_node(w, node, "entropy");
+
+		state_put_u64(w, n, "bandwidth-size", rl->bandwidth.size);
+		state_put_u64(w, n, "bandwidth-burst", rl->bandwidth.one_time_burst);
+		state_put_u64(w, n, "bandwidth-refill-ms", rl->bandwidth.refill_time_ms);
+		state_put_u64(w, n, "ops-size", rl->ops.size);
+		state_put_u64(w, n, "ops-burst", rl->ops.one_time_burst);
+		state_put_u64(w, n, "ops-refill-ms", rl->ops.refill_time_ms);
+	}
 	disks = state_node(w, node, "disks");
 	/* In configuration order (the guest's order is derived: root first). */
 	for (unsigned int i = 0; i < c->nr_disks; i++) {
@@ -120,6 +131,27 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 	c->on_reboot = (enum vmm_on_reboot)on_reboot;
 	uint32_t track = 0;
 	c->track_dirty = state_get_u32(r, node, "track-dirty", &track) == 0 && track;
+
+	int rng = state_find(r, "/config/entropy");
+	if (rng >= 0) {
+		struct vmm_rate_limiter rl;
+
+		if (state_get_u64(r, rng, "bandwidth-size", &rl.bandwidth.size) < 0 ||
+		    state_get_u64(r, rng, "bandwidth-burst", &rl.bandwidth.one_time_burst) < 0 ||
+		    state_get_u64(r, rng, "bandwidth-refill-ms", &rl.bandwidth.refill_time_ms) < 0 ||
+		    state_get_u64(r, rng, "ops-size", &rl.ops.size) < 0 ||
+		    state_get_u64(r, rng, "ops-burst", &rl.ops.one_time_burst) < 0 ||
+		    state_get_u64(r, rng, "ops-refill-ms", &rl.ops.refill_time_ms) < 0) {
+			snprintf(err, errlen, "config: entropy: malformed");
+			return -EINVAL;
+		}
+		if (config_set_entropy(c, true, &rl, "config: entropy", &ve) < 0) {
+			snprintf(err, errlen, "%s", ve.msg);
+			return -EINVAL;
+		}
+	} else {
+		c->rng = false;
+	}
 
 	disks = state_find(r, "/config/disks");
 	config_clear_disks(c);

@@ -287,6 +287,32 @@ disk_stream() {
 #     powers off. A disk, not the console: it works whatever happens to console input;
 #   - console input: 'ping N' is answered with 'VMMTEST pong N'.
 LU_WORK=200
+# --- entropy ---------------------------------------------------------------------------
+
+# The virtio-rng device as the guest's hwrng: bound, and /dev/hwrng gives bytes that differ.
+rng() {
+	n=0
+	while [ ! -c /dev/hwrng ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -c /dev/hwrng ] || { say "ERROR rng: no /dev/hwrng"; return; }
+	say "rng current=$(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)"
+	a=$(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \n')
+	b=$(head -c 32 /dev/hwrng | od -An -tx1 | tr -d ' \n')
+	if [ ${#a} -ne 64 ] || [ ${#b} -ne 64 ]; then
+		say "ERROR rng: short reads (${#a} and ${#b} hex digits of 64)"
+	elif [ "$a" = "$b" ] || [ -z "$(echo "$a" | tr -d 0)" ]; then
+		say "ERROR rng: two reads gave $a and $b"
+	else
+		say "rng differs"
+	fi
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	got=$(head -c 65536 /dev/hwrng | wc -c)
+	say "rng read=$got in $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" \
+		'BEGIN { printf "%.2f", b - a }') s"
+}
+
 records() {
 	d=/dev/$disk c=/dev/$ctl
 	wait_dev "$d" || return
@@ -399,6 +425,7 @@ disk-fstrim) disk_fstrim; say "END $scenario"; stop poweroff ;;
 disk-flush) disk_flush; stop poweroff ;;
 disk-stream) disk_stream; say "END $scenario"; stop poweroff ;;
 records) records; say "END $scenario"; stop poweroff ;;
+rng) rng; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"
