@@ -90,6 +90,13 @@ check disk-bad-cache 2 "cache" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/di
 check disk-bad-io 2 "io must be" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,io=threads"
 check disk-no-path 2 "no image path" -- "$vmm" run --kernel "$bzimage" --disk ",ro"
 check disk-twice 2 "is also disk 'disk0'" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
+# The entropy device: its options, and one device more than the virtio-mmio slots hold.
+check rng-bad-bytes 2 "bytes must be SIZE[/MS]" -- "$vmm" run --kernel "$bzimage" --rng=bytes=lots
+check rng-unknown-key 2 "unknown option 'rate'" -- "$vmm" run --kernel "$bzimage" --rng=rate=1
+for i in 1 2 3 4 5 6 7; do cp "$tmp/disk.img" "$tmp/d$i.img"; done
+check too-many-devices 2 "need more than the 8 virtio-mmio slots" -- "$vmm" run --kernel "$bzimage" \
+	--disk "$tmp/d1.img" --disk "$tmp/d2.img" --disk "$tmp/d3.img" --disk "$tmp/d4.img" \
+	--disk "$tmp/d5.img" --disk "$tmp/d6.img" --disk "$tmp/d7.img" --console virtio --rng
 check console-bad 2 "--console" -- "$vmm" run --kernel "$bzimage" --console vga
 # A lock held by another process (a POSIX record lock, which conflicts with our OFD lock)...
 python3 -c 'import fcntl, sys, time
