@@ -393,6 +393,17 @@ run_testhost() {
 			echo "testhost: the test host's kernel failed again:"
 			cat "$WORK/host-failed.txt"
 		fi
+		# Twice stuck before the kernel even started init: nothing of this project ran,
+		# the emulator or its kernel cannot boot here. That is no result, not a pass.
+		if [ "$(cat "$WORK/stall-boot" 2>/dev/null)" = 1 ] &&
+		   ! grep -q 'Run /init as init process' "$CONSOLE"; then
+			cat "$WORK/stall"
+			echo "    its console ends with:"
+			tail -n 15 "$CONSOLE" | sed 's/^/      /'
+			rm -f "$WORK/host.cpio" "$WORK/scratch.img" "$QMP_SOCK"
+			skip "the test host's kernel did not start init in two boots (QEMU TCG," \
+				"before anything of vmm's ran; logs in $WORK)"
+		fi
 	fi
 	if [ -e "$WORK/stall" ]; then
 		echo "testhost: the test host was stopped:"
