@@ -31,6 +31,12 @@ stty -F "$out" raw -echo 2>/dev/null
 
 {
 	echo "@@HOST begin $(uname -r) nproc=$(nproc)"
+	# A sign of life every 5 s for testhost.sh's watcher: a kernel locked up with interrupts
+	# off on every CPU prints no soft-lockup report, it just stops (testhost.sh, watch_host).
+	while :; do
+		sleep 5
+		echo "@@HOST tick"
+	done &
 	# The persistent-memory modules only where there is some (memmap=): the other boots stay
 	# as they were before the host-update cases came.
 	pmem=0

@@ -277,7 +277,7 @@ stalled() {
 	local pid=$1 boot=$2 secs=$3
 	{
 		echo "    boot $boot of the test host did not reach init in ${secs}s" \
-			"(QEMU's CPU state in $WORK/stall-registers.txt; console so far:)"
+			"(QEMU's CPU state in stall-registers*.txt; console so far:)"
 		if [ -s "$CONSOLE" ]; then tail -n 5 "$CONSOLE" | sed 's/^/      /'; else echo "      (nothing)"; fi
 	} >"$WORK/stall"
 	"$WORK/qmpctl" "$QMP_SOCK" --wait 5 \
@@ -288,11 +288,30 @@ stalled() {
 	kill "$pid" 2>/dev/null
 }
 
+# A running test host that stopped saying '@@HOST tick' (host-init.sh, every 5 s) has locked up
+# without a word (interrupts off on every CPU: QEMU 7.2's TCG now and then never completes
+# the cross-CPU code patching of a static key, kvmhold.c). Record the CPUs and kill QEMU; the
+# run is then lost as with a soft lockup (host_failed).
+hung() {
+	local pid=$1 boot=$2 secs=$3
+	{
+		echo "    boot $boot of the test host stopped responding: no sign of life for ${secs}s" \
+			"(QEMU's CPU state in stall-registers*.txt)"
+	} >"$WORK/stall"
+	"$WORK/qmpctl" "$QMP_SOCK" --wait 5 \
+		'{"execute": "human-monitor-command", "arguments": {"command-line": "info registers -a"}}' \
+		2>&1 | sed 's/\\r\\n/\n/g; s/\\n/\n/g' >"$WORK/stall-registers.txt"
+	grep -E '^(CPU#|RIP=)' "$WORK/stall-registers.txt" | sed 's/^/      /' >>"$WORK/stall"
+	: >"$WORK/lockup"
+	kill "$pid" 2>/dev/null
+}
+
 # Watches one boot of the test host: on a soft lockup, kill QEMU a few seconds later, once the
 # backtraces are on the console, instead of waiting for the wall-clock limit; on a boot that
-# does not reach init, stalled().
+# does not reach init, stalled(); on one that reached it and then went silent, hung().
 watch_host() {
-	local pid=$1 limit=${VMM_TEST_STALL:-240} begun=1 since=$SECONDS b
+	local pid=$1 limit=${VMM_TEST_STALL:-240} quiet_max=${VMM_TEST_HUNG:-90} begun=1
+	local since=$SECONDS b size last=-1 last_change=$SECONDS
 	while kill -0 "$pid" 2>/dev/null; do
 		if grep -q 'BUG: soft lockup' "$CONSOLE"; then
 			sleep 5
@@ -301,16 +320,29 @@ watch_host() {
 		fi
 		b=$(boots_begun)
 		[ "$b" -ne "$begun" ] && { begun=$b; since=$SECONDS; }
-		if [ "$(boots_done)" -lt "$begun" ] && [ $((SECONDS - since)) -ge "$limit" ]; then
-			stalled "$pid" "$begun" $((SECONDS - since))
+		size=$(stat -c %s "$RESULTS" 2>/dev/null || echo 0)
+		[ "$size" != "$last" ] && { last=$size; last_change=$SECONDS; }
+		if [ "$(boots_done)" -lt "$begun" ]; then
+			if [ $((SECONDS - since)) -ge "$limit" ]; then
+				stalled "$pid" "$begun" $((SECONDS - since))
+				return
+			fi
+		elif [ $((SECONDS - last_change)) -ge "$quiet_max" ] &&
+		     [ $((SECONDS - since)) -ge "$quiet_max" ]; then
+			hung "$pid" "$begun" $((SECONDS - last_change))
 			return
 		fi
 		sleep 2
 	done
 }
 
-# The test host's kernel failed in this boot: print its first report and the backtrace.
+# The test host's kernel failed in this boot: print its first report and the backtrace (or
+# what hung() recorded).
 host_failed() {
+	if [ -e "$WORK/lockup" ] && [ -e "$WORK/stall" ] && [ ! -e "$WORK/stall-boot" ]; then
+		cat "$WORK/stall"
+		return 0
+	fi
 	grep -qE "$HOST_FAILED" "$CONSOLE" || return 1
 	: >"$WORK/lockup"
 	grep -m1 -B1 -A3 -E "$HOST_FAILED|BUG: |stack guard page" "$CONSOLE" | sed 's/^/    /'
@@ -375,27 +407,40 @@ run_testhost() {
 	CONSOLE=$WORK/host-console.log
 	boot_testhost "$qemu" "$wall"
 	rc=$?
-	if host_failed >"$WORK/host-failed.txt" || [ "$(cat "$WORK/stall-boot" 2>/dev/null)" = 1 ]; then
-		# Not a case's failure: the test host's kernel stopped, or its first boot never
-		# reached init (nothing of ours had run). Say so, keep that boot's logs, and run
-		# every case again in a fresh boot, once, in the time left. A second failure fails.
-		echo "testhost: RETRY: the test host's first boot was lost, so every case runs again" \
-			"in a new boot; the lost boot's logs are host-console.1.log and results.1.log:"
+	local lost=
+	if host_failed >"$WORK/host-failed.txt"; then
+		lost=kernel
+	elif [ "$(cat "$WORK/stall-boot" 2>/dev/null)" = 1 ]; then
+		lost=noinit
+		cp "$WORK/stall" "$WORK/host-failed.txt"
+	fi
+	if [ -n "$lost" ]; then
+		# Not a case's failure: the test host's kernel stopped (a soft lockup, a panic, a
+		# silent hang), or its first boot never reached init (nothing of ours had run). Say
+		# so, keep that boot's logs, and run every case again in a fresh boot, once, in the
+		# time left. A second failure fails.
+		echo "testhost: RETRY: the test host was lost, so every case runs again in a new" \
+			"boot; the lost boot's logs are host-console.1.log and results.1.log:"
 		cat "$WORK/host-failed.txt"
-		[ -e "$WORK/stall" ] && cat "$WORK/stall" && mv "$WORK/stall-registers.txt" "$WORK/stall-registers.1.txt"
+		[ -e "$WORK/stall-registers.txt" ] &&
+			mv "$WORK/stall-registers.txt" "$WORK/stall-registers.1.txt"
 		mv "$CONSOLE" "$WORK/host-console.1.log"
 		mv "$RESULTS" "$WORK/results.1.log"
 		wall=$((wall - ($(date +%s) - t_start)))
 		[ "$wall" -lt 120 ] && wall=120
-		if [ -e "$WORK/stall" ]; then boot_testhost "$qemu" "$wall" ""; else boot_testhost "$qemu" "$wall"; fi
+		if [ "$lost" = noinit ]; then
+			boot_testhost "$qemu" "$wall" ""
+		else
+			boot_testhost "$qemu" "$wall"
+		fi
 		rc=$?
 		if host_failed >"$WORK/host-failed.txt"; then
-			echo "testhost: the test host's kernel failed again:"
+			echo "testhost: the test host was lost again:"
 			cat "$WORK/host-failed.txt"
 		fi
 		# Twice stuck before the kernel even started init: nothing of this project ran,
 		# the emulator or its kernel cannot boot here. That is no result, not a pass.
-		if [ "$(cat "$WORK/stall-boot" 2>/dev/null)" = 1 ] &&
+		if [ "$lost" = noinit ] && [ "$(cat "$WORK/stall-boot" 2>/dev/null)" = 1 ] &&
 		   ! grep -q 'Run /init as init process' "$CONSOLE"; then
 			cat "$WORK/stall"
 			echo "    its console ends with:"
@@ -405,7 +450,8 @@ run_testhost() {
 				"before anything of vmm's ran; logs in $WORK)"
 		fi
 	fi
-	if [ -e "$WORK/stall" ]; then
+	# A later boot (after a case's kexec) that never reached init: the case's failure.
+	if [ -e "$WORK/stall-boot" ]; then
 		echo "testhost: the test host was stopped:"
 		cat "$WORK/stall"
 	fi
