@@ -33,6 +33,14 @@ struct config_disk {
 	unsigned int poll_us;
 };
 
+struct config_pmem {
+	char *id;
+	char *path;
+	int fd;             /* adopted file (owned), or -1 */
+	bool read_only;
+	bool root;
+};
+
 struct vmm_config {
 	char *id;
 	char *kernel;
@@ -61,6 +69,9 @@ struct vmm_config {
 
 	struct config_disk disks[VMM_MAX_DISKS];
 	unsigned int nr_disks;
+
+	struct config_pmem pmems[VMM_MAX_PMEM];
+	unsigned int nr_pmems;
 
 	bool rng;            /* a virtio-rng device (Firecracker's "entropy") */
 	struct vmm_rate_limiter rng_limit; /* its rate limit; all zero: none */
@@ -146,6 +157,12 @@ int config_set_timeout(struct vmm_config *c, long long s, const char *what,
 int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *what,
 		    struct vmm_error *e) WUR;
 /* The checks across fields, and that a kernel is set. */
+int config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, const char *what,
+		    struct vmm_error *e) WUR;
+struct config_pmem *config_pmem_find(struct vmm_config *c, const char *id);
+/* The guest's order (/dev/pmem0, 1): the root device first, the others as configured. */
+const struct config_pmem *config_pmem_at(const struct vmm_config *c, unsigned int idx);
+void config_clear_pmems(struct vmm_config *c);
 int config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
 		       const char *what, struct vmm_error *e) WUR;
 /* How many virtio-mmio slots c's devices take. */

@@ -40,6 +40,14 @@ struct device_host {
 	struct ev_loop *(*io_loop)(void *opaque);
 	/* The next virtio-mmio window and its GSI; -ENOSPC when all are taken. */
 	int (*virtio_slot)(void *opaque, uint64_t *base, unsigned int *gsi);
+	/*
+	 * Device memory (virtio-pmem): map [hva, hva + size) (2 MiB multiple) into the guest
+	 * at the next free range above RAM, each on a 1 GiB boundary (the same range for the
+	 * same configuration, so that a restored guest finds it where it was), read-only if
+	 * asked; *gpa is where. unmap takes it out again. -ENOSPC when the slots are taken.
+	 */
+	int (*map_memory)(void *opaque, void *hva, uint64_t size, bool read_only, uint64_t *gpa);
+	void (*unmap_memory)(void *opaque, uint64_t gpa);
 	void *opaque;
 };
 
@@ -152,5 +160,6 @@ extern const struct device_ops debug_exit_device_ops;  /* devices/debug_exit.c *
 extern const struct device_ops virtio_blk_device_ops;  /* virtio/blk/virtio_blk_dev.c */
 extern const struct device_ops virtio_console_device_ops; /* virtio/console/ */
 extern const struct device_ops virtio_rng_device_ops;  /* virtio/rng/virtio_rng_dev.c */
+extern const struct device_ops virtio_pmem_device_ops; /* virtio/pmem/virtio_pmem_dev.c */
 
 #endif

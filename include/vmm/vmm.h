@@ -105,6 +105,25 @@ struct vmm_rate_limiter {
 	struct vmm_token_bucket ops;
 };
 
+/*
+ * A virtio-pmem device: the file at path (a raw image, e.g. an ext4 the guest mounts with
+ * -o dax) mapped into guest physical memory, the guest's /dev/pmemN in order. The file must
+ * be a non-zero multiple of 2 MiB. read_only maps it read-only (a read-only memory slot, so
+ * many VMs can share one base image and the host holds one copy of it in its page cache).
+ * root: the guest's root file system, "root=/dev/pmem0 rootflags=dax" on the command line.
+ */
+struct vmm_pmem {
+	const char *id;       /* unique among the pmem devices; as a disk's id */
+	const char *path;
+	int fd;               /* >= 0: adopt this open file instead of opening path (dup'ed) */
+	bool read_only;
+	bool root;
+};
+
+#define VMM_MAX_PMEM 2
+
+void vmm_pmem_init(struct vmm_pmem *p);
+
 struct vmm_config *vmm_config_new(void);
 struct vmm_config *vmm_config_dup(const struct vmm_config *c);
 void vmm_config_free(struct vmm_config *c);
@@ -146,6 +165,8 @@ int vmm_config_set_cpuid_mask(struct vmm_config *c, const char *list, struct vmm
 int vmm_config_set_kvm_device(struct vmm_config *c, const char *path, struct vmm_error *e);
 /* Add a disk, or replace the one with the same id (Firecracker's PUT /drives semantics). */
 int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct vmm_error *e);
+/* Add a pmem device, or replace the one with the same id (Firecracker's PUT /pmem/{id}). */
+int vmm_config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, struct vmm_error *e);
 /*
  * A virtio-rng device (Firecracker's "entropy"): the guest's /dev/hwrng, filled from the
  * host's getrandom(2). rl NULL: no rate limit. enable false removes it.

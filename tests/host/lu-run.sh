@@ -97,6 +97,10 @@ apictl "$sock" PUT /drives/ctl "$(printf "$drive" ctl "$ctl" true)" >/dev/null |
 # An entropy device under a rate limit: the guest's hwrng thread reads it across the updates.
 apictl "$sock" PUT /entropy '{"rate_limiter": {"bandwidth": {"size": 65536, "refill_time": 100}}}' \
 	>/dev/null || fail entropy
+# And a pmem device (its file handed over by each update, re-opened by the restore).
+truncate -s 4M "$dir/pm.img"
+apictl "$sock" PUT /pmem/pm "{\"id\": \"pm\", \"path_on_host\": \"$dir/pm.img\"}" >/dev/null ||
+	fail pmem
 apictl "$sock" PUT /actions '{"action_type": "InstanceStart"}' >/dev/null || fail InstanceStart
 # The first "ack 3" is record 3's (those of 30, 300... come after it).
 lutool wait "$con" 0 "VMMTEST ack 3" 120 || fail "no third record acked within 120 s of the start"

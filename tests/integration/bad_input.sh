@@ -90,6 +90,13 @@ check disk-bad-cache 2 "cache" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/di
 check disk-bad-io 2 "io must be" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img,io=threads"
 check disk-no-path 2 "no image path" -- "$vmm" run --kernel "$bzimage" --disk ",ro"
 check disk-twice 2 "is also disk 'disk0'" -- "$vmm" run --kernel "$bzimage" --disk "$tmp/disk.img" --disk "$tmp/disk.img"
+# pmem: the file must exist and be a non-zero multiple of 2 MiB (the message says so).
+: >"$tmp/empty.pmem"
+head -c 3145728 /dev/zero >"$tmp/odd.pmem"
+check pmem-missing 1 "/nonexistent/base.img" -- "$vmm" run --kernel "$bzimage" --pmem /nonexistent/base.img
+check pmem-empty 1 "a non-zero multiple of 2 MiB" -- "$vmm" run --kernel "$bzimage" --pmem "$tmp/empty.pmem"
+check pmem-odd-size 1 "e.g. 4M" -- "$vmm" run --kernel "$bzimage" --pmem "$tmp/odd.pmem"
+check pmem-unknown-key 2 "unknown option 'cache'" -- "$vmm" run --kernel "$bzimage" --pmem "$tmp/odd.pmem,cache=none"
 # The entropy device: its options, and one device more than the virtio-mmio slots hold.
 check rng-bad-bytes 2 "bytes must be SIZE[/MS]" -- "$vmm" run --kernel "$bzimage" --rng=bytes=lots
 check rng-unknown-key 2 "unknown option 'rate'" -- "$vmm" run --kernel "$bzimage" --rng=rate=1

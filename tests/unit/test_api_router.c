@@ -537,6 +537,55 @@ static void test_vm_config(void **state)
 	json_decref(j);
 }
 
+/* ---- PUT /pmem/{id} ---- */
+
+static void test_pmem(void **state)
+{
+	struct fx *x = *state;
+	json_t *j, *p;
+
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok(x, "PUT", "/pmem/base", "{\"id\": \"base\", \"path_on_host\": \"/img/base\", "
+		  "\"root_device\": true, \"read_only\": true}");
+	expect_ok(x, "PUT", "/pmem/scratch", "{\"id\": \"scratch\", \"path_on_host\": "
+		  "\"/img/s\"}");
+	/* The same id replaces the device. */
+	expect_ok(x, "PUT", "/pmem/scratch", "{\"id\": \"scratch\", \"path_on_host\": "
+		  "\"/img/s2\"}");
+	assert_int_equal(x->vm.cfg.nr_pmems, 2);
+	assert_string_equal(x->vm.cfg.pmems[1].path, "/img/s2");
+	j = get_json(x, "/vm/config");
+	p = json_array_get(json_object_get(j, "pmem"), 0);
+	assert_string_equal(json_string_value(json_object_get(p, "id")), "base");
+	assert_true(json_is_true(json_object_get(p, "root_device")));
+	assert_true(json_is_true(json_object_get(p, "read_only")));
+	/* It reads back as a configuration file giving the same devices. */
+	struct vmm_config c;
+	struct vmm_error e = { 0 };
+	config_init(&c);
+	assert_int_equal(cfgjson_file(&c, j, &e), 0);
+	assert_int_equal(c.nr_pmems, 2);
+	assert_true(c.pmems[0].root);
+	config_fini(&c);
+	json_decref(j);
+
+	expect_fault(x, 400, "PUT", "/pmem/x", "{\"id\": \"y\", \"path_on_host\": \"/i\"}",
+		     "differs from the id in the path");
+	expect_fault(x, 400, "PUT", "/pmem/x", "{\"id\": \"x\"}",
+		     "missing required field 'path_on_host'");
+	expect_fault(x, 400, "PUT", "/pmem/x", "{\"id\": \"x\", \"path_on_host\": \"/i\", "
+		     "\"rate_limiter\": {}}", "unknown field 'rate_limiter'");
+	expect_fault(x, 400, "PUT", "/pmem/scratch", "{\"id\": \"scratch\", \"path_on_host\": "
+		     "\"/img/base\"}", "is also pmem 'base'");
+	expect_fault(x, 400, "PUT", "/pmem/x", "{\"id\": \"x\", \"path_on_host\": \"/i\"}",
+		     "more than 2 pmem");
+	expect_fault(x, 400, "PUT", "/pmem/", "{\"id\": \"x\", \"path_on_host\": \"/i\"}",
+		     "empty");
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_fault(x, 400, "PUT", "/pmem/base", "{\"id\": \"base\", \"path_on_host\": \"/i\"}",
+		     POST_BOOT);
+}
+
 /* ---- PUT /entropy ---- */
 
 static void test_entropy(void **state)
@@ -865,6 +914,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_machine_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entropy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pmem, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_vm, setup, teardown),

@@ -201,6 +201,34 @@ static void test_rng(void **state)
 	expect_error("'ops' given twice", "run", "--kernel=k", "--rng=ops=1,ops=2", NULL, NULL);
 }
 
+static void test_pmem(void **state)
+{
+	struct cli_opts o;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--pmem", "/a.img", "--pmem",
+			       "/b,,c.img,id=base,ro,root", NULL), 0);
+	assert_int_equal(o.cfg.nr_pmems, 2);
+	assert_string_equal(o.cfg.pmems[0].id, "pmem0");
+	assert_string_equal(o.cfg.pmems[0].path, "/a.img");
+	assert_false(o.cfg.pmems[0].read_only);
+	assert_string_equal(o.cfg.pmems[1].id, "base");
+	assert_string_equal(o.cfg.pmems[1].path, "/b,c.img");
+	assert_true(o.cfg.pmems[1].read_only && o.cfg.pmems[1].root);
+	/* The root pmem is the guest's first: /dev/pmem0, mounted with DAX. */
+	assert_string_equal(config_pmem_at(&o.cfg, 0)->id, "base");
+	char *cmd = config_cmdline(&o.cfg);
+	assert_non_null(strstr(cmd, "root=/dev/pmem0 rootflags=dax ro"));
+	free(cmd);
+	cli_opts_free(&o);
+
+	expect_error("unknown option 'cache'", "run", "--kernel=k", "--pmem", "/a,cache=none", NULL);
+	expect_error("no file path", "run", "--kernel=k", "--pmem", ",ro", NULL);
+	expect_error("is also pmem 'pmem0'", "run", "--kernel=k", "--pmem=/a", "--pmem=/a", NULL);
+	expect_error("id must be", "run", "--kernel=k", "--pmem", "/a,id=a b", NULL);
+}
+
 /* One --disk value into a fresh configuration; the disk it made, or NULL. */
 static const struct config_disk *disk1(struct vmm_config *c, const char *spec, char **err)
 {
@@ -421,6 +449,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_disk),
 		cmocka_unit_test(test_rng),
+		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_firecracker_flags),

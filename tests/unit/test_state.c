@@ -200,6 +200,16 @@ static void test_config_node(void **state)
 						    .refill_time_ms = 10},
 				      .ops = {.size = 7, .refill_time_ms = 1000}};
 	assert_int_equal(config_set_entropy(&c, true, &rl, "entropy", &e), 0);
+	struct vmm_pmem pm;
+	vmm_pmem_init(&pm);
+	pm.id = "pa";
+	pm.path = "/pa.img";
+	assert_int_equal(config_put_pmem(&c, &pm, "p", &e), 0);
+	pm.id = "pb";
+	pm.path = "/pb.img";
+	pm.read_only = true;
+	pm.root = true;
+	assert_int_equal(config_put_pmem(&c, &pm, "p", &e), 0);
 
 	assert_int_equal(state_writer_init(&w), 0);
 	config_state_save(&c, &w);
@@ -226,6 +236,11 @@ static void test_config_node(void **state)
 	assert_string_equal(config_disk_at(&back, 0)->id, "a");
 	assert_true(back.rng);
 	assert_memory_equal(&back.rng_limit, &rl, sizeof(rl));
+	assert_int_equal(back.nr_pmems, 2);
+	assert_string_equal(back.pmems[0].id, "pa");
+	assert_string_equal(back.pmems[1].path, "/pb.img");
+	assert_true(back.pmems[1].read_only && back.pmems[1].root);
+	assert_false(back.pmems[0].read_only);
 	config_fini(&back);
 	free(buf);
 

@@ -182,6 +182,79 @@ out:
 	return r;
 }
 
+int cli_parse_pmem(const char *spec, unsigned int index, struct vmm_config *cfg, char **err)
+{
+	const char *p = spec;
+	bool seen_ro = false, seen_root = false;
+	char *path, *f = NULL, *id = NULL, what[80];
+	struct vmm_pmem pm;
+	struct vmm_error e;
+	int r = -EINVAL;
+
+	vmm_pmem_init(&pm);
+	path = next_field(&p);
+	if (!*path) {
+		*err = g_strdup_printf("--pmem: '%s' has no file path (--pmem PATH[,ro][,...])",
+				       spec);
+		goto out;
+	}
+	while (*p) {
+		f = next_field(&p);
+		char *val = strchr(f, '=');
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(f, "ro") || !strcmp(f, "readonly")) {
+			if (seen_ro)
+				goto dup;
+			seen_ro = true;
+			if (!parse_bool(val, &pm.read_only))
+				goto badval;
+		} else if (!strcmp(f, "root")) {
+			if (seen_root)
+				goto dup;
+			seen_root = true;
+			if (!parse_bool(val, &pm.root))
+				goto badval;
+		} else if (!strcmp(f, "id")) {
+			if (id)
+				goto dup;
+			if (!val || !config_id_valid(val)) {
+				*err = g_strdup_printf("--pmem %s: id must be 1 to %d letters, digits, "
+						       "'_', '-' or '.'", path, CONFIG_ID_MAX);
+				goto out;
+			}
+			id = g_strdup(val);
+		} else {
+			*err = g_strdup_printf("--pmem %s: unknown option '%s' (known: id=, ro, "
+					       "root)", path, f);
+			goto out;
+		}
+		g_free(f);
+		f = NULL;
+	}
+	if (!id)
+		id = g_strdup_printf("pmem%u", index);
+	pm.id = id;
+	pm.path = path;
+	snprintf(what, sizeof(what), "--pmem %.50s", path);
+	if (config_put_pmem(cfg, &pm, what, &e) < 0) {
+		*err = g_strdup(e.msg);
+		goto out;
+	}
+	r = 0;
+	goto out;
+dup:
+	*err = g_strdup_printf("--pmem %s: '%s' given twice", path, f);
+	goto out;
+badval:
+	*err = g_strdup_printf("--pmem %s: bad value for '%s'", path, f);
+out:
+	g_free(f);
+	g_free(path);
+	g_free(id);
+	return r;
+}
+
 /* A byte count: plain digits are bytes, 64K / 1M / 1G binary multiples. */
 static bool parse_bytes(const char *s, uint64_t *out)
 {
@@ -459,7 +532,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 {
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
 	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL, *api_sock = NULL, *id = NULL;
-	gchar **disks = NULL;
+	gchar **disks = NULL, **pmems = NULL;
 	gint cpus = 1, timeout = 0, debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
 	gboolean help = FALSE, track = FALSE;
 	GOptionEntry entries[] = {
@@ -486,6 +559,12 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "io=uring|aio|sync, serial=ID, poll=USEC (adaptive busy-polling of the I/O thread "
 		  "up to USEC after each event, 0 = off, default 32) (a comma in PATH is written ,,)",
 		  "PATH[,id=][,ro][,root][,cache=][,io=][,serial=][,poll=]" },
+		{ "pmem", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &pmems,
+		  "virtio-pmem: this file (a non-zero multiple of 2 MiB) mapped into guest memory, "
+		  "/dev/pmem0, pmem1... (repeatable, up to 2; mount -o dax to read it without a "
+		  "guest page cache). Options: id=NAME (default pmemN), ro (read-only: VMs share "
+		  "the host's one copy), root (root=/dev/pmem0 rootflags=dax)",
+		  "PATH[,id=][,ro][,root]" },
 		{ "rng", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer)rng_option,
 		  "a virtio-rng device: the guest's /dev/hwrng, from the host's getrandom(2). "
 		  "Optional rate limit: bytes=SIZE[/MS] (per MS milliseconds, default a second), "
@@ -595,6 +674,15 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		if ((ret = cli_parse_disk(disks[i], i, c, err)) < 0)
 			goto out;
 	}
+	for (unsigned int i = 0; pmems && pmems[i]; i++) {
+		if (i >= VMM_MAX_PMEM) {
+			ret = fail(err, g_strdup_printf("--pmem: more than %u pmem devices",
+							VMM_MAX_PMEM));
+			goto out;
+		}
+		if ((ret = cli_parse_pmem(pmems[i], i, c, err)) < 0)
+			goto out;
+	}
 	if (rng_given && (ret = cli_parse_rng(rng_spec, c, err)) < 0)
 		goto out;
 	c->track_dirty = track;
@@ -618,6 +706,7 @@ out:
 	g_free(api_sock);
 	g_free(id);
 	g_strfreev(disks);
+	g_strfreev(pmems);
 	g_clear_pointer(&rng_spec, g_free);
 	g_option_context_free(ctx);
 	return ret;

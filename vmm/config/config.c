@@ -79,6 +79,23 @@ static void disk_fini(struct config_disk *d)
 	d->fd = -1;
 }
 
+static void pmem_fini(struct config_pmem *p)
+{
+	free(p->id);
+	free(p->path);
+	if (p->fd >= 0)
+		close(p->fd);
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+}
+
+void config_clear_pmems(struct vmm_config *c)
+{
+	for (unsigned int i = 0; i < c->nr_pmems; i++)
+		pmem_fini(&c->pmems[i]);
+	c->nr_pmems = 0;
+}
+
 void config_clear_disks(struct vmm_config *c)
 {
 	for (unsigned int i = 0; i < c->nr_disks; i++)
@@ -89,6 +106,7 @@ void config_clear_disks(struct vmm_config *c)
 void config_fini(struct vmm_config *c)
 {
 	config_clear_disks(c);
+	config_clear_pmems(c);
 	free(c->id);
 	free(c->kernel);
 	free(c->initrd);
@@ -154,6 +172,11 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src)
 	dst->mem_source_fd = dup_fd(src->mem_source_fd, &ok);
 	for (unsigned int i = 0; i < src->nr_disks; i++)
 		disk_copy(&dst->disks[i], &src->disks[i], &ok);
+	for (unsigned int i = 0; i < src->nr_pmems; i++) {
+		dst->pmems[i].id = dup_or_null(src->pmems[i].id, &ok);
+		dst->pmems[i].path = dup_or_null(src->pmems[i].path, &ok);
+		dst->pmems[i].fd = dup_fd(src->pmems[i].fd, &ok);
+	}
 	if (!ok) {
 		config_fini(dst);
 		return -ENOMEM;
@@ -480,6 +503,61 @@ int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *
 	return 0;
 }
 
+struct config_pmem *config_pmem_find(struct vmm_config *c, const char *id)
+{
+	for (unsigned int i = 0; i < c->nr_pmems; i++) {
+		if (!strcmp(c->pmems[i].id, id))
+			return &c->pmems[i];
+	}
+	return NULL;
+}
+
+int config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, const char *what,
+		    struct vmm_error *e)
+{
+	struct config_pmem np = { .fd = -1 }, *slot;
+	bool ok = true;
+
+	if (!p->id || !config_id_valid(p->id))
+		return config_fail(e, -EINVAL,
+				   "%s: id '%s' is not 1 to %d letters, digits, '_', '-' or '.'",
+				   what, p->id ? p->id : "", CONFIG_ID_MAX);
+	if ((!p->path || !*p->path) && p->fd < 0)
+		return config_fail(e, -EINVAL, "%s: no file path", what);
+	if (p->path && strlen(p->path) >= 4096)
+		return config_fail(e, -ENAMETOOLONG, "%s: path longer than 4095 bytes", what);
+	slot = config_pmem_find(c, p->id);
+	if (!slot && c->nr_pmems >= VMM_MAX_PMEM)
+		return config_fail(e, -ENOSPC, "%s: more than %d pmem devices", what, VMM_MAX_PMEM);
+	for (unsigned int i = 0; i < c->nr_pmems; i++) {
+		const struct config_pmem *o = &c->pmems[i];
+
+		if (o == slot)
+			continue;
+		if (p->root && o->root)
+			return config_fail(e, -EINVAL, "%s: pmem '%s' is already the root device",
+					   what, o->id);
+		if (p->path && o->path && !strcmp(p->path, o->path))
+			return config_fail(e, -EINVAL, "%s: %s is also pmem '%s'", what, p->path,
+					   o->id);
+	}
+	np.id = dup_or_null(p->id, &ok);
+	np.path = dup_or_null(p->path, &ok);
+	np.fd = dup_fd(p->fd, &ok);
+	np.read_only = p->read_only;
+	np.root = p->root;
+	if (!ok) {
+		pmem_fini(&np);
+		return config_fail(e, -ENOMEM, "%s: out of memory", what);
+	}
+	if (slot)
+		pmem_fini(slot);
+	else
+		slot = &c->pmems[c->nr_pmems++];
+	*slot = np;
+	return 0;
+}
+
 int config_validate(const struct vmm_config *c, struct vmm_error *e)
 {
 	const char *clash;
@@ -490,17 +568,32 @@ int config_validate(const struct vmm_config *c, struct vmm_error *e)
 		return config_fail(e, -EINVAL, "debug-exit port: 0x%x is taken by %s",
 				   c->debug_exit_port, clash);
 	/* One virtio-mmio window and GSI each; LAYOUT_VIRTIO_MAX_DEVS in all. */
-	if (config_virtio_devices(c) > LAYOUT_VIRTIO_MAX_DEVS)
-		return config_fail(e, -ENOSPC, "devices: %u disks%s%s need more than the %d "
+	if (config_virtio_devices(c) > LAYOUT_VIRTIO_MAX_DEVS) {
+		char pm[32] = "";
+
+		if (c->nr_pmems)
+			snprintf(pm, sizeof(pm), ", %u pmem", c->nr_pmems);
+		return config_fail(e, -ENOSPC, "devices: %u disks%s%s%s need more than the %d "
 				   "virtio-mmio slots", c->nr_disks,
 				   c->console == VMM_CONSOLE_VIRTIO ? ", a virtio console" : "",
-				   c->rng ? ", an entropy device" : "", LAYOUT_VIRTIO_MAX_DEVS);
+				   c->rng ? ", an entropy device" : "", pm, LAYOUT_VIRTIO_MAX_DEVS);
+	}
+	for (unsigned int i = 0; i < c->nr_pmems; i++) {
+		for (unsigned int j = 0; j < c->nr_disks; j++) {
+			if (!strcmp(c->pmems[i].id, c->disks[j].id))
+				return config_fail(e, -EINVAL, "pmem '%s': a disk has that id too",
+						   c->pmems[i].id);
+			if (c->pmems[i].root && c->disks[j].root)
+				return config_fail(e, -EINVAL, "pmem '%s': disk '%s' is already the "
+						   "root device", c->pmems[i].id, c->disks[j].id);
+		}
+	}
 	return 0;
 }
 
 unsigned int config_virtio_devices(const struct vmm_config *c)
 {
-	return c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) + c->rng;
+	return c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) + c->rng + c->nr_pmems;
 }
 
 static int bucket_check(const struct vmm_token_bucket *b, const char *what, const char *name,
@@ -538,6 +631,15 @@ char *config_cmdline(const struct vmm_config *c)
 		if (c->disks[i].root)
 			root = &c->disks[i];
 	}
+	for (unsigned int i = 0; !root && i < c->nr_pmems; i++) {
+		/* The root pmem is the first (machine.c), so /dev/pmem0; DAX: no page cache copy. */
+		if (c->pmems[i].root) {
+			if (asprintf(&s, "%s%sroot=/dev/pmem0 rootflags=dax %s", base,
+				     *base ? " " : "", c->pmems[i].read_only ? "ro" : "rw") < 0)
+				return NULL;
+			return s;
+		}
+	}
 	if (!root)
 		return strdup(base);
 	/* As Firecracker does for is_root_device: the root disk is /dev/vda (machine.c puts it
@@ -551,6 +653,21 @@ char *config_cmdline(const struct vmm_config *c)
 		return NULL;
 	}
 	return s;
+}
+
+const struct config_pmem *config_pmem_at(const struct vmm_config *c, unsigned int idx)
+{
+	unsigned int root = c->nr_pmems;
+
+	for (unsigned int i = 0; i < c->nr_pmems; i++) {
+		if (c->pmems[i].root)
+			root = i;
+	}
+	if (root == c->nr_pmems)
+		return &c->pmems[idx];
+	if (idx == 0)
+		return &c->pmems[root];
+	return &c->pmems[idx <= root ? idx - 1 : idx];
 }
 
 /* ---- the public setters (libvmm): the neutral field names ---- */
@@ -678,6 +795,20 @@ int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct v
 
 	snprintf(what, sizeof(what), "disk '%s'", d->id ? d->id : "");
 	return config_put_disk(c, d, what, e);
+}
+
+void vmm_pmem_init(struct vmm_pmem *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+}
+
+int vmm_config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, struct vmm_error *e)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "pmem '%s'", p->id ? p->id : "");
+	return config_put_pmem(c, p, what, e);
 }
 
 int vmm_config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,

@@ -15,7 +15,7 @@
 /* Firecracker's configuration-file sections that vmm does not implement (yet). */
 static const char *const unsupported_sections[] = {
 	"network-interfaces", "vsock", "balloon", "logger", "metrics", "mmds-config",
-	"cpu-config", "memory-hotplug", "serial", "pmem",
+	"cpu-config", "memory-hotplug", "serial",
 };
 
 /* The first key of o not in allowed[], or NULL. */
@@ -269,6 +269,44 @@ static int apply_drive(struct vmm_config *c, const char *path_id, const json_t *
 	return config_put_disk(c, &disk, what, e);
 }
 
+/* ---- pmem ---- */
+
+/* Firecracker's Pmem: id, path_on_host (required), root_device, read_only. */
+static int apply_pmem(struct vmm_config *c, const char *path_id, const json_t *o,
+		      const char *what, struct vmm_error *e)
+{
+	static const char *const keys[] = { "id", "path_on_host", "root_device", "read_only" };
+	const char *id = NULL, *path = NULL;
+	bool root = false, ro = false;
+	struct vmm_pmem p;
+	int r;
+
+	if (!json_is_object(o))
+		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
+	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), what, e)) < 0 ||
+	    (r = need(get_string(o, "id", &id, e), "id", what, e)) < 0)
+		return r;
+	if (path_id && strcmp(id, path_id))
+		return config_fail(e, -EINVAL, "id: '%s' differs from the id in the path, '%s'", id,
+				   path_id);
+	if ((r = need(get_string(o, "path_on_host", &path, e), "path_on_host", what, e)) < 0 ||
+	    (r = get_bool(o, "root_device", &root, e)) < 0 ||
+	    (r = get_bool(o, "read_only", &ro, e)) < 0)
+		return r;
+	vmm_pmem_init(&p);
+	p.id = id;
+	p.path = path;
+	p.root = root;
+	p.read_only = ro;
+	return config_put_pmem(c, &p, what, e);
+}
+
+static json_t *pmem_json(const struct config_pmem *p)
+{
+	return json_pack("{s:s, s:s?, s:b, s:b}", "id", p->id, "path_on_host", p->path,
+			 "root_device", p->root, "read_only", p->read_only);
+}
+
 /* ---- rate limiters and the entropy device ---- */
 
 /* Firecracker's TokenBucket: size and refill_time (ms) required, one_time_burst optional. */
@@ -444,6 +482,21 @@ static int file_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
 	v = json_object_get(root, "entropy");
 	if (v && !json_is_null(v) && (r = apply_entropy(c, v, e)) < 0)
 		return r;
+	v = json_object_get(root, "pmem");
+	if (v && !json_is_null(v)) {
+		size_t i;
+		json_t *d;
+
+		if (!json_is_array(v))
+			return config_fail(e, -EINVAL, "pmem: must be a list");
+		json_array_foreach(v, i, d) {
+			char what[32];
+
+			snprintf(what, sizeof(what), "pmem[%zu]", i);
+			if ((r = apply_pmem(c, NULL, d, what, e)) < 0)
+				return r;
+		}
+	}
 	v = json_object_get(root, "drives");
 	if (v) {
 		size_t i;
@@ -484,6 +537,26 @@ int cfgjson_drive(struct vmm_config *c, const char *path_id, const json_t *body,
 		return config_fail(e, -EINVAL, "drive_id: '%s' is not 1 to %d letters, digits, "
 				   "'_', '-' or '.'", path_id, CONFIG_ID_MAX);
 	return apply(c, drive_fn, &a, e);
+}
+
+static int pmem_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	const struct drive_arg *a = arg;
+	char what[96];
+
+	snprintf(what, sizeof(what), "pmem '%s'", a->path_id);
+	return apply_pmem(c, a->path_id, a->body, what, e);
+}
+
+int cfgjson_pmem(struct vmm_config *c, const char *path_id, const json_t *body,
+		 struct vmm_error *e)
+{
+	struct drive_arg a = { path_id, body };
+
+	if (!config_id_valid(path_id))
+		return config_fail(e, -EINVAL, "id: '%s' is not 1 to %d letters, digits, '_', '-' "
+				   "or '.'", path_id, CONFIG_ID_MAX);
+	return apply(c, pmem_fn, &a, e);
 }
 
 static int entropy_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
@@ -537,24 +610,35 @@ static json_t *drive_json(const struct config_disk *d)
  */
 json_t *cfgjson_full(const struct vmm_config *c)
 {
-	json_t *drives = json_array();
+	json_t *drives = json_array(), *pmems = json_array();
 
-	if (!drives)
+	if (!drives || !pmems) {
+		json_decref(drives);
+		json_decref(pmems);
 		return NULL;
+	}
+	for (unsigned int i = 0; i < c->nr_pmems; i++) {
+		if (json_array_append_new(pmems, pmem_json(&c->pmems[i])) < 0) {
+			json_decref(drives);
+			json_decref(pmems);
+			return NULL;
+		}
+	}
 	for (unsigned int i = 0; i < c->nr_disks; i++) {
 		if (json_array_append_new(drives, drive_json(&c->disks[i])) < 0) {
 			json_decref(drives);
+			json_decref(pmems);
 			return NULL;
 		}
 	}
 	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:[], s:n, "
-			 "s:o, s:[], s:n}",
+			 "s:o, s:o, s:n}",
 			 "balloon", "drives", drives,
 			 "boot-source", "kernel_image_path", c->kernel, "initrd_path", c->initrd,
 			 "boot_args", c->cmdline,
 			 "cpu-config", "logger", "machine-config", cfgjson_machine_config_get(c),
 			 "metrics", "mmds-config", "network-interfaces", "vsock", "entropy",
-			 entropy_json(c), "pmem", "memory-hotplug");
+			 entropy_json(c), "pmem", pmems, "memory-hotplug");
 }
 
 /* ---- libvmm ---- */

@@ -48,6 +48,20 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 		state_put_u64(w, n, "ops-burst", rl->ops.one_time_burst);
 		state_put_u64(w, n, "ops-refill-ms", rl->ops.refill_time_ms);
 	}
+	if (c->nr_pmems) {
+		int pm = state_node(w, node, "pmem");
+
+		for (unsigned int i = 0; i < c->nr_pmems; i++) {
+			const struct config_pmem *p = &c->pmems[i];
+			int n = state_node(w, pm, p->id);
+
+			state_put_u32(w, n, "index", i);
+			if (p->path)
+				state_put_str(w, n, "path", p->path);
+			state_put_u32(w, n, "read-only", p->read_only);
+			state_put_u32(w, n, "root", p->root);
+		}
+	}
 	disks = state_node(w, node, "disks");
 	/* In configuration order (the guest's order is derived: root first). */
 	for (unsigned int i = 0; i < c->nr_disks; i++) {
@@ -151,6 +165,41 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 		}
 	} else {
 		c->rng = false;
+	}
+
+	int pm = state_find(r, "/config/pmem");
+	config_clear_pmems(c);
+	for (uint32_t want = 0; pm >= 0 && want < VMM_MAX_PMEM; want++) {
+		bool found = false;
+
+		for (int n = state_first_child(r, pm); n >= 0; n = state_next_sibling(r, n)) {
+			uint32_t idx, ro, root;
+			struct vmm_pmem p;
+			char what[96];
+
+			if (state_get_u32(r, n, "index", &idx) < 0 || idx != want)
+				continue;
+			if (state_get_u32(r, n, "read-only", &ro) < 0 ||
+			    state_get_u32(r, n, "root", &root) < 0 || ro > 1 || root > 1) {
+				snprintf(err, errlen, "config: pmem '%s': malformed",
+					 state_node_name(r, n));
+				return -EINVAL;
+			}
+			vmm_pmem_init(&p);
+			p.id = state_node_name(r, n);
+			p.path = state_get_str(r, n, "path", PATH_MAX_STATE);
+			p.read_only = ro;
+			p.root = root;
+			snprintf(what, sizeof(what), "config: pmem '%.60s'", p.id ? p.id : "?");
+			if (config_put_pmem(c, &p, what, &ve) < 0) {
+				snprintf(err, errlen, "%s", ve.msg);
+				return -EINVAL;
+			}
+			found = true;
+			break;
+		}
+		if (!found)
+			break;
 	}
 
 	disks = state_find(r, "/config/disks");

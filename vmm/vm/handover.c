@@ -258,16 +258,23 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 		const char *id = ids + off;
 		const char *end = memchr(id, 0, n - off);
 		struct config_disk *d;
+		struct config_pmem *p = NULL;
+		int *slot;
 
 		if (!end || next >= msg->nfds) {
 			snprintf(err, errlen, "malformed host-files list");
 			return -EPROTO;
 		}
-		if (!(d = config_disk_find(&in->cfg, id)) || d->fd >= 0) {
-			snprintf(err, errlen, "host file for '%.64s', which is no disk of the VM", id);
+		if ((d = config_disk_find(&in->cfg, id)))
+			slot = &d->fd;
+		else if ((p = config_pmem_find(&in->cfg, id)))
+			slot = &p->fd;
+		if ((!d && !p) || *slot >= 0) {
+			snprintf(err, errlen, "host file for '%.64s', which is no disk or pmem of the "
+				 "VM", id);
 			return -EPROTO;
 		}
-		d->fd = msg->fds[next];
+		*slot = msg->fds[next];
 		msg->fds[next++] = -1;
 		off += (size_t)(end - id) + 1;
 	}
@@ -279,6 +286,12 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 	for (unsigned int i = 0; i < in->cfg.nr_disks; i++) {
 		if (in->cfg.disks[i].fd < 0) {
 			snprintf(err, errlen, "disk '%s' was not handed over", in->cfg.disks[i].id);
+			return -EPROTO;
+		}
+	}
+	for (unsigned int i = 0; i < in->cfg.nr_pmems; i++) {
+		if (in->cfg.pmems[i].fd < 0) {
+			snprintf(err, errlen, "pmem '%s' was not handed over", in->cfg.pmems[i].id);
 			return -EPROTO;
 		}
 	}

@@ -56,6 +56,11 @@ static unsigned int count_virtio_rng(const struct vmm_config *c)
 	return c->rng;
 }
 
+static unsigned int count_pmems(const struct vmm_config *c)
+{
+	return c->nr_pmems;
+}
+
 static const struct device_row machine_devices[] = {
 	{ &serial_device_ops, NULL },
 	{ &i8042_device_ops, NULL },
@@ -63,10 +68,12 @@ static const struct device_row machine_devices[] = {
 	{ &pvpanic_device_ops, NULL },
 	{ &acpi_pm_device_ops, NULL },
 	{ &debug_exit_device_ops, count_debug_exit },
-	/* virtio-mmio slots in this order: disks (root first), the console, the entropy device. */
+	/* virtio-mmio slots in this order: disks (root first), the console, the entropy device,
+	 * pmem (root first). */
 	{ &virtio_blk_device_ops, count_disks },
 	{ &virtio_console_device_ops, count_virtio_console },
 	{ &virtio_rng_device_ops, count_virtio_rng },
+	{ &virtio_pmem_device_ops, count_pmems },
 };
 
 /* ---- what devices get from the machine ---- */
@@ -132,6 +139,61 @@ static int virtio_slot_cb(void *opaque, uint64_t *base, unsigned int *gsi)
 	*gsi = LAYOUT_VIRTIO_GSI + m->next_virtio_slot;
 	m->next_virtio_slot++;
 	return 0;
+}
+
+#define DEVMEM_ALIGN (1ULL * GiB)
+
+static int map_memory_cb(void *opaque, void *hva, uint64_t size, bool read_only, uint64_t *gpa)
+{
+	struct machine *m = opaque;
+	unsigned int i;
+
+	for (i = 0; i < MACHINE_DEVMEM_MAX && m->devmem[i].size; i++)
+		;
+	if (i == MACHINE_DEVMEM_MAX)
+		return -ENOSPC;
+	if (!m->next_devmem_gpa) {
+		/* Above RAM and the 32-bit hole, so never below 4 GiB. */
+		uint64_t end = 4ULL * GiB;
+
+		for (unsigned int r = 0; r < m->gm.nr_regions; r++) {
+			if (m->gm.region[r].gpa + m->gm.region[r].size > end)
+				end = m->gm.region[r].gpa + m->gm.region[r].size;
+		}
+		m->next_devmem_gpa = (end + DEVMEM_ALIGN - 1) & ~(DEVMEM_ALIGN - 1);
+	}
+	uint64_t at = m->next_devmem_gpa;
+	struct kvm_userspace_memory_region mr = {
+		.slot = GM_MAX_REGIONS + i,
+		.guest_phys_addr = at,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
+		.flags = read_only ? KVM_MEM_READONLY : 0,
+	};
+	if (ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr) < 0)
+		return -errno;
+	m->devmem[i].gpa = at;
+	m->devmem[i].size = size;
+	m->next_devmem_gpa = (at + size + DEVMEM_ALIGN - 1) & ~(DEVMEM_ALIGN - 1);
+	*gpa = at;
+	return 0;
+}
+
+static void unmap_memory_cb(void *opaque, uint64_t gpa)
+{
+	struct machine *m = opaque;
+
+	for (unsigned int i = 0; i < MACHINE_DEVMEM_MAX; i++) {
+		if (!m->devmem[i].size || m->devmem[i].gpa != gpa)
+			continue;
+		struct kvm_userspace_memory_region mr = {
+			.slot = GM_MAX_REGIONS + i,
+			.guest_phys_addr = gpa,
+		};
+		(void)ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &mr);
+		m->devmem[i].size = 0;
+		return;
+	}
 }
 
 /* ---- creation ---- */
@@ -380,6 +442,8 @@ int machine_create(const struct vmm_config *cfg, const struct log_sink *log, uns
 		.efd = &m->efd,
 		.io_loop = io_loop_cb,
 		.virtio_slot = virtio_slot_cb,
+		.map_memory = map_memory_cb,
+		.unmap_memory = unmap_memory_cb,
 		.opaque = m,
 	};
 	if ((ret = devtable_realize(&m->devs, machine_devices, ARRAY_SIZE(machine_devices), &host,

@@ -32,6 +32,8 @@ struct vcpu {
 	bool thread_started;
 };
 
+#define MACHINE_DEVMEM_MAX 4
+
 struct machine {
 	const struct vmm_config *cfg; /* owned by the VM, outlives the machine */
 	const struct log_sink *log;
@@ -55,6 +57,11 @@ struct machine {
 	struct device_table devs;
 	struct ev_loop *io; /* the I/O thread, when a virtio device asked for it */
 	unsigned int next_virtio_slot;
+	/* Device memory (map_memory), KVM memslots GM_MAX_REGIONS + i. */
+	struct {
+		uint64_t gpa, size;
+	} devmem[MACHINE_DEVMEM_MAX];
+	uint64_t next_devmem_gpa;
 
 	struct vcpu *vcpus;
 	unsigned int nr_vcpus;

@@ -287,6 +287,32 @@ disk_stream() {
 #     powers off. A disk, not the console: it works whatever happens to console input;
 #   - console input: 'ping N' is answered with 'VMMTEST pong N'.
 LU_WORK=200
+# --- persistent memory -----------------------------------------------------------------
+
+# /dev/pmem0 (virtio-pmem) holds an ext4 whose 'hello' the host wrote: mount it with DAX, read
+# it, and unless the scenario is pmem-ro write 'from-guest' and sync (the device's flush).
+pmem() {
+	n=0
+	while [ ! -b /dev/pmem0 ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ -b /dev/pmem0 ] || { say "ERROR pmem: no /dev/pmem0"; return; }
+	say "pmem size=$(($(cat /sys/block/pmem0/size) / 2048))M"
+	opts=dax
+	[ "$1" = ro ] && opts=dax,ro
+	mkdir -p /mnt/pm
+	mount -t ext4 -o "$opts" /dev/pmem0 /mnt/pm || { say "ERROR pmem: mount -o $opts failed"; return; }
+	say "pmem mount options=$(awk '$1 == "/dev/pmem0" { print $4 }' /proc/mounts)"
+	say "pmem read: $(cat /mnt/pm/hello)"
+	if [ "$1" != ro ]; then
+		echo "written by the guest" >/mnt/pm/from-guest && sync && say "pmem wrote from-guest"
+	elif echo x 2>/dev/null >/mnt/pm/nope; then
+		say "ERROR pmem: a write to the read-only mount worked"
+	fi
+	umount /mnt/pm
+}
+
 # --- entropy ---------------------------------------------------------------------------
 
 # The virtio-rng device as the guest's hwrng: bound, and /dev/hwrng gives bytes that differ.
@@ -426,6 +452,8 @@ disk-flush) disk_flush; stop poweroff ;;
 disk-stream) disk_stream; say "END $scenario"; stop poweroff ;;
 records) records; say "END $scenario"; stop poweroff ;;
 rng) rng; say "END $scenario"; stop poweroff ;;
+pmem) pmem rw; say "END $scenario"; stop poweroff ;;
+pmem-ro) pmem ro; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"
