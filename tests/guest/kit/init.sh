@@ -41,6 +41,7 @@ fi
 scenario=shell
 disk=vda
 ctl=vdb
+share=pmem
 rootdev=
 rootfstype=ext4
 rootmode=ro
@@ -50,6 +51,7 @@ for w in $(cat /proc/cmdline); do
 	vmmtest=*) scenario=${w#vmmtest=} ;;
 	vmmtest.dev=*) disk=${w#vmmtest.dev=} ;;
 	vmmtest.ctl=*) ctl=${w#vmmtest.ctl=} ;;
+	vmmtest.share=*) share=${w#vmmtest.share=} ;;
 	root=*) rootdev=${w#root=} ;;
 	rootfstype=*) rootfstype=${w#rootfstype=} ;;
 	rw) rootmode=rw ;;
@@ -313,6 +315,30 @@ pmem() {
 	umount /mnt/pm
 }
 
+cached_kb() {
+	awk '/^Cached:/ { print $2 }' /proc/meminfo
+}
+
+# One of several guests sharing a base image (tests/host/pmem-share.sh): mount it read-only
+# (vmmtest.share=pmem: /dev/pmem0 with DAX; blk: /dev/vda), say so, and on 'go' from the
+# console read all of 'big'; on 'quit' power off.
+pmem_share() {
+	if [ "$share" = pmem ]; then dev=/dev/pmem0; opts=dax,ro; else dev=/dev/vda; opts=ro; fi
+	n=0
+	while [ ! -b $dev ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	mkdir -p /mnt/pm
+	mount -t ext4 -o $opts $dev /mnt/pm || { say "ERROR share: mount $dev failed"; return; }
+	say "share ready $(awk -v d=$dev '$1 == d { print $4 }' /proc/mounts) cached=$(cached_kb)"
+	read -r line
+	sum=$(md5sum /mnt/pm/big | cut -d' ' -f1)
+	say "share read $sum cached=$(cached_kb)"
+	read -r line
+	umount /mnt/pm
+}
+
 # --- entropy ---------------------------------------------------------------------------
 
 # The virtio-rng device as the guest's hwrng: bound, and /dev/hwrng gives bytes that differ.
@@ -454,6 +480,7 @@ records) records; say "END $scenario"; stop poweroff ;;
 rng) rng; say "END $scenario"; stop poweroff ;;
 pmem) pmem rw; say "END $scenario"; stop poweroff ;;
 pmem-ro) pmem ro; say "END $scenario"; stop poweroff ;;
+pmem-share) pmem_share; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"
