@@ -53,9 +53,21 @@
 #define PORT_DEBUG_EXIT    0xf4  /* default, QEMU isa-debug-exit compatible */
 
 #define IRQ_COM1 4
-/* virtio-mmio device i: window LAYOUT_VIRTIO_MMIO + i * 4 KiB, IOAPIC input LAYOUT_VIRTIO_GSI + i
- * (edge; the ISA IRQs stay below 16). KVM's IOAPIC has 24 inputs. */
-#define LAYOUT_VIRTIO_GSI     16
-#define LAYOUT_VIRTIO_MAX_DEVS 8
+/*
+ * virtio-mmio device i: window LAYOUT_VIRTIO_MMIO + i * 4 KiB and one IOAPIC input of its own
+ * (edge, active high, named in its _CRS): 16 + i for the first 8 (KVM's IOAPIC has 24 inputs),
+ * then the ISA inputs nothing of the platform uses. Not 0 (PIT), 1 (keyboard), 2 (cascade),
+ * 4 (COM1), 8 (RTC), 9 (SCI on a full ACPI machine), 12 (the i8042's mouse). Slots keep their
+ * inputs forever: a snapshot's or a live update's guest has its drivers bound to them.
+ */
+#define LAYOUT_VIRTIO_GSI      16
+#define LAYOUT_VIRTIO_MAX_DEVS 17
+
+static inline unsigned int layout_virtio_gsi(unsigned int slot)
+{
+	static const unsigned char isa[LAYOUT_VIRTIO_MAX_DEVS - 8] = { 5, 6, 7, 10, 11, 13, 14, 15, 3 };
+
+	return slot < 8 ? LAYOUT_VIRTIO_GSI + slot : isa[slot - 8];
+}
 
 #endif

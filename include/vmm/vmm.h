@@ -85,7 +85,7 @@ struct vmm_disk {
 
 #define VMM_DISK_POLL_US_DEFAULT 32
 #define VMM_DISK_POLL_US_MAX     1000000
-#define VMM_MAX_DISKS            7
+#define VMM_MAX_DISKS            8
 
 void vmm_disk_init(struct vmm_disk *d);
 

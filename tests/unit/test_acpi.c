@@ -467,13 +467,36 @@ static void test_iasl(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/*
+ * Every virtio slot has an IOAPIC input of its own, within KVM's 24, none that a platform
+ * device or the PC's fixed wiring uses, and the first 8 keep 16..23 (snapshots rely on it).
+ */
+static void test_virtio_gsis(void **state)
+{
+	static const unsigned int taken[] = { 0, 1, 2, IRQ_COM1, 8, 9, 12 };
+	bool seen[24] = { false };
+	(void)state;
+
+	for (unsigned int slot = 0; slot < LAYOUT_VIRTIO_MAX_DEVS; slot++) {
+		unsigned int gsi = layout_virtio_gsi(slot);
+
+		assert_true(gsi < 24);
+		assert_false(seen[gsi]);
+		seen[gsi] = true;
+		for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++)
+			assert_int_not_equal(gsi, taken[i]);
+		if (slot < 8)
+			assert_int_equal(gsi, 16 + slot);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rsdp_xsdt),     cmocka_unit_test(test_fadt),
 		cmocka_unit_test(test_dsdt_contents), cmocka_unit_test(test_madt),
 		cmocka_unit_test(test_enospc),	      cmocka_unit_test(test_einval),
-		cmocka_unit_test(test_iasl),
+		cmocka_unit_test(test_iasl),	      cmocka_unit_test(test_virtio_gsis),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

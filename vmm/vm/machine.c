@@ -136,7 +136,7 @@ static int virtio_slot_cb(void *opaque, uint64_t *base, unsigned int *gsi)
 	if (m->next_virtio_slot >= LAYOUT_VIRTIO_MAX_DEVS)
 		return -ENOSPC;
 	*base = LAYOUT_VIRTIO_MMIO + (uint64_t)m->next_virtio_slot * VIRTIO_MMIO_SIZE;
-	*gsi = LAYOUT_VIRTIO_GSI + m->next_virtio_slot;
+	*gsi = layout_virtio_gsi(m->next_virtio_slot);
 	m->next_virtio_slot++;
 	return 0;
 }

@@ -289,6 +289,28 @@ disk_stream() {
 #     powers off. A disk, not the console: it works whatever happens to console input;
 #   - console input: 'ping N' is answered with 'VMMTEST pong N'.
 LU_WORK=200
+# --- many devices ----------------------------------------------------------------------
+
+# Every virtio device of a full machine answers, each on its own interrupt: the disks'
+# first bytes (the host wrote 'disk-N' there), the hwrng, a flush of each pmem.
+devices() {
+	n=0
+	while { [ ! -b /dev/vdh ] || [ ! -b /dev/pmem1 ] || [ ! -c /dev/hwrng ]; } && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	say "devices virtio=$(ls /sys/bus/virtio/devices | wc -l)"
+	for d in vda vdb vdc vdd vde vdf vdg vdh; do
+		say "devices $d=$(head -c 6 /dev/$d 2>/dev/null)"
+	done
+	say "devices rng=$(head -c 16 /dev/hwrng | wc -c)"
+	for p in pmem0 pmem1; do
+		dd if=/dev/zero of=/dev/$p bs=4096 count=1 conv=fsync 2>/dev/null &&
+			say "devices $p flushed"
+	done
+	say "devices irqs:$(awk '/virtio/ { printf " %s", $1 }' /proc/interrupts)"
+}
+
 # --- persistent memory -----------------------------------------------------------------
 
 # /dev/pmem0 (virtio-pmem) holds an ext4 whose 'hello' the host wrote: mount it with DAX, read
@@ -481,6 +503,7 @@ rng) rng; say "END $scenario"; stop poweroff ;;
 pmem) pmem rw; say "END $scenario"; stop poweroff ;;
 pmem-ro) pmem ro; say "END $scenario"; stop poweroff ;;
 pmem-share) pmem_share; say "END $scenario"; stop poweroff ;;
+devices) devices; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"
