@@ -235,6 +235,11 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
 	return 1;
 }
 
+void vq_unpop(struct virtqueue *vq, unsigned int n)
+{
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+}
+
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 {
 	if (!vq->enabled || vq->broken)

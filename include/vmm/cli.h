@@ -47,6 +47,8 @@ void cli_opts_free(struct cli_opts *o);
  * (its default id "diskN"). -EINVAL with *err (free it) naming the disk and the bad part.
  */
 int cli_parse_disk(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
+/* --net tap=NAME|fd=N[,mac=][,id=], the index-th (default id netN). */
+int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
 /* --pmem PATH[,id=NAME][,ro][,root], the index-th (default id pmemN). */
 int cli_parse_pmem(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
 /* --rng[=bytes=SIZE[/MS][,ops=N[/MS]][,burst=SIZE]] (spec NULL or "": no limit). */

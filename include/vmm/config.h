@@ -41,6 +41,14 @@ struct config_pmem {
 	bool root;
 };
 
+struct config_net {
+	char *id;
+	char *tap;          /* NULL: fd */
+	int fd;             /* adopted tap (owned), or -1 */
+	bool has_mac;
+	uint8_t mac[6];
+};
+
 struct vmm_config {
 	char *id;
 	char *kernel;
@@ -72,6 +80,8 @@ struct vmm_config {
 
 	struct config_pmem pmems[VMM_MAX_PMEM];
 	unsigned int nr_pmems;
+	struct config_net nets[VMM_MAX_NICS];
+	unsigned int nr_nets;
 
 	bool rng;            /* a virtio-rng device (Firecracker's "entropy") */
 	struct vmm_rate_limiter rng_limit; /* its rate limit; all zero: none */
@@ -157,6 +167,12 @@ int config_set_timeout(struct vmm_config *c, long long s, const char *what,
 int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *what,
 		    struct vmm_error *e) WUR;
 /* The checks across fields, and that a kernel is set. */
+int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *what,
+		   struct vmm_error *e) WUR;
+struct config_net *config_net_find(struct vmm_config *c, const char *id);
+void config_clear_nets(struct vmm_config *c);
+/* "aa:bb:cc:dd:ee:ff" -> 6 bytes; false if it is not one. */
+bool config_parse_mac(const char *s, uint8_t mac[6]);
 int config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, const char *what,
 		    struct vmm_error *e) WUR;
 struct config_pmem *config_pmem_find(struct vmm_config *c, const char *id);

@@ -25,6 +25,9 @@ int cfgjson_machine_config(struct vmm_config *c, const json_t *body, bool patch,
 /* PUT /drives/{id}: path_id is the id in the path, which the body's drive_id must equal. */
 int cfgjson_drive(struct vmm_config *c, const char *path_id, const json_t *body,
 		  struct vmm_error *e) WUR;
+/* PUT /network-interfaces/{iface_id}: the body's iface_id must equal path_id. */
+int cfgjson_net(struct vmm_config *c, const char *path_id, const json_t *body,
+		struct vmm_error *e) WUR;
 /* PUT /pmem/{id}: path_id is the id in the path, which the body's id must equal. */
 int cfgjson_pmem(struct vmm_config *c, const char *path_id, const json_t *body,
 		 struct vmm_error *e) WUR;

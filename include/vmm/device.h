@@ -161,5 +161,6 @@ extern const struct device_ops virtio_blk_device_ops;  /* virtio/blk/virtio_blk_
 extern const struct device_ops virtio_console_device_ops; /* virtio/console/ */
 extern const struct device_ops virtio_rng_device_ops;  /* virtio/rng/virtio_rng_dev.c */
 extern const struct device_ops virtio_pmem_device_ops; /* virtio/pmem/virtio_pmem_dev.c */
+extern const struct device_ops virtio_net_device_ops;  /* virtio/net/virtio_net_dev.c */
 
 #endif

@@ -133,6 +133,11 @@ static inline bool vq_elem_current(const struct virtqueue *vq, const struct vq_e
 	return elem->gen == vq->gen;
 }
 /*
+ * Give back the last n chains popped and not pushed, as if they had not been taken (a device
+ * that took more buffers than one packet needed: virtio-net's mergeable receive buffers).
+ */
+void vq_unpop(struct virtqueue *vq, unsigned int n);
+/*
  * Return a chain to the driver with `len` bytes written into its writable part. The used
  * element is written before the used index (release order). A head >= size is ignored.
  */

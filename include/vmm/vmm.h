@@ -124,6 +124,22 @@ struct vmm_pmem {
 
 void vmm_pmem_init(struct vmm_pmem *p);
 
+/*
+ * A virtio-net interface on a tap device: tap names it (created if absent, which needs
+ * CAP_NET_ADMIN), or fd is an open tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, as runtimes pass
+ * it; dup'ed). mac "52:54:00:12:34:56", or NULL: the guest makes one up.
+ */
+struct vmm_net {
+	const char *id;       /* iface_id: unique in the VM, as a disk's id */
+	const char *tap;
+	int fd;
+	const char *mac;
+};
+
+#define VMM_MAX_NICS 4
+
+void vmm_net_init(struct vmm_net *n);
+
 struct vmm_config *vmm_config_new(void);
 struct vmm_config *vmm_config_dup(const struct vmm_config *c);
 void vmm_config_free(struct vmm_config *c);
@@ -165,6 +181,8 @@ int vmm_config_set_cpuid_mask(struct vmm_config *c, const char *list, struct vmm
 int vmm_config_set_kvm_device(struct vmm_config *c, const char *path, struct vmm_error *e);
 /* Add a disk, or replace the one with the same id (Firecracker's PUT /drives semantics). */
 int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct vmm_error *e);
+/* Add a network interface, or replace the one with the same id (PUT /network-interfaces). */
+int vmm_config_put_net(struct vmm_config *c, const struct vmm_net *n, struct vmm_error *e);
 /* Add a pmem device, or replace the one with the same id (Firecracker's PUT /pmem/{id}). */
 int vmm_config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, struct vmm_error *e);
 /*

@@ -181,8 +181,7 @@ static void test_unknown_path_method(void **state)
 		     "Invalid request method and/or path: PATCH boot-source.");
 	expect_fault(x, 400, "PUT", "/vm", "{}", "Invalid request method and/or path: PUT vm.");
 	/* Firecracker resources outside the subset say so. */
-	expect_fault(x, 400, "PUT", "/network-interfaces/eth0", "{}",
-		     "PUT /network-interfaces: not supported by vmm");
+	expect_fault(x, 400, "PUT", "/vsock", "{}", "PUT /vsock: not supported by vmm");
 	expect_fault(x, 400, "PUT", "/snapshot", "{}", "Missing snapshot operation type");
 	expect_fault(x, 400, "PUT", "/snapshot/copy", "{}",
 		     "Invalid request method and/or path: PUT /snapshot/copy");
@@ -536,6 +535,54 @@ static void test_vm_config(void **state)
 	j = get_json(x, "/vm/config");
 	assert_int_equal(json_array_size(json_object_get(j, "drives")), 2);
 	json_decref(j);
+}
+
+/* ---- PUT /network-interfaces/{iface_id} ---- */
+
+static void test_net(void **state)
+{
+	struct fx *x = *state;
+	json_t *j, *n;
+
+	expect_ok(x, "PUT", "/boot-source", "{\"kernel_image_path\": \"/k\"}");
+	expect_ok(x, "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", "
+		  "\"host_dev_name\": \"tap0\", \"guest_mac\": \"52:54:00:AB:cd:01\"}");
+	expect_ok(x, "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", "
+		  "\"host_dev_name\": \"tap1\", \"rx_rate_limiter\": null}");
+	assert_int_equal(x->vm.cfg.nr_nets, 2);
+	assert_true(x->vm.cfg.nets[0].has_mac);
+	assert_int_equal(x->vm.cfg.nets[0].mac[4], 0xcd);
+	assert_false(x->vm.cfg.nets[1].has_mac);
+	j = get_json(x, "/vm/config");
+	n = json_array_get(json_object_get(j, "network-interfaces"), 0);
+	assert_string_equal(json_string_value(json_object_get(n, "guest_mac")), "52:54:00:ab:cd:01");
+	assert_string_equal(json_string_value(json_object_get(n, "host_dev_name")), "tap0");
+	assert_true(json_is_null(json_object_get(json_array_get(json_object_get(j,
+		"network-interfaces"), 1), "guest_mac")));
+	struct vmm_config c;
+	struct vmm_error e = { 0 };
+	config_init(&c);
+	assert_int_equal(cfgjson_file(&c, j, &e), 0);
+	assert_int_equal(c.nr_nets, 2);
+	assert_int_equal(c.nets[0].mac[5], 1);
+	config_fini(&c);
+	json_decref(j);
+
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", "
+		     "\"host_dev_name\": \"tap1\"}", "tap 'tap1' is also interface 'eth1'");
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", "
+		     "\"host_dev_name\": \"tap2\", \"guest_mac\": \"52:54:00:1\"}",
+		     "is not six hex bytes");
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", "
+		     "\"host_dev_name\": \"a-very-long-tap-name\"}", "longer than 15");
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth3\", "
+		     "\"host_dev_name\": \"tap2\"}", "differs from the id in the path");
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", "
+		     "\"host_dev_name\": \"tap2\", \"tx_rate_limiter\": {\"ops\": {}}}",
+		     "not supported yet");
+	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", "
+		     "\"host_dev_name\": \"tap0\"}", POST_BOOT);
 }
 
 /* ---- PUT /pmem/{id} ---- */
@@ -916,6 +963,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_entropy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pmem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_net, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vm_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_patch_vm, setup, teardown),

@@ -259,9 +259,14 @@ static void test_config_file(void **state)
 		  "{\"ops\": {\"size\": 1, \"refill_time\": 1}}}]}", "rate_limiter" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [{\"drive_id\": "
 		  "\"a\", \"path_on_host\": \"/a\"}]}", "is_root_device" },
+		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"vsock\": "
+		  "{\"guest_cid\": 3, \"uds_path\": \"/v\"}}", "vsock: not supported" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
-		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}]}",
-		  "network-interfaces: not supported" },
+		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"rx_rate_limiter\": "
+		  "{}}]}", "rate limiters on network interfaces" },
+		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
+		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": "
+		  "\"01:00:00:00:00:01\"}]}", "multicast" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"boot-source\": "
 		  "{\"kernel_image_path\": \"/j\"}}", "duplicate" },
 	};

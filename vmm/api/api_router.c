@@ -9,6 +9,7 @@
  *   PUT   /machine-config   before start (PATCH too); GET any time
  *   PUT   /drives/{id}      before start; the same id replaces the drive
  *   PUT   /pmem/{id}        before start; the same id replaces the device
+ *   PUT   /network-interfaces/{iface_id}  before start; the same id replaces it
  *   PUT   /entropy          before start: a virtio-rng device, optionally rate limited
  *   PUT   /actions          InstanceStart, SendCtrlAltDel (FlushMetrics: refused, no metrics)
  *   PATCH /vm               {"state": "Paused" | "Resumed"} once started; idempotent
@@ -38,7 +39,7 @@
 /* Firecracker resources outside vmm's subset: refused by name rather than as unknown paths. */
 static const char *const unsupported_resources[] = {
 	"balloon", "cpu-config", "hotplug", "logger", "metrics", "mmds",
-	"network-interfaces", "serial", "vsock",
+	"serial", "vsock",
 };
 
 enum method { M_GET, M_PUT, M_PATCH, M_DELETE, M_OTHER };
@@ -235,7 +236,8 @@ static void get_vm_config(struct req *q)
 
 /* ---- configuration changes (before start) ---- */
 
-enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE, CH_ENTROPY, CH_PMEM };
+enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE, CH_ENTROPY, CH_PMEM,
+	      CH_NET };
 
 struct change_arg {
 	enum change kind;
@@ -260,6 +262,8 @@ static int change_fn(struct vmm_config *c, void *arg, struct vmm_error *e)
 		return cfgjson_entropy(c, a->body, e);
 	case CH_PMEM:
 		return cfgjson_pmem(c, a->id, a->body, e);
+	case CH_NET:
+		return cfgjson_net(c, a->id, a->body, e);
 	}
 	return config_fail(e, -EINVAL, "unknown change");
 }
@@ -306,6 +310,21 @@ static void put_drive(struct req *q)
 		return;
 	}
 	change_config(q, CH_DRIVE, q->arg);
+}
+
+static void put_net(struct req *q)
+{
+	if (!q->arg || !*q->arg) {
+		fault(q->out, 400, "PUT /network-interfaces/{iface_id}: the id in the path is "
+		      "empty.");
+		return;
+	}
+	if (!config_id_valid(q->arg)) {
+		fault(q->out, 400, "PUT /network-interfaces/{iface_id}: '%.80s' is not 1 to %d "
+		      "letters, digits, '_', '-' or '.'.", q->arg, CONFIG_ID_MAX);
+		return;
+	}
+	change_config(q, CH_NET, q->arg);
 }
 
 static void put_pmem(struct req *q)
@@ -773,6 +792,8 @@ static void dispatch(struct req *q)
 		put_drive(q);
 	else if (is(q, M_PUT, "pmem"))
 		put_pmem(q);
+	else if (is(q, M_PUT, "network-interfaces"))
+		put_net(q);
 	else if (is(q, M_PUT, "entropy"))
 		change_config(q, CH_ENTROPY, NULL);
 	else if (is(q, M_PUT, "actions"))

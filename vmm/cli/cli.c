@@ -182,6 +182,90 @@ out:
 	return r;
 }
 
+int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, char **err)
+{
+	const char *p = spec;
+	char *f = NULL, *tap = NULL, *mac = NULL, *id = NULL, what[64];
+	struct vmm_net n;
+	struct vmm_error e;
+	int r = -EINVAL, fd = -1;
+
+	vmm_net_init(&n);
+	if (!strcmp(spec, "user") || !strncmp(spec, "user,", 5)) {
+		*err = g_strdup("--net user: user-mode networking (libslirp) is not there yet; use "
+				"--net tap=NAME");
+		return -EINVAL;
+	}
+	while (*p) {
+		f = next_field(&p);
+		char *val = strchr(f, '=');
+		if (val)
+			*val++ = '\0';
+		if (!val || !*val) {
+			*err = g_strdup_printf("--net %s: '%s' needs a value", spec, f);
+			goto out;
+		}
+		if (!strcmp(f, "tap")) {
+			if (tap || fd >= 0)
+				goto dup;
+			tap = g_strdup(val);
+		} else if (!strcmp(f, "fd")) {
+			char *end;
+			long v;
+
+			if (tap || fd >= 0)
+				goto dup;
+			errno = 0;
+			v = strtol(val, &end, 10);
+			if (*end || errno || v < 0 || v > 1 << 20) {
+				*err = g_strdup_printf("--net %s: fd must be an open file descriptor "
+						       "number", spec);
+				goto out;
+			}
+			fd = (int)v;
+		} else if (!strcmp(f, "mac")) {
+			if (mac)
+				goto dup;
+			mac = g_strdup(val);
+		} else if (!strcmp(f, "id")) {
+			if (id)
+				goto dup;
+			id = g_strdup(val);
+		} else {
+			*err = g_strdup_printf("--net %s: unknown option '%s' (known: tap=, fd=, mac=, "
+					       "id=)", spec, f);
+			goto out;
+		}
+		g_free(f);
+		f = NULL;
+	}
+	if (!tap && fd < 0) {
+		*err = g_strdup_printf("--net '%s': tap=NAME or fd=N is needed", spec);
+		goto out;
+	}
+	if (!id)
+		id = g_strdup_printf("net%u", index);
+	n.id = id;
+	n.tap = tap;
+	n.fd = fd;
+	n.mac = mac;
+	snprintf(what, sizeof(what), "--net %.40s", spec);
+	if (config_put_net(cfg, &n, what, &e) < 0) {
+		*err = g_strdup(e.msg);
+		goto out;
+	}
+	r = 0;
+	goto out;
+dup:
+	*err = g_strdup_printf("--net %s: '%s' given twice (or tap= with fd=)", spec, f);
+out:
+	g_free(f);
+	g_free(tap);
+	g_free(mac);
+	g_free(id);
+	return r;
+}
+
 int cli_parse_pmem(const char *spec, unsigned int index, struct vmm_config *cfg, char **err)
 {
 	const char *p = spec;
@@ -532,7 +616,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 {
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
 	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL, *api_sock = NULL, *id = NULL;
-	gchar **disks = NULL, **pmems = NULL;
+	gchar **disks = NULL, **pmems = NULL, **nets = NULL;
 	gint cpus = 1, timeout = 0, debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
 	gboolean help = FALSE, track = FALSE;
 	GOptionEntry entries[] = {
@@ -559,6 +643,11 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "io=uring|aio|sync, serial=ID, poll=USEC (adaptive busy-polling of the I/O thread "
 		  "up to USEC after each event, 0 = off, default 32) (a comma in PATH is written ,,)",
 		  "PATH[,id=][,ro][,root][,cache=][,io=][,serial=][,poll=]" },
+		{ "net", 0, 0, G_OPTION_ARG_STRING_ARRAY, &nets,
+		  "virtio-net on a tap device (repeatable, up to 4): tap=NAME (created if absent, "
+		  "which needs CAP_NET_ADMIN) or fd=N (an open tap with IFF_VNET_HDR, as runtimes "
+		  "pass it); mac=52:54:00:12:34:56 (default: the guest makes one up), id=NAME "
+		  "(default netN)", "tap=NAME|fd=N[,mac=][,id=]" },
 		{ "pmem", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &pmems,
 		  "virtio-pmem: this file (a non-zero multiple of 2 MiB) mapped into guest memory, "
 		  "/dev/pmem0, pmem1... (repeatable, up to 2; mount -o dax to read it without a "
@@ -674,6 +763,15 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		if ((ret = cli_parse_disk(disks[i], i, c, err)) < 0)
 			goto out;
 	}
+	for (unsigned int i = 0; nets && nets[i]; i++) {
+		if (i >= VMM_MAX_NICS) {
+			ret = fail(err, g_strdup_printf("--net: more than %u network interfaces",
+							VMM_MAX_NICS));
+			goto out;
+		}
+		if ((ret = cli_parse_net(nets[i], i, c, err)) < 0)
+			goto out;
+	}
 	for (unsigned int i = 0; pmems && pmems[i]; i++) {
 		if (i >= VMM_MAX_PMEM) {
 			ret = fail(err, g_strdup_printf("--pmem: more than %u pmem devices",
@@ -707,6 +805,7 @@ out:
 	g_free(id);
 	g_strfreev(disks);
 	g_strfreev(pmems);
+	g_strfreev(nets);
 	g_clear_pointer(&rng_spec, g_free);
 	g_option_context_free(ctx);
 	return ret;

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "vmm/config.h"
@@ -96,6 +99,23 @@ void config_clear_pmems(struct vmm_config *c)
 	c->nr_pmems = 0;
 }
 
+static void net_fini(struct config_net *n)
+{
+	free(n->id);
+	free(n->tap);
+	if (n->fd >= 0)
+		close(n->fd);
+	memset(n, 0, sizeof(*n));
+	n->fd = -1;
+}
+
+void config_clear_nets(struct vmm_config *c)
+{
+	for (unsigned int i = 0; i < c->nr_nets; i++)
+		net_fini(&c->nets[i]);
+	c->nr_nets = 0;
+}
+
 void config_clear_disks(struct vmm_config *c)
 {
 	for (unsigned int i = 0; i < c->nr_disks; i++)
@@ -107,6 +127,7 @@ void config_fini(struct vmm_config *c)
 {
 	config_clear_disks(c);
 	config_clear_pmems(c);
+	config_clear_nets(c);
 	free(c->id);
 	free(c->kernel);
 	free(c->initrd);
@@ -172,6 +193,11 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src)
 	dst->mem_source_fd = dup_fd(src->mem_source_fd, &ok);
 	for (unsigned int i = 0; i < src->nr_disks; i++)
 		disk_copy(&dst->disks[i], &src->disks[i], &ok);
+	for (unsigned int i = 0; i < src->nr_nets; i++) {
+		dst->nets[i].id = dup_or_null(src->nets[i].id, &ok);
+		dst->nets[i].tap = dup_or_null(src->nets[i].tap, &ok);
+		dst->nets[i].fd = dup_fd(src->nets[i].fd, &ok);
+	}
 	for (unsigned int i = 0; i < src->nr_pmems; i++) {
 		dst->pmems[i].id = dup_or_null(src->pmems[i].id, &ok);
 		dst->pmems[i].path = dup_or_null(src->pmems[i].path, &ok);
@@ -503,6 +529,84 @@ int config_put_disk(struct vmm_config *c, const struct vmm_disk *d, const char *
 	return 0;
 }
 
+bool config_parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char end;
+
+	if (!s || strlen(s) != 17 ||
+	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &end) != 6)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		if (s[i * 3 + 2] != ':' && i < 5)
+			return false;
+		mac[i] = (uint8_t)b[i];
+	}
+	return true;
+}
+
+struct config_net *config_net_find(struct vmm_config *c, const char *id)
+{
+	for (unsigned int i = 0; i < c->nr_nets; i++) {
+		if (!strcmp(c->nets[i].id, id))
+			return &c->nets[i];
+	}
+	return NULL;
+}
+
+int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *what,
+		   struct vmm_error *e)
+{
+	struct config_net nn = { .fd = -1 }, *slot;
+	bool ok = true;
+
+	if (!n->id || !config_id_valid(n->id))
+		return config_fail(e, -EINVAL,
+				   "%s: id '%s' is not 1 to %d letters, digits, '_', '-' or '.'",
+				   what, n->id ? n->id : "", CONFIG_ID_MAX);
+	if ((!n->tap || !*n->tap) && n->fd < 0)
+		return config_fail(e, -EINVAL, "%s: no tap device named", what);
+	/* An open tap without a name: its name, so that a snapshot can open it again. */
+	struct ifreq ifr = {0};
+	if ((!n->tap || !*n->tap) && ioctl(n->fd, TUNGETIFF, &ifr) < 0)
+		return config_fail(e, -EINVAL, "%s: fd %d is not a tap (%s)", what, n->fd,
+				   strerror(errno));
+	if (n->tap && strlen(n->tap) > 15)
+		return config_fail(e, -EINVAL, "%s: tap name '%s' is longer than 15 characters",
+				   what, n->tap);
+	if (n->mac && !config_parse_mac(n->mac, nn.mac))
+		return config_fail(e, -EINVAL, "%s: MAC '%s' is not six hex bytes aa:bb:cc:dd:ee:ff",
+				   what, n->mac);
+	if (n->mac && (nn.mac[0] & 1))
+		return config_fail(e, -EINVAL, "%s: MAC '%s' is a multicast address", what, n->mac);
+	slot = config_net_find(c, n->id);
+	if (!slot && c->nr_nets >= VMM_MAX_NICS)
+		return config_fail(e, -ENOSPC, "%s: more than %d network interfaces", what,
+				   VMM_MAX_NICS);
+	for (unsigned int i = 0; i < c->nr_nets; i++) {
+		const struct config_net *o = &c->nets[i];
+
+		if (o != slot && n->tap && o->tap && !strcmp(n->tap, o->tap))
+			return config_fail(e, -EINVAL, "%s: tap '%s' is also interface '%s'", what,
+					   n->tap, o->id);
+	}
+	nn.id = dup_or_null(n->id, &ok);
+	nn.tap = dup_or_null(n->tap && *n->tap ? n->tap : ifr.ifr_name, &ok);
+	nn.fd = dup_fd(n->fd, &ok);
+	nn.has_mac = n->mac != NULL;
+	if (!ok) {
+		net_fini(&nn);
+		return config_fail(e, -ENOMEM, "%s: out of memory", what);
+	}
+	if (slot)
+		net_fini(slot);
+	else
+		slot = &c->nets[c->nr_nets++];
+	*slot = nn;
+	return 0;
+}
+
 struct config_pmem *config_pmem_find(struct vmm_config *c, const char *id)
 {
 	for (unsigned int i = 0; i < c->nr_pmems; i++) {
@@ -573,10 +677,23 @@ int config_validate(const struct vmm_config *c, struct vmm_error *e)
 
 		if (c->nr_pmems)
 			snprintf(pm, sizeof(pm), ", %u pmem", c->nr_pmems);
-		return config_fail(e, -ENOSPC, "devices: %u disks%s%s%s need more than the %d "
-				   "virtio-mmio slots", c->nr_disks,
+		return config_fail(e, -ENOSPC, "devices: %u disks, %u network interfaces%s%s%s need "
+				   "more than the %d virtio-mmio slots", c->nr_disks, c->nr_nets,
 				   c->console == VMM_CONSOLE_VIRTIO ? ", a virtio console" : "",
 				   c->rng ? ", an entropy device" : "", pm, LAYOUT_VIRTIO_MAX_DEVS);
+	}
+	/* Device ids are one name space (the device table, a live update's host files). */
+	for (unsigned int i = 0; i < c->nr_nets; i++) {
+		for (unsigned int j = 0; j < c->nr_disks; j++) {
+			if (!strcmp(c->nets[i].id, c->disks[j].id))
+				return config_fail(e, -EINVAL, "network interface '%s': a disk has "
+						   "that id too", c->nets[i].id);
+		}
+		for (unsigned int j = 0; j < c->nr_pmems; j++) {
+			if (!strcmp(c->nets[i].id, c->pmems[j].id))
+				return config_fail(e, -EINVAL, "network interface '%s': a pmem has "
+						   "that id too", c->nets[i].id);
+		}
 	}
 	for (unsigned int i = 0; i < c->nr_pmems; i++) {
 		for (unsigned int j = 0; j < c->nr_disks; j++) {
@@ -593,7 +710,8 @@ int config_validate(const struct vmm_config *c, struct vmm_error *e)
 
 unsigned int config_virtio_devices(const struct vmm_config *c)
 {
-	return c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) + c->rng + c->nr_pmems;
+	return c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) + c->rng + c->nr_pmems +
+	       c->nr_nets;
 }
 
 static int bucket_check(const struct vmm_token_bucket *b, const char *what, const char *name,
@@ -795,6 +913,20 @@ int vmm_config_put_disk(struct vmm_config *c, const struct vmm_disk *d, struct v
 
 	snprintf(what, sizeof(what), "disk '%s'", d->id ? d->id : "");
 	return config_put_disk(c, d, what, e);
+}
+
+void vmm_net_init(struct vmm_net *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->fd = -1;
+}
+
+int vmm_config_put_net(struct vmm_config *c, const struct vmm_net *n, struct vmm_error *e)
+{
+	char what[96];
+
+	snprintf(what, sizeof(what), "network interface '%s'", n->id ? n->id : "");
+	return config_put_net(c, n, what, e);
 }
 
 void vmm_pmem_init(struct vmm_pmem *p)

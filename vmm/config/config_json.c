@@ -14,8 +14,8 @@
 
 /* Firecracker's configuration-file sections that vmm does not implement (yet). */
 static const char *const unsupported_sections[] = {
-	"network-interfaces", "vsock", "balloon", "logger", "metrics", "mmds-config",
-	"cpu-config", "memory-hotplug", "serial",
+	"vsock", "balloon", "logger", "metrics", "mmds-config", "cpu-config", "memory-hotplug",
+	"serial",
 };
 
 /* The first key of o not in allowed[], or NULL. */
@@ -269,6 +269,53 @@ static int apply_drive(struct vmm_config *c, const char *path_id, const json_t *
 	return config_put_disk(c, &disk, what, e);
 }
 
+/* ---- network interfaces ---- */
+
+/* Firecracker's NetworkInterface: iface_id, host_dev_name (required), guest_mac, and rate
+ * limiters, which vmm does not have for networks yet. */
+static int apply_net(struct vmm_config *c, const char *path_id, const json_t *o,
+		     const char *what, struct vmm_error *e)
+{
+	static const char *const keys[] = { "iface_id", "host_dev_name", "guest_mac",
+					    "rx_rate_limiter", "tx_rate_limiter" };
+	const char *id = NULL, *tap = NULL, *mac = NULL;
+	struct vmm_net n;
+	json_t *rl;
+	int r;
+
+	if (!json_is_object(o))
+		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
+	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), what, e)) < 0 ||
+	    (r = need(get_string(o, "iface_id", &id, e), "iface_id", what, e)) < 0)
+		return r;
+	if (path_id && strcmp(id, path_id))
+		return config_fail(e, -EINVAL, "iface_id: '%s' differs from the id in the path, "
+				   "'%s'", id, path_id);
+	if ((r = need(get_string(o, "host_dev_name", &tap, e), "host_dev_name", what, e)) < 0 ||
+	    (r = get_string(o, "guest_mac", &mac, e)) < 0)
+		return r;
+	if (((rl = json_object_get(o, "rx_rate_limiter")) && !json_is_null(rl)) ||
+	    ((rl = json_object_get(o, "tx_rate_limiter")) && !json_is_null(rl)))
+		return config_fail(e, -EINVAL, "%s: rate limiters on network interfaces are not "
+				   "supported yet", what);
+	vmm_net_init(&n);
+	n.id = id;
+	n.tap = tap;
+	n.mac = mac;
+	return config_put_net(c, &n, what, e);
+}
+
+static json_t *net_json(const struct config_net *n)
+{
+	char mac[18];
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
+		 n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+	return json_pack("{s:s, s:s?, s:s?, s:n, s:n}", "iface_id", n->id, "host_dev_name", n->tap,
+			 "guest_mac", n->has_mac ? mac : NULL, "rx_rate_limiter",
+			 "tx_rate_limiter");
+}
+
 /* ---- pmem ---- */
 
 /* Firecracker's Pmem: id, path_on_host (required), root_device, read_only. */
@@ -482,6 +529,21 @@ static int file_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
 	v = json_object_get(root, "entropy");
 	if (v && !json_is_null(v) && (r = apply_entropy(c, v, e)) < 0)
 		return r;
+	v = json_object_get(root, "network-interfaces");
+	if (v && !json_is_null(v)) {
+		size_t i;
+		json_t *d;
+
+		if (!json_is_array(v))
+			return config_fail(e, -EINVAL, "network-interfaces: must be a list");
+		json_array_foreach(v, i, d) {
+			char what[48];
+
+			snprintf(what, sizeof(what), "network-interfaces[%zu]", i);
+			if ((r = apply_net(c, NULL, d, what, e)) < 0)
+				return r;
+		}
+	}
 	v = json_object_get(root, "pmem");
 	if (v && !json_is_null(v)) {
 		size_t i;
@@ -537,6 +599,26 @@ int cfgjson_drive(struct vmm_config *c, const char *path_id, const json_t *body,
 		return config_fail(e, -EINVAL, "drive_id: '%s' is not 1 to %d letters, digits, "
 				   "'_', '-' or '.'", path_id, CONFIG_ID_MAX);
 	return apply(c, drive_fn, &a, e);
+}
+
+static int net_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	const struct drive_arg *a = arg;
+	char what[96];
+
+	snprintf(what, sizeof(what), "network interface '%s'", a->path_id);
+	return apply_net(c, a->path_id, a->body, what, e);
+}
+
+int cfgjson_net(struct vmm_config *c, const char *path_id, const json_t *body,
+		struct vmm_error *e)
+{
+	struct drive_arg a = { path_id, body };
+
+	if (!config_id_valid(path_id))
+		return config_fail(e, -EINVAL, "iface_id: '%s' is not 1 to %d letters, digits, '_', "
+				   "'-' or '.'", path_id, CONFIG_ID_MAX);
+	return apply(c, net_fn, &a, e);
 }
 
 static int pmem_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
@@ -610,12 +692,21 @@ static json_t *drive_json(const struct config_disk *d)
  */
 json_t *cfgjson_full(const struct vmm_config *c)
 {
-	json_t *drives = json_array(), *pmems = json_array();
+	json_t *drives = json_array(), *pmems = json_array(), *nets = json_array();
 
-	if (!drives || !pmems) {
+	if (!drives || !pmems || !nets) {
 		json_decref(drives);
 		json_decref(pmems);
+		json_decref(nets);
 		return NULL;
+	}
+	for (unsigned int i = 0; i < c->nr_nets; i++) {
+		if (json_array_append_new(nets, net_json(&c->nets[i])) < 0) {
+			json_decref(drives);
+			json_decref(pmems);
+			json_decref(nets);
+			return NULL;
+		}
 	}
 	for (unsigned int i = 0; i < c->nr_pmems; i++) {
 		if (json_array_append_new(pmems, pmem_json(&c->pmems[i])) < 0) {
@@ -631,13 +722,13 @@ json_t *cfgjson_full(const struct vmm_config *c)
 			return NULL;
 		}
 	}
-	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:[], s:n, "
+	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:o, s:n, "
 			 "s:o, s:o, s:n}",
 			 "balloon", "drives", drives,
 			 "boot-source", "kernel_image_path", c->kernel, "initrd_path", c->initrd,
 			 "boot_args", c->cmdline,
 			 "cpu-config", "logger", "machine-config", cfgjson_machine_config_get(c),
-			 "metrics", "mmds-config", "network-interfaces", "vsock", "entropy",
+			 "metrics", "mmds-config", "network-interfaces", nets, "vsock", "entropy",
 			 entropy_json(c), "pmem", pmems, "memory-hotplug");
 }
 

@@ -48,6 +48,20 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 		state_put_u64(w, n, "ops-burst", rl->ops.one_time_burst);
 		state_put_u64(w, n, "ops-refill-ms", rl->ops.refill_time_ms);
 	}
+	if (c->nr_nets) {
+		int nn = state_node(w, node, "net");
+
+		for (unsigned int i = 0; i < c->nr_nets; i++) {
+			const struct config_net *n = &c->nets[i];
+			int x = state_node(w, nn, n->id);
+
+			state_put_u32(w, x, "index", i);
+			if (n->tap)
+				state_put_str(w, x, "tap", n->tap);
+			if (n->has_mac)
+				state_put(w, x, "mac", n->mac, 6);
+		}
+	}
 	if (c->nr_pmems) {
 		int pm = state_node(w, node, "pmem");
 
@@ -167,6 +181,45 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 		c->rng = false;
 	}
 
+	int nn = state_find(r, "/config/net");
+	config_clear_nets(c);
+	for (uint32_t want = 0; nn >= 0 && want < VMM_MAX_NICS; want++) {
+		bool found = false;
+
+		for (int x = state_first_child(r, nn); x >= 0; x = state_next_sibling(r, x)) {
+			uint32_t idx;
+			size_t maclen = 0;
+			const uint8_t *mac = state_get_ptr(r, x, "mac", &maclen);
+			char macs[18], what[96];
+			struct vmm_net n;
+
+			if (state_get_u32(r, x, "index", &idx) < 0 || idx != want)
+				continue;
+			if (mac && maclen != 6) {
+				snprintf(err, errlen, "config: network interface '%s': malformed",
+					 state_node_name(r, x));
+				return -EINVAL;
+			}
+			vmm_net_init(&n);
+			n.id = state_node_name(r, x);
+			n.tap = state_get_str(r, x, "tap", 16);
+			if (mac) {
+				snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0],
+					 mac[1], mac[2], mac[3], mac[4], mac[5]);
+				n.mac = macs;
+			}
+			snprintf(what, sizeof(what), "config: network interface '%.60s'",
+				 n.id ? n.id : "?");
+			if (config_put_net(c, &n, what, &ve) < 0) {
+				snprintf(err, errlen, "%s", ve.msg);
+				return -EINVAL;
+			}
+			found = true;
+			break;
+		}
+		if (!found)
+			break;
+	}
 	int pm = state_find(r, "/config/pmem");
 	config_clear_pmems(c);
 	for (uint32_t want = 0; pm >= 0 && want < VMM_MAX_PMEM; want++) {

@@ -259,7 +259,8 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 		const char *end = memchr(id, 0, n - off);
 		struct config_disk *d;
 		struct config_pmem *p = NULL;
-		int *slot;
+		struct config_net *nc = NULL;
+		int *slot = NULL;
 
 		if (!end || next >= msg->nfds) {
 			snprintf(err, errlen, "malformed host-files list");
@@ -269,9 +270,11 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 			slot = &d->fd;
 		else if ((p = config_pmem_find(&in->cfg, id)))
 			slot = &p->fd;
-		if ((!d && !p) || *slot >= 0) {
-			snprintf(err, errlen, "host file for '%.64s', which is no disk or pmem of the "
-				 "VM", id);
+		else if ((nc = config_net_find(&in->cfg, id)))
+			slot = &nc->fd;
+		if (!slot || *slot >= 0) {
+			snprintf(err, errlen, "host file for '%.64s', which is no disk, pmem or network "
+				 "interface of the VM", id);
 			return -EPROTO;
 		}
 		*slot = msg->fds[next];
@@ -286,6 +289,13 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 	for (unsigned int i = 0; i < in->cfg.nr_disks; i++) {
 		if (in->cfg.disks[i].fd < 0) {
 			snprintf(err, errlen, "disk '%s' was not handed over", in->cfg.disks[i].id);
+			return -EPROTO;
+		}
+	}
+	for (unsigned int i = 0; i < in->cfg.nr_nets; i++) {
+		if (in->cfg.nets[i].fd < 0) {
+			snprintf(err, errlen, "network interface '%s' was not handed over",
+				 in->cfg.nets[i].id);
 			return -EPROTO;
 		}
 	}

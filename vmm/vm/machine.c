@@ -61,6 +61,11 @@ static unsigned int count_pmems(const struct vmm_config *c)
 	return c->nr_pmems;
 }
 
+static unsigned int count_nets(const struct vmm_config *c)
+{
+	return c->nr_nets;
+}
+
 static const struct device_row machine_devices[] = {
 	{ &serial_device_ops, NULL },
 	{ &i8042_device_ops, NULL },
@@ -69,11 +74,12 @@ static const struct device_row machine_devices[] = {
 	{ &acpi_pm_device_ops, NULL },
 	{ &debug_exit_device_ops, count_debug_exit },
 	/* virtio-mmio slots in this order: disks (root first), the console, the entropy device,
-	 * pmem (root first). */
+	 * pmem (root first), network interfaces. */
 	{ &virtio_blk_device_ops, count_disks },
 	{ &virtio_console_device_ops, count_virtio_console },
 	{ &virtio_rng_device_ops, count_virtio_rng },
 	{ &virtio_pmem_device_ops, count_pmems },
+	{ &virtio_net_device_ops, count_nets },
 };
 
 /* ---- what devices get from the machine ---- */

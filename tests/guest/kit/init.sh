@@ -289,6 +289,36 @@ disk_stream() {
 #     powers off. A disk, not the console: it works whatever happens to console input;
 #   - console input: 'ping N' is answered with 'VMMTEST pong N'.
 LU_WORK=200
+# --- network ---------------------------------------------------------------------------
+
+# eth0 (virtio-net on the test host's tap, tests/host/net-run.sh): 10.77.0.2/24, ping the
+# host at .1, serve a 16 MiB file of ours on port 5002 and fetch the host's from its 5003,
+# each with its md5sum on the console.
+net() {
+	n=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	ip link set eth0 up && ip addr add 10.77.0.2/24 dev eth0 || { say "ERROR net: no eth0"; return; }
+	say "net mac=$(cat /sys/class/net/eth0/address)"
+	n=0
+	until ping -c 1 -W 2 10.77.0.1 >/dev/null 2>&1; do
+		n=$((n + 1))
+		[ $n -lt 20 ] || { say "ERROR net: no answer to ping"; return; }
+	done
+	say "net ping ok"
+	dd if=/dev/urandom of=/tmp/out bs=1048576 count=16 2>/dev/null
+	say "net out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
+	nc -l -p 5002 -e cat /tmp/out &
+	served=$!
+	say "net serving"
+	nc 10.77.0.1 5003 >/tmp/in
+	say "net in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
+	wait $served
+	say "net served"
+}
+
 # --- many devices ----------------------------------------------------------------------
 
 # Every virtio device of a full machine answers, each on its own interrupt: the disks'
@@ -504,6 +534,7 @@ pmem) pmem rw; say "END $scenario"; stop poweroff ;;
 pmem-ro) pmem ro; say "END $scenario"; stop poweroff ;;
 pmem-share) pmem_share; say "END $scenario"; stop poweroff ;;
 devices) devices; say "END $scenario"; stop poweroff ;;
+net) net; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"

@@ -1,0 +1,49 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# net-run.sh DIR KERNEL INITRD: a guest on virtio-net over a tap of this (test) host. vmm makes
+# the tap (vmmtap0); we give it 10.77.0.1/24. The guest (the kit's net scenario, 10.77.0.2)
+# pings us, serves 16 MiB of its own on port 5002, which we fetch, and fetches 16 MiB of ours
+# from port 5003; both checked by md5sum. Prints 'NET ...' lines. $VMM is the vmm.
+set -u
+dir=$1 kernel=$2 initrd=$3
+tap=vmmtap0
+con=$dir/console.log
+
+fail() {
+	echo "NET ERROR $*"
+	[ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null
+	[ -n "${srv:-}" ] && kill -9 "$srv" 2>/dev/null
+	exit 1
+}
+
+dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=16 2>/dev/null || fail "no host file"
+host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
+nc -l -p 5003 -e cat "$dir/host.bin" &
+srv=$!
+"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+	--cmdline "console=ttyS0 quiet vmmtest=net" --net tap=$tap,mac=52:54:00:12:34:56 \
+	--timeout 600 </dev/null >"$con" 2>&1 &
+pid=$!
+n=0
+until ip link show $tap >/dev/null 2>&1; do
+	n=$((n + 1))
+	[ $n -lt 100 ] || { cat "$con"; fail "vmm made no tap $tap"; }
+	sleep 0.1
+done
+ip addr add 10.77.0.1/24 dev $tap && ip link set $tap up || fail "cannot configure $tap"
+echo "NET tap up"
+lutool wait "$con" 0 "VMMTEST net serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
+guest_md5=$(sed -n 's/.*VMMTEST net out-md5 \([0-9a-f]*\).*/\1/p' "$con")
+nc 10.77.0.2 5002 >"$dir/got.bin" || fail "cannot fetch the guest's file"
+got_md5=$(md5sum <"$dir/got.bin" | cut -d' ' -f1)
+echo "NET guest-to-host bytes=$(wc -c <"$dir/got.bin")"
+[ "$got_md5" = "$guest_md5" ] && echo "NET guest-to-host md5 ok" ||
+	echo "NET ERROR guest-to-host: md5 $got_md5, the guest's $guest_md5"
+lutool wait "$con" 0 "VMMTEST net in-md5" 300 >/dev/null || { cat "$con"; fail "the guest fetched nothing"; }
+grep -q "VMMTEST net in-md5 $host_md5 " "$con" && echo "NET host-to-guest md5 ok" ||
+	echo "NET ERROR host-to-guest: the guest's $(grep 'net in-md5' "$con"), ours $host_md5"
+wait "$pid"
+st=$?
+cat "$con"
+echo "NET vmm exit=$st"

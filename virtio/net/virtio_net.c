@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * virtio-net (virtio 1.2 §5.1), one queue pair: receiveq 0, transmitq 1, no control queue.
+ * Config space: mac[6], status (LINK_UP). Everything runs on the I/O thread under vdev->lock:
+ * guest kicks, and the tap's readability watch, which is taken away while the guest has no
+ * receive buffers (or the VM is paused) and put back when it posts some (or resumes).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "vmm/devices.h"
+#include "vmm/virtio_net.h"
+
+#define VNET_RXQ	 0
+#define VNET_TXQ	 1
+#define VNET_CFG_LEN	 8
+#define VNET_S_LINK_UP	 1
+/* A receive may take up to this many chains (mergeable buffers) and segments in all. */
+#define VNET_RX_CHAINS	 64
+#define VNET_RX_IOV	 512
+#define VNET_TX_IOV	 VIRTIO_NET_QUEUE_SIZE
+/* The largest frame the tap can hand over: 64 KiB of GSO payload and headers, or one MTU. */
+#define VNET_RX_BIG	 (VIRTIO_NET_HDR_LEN + 65536 + 14 + 4)
+#define VNET_RX_SMALL	 (VIRTIO_NET_HDR_LEN + 1514 + 4)
+/* Packets a callback moves before it lets the I/O thread serve others. */
+#define VNET_BATCH	 256
+
+struct virtio_net {
+	struct virtio_device vdev;
+	struct ev_loop *loop;
+	int fd;
+	bool tap;
+	uint8_t mac[6];
+
+	/* vdev->lock */
+	unsigned int rx_watch; /* the tap's readability watch, 0 when taken away */
+	struct vq_elem rx_elem[VNET_RX_CHAINS];
+	struct iovec rx_iov[VNET_RX_IOV];
+	struct iovec tx_iov[VNET_TX_IOV];
+	uint8_t drain[VNET_RX_BIG];
+	uint64_t rx_packets, rx_bytes, rx_dropped, tx_packets, tx_bytes, tx_errors;
+	struct dev_ratelimit rl;
+};
+
+static struct virtio_net *vnet_of(struct virtio_device *vdev)
+{
+	return vdev->opaque;
+}
+
+static bool vnet_running(const struct virtio_device *vdev)
+{
+	return (vdev->status & (VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET)) ==
+	       VIRTIO_STATUS_DRIVER_OK;
+}
+
+static void vnet_config_read(struct virtio_device *vdev, uint32_t offset, uint8_t *data,
+			     uint32_t len)
+{
+	struct virtio_net *n = vnet_of(vdev);
+	uint8_t cfg[VNET_CFG_LEN] = {0};
+	uint16_t status = VNET_S_LINK_UP;
+
+	memcpy(cfg, n->mac, 6);
+	memcpy(cfg + 6, &status, 2);
+	memcpy(data, cfg + offset, len);
+}
+
+static void vnet_config_write(struct virtio_device *vdev, uint32_t offset, const uint8_t *data,
+			      uint32_t len)
+{
+	/* The MAC is writable only for legacy drivers (§5.1.4.2): ignored. */
+	(void)vdev, (void)offset, (void)data, (void)len;
+}
+
+/* §5.1.3.1: the offloads depend on the checksum features. */
+static bool vnet_features_ok(struct virtio_device *vdev, uint64_t f)
+{
+	(void)vdev;
+	if ((f & (VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6))) &&
+	    !(f & VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM)))
+		return false;
+	if ((f & (VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6))) &&
+	    !(f & VIRTIO_BIT(VIRTIO_NET_F_CSUM)))
+		return false;
+	return true;
+}
+
+/* ---- receive ---- */
+
+static void vnet_tap_ready(void *opaque);
+
+static void vnet_watch(struct virtio_net *n)
+{
+	if (!n->rx_watch)
+		n->rx_watch = ev_loop_add_fd(n->loop, n->fd, vnet_tap_ready, n);
+}
+
+/* Inside the watch's own callback (or on the loop thread): the tap is not read for now. */
+static void vnet_unwatch(struct virtio_net *n)
+{
+	if (n->rx_watch)
+		ev_loop_remove_fd(n->loop, n->rx_watch);
+	n->rx_watch = 0;
+}
+
+/* What one receive must be able to hold: a GSO frame when the guest takes them. */
+static size_t vnet_rx_need(const struct virtio_device *vdev)
+{
+	return virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO4) ||
+			       virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO6)
+		       ? VNET_RX_BIG
+		       : VNET_RX_SMALL;
+}
+
+/*
+ * Take receive chains until they can hold one frame (with MRG_RXBUF several, else one): their
+ * writable segments are n->rx_iov[0 .. *cnt), *cap bytes. Returns how many chains were taken,
+ * 0 when the ring has too few buffers (then none are kept), -1 when the ring is broken.
+ */
+static int vnet_rx_take(struct virtio_net *n, size_t *cap, unsigned int *cnt)
+{
+	struct virtio_device *vdev = &n->vdev;
+	struct virtqueue *vq = &vdev->vq[VNET_RXQ];
+	bool mrg = virtio_has_feature(vdev, VIRTIO_NET_F_MRG_RXBUF);
+	size_t need = vnet_rx_need(vdev);
+	unsigned int taken = 0;
+	bool pushed = false;
+
+	*cap = 0;
+	*cnt = 0;
+	/* Room for one more chain's segments is kept: a chain that did not fit would look
+	 * malformed. Linux posts one segment per mergeable buffer, 19 for a big one. */
+	while (taken < VNET_RX_CHAINS && VNET_RX_IOV - *cnt >= 32 &&
+	       (taken == 0 || (mrg && *cap < need))) {
+		struct vq_elem *e = &n->rx_elem[taken];
+
+		e->iov = n->rx_iov + *cnt;
+		e->iov_cap = VNET_RX_IOV - *cnt;
+		int r = vq_pop(vq, e);
+
+		if (r == 0) {
+			vq_set_notification(vq, true);
+			if (vq_has_avail(vq))
+				continue;
+			break;
+		}
+		if (r == -EIO) {
+			vq_unpop(vq, taken);
+			virtio_device_fail(vdev, "malformed receiveq ring");
+			return -1;
+		}
+		if (r < 0 || e->out_num || e->in_len < (taken ? 1 : VIRTIO_NET_HDR_LEN)) {
+			/*
+			 * Malformed, readable, or too short for the header: completed empty. Those
+			 * taken before it cannot be given back past it: completed empty too (the
+			 * driver drops them), and the frame starts again after it.
+			 */
+			vdev->malformed++;
+			for (unsigned int i = 0; i < taken; i++)
+				vq_push(vq, n->rx_elem[i].head, 0);
+			vq_push(vq, e->head, 0);
+			pushed = true;
+			taken = 0;
+			*cap = 0;
+			*cnt = 0;
+			continue;
+		}
+		*cnt += e->in_num;
+		*cap += e->in_len;
+		taken++;
+	}
+	if (pushed)
+		virtio_queue_notify_driver(vdev, VNET_RXQ);
+	if (taken && (!mrg || *cap >= need || taken == VNET_RX_CHAINS || VNET_RX_IOV - *cnt < 32))
+		return (int)taken;
+	vq_unpop(vq, taken);
+	return 0;
+}
+
+/* Move frames from the tap to the guest until the tap is empty or the guest out of room. */
+static void vnet_rx(struct virtio_net *n)
+{
+	struct virtio_device *vdev = &n->vdev;
+	struct virtqueue *vq = &vdev->vq[VNET_RXQ];
+	unsigned int moved = 0;
+	bool pushed = false;
+
+	while (moved < VNET_BATCH) {
+		unsigned int cnt;
+		size_t cap;
+		int taken = vnet_rx_take(n, &cap, &cnt);
+
+		if (taken <= 0) {
+			/* No room (or a broken ring): the frames wait in the tap until the guest
+			 * posts buffers. */
+			vnet_unwatch(n);
+			break;
+		}
+		ssize_t got = readv(n->fd, n->rx_iov, (int)cnt);
+
+		if (got < 0 && errno == EINTR)
+			got = readv(n->fd, n->rx_iov, (int)cnt);
+		if (got < (ssize_t)VIRTIO_NET_HDR_LEN) {
+			vq_unpop(vq, (unsigned int)taken);
+			if (got >= 0 || errno != EAGAIN)
+				dev_log_ratelimited(&n->rl, "virtio-net: reading the tap: %s",
+						    got < 0 ? strerror(errno) : "short frame");
+			break; /* the tap is empty for now */
+		}
+		/* The chains the frame filled, in order; the others go back. */
+		size_t left = (size_t)got;
+		uint16_t used = 0;
+		while (used < taken && left) {
+			size_t len = n->rx_elem[used].in_len < left ? n->rx_elem[used].in_len : left;
+
+			left -= len;
+			used++;
+		}
+		vq_unpop(vq, (unsigned int)(taken - used));
+		/* num_buffers, the header's last field (§5.1.6.3.2). */
+		iov_from_buf(n->rx_iov, cnt, 10, &used, sizeof(used));
+		left = (size_t)got;
+		for (uint16_t i = 0; i < used; i++) {
+			size_t len = n->rx_elem[i].in_len < left ? n->rx_elem[i].in_len : left;
+
+			vq_push(vq, n->rx_elem[i].head, (uint32_t)len);
+			left -= len;
+		}
+		pushed = true;
+		n->rx_packets++;
+		n->rx_bytes += (uint64_t)got - VIRTIO_NET_HDR_LEN;
+		moved++;
+	}
+	if (pushed)
+		virtio_queue_notify_driver(vdev, VNET_RXQ);
+}
+
+/* The tap has frames (I/O thread). */
+static void vnet_tap_ready(void *opaque)
+{
+	struct virtio_net *n = opaque;
+	struct virtio_device *vdev = &n->vdev;
+
+	pthread_mutex_lock(&vdev->lock);
+	if (vdev->quiesced) {
+		/* Paused: frames wait in the tap; resume's kick of the receiveq watches again. */
+		vnet_unwatch(n);
+	} else if (!vnet_running(vdev) || !vdev->vq[VNET_RXQ].enabled ||
+		   vdev->vq[VNET_RXQ].broken) {
+		/* No driver: as a NIC whose link is down to the guest, frames are dropped. */
+		for (int i = 0; i < VNET_BATCH && read(n->fd, n->drain, sizeof(n->drain)) > 0; i++)
+			n->rx_dropped++;
+	} else {
+		vnet_rx(n);
+	}
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+/* ---- transmit ---- */
+
+static void vnet_tx(struct virtio_net *n)
+{
+	struct virtio_device *vdev = &n->vdev;
+	struct virtqueue *vq = &vdev->vq[VNET_TXQ];
+	bool pushed = false;
+
+	for (;;) {
+		struct vq_elem e = {.iov = n->tx_iov, .iov_cap = VNET_TX_IOV};
+		int r = vq_pop(vq, &e);
+
+		if (r == 0) {
+			vq_set_notification(vq, true);
+			if (vq_has_avail(vq))
+				continue;
+			break;
+		}
+		if (r == -EIO) {
+			virtio_device_fail(vdev, "malformed transmitq ring");
+			break;
+		}
+		if (r < 0 || e.in_num || e.out_len < VIRTIO_NET_HDR_LEN) {
+			vdev->malformed++;
+		} else {
+			/* Header and frame as they are: the tap reads the same header. */
+			ssize_t w = writev(n->fd, e.iov, (int)e.out_num);
+
+			if (w < 0 && errno == EINTR)
+				w = writev(n->fd, e.iov, (int)e.out_num);
+			if (w < 0) {
+				/* A full tap queue (or a frame it refuses) loses the frame, as a wire. */
+				n->tx_errors++;
+				if (errno != EAGAIN && errno != ENOBUFS)
+					dev_log_ratelimited(&n->rl, "virtio-net: writing the tap: %s",
+							    strerror(errno));
+			} else {
+				n->tx_packets++;
+				n->tx_bytes += e.out_len - VIRTIO_NET_HDR_LEN;
+			}
+		}
+		vq_push(vq, e.head, 0);
+		pushed = true;
+	}
+	if (pushed)
+		virtio_queue_notify_driver(vdev, VNET_TXQ);
+}
+
+static void vnet_queue_notify(struct virtio_device *vdev, unsigned int qidx)
+{
+	struct virtio_net *n = vnet_of(vdev);
+
+	if (vdev->quiesced || !vnet_running(vdev))
+		return;
+	if (qidx == VNET_TXQ && vdev->vq[VNET_TXQ].enabled && !vdev->vq[VNET_TXQ].broken) {
+		vnet_tx(n);
+	} else if (qidx == VNET_RXQ && vdev->vq[VNET_RXQ].enabled && !vdev->vq[VNET_RXQ].broken) {
+		/* Buffers posted (or a resume): read the tap again. */
+		vnet_watch(n);
+		vnet_rx(n);
+	}
+}
+
+static int vnet_activate(struct virtio_device *vdev)
+{
+	struct virtio_net *n = vnet_of(vdev);
+
+	if (n->tap && tap_set_offload(n->fd, vdev->driver_features) < 0)
+		dev_log_ratelimited(&n->rl, "virtio-net: TUNSETOFFLOAD: %s", strerror(errno));
+	return 0;
+}
+
+static void vnet_reset(struct virtio_device *vdev)
+{
+	struct virtio_net *n = vnet_of(vdev);
+
+	/* Frames that come meanwhile are dropped by the watch (no driver). ev_loop_add_fd is
+	 * thread-safe and does not wait for the loop. */
+	vnet_watch(n);
+}
+
+static const struct virtio_dev_ops vnet_ops = {
+	.name = "virtio-net",
+	.device_id = VIRTIO_ID_NET,
+	.features_ok = vnet_features_ok,
+	.config_read = vnet_config_read,
+	.config_write = vnet_config_write,
+	.activate = vnet_activate,
+	.reset = vnet_reset,
+	.queue_notify = vnet_queue_notify,
+};
+
+int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struct ev_loop *loop,
+		      int fd, bool tap, const uint8_t mac[6])
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->loop = loop;
+	n->fd = fd;
+	n->tap = tap;
+	memcpy(n->mac, mac, 6);
+	virtio_device_init(&n->vdev, &vnet_ops, n, gm, 2, VIRTIO_NET_QUEUE_SIZE);
+	n->vdev.device_features |=
+		VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
+		VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) | VIRTIO_BIT(VIRTIO_NET_F_MAC) |
+		VIRTIO_BIT(VIRTIO_NET_F_STATUS) | VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+		VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+		VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |
+		VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6);
+	n->vdev.config_len = VNET_CFG_LEN;
+	pthread_mutex_lock(&n->vdev.lock);
+	vnet_watch(n);
+	pthread_mutex_unlock(&n->vdev.lock);
+	if (!n->rx_watch) {
+		virtio_device_fini(&n->vdev);
+		free(n);
+		return -ENOMEM;
+	}
+	*out = n;
+	return 0;
+}
+
+struct virtio_device *virtio_net_device(struct virtio_net *n)
+{
+	return &n->vdev;
+}
+
+void virtio_net_stats(struct virtio_net *n, char *buf, size_t len)
+{
+	pthread_mutex_lock(&n->vdev.lock);
+	snprintf(buf, len,
+		 "rx_packets=%llu rx_bytes=%llu rx_dropped=%llu tx_packets=%llu tx_bytes=%llu "
+		 "tx_errors=%llu malformed=%llu",
+		 (unsigned long long)n->rx_packets, (unsigned long long)n->rx_bytes,
+		 (unsigned long long)n->rx_dropped, (unsigned long long)n->tx_packets,
+		 (unsigned long long)n->tx_bytes, (unsigned long long)n->tx_errors,
+		 (unsigned long long)n->vdev.malformed);
+	pthread_mutex_unlock(&n->vdev.lock);
+}
+
+/* On the I/O thread, so that the watch's callback is not running meanwhile. */
+static void vnet_unwatch_sync(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	vnet_unwatch(n);
+	pthread_mutex_unlock(&n->vdev.lock);
+}
+
+void virtio_net_destroy(struct virtio_net *n)
+{
+	if (!n)
+		return;
+	ev_loop_call_sync(n->loop, vnet_unwatch_sync, n);
+	virtio_device_fini(&n->vdev);
+	free(n);
+}
