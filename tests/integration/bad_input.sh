@@ -143,7 +143,19 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	chmod 644 "$tmp/secret.img"
 	check disk-readonly-file 1 ",ro" -- setpriv --reuid=65534 --regid=65534 \
 		--clear-groups "$vmm" run --kernel "$tmp/k2" --disk "$tmp/secret.img"
+	# A tap that does not exist may be made only with CAP_NET_ADMIN.
+	if [ -c /dev/net/tun ]; then
+		check net-tap-not-permitted 1 "not permitted" -- setpriv --reuid=65534 \
+			--regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
+			"$vmm" run --kernel "$tmp/k2" --net tap=vmmnoperm0
+	fi
 fi
+# Network interfaces: what the options must be.
+check net-user 2 "libslirp" -- "$vmm" run --kernel "$bzimage" --net user
+check net-no-tap 2 "tap=NAME or fd=N is needed" -- "$vmm" run --kernel "$bzimage" --net mac=52:54:00:00:00:01
+check net-bad-mac 2 "is not six hex bytes" -- "$vmm" run --kernel "$bzimage" --net tap=t0,mac=52:54
+check net-fd-not-tap 2 "fd 0 is not a tap" -- "$vmm" run --kernel "$bzimage" --net fd=0
+check net-long-name 2 "longer than 15" -- "$vmm" run --kernel "$bzimage" --net tap=a-very-long-tap-name
 
 # Files that are not regular files are refused at once, never opened in a blocking way
 # (issue 12, defect 5: a FIFO blocked open() forever).

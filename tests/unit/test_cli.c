@@ -201,6 +201,32 @@ static void test_rng(void **state)
 	expect_error("'ops' given twice", "run", "--kernel=k", "--rng=ops=1,ops=2", NULL, NULL);
 }
 
+static void test_net(void **state)
+{
+	struct cli_opts o;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net", "tap=tap7",
+			       "--net=tap=tap8,mac=52:54:00:aa:bb:0c,id=uplink", NULL), 0);
+	assert_int_equal(o.cfg.nr_nets, 2);
+	assert_string_equal(o.cfg.nets[0].id, "net0");
+	assert_string_equal(o.cfg.nets[0].tap, "tap7");
+	assert_false(o.cfg.nets[0].has_mac);
+	assert_string_equal(o.cfg.nets[1].id, "uplink");
+	assert_true(o.cfg.nets[1].has_mac);
+	assert_int_equal(o.cfg.nets[1].mac[5], 0x0c);
+	cli_opts_free(&o);
+
+	expect_error("'tap' given twice", "run", "--kernel=k", "--net=tap=a,tap=b", NULL, NULL);
+	expect_error("unknown option 'model'", "run", "--kernel=k", "--net=tap=a,model=e1000",
+		     NULL, NULL);
+	expect_error("multicast", "run", "--kernel=k", "--net=tap=a,mac=03:00:00:00:00:01", NULL,
+		     NULL);
+	expect_error("is also interface 'net0'", "run", "--kernel=k", "--net=tap=a", "--net=tap=a",
+		     NULL);
+}
+
 static void test_pmem(void **state)
 {
 	struct cli_opts o;
@@ -450,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_disk),
 		cmocka_unit_test(test_rng),
 		cmocka_unit_test(test_pmem),
+		cmocka_unit_test(test_net),
 		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_firecracker_flags),

@@ -48,7 +48,11 @@ int tap_open(const char *name, int *out, char *err, size_t errlen)
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "tap '%s': /dev/net/tun: %s", name, strerror(-r));
+		if (r == -EACCES || r == -EPERM)
+			snprintf(err, errlen, "tap '%s': not permitted to open /dev/net/tun (%s)",
+				 name, strerror(-r));
+		else
+			snprintf(err, errlen, "tap '%s': /dev/net/tun: %s", name, strerror(-r));
 		return r;
 	}
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
