@@ -97,6 +97,11 @@ apictl "$sock" PUT /drives/ctl "$(printf "$drive" ctl "$ctl" true)" >/dev/null |
 # An entropy device under a rate limit: the guest's hwrng thread reads it across the updates.
 apictl "$sock" PUT /entropy '{"rate_limiter": {"bandwidth": {"size": 65536, "refill_time": 100}}}' \
 	>/dev/null || fail entropy
+# A network interface on a tap vmm makes (the tap handed over by each update, made again by
+# the restore's new process).
+apictl "$sock" PUT /network-interfaces/eth0 \
+	'{"iface_id": "eth0", "host_dev_name": "vmmlu0", "guest_mac": "52:54:00:00:00:0a"}' \
+	>/dev/null || fail network-interfaces
 # And a pmem device (its file handed over by each update, re-opened by the restore).
 truncate -s 4M "$dir/pm.img"
 apictl "$sock" PUT /pmem/pm "{\"id\": \"pm\", \"path_on_host\": \"$dir/pm.img\"}" >/dev/null ||
