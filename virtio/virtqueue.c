@@ -240,7 +240,7 @@ void vq_unpop(struct virtqueue *vq, unsigned int n)
 	vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
-void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+void vq_fill(struct virtqueue *vq, uint16_t head, uint32_t len)
 {
 	if (!vq->enabled || vq->broken)
 		return;
@@ -254,9 +254,21 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 	e->id = head;
 	e->len = len;
 	vq->used_idx++;
+}
+
+void vq_flush(struct virtqueue *vq)
+{
+	if (!vq->enabled || vq->broken)
+		return;
 	gm_mark_dirty(vq->gm, vq->used_gpa, vring_used_bytes(vq->size));
-	/* §2.7.13: the element must be visible before the index that exposes it. */
+	/* §2.7.13: the elements must be visible before the index that exposes them. */
 	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+}
+
+void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+{
+	vq_fill(vq, head, len);
+	vq_flush(vq);
 }
 
 /* §2.7.7 (vring_need_event): was event_idx crossed when the index moved from old to new? */

@@ -143,6 +143,13 @@ void vq_unpop(struct virtqueue *vq, unsigned int n);
  */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 /*
+ * vq_push() in two steps, for chains the driver must see together (virtio-net's mergeable
+ * buffers of one frame, §5.1.6.4): vq_fill() writes each used element, vq_flush() then
+ * publishes the used index once.
+ */
+void vq_fill(struct virtqueue *vq, uint16_t head, uint32_t len);
+void vq_flush(struct virtqueue *vq);
+/*
  * After one or more vq_push(): whether the driver wants an interrupt now (§2.7.10: used_event
  * with EVENT_IDX, else the avail NO_INTERRUPT flag). Updates the EVENT_IDX bookkeeping.
  */

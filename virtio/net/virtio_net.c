@@ -38,6 +38,7 @@ struct virtio_net {
 
 	/* vdev->lock */
 	unsigned int rx_watch; /* the tap's readability watch, 0 when taken away */
+	bool tap_dead;         /* reading it failed for good (deleted): never watched again */
 	struct vq_elem rx_elem[VNET_RX_CHAINS];
 	struct iovec rx_iov[VNET_RX_IOV];
 	struct iovec tx_iov[VNET_TX_IOV];
@@ -95,7 +96,7 @@ static void vnet_tap_ready(void *opaque);
 
 static void vnet_watch(struct virtio_net *n)
 {
-	if (!n->rx_watch)
+	if (!n->rx_watch && !n->tap_dead)
 		n->rx_watch = ev_loop_add_fd(n->loop, n->fd, vnet_tap_ready, n);
 }
 
@@ -105,6 +106,15 @@ static void vnet_unwatch(struct virtio_net *n)
 	if (n->rx_watch)
 		ev_loop_remove_fd(n->loop, n->rx_watch);
 	n->rx_watch = 0;
+}
+
+/* A read error that is no "nothing now": the tap is gone, it would stay readable forever. */
+static void vnet_tap_failed(struct virtio_net *n, int err)
+{
+	dev_log_ratelimited(&n->rl, "virtio-net: reading the tap: %s; it is not read any more",
+			    strerror(err));
+	n->tap_dead = true;
+	vnet_unwatch(n);
 }
 
 /* What one receive must be able to hold: a GSO frame when the guest takes them. */
@@ -129,6 +139,7 @@ static int vnet_rx_take(struct virtio_net *n, size_t *cap, unsigned int *cnt)
 	size_t need = vnet_rx_need(vdev);
 	unsigned int taken = 0;
 	bool pushed = false;
+	unsigned int bad = 0;
 
 	*cap = 0;
 	*cnt = 0;
@@ -167,6 +178,9 @@ static int vnet_rx_take(struct virtio_net *n, size_t *cap, unsigned int *cnt)
 			taken = 0;
 			*cap = 0;
 			*cnt = 0;
+			/* A ring of nothing but bad chains, refilled as fast: not forever here. */
+			if (++bad >= vq->size)
+				break;
 			continue;
 		}
 		*cnt += e->in_num;
@@ -205,11 +219,20 @@ static void vnet_rx(struct virtio_net *n)
 		if (got < 0 && errno == EINTR)
 			got = readv(n->fd, n->rx_iov, (int)cnt);
 		if (got < (ssize_t)VIRTIO_NET_HDR_LEN) {
+			int e = errno;
+
 			vq_unpop(vq, (unsigned int)taken);
-			if (got >= 0 || errno != EAGAIN)
-				dev_log_ratelimited(&n->rl, "virtio-net: reading the tap: %s",
-						    got < 0 ? strerror(errno) : "short frame");
-			break; /* the tap is empty for now */
+			if (got < 0 && e != EAGAIN && e != EINTR) {
+				vnet_tap_failed(n, e);
+				break;
+			}
+			if (got < 0)
+				break; /* the tap is empty for now */
+			/* A frame shorter than its header: dropped, the next one is read. */
+			dev_log_ratelimited(&n->rl, "virtio-net: a %zd-byte frame from the tap", got);
+			n->rx_dropped++;
+			moved++;
+			continue;
 		}
 		/* The chains the frame filled, in order; the others go back. */
 		size_t left = (size_t)got;
@@ -223,13 +246,16 @@ static void vnet_rx(struct virtio_net *n)
 		vq_unpop(vq, (unsigned int)(taken - used));
 		/* num_buffers, the header's last field (§5.1.6.3.2). */
 		iov_from_buf(n->rx_iov, cnt, 10, &used, sizeof(used));
+		/* All of the frame's buffers appear to the driver at once: it reads num_buffers
+		 * of them as soon as it sees the first. */
 		left = (size_t)got;
 		for (uint16_t i = 0; i < used; i++) {
 			size_t len = n->rx_elem[i].in_len < left ? n->rx_elem[i].in_len : left;
 
-			vq_push(vq, n->rx_elem[i].head, (uint32_t)len);
+			vq_fill(vq, n->rx_elem[i].head, (uint32_t)len);
 			left -= len;
 		}
+		vq_flush(vq);
 		pushed = true;
 		n->rx_packets++;
 		n->rx_bytes += (uint64_t)got - VIRTIO_NET_HDR_LEN;
@@ -252,8 +278,13 @@ static void vnet_tap_ready(void *opaque)
 	} else if (!vnet_running(vdev) || !vdev->vq[VNET_RXQ].enabled ||
 		   vdev->vq[VNET_RXQ].broken) {
 		/* No driver: as a NIC whose link is down to the guest, frames are dropped. */
-		for (int i = 0; i < VNET_BATCH && read(n->fd, n->drain, sizeof(n->drain)) > 0; i++)
+		ssize_t r = 1;
+
+		for (int i = 0; i < VNET_BATCH && (r = read(n->fd, n->drain, sizeof(n->drain))) >= 0;
+		     i++)
 			n->rx_dropped++;
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
+			vnet_tap_failed(n, errno);
 	} else {
 		vnet_rx(n);
 	}

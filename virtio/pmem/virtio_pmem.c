@@ -14,8 +14,18 @@
 #include "vmm/virtio_pmem.h"
 
 #define VPMEM_REQQ    0
-#define VPMEM_IOV_MAX VIRTIO_PMEM_QUEUE_SIZE
 #define VPMEM_CFG_LEN 16
+/* Requests taken per kick (the queue's size), and the segments one may have (2 in Linux). */
+#define VPMEM_BATCH   VIRTIO_PMEM_QUEUE_SIZE
+#define VPMEM_REQ_IOV 8
+
+enum vpmem_kind { VPMEM_BAD, VPMEM_FLUSH, VPMEM_UNKNOWN };
+
+struct vpmem_req {
+	struct vq_elem elem;
+	struct iovec iov[VPMEM_REQ_IOV];
+	enum vpmem_kind kind;
+};
 
 struct virtio_pmem {
 	struct virtio_device vdev;
@@ -24,7 +34,7 @@ struct virtio_pmem {
 	uint64_t start, size;
 
 	/* vdev->lock */
-	struct iovec iov[VPMEM_IOV_MAX];
+	struct vpmem_req req[VPMEM_BATCH];
 	uint64_t flushes, flush_errors;
 	struct dev_ratelimit rl;
 };
@@ -68,18 +78,25 @@ static uint32_t vpmem_flush(struct virtio_pmem *p)
 	return 0;
 }
 
+/*
+ * Take every request there is, then sync once for all the flushes among them (each asks that
+ * what was written before it be stable: one fdatasync after they all arrived covers them).
+ */
 static void vpmem_queue_notify(struct virtio_device *vdev, unsigned int qidx)
 {
 	struct virtio_pmem *p = vpmem_of(vdev);
 	struct virtqueue *vq = &vdev->vq[VPMEM_REQQ];
-	bool pushed = false;
+	unsigned int nr = 0, flushes = 0;
+	bool broken = false;
 
 	if (qidx != VPMEM_REQQ || !vq->enabled || vq->broken || vdev->quiesced)
 		return;
-	for (;;) {
-		struct vq_elem elem = {.iov = p->iov, .iov_cap = VPMEM_IOV_MAX};
-		int r = vq_pop(vq, &elem);
+	while (nr < VPMEM_BATCH) {
+		struct vpmem_req *q = &p->req[nr];
+		int r;
 
+		q->elem = (struct vq_elem){.iov = q->iov, .iov_cap = VPMEM_REQ_IOV};
+		r = vq_pop(vq, &q->elem);
 		if (r == 0) {
 			vq_set_notification(vq, true);
 			if (vq_has_avail(vq))
@@ -87,26 +104,43 @@ static void vpmem_queue_notify(struct virtio_device *vdev, unsigned int qidx)
 			break;
 		}
 		if (r == -EIO) {
-			virtio_device_fail(vdev, "malformed request ring");
+			broken = true;
 			break;
 		}
-		uint32_t type, ret, used = 0;
-		if (r < 0 || elem.out_len < sizeof(type) || elem.in_len < sizeof(ret)) {
+		uint32_t type;
+		if (r < 0 || q->elem.out_len < sizeof(type) || q->elem.in_len < sizeof(uint32_t)) {
 			/* Malformed, or no room for the answer: complete it empty. */
 			vdev->malformed++;
+			q->kind = VPMEM_BAD;
 		} else {
-			iov_to_buf(elem.iov, elem.out_num, 0, &type, sizeof(type));
-			ret = type == VIRTIO_PMEM_REQ_TYPE_FLUSH ? vpmem_flush(p) : 1;
-			if (type != VIRTIO_PMEM_REQ_TYPE_FLUSH)
+			iov_to_buf(q->elem.iov, q->elem.out_num, 0, &type, sizeof(type));
+			q->kind = type == VIRTIO_PMEM_REQ_TYPE_FLUSH ? VPMEM_FLUSH : VPMEM_UNKNOWN;
+			if (q->kind == VPMEM_FLUSH)
+				flushes++;
+			else
 				vdev->malformed++;
-			iov_from_buf(elem.iov + elem.out_num, elem.in_num, 0, &ret, sizeof(ret));
-			used = sizeof(ret);
 		}
-		vq_push(vq, elem.head, used);
-		pushed = true;
+		nr++;
 	}
-	if (pushed)
+	uint32_t flushed = flushes ? vpmem_flush(p) : 0;
+	p->flushes += flushes ? flushes - 1 : 0; /* vpmem_flush counted one */
+	for (unsigned int i = 0; i < nr; i++) {
+		struct vpmem_req *q = &p->req[i];
+		uint32_t ret = q->kind == VPMEM_FLUSH ? flushed : 1;
+
+		if (q->kind == VPMEM_BAD) {
+			vq_push(vq, q->elem.head, 0);
+			continue;
+		}
+		iov_from_buf(q->elem.iov + q->elem.out_num, q->elem.in_num, 0, &ret, sizeof(ret));
+		vq_push(vq, q->elem.head, sizeof(ret));
+	}
+	if (nr)
 		virtio_queue_notify_driver(vdev, VPMEM_REQQ);
+	if (broken)
+		virtio_device_fail(vdev, "malformed request ring");
+	/* Stopped at the batch with more waiting: the driver kicks again when it sees the used
+	 * entries (its requests wait for them), so nothing is left behind. */
 }
 
 static int vpmem_activate(struct virtio_device *vdev)

@@ -138,10 +138,15 @@ static void vrng_serve(struct virtio_rng *r)
 			break;
 		}
 		uint32_t n = 0;
-		if (rc < 0 || elem.in_num == 0)
+		if (rc < 0 || elem.in_num == 0) {
 			vdev->malformed++; /* malformed, or nothing to write into: complete it empty */
-		else
-			n = vrng_fill(elem.iov + elem.out_num, elem.in_num, allow);
+		} else if ((n = vrng_fill(elem.iov + elem.out_num, elem.in_num, allow)) == 0) {
+			/* §5.4.6.2: at least one byte. The host's pool is not ready yet (early
+			 * boot): the buffer waits in the ring and we try again in 10 ms. */
+			vq_unpop(vq, 1);
+			vrng_wait(r, 10 * 1000 * 1000);
+			break;
+		}
 		vq_push(vq, elem.head, n);
 		pushed = true;
 		r->requests++;
