@@ -224,7 +224,7 @@ build_host_initramfs() {
 	# And for this side: watch_host asks QEMU where a stuck boot stopped.
 	cp "$root/bin/qmpctl" "$WORK/qmpctl"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
-		"$HERE/pmem-share.sh" "$HERE/net-run.sh" \
+		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-bench.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"

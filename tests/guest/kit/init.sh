@@ -42,6 +42,7 @@ scenario=shell
 disk=vda
 ctl=vdb
 share=pmem
+mib=16
 rootdev=
 rootfstype=ext4
 rootmode=ro
@@ -52,6 +53,7 @@ for w in $(cat /proc/cmdline); do
 	vmmtest.dev=*) disk=${w#vmmtest.dev=} ;;
 	vmmtest.ctl=*) ctl=${w#vmmtest.ctl=} ;;
 	vmmtest.share=*) share=${w#vmmtest.share=} ;;
+	vmmtest.mib=*) mib=${w#vmmtest.mib=} ;;
 	root=*) rootdev=${w#root=} ;;
 	rootfstype=*) rootfstype=${w#rootfstype=} ;;
 	rw) rootmode=rw ;;
@@ -319,6 +321,31 @@ net() {
 	say "net served"
 }
 
+# tests/host/net-bench.sh: ping the host, serve vmmtest.mib MiB of zeros on port 5002 (the host
+# times its fetch), then fetch as much from the host's port 5003 and time it here.
+netbench() {
+	n=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	ip link set eth0 up && ip addr add 10.77.0.2/24 dev eth0 || { say "ERROR nb: no eth0"; return; }
+	n=0
+	until ping -c 1 -W 2 10.77.0.1 >/dev/null 2>&1; do
+		n=$((n + 1))
+		[ $n -lt 20 ] || { say "ERROR nb: no answer to ping"; return; }
+	done
+	say "nb ping avg=$(ping -c 10 10.77.0.1 | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p')"
+	nc -l -p 5002 -e dd if=/dev/zero bs=1048576 count="$mib" 2>/dev/null &
+	served=$!
+	say "nb ready"
+	wait $served
+	read -r t0 _ </proc/uptime
+	got=$(nc 10.77.0.1 5003 | wc -c)
+	read -r t1 _ </proc/uptime
+	say "nb fetched bytes=$got secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+}
+
 # --- many devices ----------------------------------------------------------------------
 
 # Every virtio device of a full machine answers, each on its own interrupt: the disks'
@@ -535,6 +562,7 @@ pmem-ro) pmem ro; say "END $scenario"; stop poweroff ;;
 pmem-share) pmem_share; say "END $scenario"; stop poweroff ;;
 devices) devices; say "END $scenario"; stop poweroff ;;
 net) net; say "END $scenario"; stop poweroff ;;
+netbench) netbench; say "END $scenario"; stop poweroff ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"
