@@ -44,6 +44,8 @@ void virtio_net_stats(struct virtio_net *n, char *buf, size_t len);
  * or check an fd handed over (a runtime's, a live update's). -errno and one line in err. */
 int tap_open(const char *name, int *fd, char *err, size_t errlen) WUR;
 int tap_adopt(int fd, char *err, size_t errlen) WUR;
+/* The tap's MTU, or -errno. */
+int tap_mtu(int fd);
 /* The offloads the guest accepts (VIRTIO_NET_F_GUEST_* of features) onto the tap. */
 int tap_set_offload(int fd, uint64_t features);
 

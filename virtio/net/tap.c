@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vmm/virtio_net.h"
@@ -98,6 +99,21 @@ int tap_adopt(int fd, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return tap_setup(fd, ifr.ifr_name, err, errlen);
+}
+
+int tap_mtu(int fd)
+{
+	struct ifreq ifr = {0};
+	int s, r;
+
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0)
+		return -errno;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	r = ioctl(s, SIOCGIFMTU, &ifr) < 0 ? -errno : ifr.ifr_mtu;
+	close(s);
+	return r;
 }
 
 int tap_set_offload(int fd, uint64_t features)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -23,9 +24,10 @@
 #define VNET_RX_CHAINS	 64
 #define VNET_RX_IOV	 512
 #define VNET_TX_IOV	 VIRTIO_NET_QUEUE_SIZE
-/* The largest frame the tap can hand over: 64 KiB of GSO payload and headers, or one MTU. */
+/* The largest frame the tap can hand over: 64 KiB of GSO payload and headers, or one MTU
+ * with its Ethernet and VLAN headers. */
 #define VNET_RX_BIG	 (VIRTIO_NET_HDR_LEN + 65536 + 14 + 4)
-#define VNET_RX_SMALL	 (VIRTIO_NET_HDR_LEN + 1514 + 4)
+#define VNET_ETH_HDRS	 (14 + 4)
 /* Packets a callback moves before it lets the I/O thread serve others. */
 #define VNET_BATCH	 256
 
@@ -35,10 +37,13 @@ struct virtio_net {
 	int fd;
 	bool tap;
 	uint8_t mac[6];
+	int tx_efd;            /* the transmit queue's own kick, after a full batch */
+	unsigned int tx_watch;
 
 	/* vdev->lock */
 	unsigned int rx_watch; /* the tap's readability watch, 0 when taken away */
 	bool tap_dead;         /* reading it failed for good (deleted): never watched again */
+	unsigned int mtu;      /* the tap's, read when the driver starts the device */
 	struct vq_elem rx_elem[VNET_RX_CHAINS];
 	struct iovec rx_iov[VNET_RX_IOV];
 	struct iovec tx_iov[VNET_TX_IOV];
@@ -118,12 +123,14 @@ static void vnet_tap_failed(struct virtio_net *n, int err)
 }
 
 /* What one receive must be able to hold: a GSO frame when the guest takes them. */
-static size_t vnet_rx_need(const struct virtio_device *vdev)
+static size_t vnet_rx_need(const struct virtio_net *n)
 {
-	return virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO4) ||
-			       virtio_has_feature(vdev, VIRTIO_NET_F_GUEST_TSO6)
-		       ? VNET_RX_BIG
-		       : VNET_RX_SMALL;
+	size_t one = VIRTIO_NET_HDR_LEN + n->mtu + VNET_ETH_HDRS;
+
+	if (virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_TSO4) ||
+	    virtio_has_feature(&n->vdev, VIRTIO_NET_F_GUEST_TSO6))
+		return one > VNET_RX_BIG ? one : VNET_RX_BIG;
+	return one;
 }
 
 /*
@@ -136,7 +143,7 @@ static int vnet_rx_take(struct virtio_net *n, size_t *cap, unsigned int *cnt)
 	struct virtio_device *vdev = &n->vdev;
 	struct virtqueue *vq = &vdev->vq[VNET_RXQ];
 	bool mrg = virtio_has_feature(vdev, VIRTIO_NET_F_MRG_RXBUF);
-	size_t need = vnet_rx_need(vdev);
+	size_t need = vnet_rx_need(n);
 	unsigned int taken = 0;
 	bool pushed = false;
 	unsigned int bad = 0;
@@ -299,7 +306,16 @@ static void vnet_tx(struct virtio_net *n)
 	struct virtqueue *vq = &vdev->vq[VNET_TXQ];
 	bool pushed = false;
 
-	for (;;) {
+	for (unsigned int moved = 0;; moved++) {
+		if (moved == VNET_BATCH * 4) {
+			/* The guest keeps the ring full: let the I/O thread serve the others and
+			 * come back through our own kick. */
+			uint64_t one = 1;
+
+			if (write(n->tx_efd, &one, sizeof(one)) < 0)
+				vq_set_notification(vq, true);
+			break;
+		}
 		struct vq_elem e = {.iov = n->tx_iov, .iov_cap = VNET_TX_IOV};
 		int r = vq_pop(vq, &e);
 
@@ -339,6 +355,21 @@ static void vnet_tx(struct virtio_net *n)
 		virtio_queue_notify_driver(vdev, VNET_TXQ);
 }
 
+/* The transmit queue's own kick (I/O thread). */
+static void vnet_tx_again(void *opaque)
+{
+	struct virtio_net *n = opaque;
+	uint64_t v;
+
+	if (read(n->tx_efd, &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&n->vdev.lock);
+	if (!n->vdev.quiesced && vnet_running(&n->vdev) && n->vdev.vq[VNET_TXQ].enabled &&
+	    !n->vdev.vq[VNET_TXQ].broken)
+		vnet_tx(n);
+	pthread_mutex_unlock(&n->vdev.lock);
+}
+
 static void vnet_queue_notify(struct virtio_device *vdev, unsigned int qidx)
 {
 	struct virtio_net *n = vnet_of(vdev);
@@ -360,6 +391,8 @@ static int vnet_activate(struct virtio_device *vdev)
 
 	if (n->tap && tap_set_offload(n->fd, vdev->driver_features) < 0)
 		dev_log_ratelimited(&n->rl, "virtio-net: TUNSETOFFLOAD: %s", strerror(errno));
+	int mtu = n->tap ? tap_mtu(n->fd) : -1;
+	n->mtu = mtu >= 68 && mtu <= 65535 ? (unsigned int)mtu : 1500;
 	return 0;
 }
 
@@ -370,6 +403,15 @@ static void vnet_reset(struct virtio_device *vdev)
 	/* Frames that come meanwhile are dropped by the watch (no driver). ev_loop_add_fd is
 	 * thread-safe and does not wait for the loop. */
 	vnet_watch(n);
+}
+
+static void vnet_unwatch_tx(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	if (n->tx_watch)
+		ev_loop_remove_fd(n->loop, n->tx_watch);
+	n->tx_watch = 0;
 }
 
 static const struct virtio_dev_ops vnet_ops = {
@@ -393,7 +435,17 @@ int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struc
 	n->loop = loop;
 	n->fd = fd;
 	n->tap = tap;
+	n->mtu = 1500;
 	memcpy(n->mac, mac, 6);
+	n->tx_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (n->tx_efd < 0 || !(n->tx_watch = ev_loop_add_fd(loop, n->tx_efd, vnet_tx_again, n))) {
+		int e = n->tx_efd < 0 ? -errno : -ENOMEM;
+
+		if (n->tx_efd >= 0)
+			close(n->tx_efd);
+		free(n);
+		return e;
+	}
 	virtio_device_init(&n->vdev, &vnet_ops, n, gm, 2, VIRTIO_NET_QUEUE_SIZE);
 	n->vdev.device_features |=
 		VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_EVENT_IDX) |
@@ -407,6 +459,8 @@ int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struc
 	vnet_watch(n);
 	pthread_mutex_unlock(&n->vdev.lock);
 	if (!n->rx_watch) {
+		ev_loop_call_sync(loop, vnet_unwatch_tx, n);
+		close(n->tx_efd);
 		virtio_device_fini(&n->vdev);
 		free(n);
 		return -ENOMEM;
@@ -433,7 +487,7 @@ void virtio_net_stats(struct virtio_net *n, char *buf, size_t len)
 	pthread_mutex_unlock(&n->vdev.lock);
 }
 
-/* On the I/O thread, so that the watch's callback is not running meanwhile. */
+/* On the I/O thread, so that the watches' callbacks are not running meanwhile. */
 static void vnet_unwatch_sync(void *opaque)
 {
 	struct virtio_net *n = opaque;
@@ -441,6 +495,7 @@ static void vnet_unwatch_sync(void *opaque)
 	pthread_mutex_lock(&n->vdev.lock);
 	vnet_unwatch(n);
 	pthread_mutex_unlock(&n->vdev.lock);
+	vnet_unwatch_tx(n);
 }
 
 void virtio_net_destroy(struct virtio_net *n)
@@ -448,6 +503,7 @@ void virtio_net_destroy(struct virtio_net *n)
 	if (!n)
 		return;
 	ev_loop_call_sync(n->loop, vnet_unwatch_sync, n);
+	close(n->tx_efd);
 	virtio_device_fini(&n->vdev);
 	free(n);
 }
