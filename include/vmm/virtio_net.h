@@ -36,6 +36,11 @@ struct virtio_net;
 int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struct ev_loop *loop,
 		      int fd, bool tap, const uint8_t mac[6]) WUR;
 struct virtio_device *virtio_net_device(struct virtio_net *n);
+/*
+ * loop NULL makes a device that watches nothing: its owner drives it with virtio_net_poll()
+ * (transmit what the driver queued, receive what the tap has), on one thread (the fuzz target).
+ */
+void virtio_net_poll(struct virtio_net *n);
 /* Before the ev_loop is destroyed: the tap's watch lives on it. */
 void virtio_net_destroy(struct virtio_net *n);
 void virtio_net_stats(struct virtio_net *n, char *buf, size_t len);

@@ -101,7 +101,7 @@ static void vnet_tap_ready(void *opaque);
 
 static void vnet_watch(struct virtio_net *n)
 {
-	if (!n->rx_watch && !n->tap_dead)
+	if (n->loop && !n->rx_watch && !n->tap_dead)
 		n->rx_watch = ev_loop_add_fd(n->loop, n->fd, vnet_tap_ready, n);
 }
 
@@ -438,7 +438,8 @@ int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struc
 	n->mtu = 1500;
 	memcpy(n->mac, mac, 6);
 	n->tx_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (n->tx_efd < 0 || !(n->tx_watch = ev_loop_add_fd(loop, n->tx_efd, vnet_tx_again, n))) {
+	if (n->tx_efd < 0 ||
+	    (loop && !(n->tx_watch = ev_loop_add_fd(loop, n->tx_efd, vnet_tx_again, n)))) {
 		int e = n->tx_efd < 0 ? -errno : -ENOMEM;
 
 		if (n->tx_efd >= 0)
@@ -458,7 +459,7 @@ int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struc
 	pthread_mutex_lock(&n->vdev.lock);
 	vnet_watch(n);
 	pthread_mutex_unlock(&n->vdev.lock);
-	if (!n->rx_watch) {
+	if (loop && !n->rx_watch) {
 		ev_loop_call_sync(loop, vnet_unwatch_tx, n);
 		close(n->tx_efd);
 		virtio_device_fini(&n->vdev);
@@ -467,6 +468,20 @@ int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struc
 	}
 	*out = n;
 	return 0;
+}
+
+void virtio_net_poll(struct virtio_net *n)
+{
+	struct virtio_device *vdev = &n->vdev;
+
+	pthread_mutex_lock(&vdev->lock);
+	if (!vdev->quiesced && vnet_running(vdev)) {
+		if (vdev->vq[VNET_TXQ].enabled && !vdev->vq[VNET_TXQ].broken)
+			vnet_tx(n);
+		if (vdev->vq[VNET_RXQ].enabled && !vdev->vq[VNET_RXQ].broken)
+			vnet_rx(n);
+	}
+	pthread_mutex_unlock(&vdev->lock);
 }
 
 struct virtio_device *virtio_net_device(struct virtio_net *n)
@@ -502,7 +517,8 @@ void virtio_net_destroy(struct virtio_net *n)
 {
 	if (!n)
 		return;
-	ev_loop_call_sync(n->loop, vnet_unwatch_sync, n);
+	if (n->loop)
+		ev_loop_call_sync(n->loop, vnet_unwatch_sync, n);
 	close(n->tx_efd);
 	virtio_device_fini(&n->vdev);
 	free(n);
