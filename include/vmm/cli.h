@@ -49,6 +49,8 @@ void cli_opts_free(struct cli_opts *o);
 int cli_parse_disk(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
 /* --net tap=NAME|fd=N[,mac=][,id=], the index-th (default id netN). */
 int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
+/* --vsock cid=N,uds=PATH */
+int cli_parse_vsock(const char *spec, struct vmm_config *cfg, char **err) WUR;
 /* --pmem PATH[,id=NAME][,ro][,root], the index-th (default id pmemN). */
 int cli_parse_pmem(const char *spec, unsigned int index, struct vmm_config *cfg, char **err) WUR;
 /* --rng[=bytes=SIZE[/MS][,ops=N[/MS]][,burst=SIZE]] (spec NULL or "": no limit). */

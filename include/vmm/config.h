@@ -49,6 +49,14 @@ struct config_net {
 	uint8_t mac[6];
 };
 
+/* The vsock device (Firecracker's "vsock"): guest CID and the host side's socket. */
+struct config_vsock {
+	bool set;
+	uint64_t cid;
+	char *uds;          /* PATH: host programs connect here; guest connections go to PATH_P */
+	int fd;             /* adopted listening socket at uds (owned), or -1 */
+};
+
 struct vmm_config {
 	char *id;
 	char *kernel;
@@ -83,6 +91,8 @@ struct vmm_config {
 	struct config_net nets[VMM_MAX_NICS];
 	unsigned int nr_nets;
 
+	struct config_vsock vsock;
+
 	bool rng;            /* a virtio-rng device (Firecracker's "entropy") */
 	struct vmm_rate_limiter rng_limit; /* its rate limit; all zero: none */
 
@@ -103,6 +113,7 @@ struct vmm_config {
 #define CONFIG_DEFAULT_DEBUG_EXIT_PORT    0xf4
 #define CONFIG_ID_MAX                     64
 #define CONFIG_SERIAL_MAX                 20
+#define CONFIG_VSOCK_ID                   "vsock0" /* the device's id (device table, handover) */
 
 /* Exit statuses of the vmm executable (README). Debug-exit statuses are (v << 1) | 1. */
 #define VMM_EXIT_OK      0
@@ -181,6 +192,9 @@ const struct config_pmem *config_pmem_at(const struct vmm_config *c, unsigned in
 void config_clear_pmems(struct vmm_config *c);
 int config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
 		       const char *what, struct vmm_error *e) WUR;
+/* The vsock device, or none (v NULL). */
+int config_set_vsock(struct vmm_config *c, const struct vmm_vsock *v, const char *what,
+		     struct vmm_error *e) WUR;
 /* How many virtio-mmio slots c's devices take. */
 unsigned int config_virtio_devices(const struct vmm_config *c);
 int config_validate(const struct vmm_config *c, struct vmm_error *e) WUR;

@@ -33,6 +33,8 @@ int cfgjson_pmem(struct vmm_config *c, const char *path_id, const json_t *body,
 		 struct vmm_error *e) WUR;
 /* PUT /entropy: a virtio-rng device, with "rate_limiter" optional. */
 int cfgjson_entropy(struct vmm_config *c, const json_t *body, struct vmm_error *e) WUR;
+/* PUT /vsock: Firecracker's Vsock body (guest_cid, uds_path; vsock_id accepted). */
+int cfgjson_vsock(struct vmm_config *c, const json_t *body, struct vmm_error *e) WUR;
 /* A whole Firecracker configuration file: "boot-source", "machine-config", "drives",
  * "entropy". */
 int cfgjson_file(struct vmm_config *c, const json_t *root, struct vmm_error *e) WUR;

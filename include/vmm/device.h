@@ -100,6 +100,12 @@ struct device_ops {
 	 * adopts it (struct config_disk fd).
 	 */
 	int (*host_fd)(struct device *d);
+	/*
+	 * Optional: a live update handed the device's host resources to another process, which
+	 * runs the guest now. Leave them to it: unrealize closes this process's descriptors but
+	 * removes nothing others can see (a socket file).
+	 */
+	void (*disown)(struct device *d);
 };
 
 struct device {
@@ -162,5 +168,6 @@ extern const struct device_ops virtio_console_device_ops; /* virtio/console/ */
 extern const struct device_ops virtio_rng_device_ops;  /* virtio/rng/virtio_rng_dev.c */
 extern const struct device_ops virtio_pmem_device_ops; /* virtio/pmem/virtio_pmem_dev.c */
 extern const struct device_ops virtio_net_device_ops;  /* virtio/net/virtio_net_dev.c */
+extern const struct device_ops virtio_vsock_device_ops; /* virtio/vsock/virtio_vsock_dev.c */
 
 #endif

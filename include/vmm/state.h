@@ -36,10 +36,21 @@
 #define STATE_COMPATIBLE     "vmm-state-v1"
 #define STATE_MAX_LEN        (64 * MiB)
 
+/*
+ * Open files that go with a state: a live update passes them to the new process beside its
+ * STATE message (SCM_RIGHTS); a snapshot file cannot hold them. Properties name them by index.
+ */
+#define STATE_MAX_FDS 1100
+struct state_fds {
+	int fd[STATE_MAX_FDS]; /* the writer's: not owned; the reader's: owned until taken (-1) */
+	unsigned int nr;
+};
+
 struct state_writer {
 	void *fdt;
 	size_t cap;
-	int err; /* the first error; every later call does nothing */
+	int err;               /* the first error; every later call does nothing */
+	struct state_fds *fds; /* NULL: a snapshot (set by the caller after init) */
 };
 
 int state_writer_init(struct state_writer *w) WUR;
@@ -57,6 +68,7 @@ struct state_reader {
 	const void *fdt;
 	size_t len;
 	uint32_t version;
+	struct state_fds *fds; /* what came with it (a live update), or NULL (set by the caller) */
 };
 
 /*
@@ -96,5 +108,18 @@ struct dev_state_reader {
 void dev_state_put(struct dev_state_writer *w, const char *prop, const void *data, size_t len);
 int dev_state_get(const struct dev_state_reader *r, const char *prop, void *out,
 		  size_t len) WUR;
+/* A property of any length (checked by the caller), or NULL. */
+const void *dev_state_get_ptr(const struct dev_state_reader *r, const char *prop, size_t *len);
+/* The save fails with err (a negative errno), whatever else it writes. */
+void dev_state_fail(struct dev_state_writer *w, int err);
+/* Whether open files can go with this state (a live update, not a snapshot file). */
+bool dev_state_keeps_fds(const struct dev_state_writer *w);
+/* Pass fd on (it must stay open until the state is sent): its index, or -EOPNOTSUPP (a
+ * snapshot), -ENOSPC (STATE_MAX_FDS reached). */
+int dev_state_add_fd(struct dev_state_writer *w, int fd);
+/* Whether files came with the state. */
+bool dev_state_has_fds(const struct dev_state_reader *r);
+/* The file at idx, now the caller's; -EBADF if there is none there (or it was taken). */
+int dev_state_take_fd(const struct dev_state_reader *r, uint32_t idx);
 
 #endif

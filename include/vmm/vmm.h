@@ -140,6 +140,20 @@ struct vmm_net {
 
 void vmm_net_init(struct vmm_net *n);
 
+/*
+ * A virtio-vsock device with Firecracker's hybrid host side: host programs connect to the
+ * unix socket uds_path and write "CONNECT <port>\n" to reach a guest listener; the guest's
+ * connections to host port P reach a listener at uds_path_P. cid: the guest's (3 and up),
+ * unique on the host. fd >= 0: a listening socket at uds_path to adopt (dup'ed).
+ */
+struct vmm_vsock {
+	uint64_t cid;
+	const char *uds_path;
+	int fd;
+};
+
+void vmm_vsock_init(struct vmm_vsock *v);
+
 struct vmm_config *vmm_config_new(void);
 struct vmm_config *vmm_config_dup(const struct vmm_config *c);
 void vmm_config_free(struct vmm_config *c);
@@ -191,6 +205,8 @@ int vmm_config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, struct v
  */
 int vmm_config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
 			   struct vmm_error *e);
+/* The vsock device (PUT /vsock); v NULL removes it. */
+int vmm_config_set_vsock(struct vmm_config *c, const struct vmm_vsock *v, struct vmm_error *e);
 
 /*
  * Firecracker's JSON configuration layout ("boot-source", "machine-config", "drives"), as

@@ -11,6 +11,7 @@
  *   PUT   /pmem/{id}        before start; the same id replaces the device
  *   PUT   /network-interfaces/{iface_id}  before start; the same id replaces it
  *   PUT   /entropy          before start: a virtio-rng device, optionally rate limited
+ *   PUT   /vsock            before start: the vsock device (guest_cid, uds_path)
  *   PUT   /actions          InstanceStart, SendCtrlAltDel (FlushMetrics: refused, no metrics)
  *   PATCH /vm               {"state": "Paused" | "Resumed"} once started; idempotent
  *   GET   /vm/config        FullVmConfiguration
@@ -236,8 +237,8 @@ static void get_vm_config(struct req *q)
 
 /* ---- configuration changes (before start) ---- */
 
-enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE, CH_ENTROPY, CH_PMEM,
-	      CH_NET };
+enum change { CH_BOOT_SOURCE, CH_MACHINE_PUT, CH_MACHINE_PATCH, CH_DRIVE, CH_ENTROPY, CH_VSOCK,
+	      CH_PMEM, CH_NET };
 
 struct change_arg {
 	enum change kind;
@@ -260,6 +261,8 @@ static int change_fn(struct vmm_config *c, void *arg, struct vmm_error *e)
 		return cfgjson_drive(c, a->id, a->body, e);
 	case CH_ENTROPY:
 		return cfgjson_entropy(c, a->body, e);
+	case CH_VSOCK:
+		return cfgjson_vsock(c, a->body, e);
 	case CH_PMEM:
 		return cfgjson_pmem(c, a->id, a->body, e);
 	case CH_NET:
@@ -796,6 +799,8 @@ static void dispatch(struct req *q)
 		put_net(q);
 	else if (is(q, M_PUT, "entropy"))
 		change_config(q, CH_ENTROPY, NULL);
+	else if (is(q, M_PUT, "vsock"))
+		change_config(q, CH_VSOCK, NULL);
 	else if (is(q, M_PUT, "actions"))
 		put_actions(q);
 	else if (is(q, M_PATCH, "vm"))

@@ -26,6 +26,7 @@
 
 #include "api_http.h"
 #include "vmm/event_loop.h"
+#include "vmm/usock.h"
 
 #define API_MAX_CONNS 10
 #define API_BACKLOG   64
@@ -264,96 +265,25 @@ static void on_accept(void *opaque)
 	}
 }
 
-/* Whether a process listens on the socket at sa: 1 yes, 0 no (stale), negative errno. */
-static int probe_listener(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int r;
-
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	if (r == 0 || errno == EAGAIN || errno == EINPROGRESS)
-		r = 1; /* accepted, or a listener with a full backlog */
-	else if (errno == ECONNREFUSED)
-		r = 0;
-	else
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 static int bind_path(struct api_server *s, const char *path, struct vmm_error *e)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t n = strlen(path);
-	struct stat st;
-	int tries, r;
+	char err[VMM_ERROR_LEN];
+	int r = usock_listen("api socket", path, API_BACKLOG, &s->fd, &s->dev, &s->ino, err,
+			     sizeof(err));
 
-	if (n >= sizeof(sa.sun_path))
-		return config_fail(e, -ENAMETOOLONG, "api socket %s: longer than the %zu bytes a "
-				   "unix socket path can have", path, sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, path, n + 1);
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s->fd < 0)
-		return config_fail(e, -errno, "api socket %s: socket: %s", path, strerror(errno));
-	for (tries = 0;; tries++) {
-		if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		r = -errno;
-		if (r == -ENOENT)
-			return config_fail(e, r, "api socket %s: no such directory", path);
-		if (r != -EADDRINUSE)
-			return config_fail(e, r, "api socket %s: %s", path, strerror(-r));
-		if (tries == 3)
-			return config_fail(e, r, "api socket %s: still in use after removing "
-					   "a stale socket there", path);
-		if (lstat(path, &st) < 0) {
-			if (errno == ENOENT)
-				continue; /* gone meanwhile */
-			return config_fail(e, -errno, "api socket %s: %s", path, strerror(errno));
-		}
-		if (!S_ISSOCK(st.st_mode))
-			return config_fail(e, -EEXIST, "api socket %s: exists and is not a socket",
-					   path);
-		r = probe_listener(&sa);
-		if (r > 0)
-			return config_fail(e, -EADDRINUSE, "api socket %s: another process listens "
-					   "on it", path);
-		if (r < 0 && r != -ENOENT)
-			return config_fail(e, r, "api socket %s: cannot tell whether it is in "
-					   "use: %s", path, strerror(-r));
-		/* A socket file nobody listens on: left by a process that died. Replace it. */
-		if (r == 0 && unlink(path) < 0 && errno != ENOENT)
-			return config_fail(e, -errno, "api socket %s: cannot remove the stale "
-					   "socket: %s", path, strerror(errno));
-	}
+	if (r < 0)
+		return config_fail(e, r, "%s", err);
 	s->bound = true;
-	if (lstat(path, &st) == 0) {
-		s->dev = st.st_dev;
-		s->ino = st.st_ino;
-	}
-	if (listen(s->fd, API_BACKLOG) < 0)
-		return config_fail(e, -errno, "api socket %s: listen: %s", path, strerror(errno));
 	return 0;
 }
 
 static int adopt_fd(struct api_server *s, int fd, struct vmm_error *e)
 {
-	int v = 0, fl;
-	socklen_t len = sizeof(v);
+	char err[VMM_ERROR_LEN];
+	int r = usock_adopt("api socket", s->path, fd, API_BACKLOG, err, sizeof(err));
 
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || !v)
-		return config_fail(e, -EINVAL, "api socket %s: fd %d is not a listening socket",
-				   s->path, fd);
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return config_fail(e, -errno, "api socket %s: fd %d: %s", s->path, fd,
-				   strerror(errno));
-	/* listen() again: a client's SO_PEERCRED names the last caller, this process now (not
-	 * the one a live update replaced, which vmm hostupdate would otherwise stop). */
-	if (listen(fd, API_BACKLOG) < 0)
-		return config_fail(e, -errno, "api socket %s: listen: %s", s->path, strerror(errno));
+	if (r < 0)
+		return config_fail(e, r, "%s", err);
 	s->fd = fd;
 	return 0;
 }
@@ -361,11 +291,8 @@ static int adopt_fd(struct api_server *s, int fd, struct vmm_error *e)
 /* Unlink the socket file if it is still the one bind_path() made. */
 static void unlink_ours(struct api_server *s)
 {
-	struct stat st;
-
-	if (s->bound && lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == s->dev &&
-	    st.st_ino == s->ino)
-		unlink(s->path);
+	if (s->bound)
+		usock_unlink_if_ours(s->path, s->dev, s->ino);
 }
 
 static void server_free(struct api_server *s)

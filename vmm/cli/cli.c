@@ -339,6 +339,73 @@ out:
 	return r;
 }
 
+int cli_parse_vsock(const char *spec, struct vmm_config *cfg, char **err)
+{
+	const char *p = spec;
+	char *f = NULL, *uds = NULL;
+	bool seen_cid = false;
+	struct vmm_vsock vs;
+	struct vmm_error e;
+	int r = -EINVAL;
+
+	vmm_vsock_init(&vs);
+	if (cfg->vsock.set) {
+		*err = g_strdup("--vsock: given twice (a VM has one vsock device)");
+		return r;
+	}
+	while (*p) {
+		f = next_field(&p);
+		char *val = strchr(f, '='), *end;
+
+		if (val)
+			*val++ = '\0';
+		if (!strcmp(f, "cid") || !strcmp(f, "guest_cid")) {
+			if (seen_cid)
+				goto dup;
+			seen_cid = true;
+			errno = 0;
+			unsigned long long v = val ? strtoull(val, &end, 0) : 0;
+			if (!val || !*val || *end || errno || *val == '-') {
+				*err = g_strdup_printf("--vsock: cid must be a number, e.g. cid=3 (not "
+						       "'%s')", val ? val : "");
+				goto out;
+			}
+			vs.cid = v;
+		} else if (!strcmp(f, "uds") || !strcmp(f, "uds_path")) {
+			if (uds)
+				goto dup;
+			if (!val || !*val) {
+				*err = g_strdup("--vsock: uds= needs a path");
+				goto out;
+			}
+			uds = g_strdup(val);
+		} else {
+			*err = g_strdup_printf("--vsock: unknown option '%s' (known: cid=, uds=)", f);
+			goto out;
+		}
+		g_free(f);
+		f = NULL;
+	}
+	if (!seen_cid || !uds) {
+		*err = g_strdup_printf("--vsock: %s missing (--vsock cid=N,uds=PATH)",
+				       !seen_cid ? "cid=" : "uds=");
+		goto out;
+	}
+	vs.uds_path = uds;
+	if (config_set_vsock(cfg, &vs, "--vsock", &e) < 0) {
+		*err = g_strdup(e.msg);
+		goto out;
+	}
+	r = 0;
+	goto out;
+dup:
+	*err = g_strdup_printf("--vsock: '%s' given twice", f);
+out:
+	g_free(f);
+	g_free(uds);
+	return r;
+}
+
 /* A byte count: plain digits are bytes, 64K / 1M / 1G binary multiples. */
 static bool parse_bytes(const char *s, uint64_t *out)
 {
@@ -616,6 +683,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 {
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
 	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL, *api_sock = NULL, *id = NULL;
+	gchar *vsock = NULL;
 	gchar **disks = NULL, **pmems = NULL, **nets = NULL;
 	gint cpus = 1, timeout = 0, debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
 	gboolean help = FALSE, track = FALSE;
@@ -659,6 +727,11 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "Optional rate limit: bytes=SIZE[/MS] (per MS milliseconds, default a second), "
 		  "ops=N[/MS] requests, burst=SIZE extra bytes at first; e.g. --rng=bytes=1M",
 		  "[bytes=][,ops=][,burst=]" },
+		{ "vsock", 0, 0, G_OPTION_ARG_STRING, &vsock,
+		  "virtio-vsock with Firecracker's host side: host programs connect to the unix "
+		  "socket PATH and write \"CONNECT <port>\\n\" to reach a guest listener; the "
+		  "guest's connections to host port P reach a listener at PATH_P. cid: the guest's "
+		  "CID (3 or more, unique on the host)", "cid=N,uds=PATH" },
 		{ "console", 0, 0, G_OPTION_ARG_STRING, &console,
 		  "the guest console: serial (ttyS0, default) or virtio (hvc0)", "serial|virtio" },
 		{ "cpuid-mask", 0, 0, G_OPTION_ARG_STRING, &cpuid_mask,
@@ -783,6 +856,8 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 	}
 	if (rng_given && (ret = cli_parse_rng(rng_spec, c, err)) < 0)
 		goto out;
+	if (vsock && (ret = cli_parse_vsock(vsock, c, err)) < 0)
+		goto out;
 	c->track_dirty = track;
 	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
 		goto out;
@@ -803,6 +878,7 @@ out:
 	g_free(console);
 	g_free(api_sock);
 	g_free(id);
+	g_free(vsock);
 	g_strfreev(disks);
 	g_strfreev(pmems);
 	g_strfreev(nets);

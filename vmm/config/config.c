@@ -61,6 +61,7 @@ void config_init(struct vmm_config *c)
 	c->mem_size = CONFIG_DEFAULT_MEM;
 	c->mem_fd = -1;
 	c->mem_source_fd = -1;
+	c->vsock.fd = -1;
 	c->console = VMM_CONSOLE_SERIAL;
 	c->console_in = -1;
 	c->console_out = -1;
@@ -128,6 +129,9 @@ void config_fini(struct vmm_config *c)
 	config_clear_disks(c);
 	config_clear_pmems(c);
 	config_clear_nets(c);
+	free(c->vsock.uds);
+	if (c->vsock.fd >= 0)
+		close(c->vsock.fd);
 	free(c->id);
 	free(c->kernel);
 	free(c->initrd);
@@ -198,6 +202,8 @@ int config_copy(struct vmm_config *dst, const struct vmm_config *src)
 		dst->nets[i].tap = dup_or_null(src->nets[i].tap, &ok);
 		dst->nets[i].fd = dup_fd(src->nets[i].fd, &ok);
 	}
+	dst->vsock.uds = dup_or_null(src->vsock.uds, &ok);
+	dst->vsock.fd = dup_fd(src->vsock.fd, &ok);
 	for (unsigned int i = 0; i < src->nr_pmems; i++) {
 		dst->pmems[i].id = dup_or_null(src->pmems[i].id, &ok);
 		dst->pmems[i].path = dup_or_null(src->pmems[i].path, &ok);
@@ -677,10 +683,11 @@ int config_validate(const struct vmm_config *c, struct vmm_error *e)
 
 		if (c->nr_pmems)
 			snprintf(pm, sizeof(pm), ", %u pmem", c->nr_pmems);
-		return config_fail(e, -ENOSPC, "devices: %u disks, %u network interfaces%s%s%s need "
-				   "more than the %d virtio-mmio slots", c->nr_disks, c->nr_nets,
+		return config_fail(e, -ENOSPC, "devices: %u disks, %u network interfaces%s%s%s%s "
+				   "need more than the %d virtio-mmio slots", c->nr_disks, c->nr_nets,
 				   c->console == VMM_CONSOLE_VIRTIO ? ", a virtio console" : "",
-				   c->rng ? ", an entropy device" : "", pm, LAYOUT_VIRTIO_MAX_DEVS);
+				   c->rng ? ", an entropy device" : "", pm,
+				   c->vsock.set ? ", a vsock device" : "", LAYOUT_VIRTIO_MAX_DEVS);
 	}
 	/* Device ids are one name space (the device table, a live update's host files). */
 	for (unsigned int i = 0; i < c->nr_nets; i++) {
@@ -711,7 +718,50 @@ int config_validate(const struct vmm_config *c, struct vmm_error *e)
 unsigned int config_virtio_devices(const struct vmm_config *c)
 {
 	return c->nr_disks + (c->console == VMM_CONSOLE_VIRTIO) + c->rng + c->nr_pmems +
-	       c->nr_nets;
+	       c->nr_nets + c->vsock.set;
+}
+
+int config_set_vsock(struct vmm_config *c, const struct vmm_vsock *v, const char *what,
+		     struct vmm_error *e)
+{
+	struct config_vsock nv = { .fd = -1 };
+	bool ok = true;
+
+	if (!v) {
+		free(c->vsock.uds);
+		if (c->vsock.fd >= 0)
+			close(c->vsock.fd);
+		c->vsock = (struct config_vsock){ .fd = -1 };
+		return 0;
+	}
+	/* 0 to 2 are the hypervisor's, loopback's and the host's; -1U is VMADDR_CID_ANY; Linux
+	 * keeps CIDs to 32 bits. */
+	if (v->cid < 3 || v->cid >= UINT32_MAX)
+		return config_fail(e, -EINVAL, "%s: guest CID %llu is reserved or out of range: "
+				   "use 3 to 4294967294", what, (unsigned long long)v->cid);
+	if (!v->uds_path || !*v->uds_path)
+		return config_fail(e, -EINVAL, "%s: no uds_path (the host side's unix socket)",
+				   what);
+	/* PATH_4294967295 must fit a socket address (108 bytes with its NUL). */
+	if (strlen(v->uds_path) > 107 - 11)
+		return config_fail(e, -ENAMETOOLONG, "%s: uds_path %s: longer than the 96 bytes "
+				   "that leave room for _PORT in a unix socket path", what,
+				   v->uds_path);
+	nv.set = true;
+	nv.cid = v->cid;
+	nv.uds = dup_or_null(v->uds_path, &ok);
+	nv.fd = dup_fd(v->fd, &ok);
+	if (!ok) {
+		free(nv.uds);
+		if (nv.fd >= 0)
+			close(nv.fd);
+		return config_fail(e, -ENOMEM, "%s: out of memory", what);
+	}
+	free(c->vsock.uds);
+	if (c->vsock.fd >= 0)
+		close(c->vsock.fd);
+	c->vsock = nv;
+	return 0;
 }
 
 static int bucket_check(const struct vmm_token_bucket *b, const char *what, const char *name,
@@ -941,6 +991,17 @@ int vmm_config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, struct v
 
 	snprintf(what, sizeof(what), "pmem '%s'", p->id ? p->id : "");
 	return config_put_pmem(c, p, what, e);
+}
+
+void vmm_vsock_init(struct vmm_vsock *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->fd = -1;
+}
+
+int vmm_config_set_vsock(struct vmm_config *c, const struct vmm_vsock *v, struct vmm_error *e)
+{
+	return config_set_vsock(c, v, "vsock", e);
 }
 
 int vmm_config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,

@@ -14,7 +14,7 @@
 
 /* Firecracker's configuration-file sections that vmm does not implement (yet). */
 static const char *const unsupported_sections[] = {
-	"vsock", "balloon", "logger", "metrics", "mmds-config", "cpu-config", "memory-hotplug",
+	"balloon", "logger", "metrics", "mmds-config", "cpu-config", "memory-hotplug",
 	"serial",
 };
 
@@ -354,6 +354,38 @@ static json_t *pmem_json(const struct config_pmem *p)
 			 "root_device", p->root, "read_only", p->read_only);
 }
 
+/* Firecracker's Vsock: {"guest_cid", "uds_path", "vsock_id" (deprecated, any string)}. */
+static int apply_vsock(struct vmm_config *c, const json_t *o, struct vmm_error *e)
+{
+	static const char *const keys[] = { "guest_cid", "uds_path", "vsock_id" };
+	const char *uds = NULL, *id = NULL;
+	long long cid = 0;
+	struct vmm_vsock v;
+	int r;
+
+	if (!json_is_object(o))
+		return config_fail(e, -EINVAL, "vsock: must be a JSON object");
+	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), "vsock", e)) < 0 ||
+	    (r = need(get_int(o, "guest_cid", &cid, e), "guest_cid", "vsock", e)) < 0 ||
+	    (r = need(get_string(o, "uds_path", &uds, e), "uds_path", "vsock", e)) < 0 ||
+	    (r = get_string(o, "vsock_id", &id, e)) < 0)
+		return r;
+	if (cid < 0)
+		return config_fail(e, -EINVAL, "vsock: guest_cid %lld is negative", cid);
+	vmm_vsock_init(&v);
+	v.cid = (uint64_t)cid;
+	v.uds_path = uds;
+	return config_set_vsock(c, &v, "vsock", e);
+}
+
+static json_t *vsock_json(const struct vmm_config *c)
+{
+	if (!c->vsock.set)
+		return json_null();
+	return json_pack("{s:I, s:s?}", "guest_cid", (json_int_t)c->vsock.cid, "uds_path",
+			 c->vsock.uds);
+}
+
 /* ---- rate limiters and the entropy device ---- */
 
 /* Firecracker's TokenBucket: size and refill_time (ms) required, one_time_burst optional. */
@@ -529,6 +561,9 @@ static int file_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
 	v = json_object_get(root, "entropy");
 	if (v && !json_is_null(v) && (r = apply_entropy(c, v, e)) < 0)
 		return r;
+	v = json_object_get(root, "vsock");
+	if (v && !json_is_null(v) && (r = apply_vsock(c, v, e)) < 0)
+		return r;
 	v = json_object_get(root, "network-interfaces");
 	if (v && !json_is_null(v)) {
 		size_t i;
@@ -651,6 +686,16 @@ int cfgjson_entropy(struct vmm_config *c, const json_t *body, struct vmm_error *
 	return apply(c, entropy_fn, body, e);
 }
 
+static int vsock_fn(struct vmm_config *c, const void *arg, struct vmm_error *e)
+{
+	return apply_vsock(c, arg, e);
+}
+
+int cfgjson_vsock(struct vmm_config *c, const json_t *body, struct vmm_error *e)
+{
+	return apply(c, vsock_fn, body, e);
+}
+
 int cfgjson_file(struct vmm_config *c, const json_t *root, struct vmm_error *e)
 {
 	if (!json_is_object(root))
@@ -722,14 +767,14 @@ json_t *cfgjson_full(const struct vmm_config *c)
 			return NULL;
 		}
 	}
-	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:o, s:n, "
+	return json_pack("{s:n, s:o, s:{s:s?, s:s?, s:s?}, s:n, s:n, s:o, s:n, s:n, s:o, s:o, "
 			 "s:o, s:o, s:n}",
 			 "balloon", "drives", drives,
 			 "boot-source", "kernel_image_path", c->kernel, "initrd_path", c->initrd,
 			 "boot_args", c->cmdline,
 			 "cpu-config", "logger", "machine-config", cfgjson_machine_config_get(c),
-			 "metrics", "mmds-config", "network-interfaces", nets, "vsock", "entropy",
-			 entropy_json(c), "pmem", pmems, "memory-hotplug");
+			 "metrics", "mmds-config", "network-interfaces", nets, "vsock", vsock_json(c),
+			 "entropy", entropy_json(c), "pmem", pmems, "memory-hotplug");
 }
 
 /* ---- libvmm ---- */

@@ -48,6 +48,12 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 		state_put_u64(w, n, "ops-burst", rl->ops.one_time_burst);
 		state_put_u64(w, n, "ops-refill-ms", rl->ops.refill_time_ms);
 	}
+	if (c->vsock.set) {
+		int n = state_node(w, node, "vsock");
+
+		state_put_u64(w, n, "cid", c->vsock.cid);
+		state_put_str(w, n, "uds-path", c->vsock.uds);
+	}
 	if (c->nr_nets) {
 		int nn = state_node(w, node, "net");
 
@@ -179,6 +185,26 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 		}
 	} else {
 		c->rng = false;
+	}
+
+	int vs = state_find(r, "/config/vsock");
+	if (config_set_vsock(c, NULL, "config: vsock", &ve) < 0) {
+		snprintf(err, errlen, "%s", ve.msg);
+		return -EINVAL;
+	}
+	if (vs >= 0) {
+		struct vmm_vsock v;
+
+		vmm_vsock_init(&v);
+		if (state_get_u64(r, vs, "cid", &v.cid) < 0 ||
+		    !(v.uds_path = state_get_str(r, vs, "uds-path", PATH_MAX_STATE))) {
+			snprintf(err, errlen, "config: vsock: malformed");
+			return -EINVAL;
+		}
+		if (config_set_vsock(c, &v, "config: vsock", &ve) < 0) {
+			snprintf(err, errlen, "%s", ve.msg);
+			return -EINVAL;
+		}
 	}
 
 	int nn = state_find(r, "/config/net");

@@ -313,3 +313,48 @@ int dev_state_get(const struct dev_state_reader *r, const char *prop, void *out,
 {
 	return state_get(r->r, r->node, prop, out, len);
 }
+
+const void *dev_state_get_ptr(const struct dev_state_reader *r, const char *prop, size_t *len)
+{
+	return state_get_ptr(r->r, r->node, prop, len);
+}
+
+void dev_state_fail(struct dev_state_writer *w, int err)
+{
+	if (!w->w->err)
+		w->w->err = err;
+}
+
+bool dev_state_keeps_fds(const struct dev_state_writer *w)
+{
+	return w->w->fds != NULL;
+}
+
+int dev_state_add_fd(struct dev_state_writer *w, int fd)
+{
+	struct state_fds *f = w->w->fds;
+
+	if (!f)
+		return -EOPNOTSUPP;
+	if (f->nr >= STATE_MAX_FDS)
+		return -ENOSPC;
+	f->fd[f->nr] = fd;
+	return (int)f->nr++;
+}
+
+bool dev_state_has_fds(const struct dev_state_reader *r)
+{
+	return r->r->fds != NULL;
+}
+
+int dev_state_take_fd(const struct dev_state_reader *r, uint32_t idx)
+{
+	struct state_fds *f = r->r->fds;
+	int fd;
+
+	if (!f || idx >= f->nr || f->fd[idx] < 0)
+		return -EBADF;
+	fd = f->fd[idx];
+	f->fd[idx] = -1;
+	return fd;
+}

@@ -424,7 +424,13 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 		ho_msg_fini(&msg);
 	}
 
-	/* The guest is B's now. */
+	/* The guest is B's now, and so are the devices' host resources. */
+	for (unsigned int i = 0; i < vm->m->devs.nr; i++) {
+		struct device *d = &vm->m->devs.dev[i];
+
+		if (d->ops->disown)
+			d->ops->disown(d);
+	}
 	out->pid = pid;
 	out->blackout_us = st == VMM_STATE_RUNNING && res.resumed_ns > t0
 				   ? (res.resumed_ns - t0) / 1000 : 0;

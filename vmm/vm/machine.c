@@ -66,6 +66,11 @@ static unsigned int count_nets(const struct vmm_config *c)
 	return c->nr_nets;
 }
 
+static unsigned int count_vsock(const struct vmm_config *c)
+{
+	return c->vsock.set;
+}
+
 static const struct device_row machine_devices[] = {
 	{ &serial_device_ops, NULL },
 	{ &i8042_device_ops, NULL },
@@ -74,12 +79,13 @@ static const struct device_row machine_devices[] = {
 	{ &acpi_pm_device_ops, NULL },
 	{ &debug_exit_device_ops, count_debug_exit },
 	/* virtio-mmio slots in this order: disks (root first), the console, the entropy device,
-	 * pmem (root first), network interfaces. */
+	 * pmem (root first), network interfaces, vsock. */
 	{ &virtio_blk_device_ops, count_disks },
 	{ &virtio_console_device_ops, count_virtio_console },
 	{ &virtio_rng_device_ops, count_virtio_rng },
 	{ &virtio_pmem_device_ops, count_pmems },
 	{ &virtio_net_device_ops, count_nets },
+	{ &virtio_vsock_device_ops, count_vsock },
 };
 
 /* ---- what devices get from the machine ---- */
