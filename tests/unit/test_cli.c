@@ -255,6 +255,39 @@ static void test_pmem(void **state)
 	expect_error("id must be", "run", "--kernel=k", "--pmem", "/a,id=a b", NULL);
 }
 
+static void test_vsock(void **state)
+{
+	struct cli_opts o;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--vsock", "cid=52,uds=/run/a,,b",
+			       NULL), 0);
+	assert_true(o.cfg.vsock.set);
+	assert_int_equal(o.cfg.vsock.cid, 52);
+	assert_string_equal(o.cfg.vsock.uds, "/run/a,b");
+	cli_opts_free(&o);
+
+	expect_error("cid= missing", "run", "--kernel=k", "--vsock", "uds=/a", NULL);
+	expect_error("uds= missing", "run", "--kernel=k", "--vsock", "cid=3", NULL);
+	expect_error("cid must be a number", "run", "--kernel=k", "--vsock", "cid=x,uds=/a", NULL);
+	expect_error("cid must be a number", "run", "--kernel=k", "--vsock", "cid=-3,uds=/a",
+		     NULL);
+	expect_error("guest CID 2 is reserved", "run", "--kernel=k", "--vsock", "cid=2,uds=/a",
+		     NULL);
+	expect_error("guest CID 4294967295 is reserved", "run", "--kernel=k", "--vsock",
+		     "cid=4294967295,uds=/a", NULL);
+	expect_error("unknown option 'port'", "run", "--kernel=k", "--vsock", "cid=3,uds=/a,port=1",
+		     NULL);
+	expect_error("'cid' given twice", "run", "--kernel=k", "--vsock", "cid=3,cid=4,uds=/a",
+		     NULL);
+	expect_error("given twice (a VM has one", "run", "--kernel=k", "--vsock=cid=3,uds=/a",
+		     "--vsock=cid=4,uds=/b", NULL);
+	expect_error("room for _PORT", "run", "--kernel=k", "--vsock",
+		     "cid=3,uds=/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", NULL);
+}
+
 /* One --disk value into a fresh configuration; the disk it made, or NULL. */
 static const struct config_disk *disk1(struct vmm_config *c, const char *spec, char **err)
 {
@@ -476,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_disk),
 		cmocka_unit_test(test_rng),
 		cmocka_unit_test(test_pmem),
+		cmocka_unit_test(test_vsock),
 		cmocka_unit_test(test_net),
 		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),

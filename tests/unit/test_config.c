@@ -260,7 +260,9 @@ static void test_config_file(void **state)
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [{\"drive_id\": "
 		  "\"a\", \"path_on_host\": \"/a\"}]}", "is_root_device" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"vsock\": "
-		  "{\"guest_cid\": 3, \"uds_path\": \"/v\"}}", "vsock: not supported" },
+		  "{\"guest_cid\": 1, \"uds_path\": \"/v\"}}", "vsock: guest CID 1 is reserved" },
+		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"vsock\": "
+		  "{\"guest_cid\": 3}}", "vsock: missing required field 'uds_path'" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
 		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"rx_rate_limiter\": "
 		  "{}}]}", "rate limiters on network interfaces" },

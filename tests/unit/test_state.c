@@ -210,6 +210,11 @@ static void test_config_node(void **state)
 	pm.read_only = true;
 	pm.root = true;
 	assert_int_equal(config_put_pmem(&c, &pm, "p", &e), 0);
+	struct vmm_vsock vs;
+	vmm_vsock_init(&vs);
+	vs.cid = 77;
+	vs.uds_path = "/run/vm.vsock";
+	assert_int_equal(config_set_vsock(&c, &vs, "vsock", &e), 0);
 
 	assert_int_equal(state_writer_init(&w), 0);
 	config_state_save(&c, &w);
@@ -241,11 +246,16 @@ static void test_config_node(void **state)
 	assert_string_equal(back.pmems[1].path, "/pb.img");
 	assert_true(back.pmems[1].read_only && back.pmems[1].root);
 	assert_false(back.pmems[0].read_only);
+	assert_true(back.vsock.set);
+	assert_int_equal(back.vsock.cid, 77);
+	assert_string_equal(back.vsock.uds, "/run/vm.vsock");
+	assert_int_equal(back.vsock.fd, -1);
 	config_fini(&back);
 	free(buf);
 
 	/* Without the device, none comes back. */
 	assert_int_equal(config_set_entropy(&c, false, NULL, "entropy", &e), 0);
+	assert_int_equal(config_set_vsock(&c, NULL, "vsock", &e), 0);
 	assert_int_equal(state_writer_init(&w), 0);
 	config_state_save(&c, &w);
 	assert_int_equal(state_finish(&w, &buf, &len), 0);
@@ -254,6 +264,7 @@ static void test_config_node(void **state)
 	back.rng = true;
 	assert_int_equal(config_state_load(&back, &r, err, sizeof(err)), 0);
 	assert_false(back.rng);
+	assert_false(back.vsock.set);
 	config_fini(&back);
 	config_fini(&c);
 	free(buf);

@@ -683,7 +683,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 {
 	gchar *kernel = NULL, *initrd = NULL, *cmdline = NULL, *memory = NULL, *cpuid_mask = NULL;
 	gchar *on_reboot = NULL, *kvm_path = NULL, *console = NULL, *api_sock = NULL, *id = NULL;
-	gchar *vsock = NULL;
+	gchar **vsock = NULL;
 	gchar **disks = NULL, **pmems = NULL, **nets = NULL;
 	gint cpus = 1, timeout = 0, debug_exit_port = CONFIG_DEFAULT_DEBUG_EXIT_PORT;
 	gboolean help = FALSE, track = FALSE;
@@ -727,7 +727,7 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "Optional rate limit: bytes=SIZE[/MS] (per MS milliseconds, default a second), "
 		  "ops=N[/MS] requests, burst=SIZE extra bytes at first; e.g. --rng=bytes=1M",
 		  "[bytes=][,ops=][,burst=]" },
-		{ "vsock", 0, 0, G_OPTION_ARG_STRING, &vsock,
+		{ "vsock", 0, 0, G_OPTION_ARG_STRING_ARRAY, &vsock,
 		  "virtio-vsock with Firecracker's host side: host programs connect to the unix "
 		  "socket PATH and write \"CONNECT <port>\\n\" to reach a guest listener; the "
 		  "guest's connections to host port P reach a listener at PATH_P. cid: the guest's "
@@ -856,8 +856,10 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 	}
 	if (rng_given && (ret = cli_parse_rng(rng_spec, c, err)) < 0)
 		goto out;
-	if (vsock && (ret = cli_parse_vsock(vsock, c, err)) < 0)
-		goto out;
+	for (unsigned int i = 0; vsock && vsock[i]; i++) {
+		if ((ret = cli_parse_vsock(vsock[i], c, err)) < 0)
+			goto out;
+	}
 	c->track_dirty = track;
 	if (api_sock && (ret = check_api_sock(api_sock, err)) < 0)
 		goto out;
@@ -878,7 +880,7 @@ out:
 	g_free(console);
 	g_free(api_sock);
 	g_free(id);
-	g_free(vsock);
+	g_strfreev(vsock);
 	g_strfreev(disks);
 	g_strfreev(pmems);
 	g_strfreev(nets);
