@@ -84,7 +84,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (mode & 4) {
 			struct ho_state st;
 
-			(void)ho_parse_state(&msg, (mode & 8) ? 64 : 0, &st, err, sizeof(err));
+			(void)ho_parse_state(&msg, (mode & 8) ? 64 : 0, mode & 16, &st, err,
+					     sizeof(err));
 		} else {
 			struct state_reader sr;
 			struct ho_prepare p = { .api_fd = -1 };

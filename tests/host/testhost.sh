@@ -221,10 +221,13 @@ build_host_initramfs() {
 	# A QMP client, for cases that run QEMU as the peer (hk-run.sh's qemu route).
 	"${CC:-cc}" -O2 -static -o "$root/bin/qmpctl" "$HERE/qmpctl.c" 2>"$WORK/qmpctl.log" ||
 		die "cannot compile qmpctl.c with ${CC:-cc}: $(head -n 1 "$WORK/qmpctl.log")"
+	# Both ends of the vsock tests (the guest kit has its own build).
+	"${CC:-cc}" -O2 -static -o "$root/bin/vsockt" "$HERE/../guest/kit/vsockt.c" 2>"$WORK/vsockt.log" ||
+		die "cannot compile vsockt.c with ${CC:-cc}: $(head -n 1 "$WORK/vsockt.log")"
 	# And for this side: watch_host asks QEMU where a stuck boot stopped.
 	cp "$root/bin/qmpctl" "$WORK/qmpctl"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
-		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-bench.sh" \
+		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-bench.sh" "$HERE/vsock-run.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"

@@ -108,6 +108,28 @@ check too-many-disks 2 "more than 8 disks" -- "$vmm" run --kernel "$bzimage" \
 check too-many-pmem 2 "more than 2 pmem" -- "$vmm" run --kernel "$bzimage" \
 	--pmem "$tmp/p1" --pmem "$tmp/p2" --pmem "$tmp/p3"
 check console-bad 2 "--console" -- "$vmm" run --kernel "$bzimage" --console vga
+# vsock: a reserved CID, one another VM holds (the abstract socket vmm claims it with), a
+# socket path in a missing directory, one a live process listens on, one that is no socket.
+check vsock-reserved-cid 2 "guest CID 2 is reserved" -- "$vmm" run --kernel "$bzimage" \
+	--vsock cid=2,uds="$tmp/v.sock"
+check vsock-no-uds 2 "uds= missing" -- "$vmm" run --kernel "$bzimage" --vsock cid=3
+check vsock-missing-dir 1 "no such directory /nonexistent/dir" -- "$vmm" run --kernel "$bzimage" \
+	--vsock cid=3,uds=/nonexistent/dir/v.sock
+python3 -c 'import socket, sys, time
+a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); a.bind(b"\0vmm/vsock-cid/4242")
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); l.bind(sys.argv[1]); l.listen(1)
+print("held", flush=True); time.sleep(60)' "$tmp/busy.sock" >"$tmp/held" &
+holder=$!
+for _ in $(seq 100); do [ -s "$tmp/held" ] && break; sleep 0.1; done
+check vsock-taken-cid 1 "guest CID 4242 is taken by another VM" -- "$vmm" run --kernel "$bzimage" \
+	--vsock cid=4242,uds="$tmp/v.sock"
+check vsock-uds-in-use 1 "another process listens on it" -- "$vmm" run --kernel "$bzimage" \
+	--vsock cid=4243,uds="$tmp/busy.sock"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+: >"$tmp/plain"
+check vsock-uds-not-socket 1 "exists and is not a socket" -- "$vmm" run --kernel "$bzimage" \
+	--vsock cid=4244,uds="$tmp/plain"
 # A lock held by another process (a POSIX record lock, which conflicts with our OFD lock)...
 python3 -c 'import fcntl, sys, time
 f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); print("locked", flush=True); time.sleep(60)' \

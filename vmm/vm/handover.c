@@ -272,9 +272,11 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 			slot = &p->fd;
 		else if ((nc = config_net_find(&in->cfg, id)))
 			slot = &nc->fd;
+		else if (in->cfg.vsock.set && !strcmp(id, CONFIG_VSOCK_ID))
+			slot = &in->cfg.vsock.fd;
 		if (!slot || *slot >= 0) {
-			snprintf(err, errlen, "host file for '%.64s', which is no disk, pmem or network "
-				 "interface of the VM", id);
+			snprintf(err, errlen, "host file for '%.64s', which is no disk, pmem, network "
+				 "interface or vsock of the VM", id);
 			return -EPROTO;
 		}
 		*slot = msg->fds[next];
@@ -299,6 +301,10 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 			return -EPROTO;
 		}
 	}
+	if (in->cfg.vsock.set && in->cfg.vsock.fd < 0) {
+		snprintf(err, errlen, "the vsock's socket was not handed over");
+		return -EPROTO;
+	}
 	for (unsigned int i = 0; i < in->cfg.nr_pmems; i++) {
 		if (in->cfg.pmems[i].fd < 0) {
 			snprintf(err, errlen, "pmem '%s' was not handed over", in->cfg.pmems[i].id);
@@ -309,14 +315,50 @@ int ho_parse_prepare(struct ho_msg *msg, struct state_reader *sr, struct ho_prep
 	return 0;
 }
 
-int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, struct ho_state *out, char *err,
-		   size_t errlen)
+int ho_send_fds(int sock, const int *fds, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i += HO_MAX_FDS) {
+		unsigned int k = n - i < HO_MAX_FDS ? n - i : HO_MAX_FDS;
+		int r = ho_send(sock, HO_FDS, NULL, 0, fds + i, k);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int ho_recv_after_fds(int sock, struct ho_msg *msg, struct state_fds *fds, int timeout_ms)
+{
+	for (;;) {
+		int r = ho_recv(sock, msg, timeout_ms);
+
+		if (r < 0 || msg->type != HO_FDS)
+			return r;
+		if (msg->len || fds->nr + msg->nfds > STATE_MAX_FDS) {
+			ho_msg_fini(msg);
+			return -EPROTO;
+		}
+		for (unsigned int i = 0; i < msg->nfds; i++) {
+			fds->fd[fds->nr++] = msg->fds[i];
+			msg->fds[i] = -1;
+		}
+		ho_msg_fini(msg);
+	}
+}
+
+int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, unsigned int got_fds,
+		   struct ho_state *out, char *err, size_t errlen)
 {
 	if (msg->type != HO_STATE || msg->nfds || msg->len < sizeof(out->h)) {
 		snprintf(err, errlen, "expected the state, got message %u", msg->type);
 		return -EPROTO;
 	}
 	memcpy(&out->h, msg->payload, sizeof(out->h));
+	if (out->h.nr_fds != got_fds) {
+		snprintf(err, errlen, "state message: %u files announced, %u came", out->h.nr_fds,
+			 got_fds);
+		return -EPROTO;
+	}
 	if (out->h.pending_len > HO_PENDING_MAX || out->h.dirty_len != want_dirty ||
 	    (uint64_t)out->h.pending_len + out->h.dirty_len > msg->len - sizeof(out->h)) {
 		snprintf(err, errlen, "state message: %u bytes of console input, %u of dirty pages "

@@ -10,9 +10,11 @@
 #include "vmm/config.h"
 #include "vmm/state.h"
 
-enum ho_type { HO_PREPARE = 1, HO_READY, HO_STATE, HO_RESUMED, HO_FAILED, HO_RUNNING };
+enum ho_type { HO_PREPARE = 1, HO_READY, HO_STATE, HO_RESUMED, HO_FAILED, HO_RUNNING, HO_FDS };
 
-#define HO_MAX_FDS     16 /* guest RAM (and its snapshot file), the API socket, the disks */
+/* Per message: guest RAM (and its snapshot file), the API socket, the devices' host files;
+ * the state's files (open vsock connections...) go in as many FDS messages as they need. */
+#define HO_MAX_FDS     64
 #define HO_MAX_PAYLOAD (64 * MiB)
 
 struct ho_msg {
@@ -30,7 +32,7 @@ int ho_recv(int sock, struct ho_msg *msg, int timeout_ms) WUR;
 void ho_msg_fini(struct ho_msg *msg);
 int ho_send_failed(int sock, const char *why);
 
-#define HO_PROTOCOL    1
+#define HO_PROTOCOL    2
 #define HO_FRONT_MAX   4096 /* the front end's bytes */
 #define HO_PENDING_MAX 4096 /* console input not delivered yet */
 
@@ -63,6 +65,8 @@ struct ho_state_hdr {
 	uint32_t pending_len; /* <= HO_PENDING_MAX */
 	uint32_t dirty_len;   /* bytes: 0, or one bit per page of RAM in 64-bit words */
 	uint32_t diff_base;   /* 1: a snapshot is there for a Diff to build on */
+	uint32_t nr_fds;      /* files sent before it in FDS messages (struct state_fds) */
+	uint32_t pad;
 };
 
 struct ho_state {
@@ -70,9 +74,17 @@ struct ho_state {
 	const uint8_t *pending, *dirty, *blob; /* into the message's payload */
 	size_t blob_len;
 };
-/* The parts of a STATE message whose bitmap must be want_dirty bytes long. */
-int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, struct ho_state *out, char *err,
-		   size_t errlen) WUR;
+/* The parts of a STATE message whose bitmap must be want_dirty bytes long and whose files
+ * (nr_fds) must be the got_fds that came before it. */
+int ho_parse_state(const struct ho_msg *msg, size_t want_dirty, unsigned int got_fds,
+		   struct ho_state *out, char *err, size_t errlen) WUR;
+/* The state's files, in FDS messages of up to HO_MAX_FDS each. */
+int ho_send_fds(int sock, const int *fds, unsigned int n) WUR;
+/*
+ * The next message that is not FDS, within timeout_ms; the files of the FDS messages before
+ * it are appended to fds (the caller's to close). -EPROTO when more than STATE_MAX_FDS came.
+ */
+int ho_recv_after_fds(int sock, struct ho_msg *msg, struct state_fds *fds, int timeout_ms) WUR;
 
 /* The RESUMED payload (the commit, just before the resume) and RUNNING's (just after). */
 struct ho_resumed {

@@ -284,6 +284,7 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	unsigned int nfds;
 	uint8_t *blob = NULL, *state = NULL;
 	uint64_t *dirty = NULL;
+	struct state_fds *sfds = NULL;
 	size_t len, slen;
 	pid_t pid = -1;
 	bool paused = false;
@@ -369,7 +370,12 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 		r = -ECANCELED;
 		goto fail;
 	}
-	if ((r = machine_state_save(vm->m, &state, &slen, err, errlen)) < 0)
+	if (!(sfds = calloc(1, sizeof(*sfds)))) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = machine_state_save(vm->m, sfds, &state, &slen, err, errlen)) < 0)
 		goto fail;
 	size_t dlen = 0;
 	if (vm->cfg.track_dirty) {
@@ -381,7 +387,7 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	}
 	size_t pend = vm->pending_len - vm->pending_off;
 	struct ho_state_hdr h = { t0, st == VMM_STATE_RUNNING, (uint32_t)pend, (uint32_t)dlen,
-				  vm->diff_base };
+				  vm->diff_base, sfds->nr, 0 };
 	size_t plen = sizeof(h) + pend + dlen + slen;
 	uint8_t *p = malloc(plen);
 	if (!p) {
@@ -394,7 +400,10 @@ static int lu_run(struct vmm_vm *vm, const char *path, struct vmm_api *api,
 	if (dlen)
 		memcpy(p + sizeof(h) + pend, dirty, dlen);
 	memcpy(p + sizeof(h) + pend + dlen, state, slen);
-	r = ho_send(sock, HO_STATE, p, plen, NULL, 0);
+	/* The devices' open files (vsock connections) first, then the state naming them. */
+	r = ho_send_fds(sock, sfds->fd, sfds->nr);
+	if (r == 0)
+		r = ho_send(sock, HO_STATE, p, plen, NULL, 0);
 	free(p);
 	if (r < 0) {
 		snprintf(err, errlen, "the new process went away (sending the state)");
@@ -452,6 +461,7 @@ fail:
 		machine_resume(vm->m);
 out:
 	free(dirty);
+	free(sfds); /* the files are the devices' */
 	if (sock >= 0)
 		close(sock);
 	if (sv[1] >= 0)
@@ -522,6 +532,7 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 	char err[VMM_ERROR_LEN] = "";
 	struct ho_msg prep = { 0 }, smsg = { 0 };
 	struct ho_prepare in = { .api_fd = -1 };
+	struct state_fds *sfds = calloc(1, sizeof(*sfds));
 	struct state_reader sr, ssr;
 	struct machine *m = NULL;
 	struct vmm_vm *vm = NULL;
@@ -532,6 +543,10 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 	rv->front_data = NULL;
 	rv->front_len = 0;
 	config_init(&in.cfg);
+	if (!sfds) {
+		r = config_fail(e, -ENOMEM, "live update (new process): out of memory");
+		goto out;
+	}
 	if ((r = ho_recv(sock, &prep, LU_PREPARE_MS)) < 0) {
 		config_fail(e, r, "live update (new process): no handover: %s", strerror(-r));
 		goto out;
@@ -581,15 +596,17 @@ int vmm_vm_receive(int sock, const struct vmm_callbacks *cb, struct vmm_receive 
 		goto refuse_locked;
 	}
 	/* The blackout, on A's side already. */
-	if ((r = ho_recv(sock, &smsg, LU_STATE_MS)) < 0) {
+	if ((r = ho_recv_after_fds(sock, &smsg, sfds, LU_STATE_MS)) < 0) {
 		snprintf(err, sizeof(err), "no state from the old process: %s", strerror(-r));
 		goto refuse_locked;
 	}
 	struct ho_state hs;
 	size_t want_dirty = vm->cfg.track_dirty ? gm_dirty_words(&m->gm) * sizeof(uint64_t) : 0;
-	if ((r = ho_parse_state(&smsg, want_dirty, &hs, err, sizeof(err))) < 0 ||
-	    (r = state_open(&ssr, hs.blob, hs.blob_len, err, sizeof(err))) < 0 ||
-	    (r = vm_install_machine(vm, m, &ssr, true, err, sizeof(err))) < 0)
+	if ((r = ho_parse_state(&smsg, want_dirty, sfds->nr, &hs, err, sizeof(err))) < 0 ||
+	    (r = state_open(&ssr, hs.blob, hs.blob_len, err, sizeof(err))) < 0)
+		goto refuse_locked;
+	ssr.fds = sfds; /* the devices take theirs as they load */
+	if ((r = vm_install_machine(vm, m, &ssr, true, err, sizeof(err))) < 0)
 		goto refuse_locked;
 	m = NULL; /* the VM's now */
 	vm->diff_base = hs.h.diff_base != 0;
@@ -662,5 +679,11 @@ out:
 	config_fini(&in.cfg);
 	ho_msg_fini(&smsg);
 	ho_msg_fini(&prep);
+	/* Files no device took (or all of them, refused). */
+	for (unsigned int i = 0; sfds && i < sfds->nr; i++) {
+		if (sfds->fd[i] >= 0)
+			close(sfds->fd[i]);
+	}
+	free(sfds);
 	return r;
 }

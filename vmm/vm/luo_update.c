@@ -163,7 +163,7 @@ int vmm_vm_luo_preserve(struct vmm_vm *vm, const char *session, struct vmm_error
 	}
 	if (paused) {
 		dev.ioctl = luo_sys_ioctl; /* the session fd is all this needs */
-		if ((r = machine_state_save(vm->m, &blob, &len, err, sizeof(err))) < 0 ||
+		if ((r = machine_state_save(vm->m, NULL, &blob, &len, err, sizeof(err))) < 0 ||
 		    (r = st = state_memfd(blob, len, err, sizeof(err))) < 0 ||
 		    (r = luo_preserve(&dev, vm->luo_sfd, st, VMM_LUO_TOKEN_STATE, err,
 				      sizeof(err))) < 0) {

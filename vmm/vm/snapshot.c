@@ -22,7 +22,8 @@
 #include "vmm/state_config.h"
 #include "x86_state.h"
 
-int machine_state_save(struct machine *m, uint8_t **blob, size_t *len, char *err, size_t errlen)
+int machine_state_save(struct machine *m, struct state_fds *fds, uint8_t **blob, size_t *len,
+		       char *err, size_t errlen)
 {
 	struct state_writer w;
 	int r;
@@ -31,6 +32,7 @@ int machine_state_save(struct machine *m, uint8_t **blob, size_t *len, char *err
 		snprintf(err, errlen, "state: %s", strerror(-r));
 		return r;
 	}
+	w.fds = fds;
 	config_state_save(m->cfg, &w);
 	x86_host_save(m, &w);
 	if ((r = x86_state_save(m, &w, err, errlen)) < 0 ||

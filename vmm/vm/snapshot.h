@@ -6,9 +6,12 @@
 #include "machine.h"
 #include "vmm/state.h"
 
-/* The whole state of a paused machine (config, host, VM, vCPUs, devices), malloc'd. */
-int machine_state_save(struct machine *m, uint8_t **blob, size_t *len, char *err,
-		       size_t errlen) WUR;
+/*
+ * The whole state of a paused machine (config, host, VM, vCPUs, devices), malloc'd. fds: where
+ * devices put the host files that go with the state (a live update), or NULL (a snapshot).
+ */
+int machine_state_save(struct machine *m, struct state_fds *fds, uint8_t **blob, size_t *len,
+		       char *err, size_t errlen) WUR;
 /* Into a machine created from the state's config, vCPUs not started: checks the host first. */
 int machine_state_load(struct machine *m, const struct state_reader *r, char *err,
 		       size_t errlen) WUR;

@@ -568,7 +568,7 @@ int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_p
 		goto out;
 	}
 	/* RAM first: a state file names a complete snapshot only once both are in place. */
-	if ((r = machine_state_save(vm->m, &blob, &len, err, sizeof(err))) < 0 ||
+	if ((r = machine_state_save(vm->m, NULL, &blob, &len, err, sizeof(err))) < 0 ||
 	    (r = type == VMM_SNAPSHOT_DIFF
 			 ? snapshot_write_ram_diff(&vm->m->gm, dirty, mem_path, err, sizeof(err))
 			 : snapshot_write_ram(&vm->m->gm, mem_path, err, sizeof(err))) < 0 ||

@@ -9,7 +9,9 @@
 # Scenarios: info, poweroff, reboot, exit=N, panic, hang, shell (default); disk-rw, disk-ro,
 # disk-multi, disk-ext4, disk-discard, disk-fstrim, disk-flush, disk-stream, records (virtio-blk,
 # the disk is vmmtest.dev=, default vda); root (mount root= and switch_root into it); exec (run
-# /vmmtest-exec, which a caller appends to the initramfs as another cpio archive).
+# /vmmtest-exec, which a caller appends to the initramfs as another cpio archive); vsock and
+# vsock-serve (vsockt.c's server on vsock port 1024; vsock also runs its client against the
+# host, see vsock() below).
 # With console=hvc0 (the VMM's virtio console), init's console is reopened on /dev/hvc0 once
 # virtio_console is loaded: at boot the kernel finds no hvc tty to open for init.
 #
@@ -43,6 +45,7 @@ disk=vda
 ctl=vdb
 share=pmem
 mib=16
+conns=1000
 rootdev=
 rootfstype=ext4
 rootmode=ro
@@ -54,6 +57,7 @@ for w in $(cat /proc/cmdline); do
 	vmmtest.ctl=*) ctl=${w#vmmtest.ctl=} ;;
 	vmmtest.share=*) share=${w#vmmtest.share=} ;;
 	vmmtest.mib=*) mib=${w#vmmtest.mib=} ;;
+	vmmtest.conns=*) conns=${w#vmmtest.conns=} ;;
 	root=*) rootdev=${w#root=} ;;
 	rootfstype=*) rootfstype=${w#rootfstype=} ;;
 	rw) rootmode=rw ;;
@@ -321,6 +325,30 @@ net() {
 	say "net served"
 }
 
+# --- vsock -----------------------------------------------------------------------------
+
+# tests/host/vsock-run.sh: serve vsockt on port 1024 (the host's programs CONNECT to it
+# through vmm's socket), and run vsockt's suite (vmmtest.conns short connections, vmmtest.mib
+# MiB each way) against the host's listener on port 5000 (vmm's PATH_5000). Then wait: the
+# host's own suite against us may still run; it stops the VM.
+vsock() {
+	n=0
+	while ! ls /sys/bus/virtio/drivers/vmw_vsock_virtio_transport/ 2>/dev/null | grep -q virtio &&
+	      [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ $n -lt 50 ] || { say "ERROR vsock: no virtio-vsock device bound"; return; }
+	vsockt serve-vsock 1024 &
+	say "vsock serving"
+	[ "${1:-}" = serve ] && { while :; do sleep 3600; done; }
+	vsockt client-vsock 2 5000 -n "$conns" -m "$mib" >/tmp/vsock.out 2>&1
+	st=$?
+	sed 's/^/VMMTEST guest: /' /tmp/vsock.out
+	say "vsock client status=$st"
+	while :; do sleep 3600; done
+}
+
 # tests/host/net-bench.sh: ping the host, serve vmmtest.mib MiB of zeros on port 5002 (the host
 # times its fetch), then fetch as much from the host's port 5003 and time it here.
 netbench() {
@@ -352,7 +380,8 @@ netbench() {
 # first bytes (the host wrote 'disk-N' there), the hwrng, a flush of each pmem.
 devices() {
 	n=0
-	while { [ ! -b /dev/vdh ] || [ ! -b /dev/pmem1 ] || [ ! -c /dev/hwrng ]; } && [ $n -lt 100 ]; do
+	while { [ ! -b /dev/vdh ] || [ ! -b /dev/pmem1 ] || [ ! -c /dev/hwrng ] ||
+		[ ! -e /sys/class/net/eth3 ]; } && [ $n -lt 100 ]; do
 		sleep 0.1
 		n=$((n + 1))
 	done
@@ -365,6 +394,9 @@ devices() {
 		dd if=/dev/zero of=/dev/$p bs=4096 count=1 conv=fsync 2>/dev/null &&
 			say "devices $p flushed"
 	done
+	say "devices nics=$(ls -d /sys/class/net/eth* 2>/dev/null | wc -l)"
+	# No host listener at the port: the device's RST comes back through its interrupt.
+	say "devices vsock: $(vsockt probe-vsock 2 5000)"
 	say "devices irqs:$(awk '/virtio/ { printf " %s", $1 }' /proc/interrupts)"
 }
 
@@ -563,6 +595,8 @@ pmem-share) pmem_share; say "END $scenario"; stop poweroff ;;
 devices) devices; say "END $scenario"; stop poweroff ;;
 net) net; say "END $scenario"; stop poweroff ;;
 netbench) netbench; say "END $scenario"; stop poweroff ;;
+vsock) vsock ;;
+vsock-serve) vsock serve ;;
 root)
 	switch_to_root
 	say "ERROR switch_root failed"

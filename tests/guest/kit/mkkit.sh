@@ -9,8 +9,9 @@
 #                                         'load-order' (one module name per line, dependencies first)
 #   OUTDIR/{cloud,generic}/release        the kernel release (uname -r)
 #   OUTDIR/generic/host-modules/          host-modules.list for the QEMU TCG test host (kvm-amd)
-#   OUTDIR/initramfs.cpio.gz              busybox-static, /init (init.sh), outb and heartbeat
-#                                         (outb.c, heartbeat.c), modules for both flavours
+#   OUTDIR/initramfs.cpio.gz              busybox-static, /init (init.sh), outb, heartbeat and
+#                                         vsockt (outb.c, heartbeat.c, vsockt.c), modules for
+#                                         both flavours
 #   OUTDIR/e2fs/                          mke2fs (mkfs.ext4) and e2fsck with their libraries, as a
 #                                         root tree (Debian's e2fsprogs and libraries, dpkg -x)
 #   OUTDIR/e2fs.cpio.gz                   the same as an initramfs archive to append to
@@ -252,7 +253,7 @@ build_flavour() {
 
 build_initramfs() {
 	local img=$OUT/initramfs.cpio.gz root f rel applet
-	if fresh "$img" init.sh mkkit.sh outb.c heartbeat.c &&
+	if fresh "$img" init.sh mkkit.sh outb.c heartbeat.c vsockt.c &&
 	   [ "$img" -nt "$OUT/cloud/modules.stamp" ] && [ "$img" -nt "$OUT/generic/modules.stamp" ]; then
 		return 0
 	fi
@@ -272,6 +273,8 @@ build_initramfs() {
 			-fcf-protection=none -fno-asynchronous-unwind-tables -o "$root/bin/$f" \
 			"$KIT_SRC/$f.c" || die "cannot build $f"
 	done
+	# The vsock tests' two ends (the test host builds its own): libc, static, stripped.
+	gcc -Os -static -s -o "$root/bin/vsockt" "$KIT_SRC/vsockt.c" || die "cannot build vsockt"
 	chmod 755 "$root/init"
 	for f in $FLAVOURS; do
 		rel=$(cat "$OUT/$f/release")
@@ -281,7 +284,7 @@ build_initramfs() {
 	(cd "$root" && find . -print0 | LC_ALL=C sort -z |
 	 cpio --null -o -H newc --owner=0:0 --quiet) | gzip -9n >"$img.tmp"
 	mv "$img.tmp" "$img"
-	built "$img" init.sh mkkit.sh outb.c heartbeat.c
+	built "$img" init.sh mkkit.sh outb.c heartbeat.c vsockt.c
 	rm -rf "$root"
 	log "built $img ($(stat -c %s "$img") bytes)"
 }

@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# vsock-run.sh DIR KERNEL INITRD [CONNS MIB]: a guest with virtio-vsock (guest CID 3, vmm's
+# socket DIR/v.sock). The guest (the kit's vsock scenario) serves vsockt on its port 1024 and
+# runs vsockt's suite against our listener on port 5000 (DIR/v.sock_5000); meanwhile we run
+# the same suite against the guest through vmm's socket (CONNECT 1024): CONNS short echo
+# connections and MIB MiB each way, checked by hash. Prints 'VSOCK ...' lines (ours) and the
+# console, whose 'VMMTEST guest: VSOCK ...' lines are the guest's. $VMM is the vmm.
+set -u
+dir=$1 kernel=$2 initrd=$3 conns=${4:-1000} mib=${5:-64}
+sock=$dir/v.sock
+con=$dir/console.log
+
+fail() {
+	echo "VSOCK ERROR $*"
+	[ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null
+	[ -n "${srv:-}" ] && kill -9 "$srv" 2>/dev/null
+	exit 1
+}
+
+vsockt serve-unix "${sock}_5000" >"$dir/server.log" 2>&1 &
+srv=$!
+"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+	--cmdline "console=ttyS0 quiet vmmtest=vsock vmmtest.conns=$conns vmmtest.mib=$mib" \
+	--vsock cid=3,uds="$sock" --timeout 1200 </dev/null >"$con" 2>&1 &
+pid=$!
+lutool wait "$con" 0 "VMMTEST vsock serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
+[ -S "$sock" ] || fail "vmm made no socket at $sock"
+vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
+st=$?
+echo "VSOCK host client status=$st"
+lutool wait "$con" 0 "VMMTEST vsock client status=" 900 >/dev/null || echo "VSOCK ERROR the guest's client did not finish"
+kill -TERM "$pid"
+wait "$pid"
+echo "VSOCK vmm exit=$?"
+cat "$con"
+# vmm removed its socket file; the listener's is ours.
+[ -e "$sock" ] && echo "VSOCK ERROR $sock left behind" || echo "VSOCK socket removed"
+kill "$srv" 2>/dev/null
