@@ -6,7 +6,8 @@
 # runs vsockt's suite against our listener on port 5000 (DIR/v.sock_5000); meanwhile we run
 # the same suite against the guest through vmm's socket (CONNECT 1024): CONNS short echo
 # connections and MIB MiB each way, checked by hash. Prints 'VSOCK ...' lines (ours) and the
-# console, whose 'VMMTEST guest: VSOCK ...' lines are the guest's. $VMM is the vmm.
+# console, whose 'VMMTEST guest: VSOCK ...' lines are the guest's; the kernel's messages are
+# all on it (ignore_loglevel), for the report of a guest that dies. $VMM is the vmm.
 set -u
 dir=$1 kernel=$2 initrd=$3 conns=${4:-1000} mib=${5:-64}
 sock=$dir/v.sock
@@ -22,7 +23,7 @@ fail() {
 vsockt serve-unix "${sock}_5000" >"$dir/server.log" 2>&1 &
 srv=$!
 "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
-	--cmdline "console=ttyS0 quiet vmmtest=vsock vmmtest.conns=$conns vmmtest.mib=$mib" \
+	--cmdline "console=ttyS0 ignore_loglevel vmmtest=vsock vmmtest.conns=$conns vmmtest.mib=$mib" \
 	--vsock cid=3,uds="$sock" --timeout 1200 </dev/null >"$con" 2>&1 &
 pid=$!
 lutool wait "$con" 0 "VMMTEST vsock serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
