@@ -11,14 +11,19 @@
 #      restore may not move it by 0.25 s or more
 #   2. UPDATES x PUT /live-update: 200 with a new pid each time, the old process exits 0,
 #      GET / on the same socket path says Running, the guest acks a record under the new one;
-#      the guest's clock again
+#      the guest's clock again. Meanwhile two streams run, paced so that updates land in them:
+#      TCP over the tap (virtio-net) and vsock through vmm's socket (vsockt: 20 short
+#      connections, 64 MiB each way checked by hash); both must end well, with updates
+#      during each
 #   3. console input still reaches the guest (ping / pong)
 #   4. PUT /live-update {"binary": "/bin/false"}: refused (4xx with a fault_message), the
 #      same process goes on with the guest running: heartbeats and records continue
 #   5. PATCH /vm Paused, PUT /snapshot/create, SIGKILL; every record acked until then is in
 #      the image already (lutool records with the console as it was); 2 s with no vmm at all,
 #      vmm restore: the guest goes on, its clock is within 1 s of this host's, console input
-#      reaches it (ping / pong), and it is live-updated 5 times more
+#      reaches it (ping / pong), and it is live-updated 5 times more. A vsock connection held
+#      across the snapshot ends (the guest's end by the transport reset the restore sends:
+#      'VMMTEST vsock conn reset'), and new ones work again
 #   6. 'LUCTL stop' on the control disk: the guest ends its records and powers off, vmm
 #      exits 0
 # The console (vmm's stdout, all processes in turn) is DIR/console.log, its input the FIFO
@@ -106,6 +111,9 @@ apictl "$sock" PUT /network-interfaces/eth0 \
 truncate -s 4M "$dir/pm.img"
 apictl "$sock" PUT /pmem/pm "{\"id\": \"pm\", \"path_on_host\": \"$dir/pm.img\"}" >/dev/null ||
 	fail pmem
+# And vsock (its socket and each open connection handed over by each update).
+apictl "$sock" PUT /vsock "{\"guest_cid\": 7, \"uds_path\": \"$dir/v.sock\"}" >/dev/null ||
+	fail vsock
 apictl "$sock" PUT /actions '{"action_type": "InstanceStart"}' >/dev/null || fail InstanceStart
 # The first "ack 3" is record 3's (those of 30, 300... come after it).
 lutool wait "$con" 0 "VMMTEST ack 3" 120 || fail "no third record acked within 120 s of the start"
@@ -116,6 +124,13 @@ cat "$dir/skew"
 skew0=$(sed -n 's/^LU date-skew-start=\([-+0-9.]*\)s.*/\1/p' "$dir/skew")
 
 # --- 2. live updates ---------------------------------------------------------------------
+# The streams (the guest serves both once it runs its records).
+ip addr add 10.78.0.1/24 dev vmmlu0 && ip link set vmmlu0 up || fail "cannot configure vmmlu0"
+t_streams=$(uptime_s)
+vsockt client-tcp 10.78.0.2 5002 -n 20 -m 64 -r 8 >"$dir/tcp.out" 2>&1 &
+tcpc=$!
+vsockt client-unix "$dir/v.sock" 1024 -n 20 -m 64 -r 8 >"$dir/vsock.out" 2>&1 &
+vsc=$!
 i=0
 : >"$dir/blackouts"
 while [ $i -lt "$updates" ]; do
@@ -136,6 +151,24 @@ while [ $i -lt "$updates" ]; do
 	case $r in *'"state":"Running"'*) ;; *) fail "update $i: GET / $r" ;; esac
 	progress "$off" 30 || fail "update $i: no record acked under the new vmm $pid"
 done
+wait "$tcpc"
+tst=$?
+t_tcp=$(uptime_s)
+wait "$vsc"
+vst=$?
+t_vs=$(uptime_s)
+sed 's/^/LU tcp: /' "$dir/tcp.out"
+sed 's/^/LU vsock: /' "$dir/vsock.out"
+# How many updates each stream saw (updates.log: "N at UPTIME ...").
+during() {
+	awk -v a="$t_streams" -v b="$1" '$3 > a && $3 < b { n++ } END { print n + 0 }' \
+		"$dir/updates.log"
+}
+[ "$tst" = 0 ] || fail "the TCP stream across the updates failed (status $tst)"
+[ "$vst" = 0 ] || fail "the vsock stream across the updates failed (status $vst)"
+echo "LU streams-ok tcp-updates=$(during "$t_tcp") vsock-updates=$(during "$t_vs")"
+[ "$(during "$t_tcp")" -gt 0 ] && [ "$(during "$t_vs")" -gt 0 ] ||
+	fail "no update happened during a stream"
 echo "LU updates=$i last-pid=$pid blackout_us $(sort -n "$dir/blackouts" |
 	awk '{ v[NR] = $1 } END { printf "p50=%d max=%d", v[int((NR + 1) / 2)], v[NR] }')"
 lutool skew "$con" 5 20 date-skew-updated "$skew0" || fail "the guest's clock after the updates"
@@ -164,6 +197,10 @@ progress "$off" 30 || fail "no record acked after the refused update"
 echo "LU false-refused status=$code pid=$pid"
 
 # --- 5. snapshot, SIGKILL, restore --------------------------------------------------------
+# A vsock connection open across it.
+vsockt hold-unix "$dir/v.sock" 1024 600 >"$dir/hold.out" 2>&1 &
+holdc=$!
+lutool wait "$dir/hold.out" 0 "VSOCK hold connected" 20 >/dev/null || fail "vsock hold: no connection"
 apictl "$sock" PATCH /vm '{"state": "Paused"}' >/dev/null || fail "pause"
 apictl "$sock" wait Paused 10 >/dev/null || fail "not Paused"
 body=$(printf '{"snapshot_path": "%s", "mem_file_path": "%s"}' "$state" "$mem")
@@ -187,6 +224,16 @@ off=$(size "$con")
 echo "ping 2" >&3
 lutool wait "$con" "$off" "VMMTEST pong 2" 10 || fail "no pong after the restore (console input)"
 echo "LU console-input-after-restore=ok"
+# The held vsock connection: ended for the host program with the old process, ended for the
+# guest by the transport reset; new connections work.
+wait "$holdc"
+cat "$dir/hold.out" | sed 's/^/LU /'
+grep -q "VSOCK hold ended" "$dir/hold.out" || fail "vsock hold: did not end with the killed vmm"
+lutool wait "$con" 0 "VMMTEST vsock conn reset" 30 >/dev/null ||
+	fail "vsock: the guest's connection was not reset by the restore"
+vsockt client-unix "$dir/v.sock" 1024 -n 5 -m 1 >"$dir/vsock2.out" 2>&1 ||
+	{ cat "$dir/vsock2.out"; fail "vsock: no new connection after the restore"; }
+echo "LU vsock-reconnected"
 # A restored VM is live-updated too (its RAM: a memfd filled from the snapshot's memory file
 # as the guest touches it, handed over with that file).
 j=0

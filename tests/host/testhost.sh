@@ -38,6 +38,9 @@
 #   VMM_TEST_WALL      wall-clock limit of the QEMU test host in seconds (default 1100)
 #   VMM_TEST_STALL     seconds a boot of the test host may take to reach init (default 240)
 #   VMM_TEST_VERBOSE=1 print every case's console, not only failures'
+#   VMM_TEST_QEMU      the QEMU that runs the test host (default: the system's
+#                      qemu-system-x86_64); its firmware from ../share/qemu beside its bin/.
+#                      For comparing QEMU versions' TCG (bench/qemu10.sh fetches QEMU 10)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -228,6 +231,7 @@ build_host_initramfs() {
 	cp "$root/bin/qmpctl" "$WORK/qmpctl"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
 		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-bench.sh" "$HERE/vsock-run.sh" \
+		"$HERE/vsock-bench.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
@@ -380,8 +384,10 @@ boot_testhost() {
 	# allocates the test host's RAM lazily too). 'quiet' keeps the emulated boot short (a
 	# boot again after one that never reached init goes without, to show where it stops);
 	# from init on the console shows warnings with their backtraces.
-	timeout -k 10 "$wall" "$qemu" -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m "${mem}M" -M q35 \
-		-nodefaults -no-reboot -display none -monitor none \
+	local data=()
+	[ -n "${VMM_TEST_QEMU:-}" ] && data=(-L "$(dirname "$qemu")/../share/qemu")
+	timeout -k 10 "$wall" "$qemu" "${data[@]}" -accel tcg -cpu EPYC,+svm,+npt -smp 2 \
+		-m "${mem}M" -M q35 -nodefaults -no-reboot -display none -monitor none \
 		-qmp "unix:$QMP_SOCK,server=on,wait=off" \
 		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
 		-kernel "$(host_kernel)" -initrd "$WORK/host.cpio" \
@@ -399,7 +405,7 @@ boot_testhost() {
 
 run_testhost() {
 	local qemu wall rc
-	qemu=$(command -v qemu-system-x86_64 || true)
+	qemu=${VMM_TEST_QEMU:-$(command -v qemu-system-x86_64 || true)}
 	if [ -z "$qemu" ] && [ "$(id -u)" -eq 0 ]; then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 			qemu-system-x86 >"$WORK/apt.log" 2>&1

@@ -2,18 +2,22 @@
 /*
  * vsockt: both ends of the vsock tests. In the guest over AF_VSOCK, in the test host over
  * vmm's unix sockets (Firecracker's hybrid scheme: "CONNECT <port>\n", "OK <port>\n"; a
- * guest connection to host port P arrives at PATH_P). Static; built by mkkit.sh for the
- * guest and by testhost.sh for the test host.
+ * guest connection to host port P arrives at PATH_P); and the same over TCP (virtio-net
+ * across live updates). Static; built by mkkit.sh for the guest and by testhost.sh for the
+ * test host.
  *
  *   vsockt serve-vsock PORT      serve connections on vsock PORT (the guest)
  *   vsockt serve-unix PATH       serve connections on the unix socket PATH (the host's PATH_P)
+ *   vsockt serve-tcp PORT        serve connections on TCP PORT (any address)
  *   vsockt client-vsock CID PORT [-n N] [-m MIB] [-r MIBPS]
  *   vsockt client-unix PATH PORT [-n N] [-m MIB] [-r MIBPS]
+ *   vsockt client-tcp IPV4 PORT [-n N] [-m MIB] [-r MIBPS]
  *        N short connections (default 1000), each echoing 64 bytes; then MIB MiB (default
  *        64) up and MIB MiB down, each a deterministic byte stream checked end to end by its
  *        FNV-1a hash; -r paces the streams to about MIBPS MiB/s (so that a live update
- *        lands in the middle of them). Prints "VSOCK short ok=K of N", "VSOCK up bytes=B
- *        fnv=H ok|BAD", "VSOCK down bytes=B fnv=H ok|BAD"; exit 0 when all are good.
+ *        lands in the middle of them). Prints "VSOCK short ok=K of N S.SSs", "VSOCK up bytes=B
+ *        fnv=H ok|BAD S.SSs", "VSOCK down bytes=B fnv=H ok|BAD S.SSs" (the seconds each
+ *        part took); exit 0 when all are good.
  *   vsockt probe-vsock CID PORT
  *        one connection attempt: "VSOCK probe connected" or "VSOCK probe refused: ERROR"
  *   vsockt hold-unix PATH PORT SECS
@@ -32,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -208,6 +214,7 @@ static int serve(int l)
 
 struct target {
 	const char *path; /* unix (hybrid), or NULL: vsock */
+	const char *ip;   /* TCP, or NULL */
 	unsigned int cid, port;
 };
 
@@ -234,6 +241,16 @@ static int dial(const struct target *t)
 			goto fail;
 		return fd;
 	}
+	if (t->ip) {
+		struct sockaddr_in si = { .sin_family = AF_INET, .sin_port = htons((uint16_t)t->port) };
+
+		if (inet_pton(AF_INET, t->ip, &si.sin_addr) != 1)
+			return -1;
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&si, sizeof(si)) < 0)
+			goto fail;
+		return fd;
+	}
 	struct sockaddr_vm_ sv = { .svm_family = AF_VSOCK, .svm_port = t->port, .svm_cid = t->cid };
 	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sv, sizeof(sv)) < 0)
@@ -248,6 +265,7 @@ fail:
 static int short_conns(const struct target *t, unsigned int n)
 {
 	unsigned int ok = 0;
+	double t0 = now();
 
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t msg[65], back[64];
@@ -263,7 +281,7 @@ static int short_conns(const struct target *t, unsigned int n)
 			ok++;
 		close(fd);
 	}
-	printf("VSOCK short ok=%u of %u\n", ok, n);
+	printf("VSOCK short ok=%u of %u %.2fs\n", ok, n, now() - t0);
 	return ok == n ? 0 : 1;
 }
 
@@ -354,9 +372,9 @@ static int hold(const struct target *t, int secs)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vsockt serve-vsock PORT | serve-unix PATH | client-vsock CID PORT "
-		"[-n N] [-m MIB] [-r MIBPS] | client-unix PATH PORT [...] | hold-unix PATH PORT "
-		"SECS\n");
+	fprintf(stderr, "usage: vsockt serve-vsock PORT | serve-unix PATH | serve-tcp PORT | "
+		"client-vsock CID PORT [-n N] [-m MIB] [-r MIBPS] | client-unix PATH PORT [...] | "
+		"client-tcp IPV4 PORT [...] | probe-vsock CID PORT | hold-unix PATH PORT SECS\n");
 	return 2;
 }
 
@@ -391,6 +409,19 @@ int main(int argc, char **argv)
 		}
 		return serve(l);
 	}
+	if (argc == 3 && !strcmp(argv[1], "serve-tcp")) {
+		struct sockaddr_in si = { .sin_family = AF_INET,
+					  .sin_port = htons((uint16_t)atoi(argv[2])) };
+		int one = 1;
+		l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (l >= 0)
+			setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (l < 0 || bind(l, (struct sockaddr *)&si, sizeof(si)) < 0) {
+			perror("tcp bind");
+			return 1;
+		}
+		return serve(l);
+	}
 	if (argc == 4 && !strcmp(argv[1], "probe-vsock")) {
 		struct sockaddr_vm_ sv = { .svm_family = AF_VSOCK, .svm_port = (unsigned)atoi(argv[3]),
 					   .svm_cid = (unsigned)atoi(argv[2]) };
@@ -410,6 +441,8 @@ int main(int argc, char **argv)
 		t.cid = (unsigned)atoi(argv[2]);
 	} else if (argc >= 4 && !strcmp(argv[1], "client-unix")) {
 		t.path = argv[2];
+	} else if (argc >= 4 && !strcmp(argv[1], "client-tcp")) {
+		t.ip = argv[2];
 	} else {
 		return usage();
 	}
