@@ -45,7 +45,8 @@ struct api_target_ops {
 	int (*snapshot_create)(void *opaque, const char *state_path, const char *mem_path,
 			       enum vmm_snapshot_type type, struct vmm_error *e);
 	int (*snapshot_load)(void *opaque, const char *state_path, const char *mem_path,
-			     unsigned int flags, struct vmm_error *e); /* VMM_RESTORE_* */
+			     unsigned int flags, const struct vmm_restore_overrides *ov,
+			     struct vmm_error *e); /* VMM_RESTORE_*; ov may be NULL */
 	/* PUT /snapshot/luo on a started VM: preserved in that LUO session (vmm_vm_luo_preserve). */
 	int (*snapshot_luo)(void *opaque, const char *session, struct vmm_error *e);
 	/* PUT /live-update: binary NULL for the running executable. */

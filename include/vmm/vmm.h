@@ -329,6 +329,24 @@ int vmm_vm_snapshot(struct vmm_vm *vm, const char *state_path, const char *mem_p
 #define VMM_RESTORE_TRACK_DIRTY 2u /* track dirty pages (Diff snapshots of the restored VM) */
 int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path,
 		   unsigned int flags, struct vmm_error *e);
+/*
+ * What a restore may change in the snapshot's configuration: the host side of its devices, as
+ * Firecracker's network_overrides and vsock_override (a clone restored beside its original
+ * needs its own tap and socket). The guest sees the same devices.
+ */
+struct vmm_restore_overrides {
+	unsigned int nr_nets;
+	struct {
+		const char *id;  /* an interface of the snapshot */
+		const char *tap; /* its new tap */
+	} nets[VMM_MAX_NICS];
+	const char *vsock_uds; /* NULL: the snapshot's */
+};
+/* vmm_vm_restore with overrides (NULL: none); an override naming nothing the snapshot has is
+ * refused, naming it. */
+int vmm_vm_restore_with(struct vmm_vm *vm, const char *state_path, const char *mem_path,
+			unsigned int flags, const struct vmm_restore_overrides *ov,
+			struct vmm_error *e);
 
 /*
  * Host kernel update by Linux's Live Update Orchestrator (/dev/liveupdate, Linux 6.19+), for a

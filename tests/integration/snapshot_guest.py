@@ -25,8 +25,8 @@ import tempfile
 import time
 import zlib
 
-from vmmtest import (Proc, check, contiguous, counts_across, request, start_count_guest,
-                     summary)
+from vmmtest import (COUNT_GUEST, Proc, check, contiguous, counts_across, request,
+                     start_count_guest, summary)
 
 
 def refix_crc(blob):
@@ -165,8 +165,70 @@ def main():
 
     console_input(vmm, kernel, tmp)
     diff_snapshots(vmm, kernel, tmp, disk)
+    overrides(vmm, kernel, tmp, state, mem)
     shutil.rmtree(tmp, ignore_errors=True)
     return summary()
+
+
+def overrides(vmm, kernel, tmp, plain_state, plain_mem):
+    """Firecracker's vsock_override and network_overrides at PUT /snapshot/load: a clone
+    restored with its own vsock socket; overrides naming what the snapshot lacks, refused."""
+    sock = os.path.join(tmp, 'ov.sock')
+    state = os.path.join(tmp, 'ov.state')
+    mem = os.path.join(tmp, 'ov.mem')
+    a_uds = os.path.join(tmp, 'a.vsock')
+    b_uds = os.path.join(tmp, 'b.vsock')
+    v = Proc([vmm, '--api-sock', sock, '--id', 'ov'], sock)
+    request(sock, 'PUT', '/machine-config', {'vcpu_count': 1, 'mem_size_mib': 64})
+    # The count without its disk: the micro-guest has no vsock driver, the device just is.
+    request(sock, 'PUT', '/boot-source', {'kernel_image_path': kernel,
+                                          'boot_args': COUNT_GUEST.replace('t.ndev=1',
+                                                                           't.ndev=0')})
+    st, err = request(sock, 'PUT', '/vsock', {'guest_cid': 61, 'uds_path': a_uds})
+    check('ov-vsock', st == 204, err)
+    st, _ = request(sock, 'PUT', '/actions', {'action_type': 'InstanceStart'})
+    check('ov-start', st == 204 and v.wait_count(3), st)
+    check('ov-socket-a', os.path.exists(a_uds))
+    request(sock, 'PATCH', '/vm', {'state': 'Paused'})
+    st, err = request(sock, 'PUT', '/snapshot/create', {'snapshot_path': state,
+                                                         'mem_file_path': mem})
+    check('ov-create', st == 204, err)
+    # The original goes on (its socket stays), the clone gets its own.
+    request(sock, 'PATCH', '/vm', {'state': 'Resumed'})
+    sock2 = os.path.join(tmp, 'ov2.sock')
+    c = Proc([vmm, '--api-sock', sock2, '--id', 'ov-clone'], sock2)
+    st, err = request(sock2, 'PUT', '/snapshot/load', {
+        'snapshot_path': state, 'mem_file_path': mem, 'resume_vm': True,
+        'network_overrides': [{'iface_id': 'eth0', 'host_dev_name': 'vmmov0'}]})
+    check('ov-net-unknown-400', st == 400 and "no such interface" in err['fault_message'], err)
+    st, err = request(sock2, 'PUT', '/snapshot/load', {
+        'snapshot_path': state, 'mem_file_path': mem, 'resume_vm': True,
+        'vsock_override': {'uds_path': a_uds}})
+    check('ov-vsock-in-use-400', st == 400 and 'another process listens' in err['fault_message'],
+          err)
+    st, err = request(sock2, 'PUT', '/snapshot/load', {
+        'snapshot_path': state, 'mem_file_path': mem, 'resume_vm': True,
+        'vsock_override': {'uds_path': os.path.join(tmp, 'c.vsock')}})
+    check('ov-vsock-cid-taken-400', st == 400 and 'CID 61 is taken' in err['fault_message'],
+          err)
+    v.kill()
+    st, err = request(sock2, 'PUT', '/snapshot/load', {
+        'snapshot_path': state, 'mem_file_path': mem, 'resume_vm': True,
+        'vsock_override': {'uds_path': b_uds}})
+    check('ov-vsock-load', st == 204, err)
+    check('ov-clone-counts', c.wait_count(3), c.out[-200:])
+    check('ov-socket-b', os.path.exists(b_uds) and
+          os.stat(b_uds).st_mode & 0o170000 == 0o140000, os.listdir(tmp))
+    st, info = request(sock2, 'GET', '/vm/config')
+    check('ov-config', info.get('vsock', {}).get('uds_path') == b_uds, info.get('vsock'))
+    c.kill()
+    # A snapshot without vsock: its override names nothing.
+    d = Proc([vmm, '--api-sock', sock, '--id', 'ov3'], sock)
+    st, err = request(sock, 'PUT', '/snapshot/load', {
+        'snapshot_path': plain_state, 'mem_file_path': plain_mem,
+        'vsock_override': {'uds_path': b_uds}})
+    check('ov-no-vsock-400', st == 400 and 'has no vsock' in err['fault_message'], err)
+    d.kill()
 
 
 def console_input(vmm, kernel, tmp):

@@ -173,7 +173,8 @@ static int snapshot_create(void *opaque, const char *state_path, const char *mem
 }
 
 static int snapshot_load(void *opaque, const char *state_path, const char *mem_path,
-			 unsigned int flags, struct vmm_error *e)
+			 unsigned int flags, const struct vmm_restore_overrides *ov,
+			 struct vmm_error *e)
 {
 	struct fake_vm *f = opaque;
 	int r = 0;
@@ -187,6 +188,11 @@ static int snapshot_load(void *opaque, const char *state_path, const char *mem_p
 		f->last_track_dirty = flags & VMM_RESTORE_TRACK_DIRTY;
 		snprintf(f->last_state_path, sizeof(f->last_state_path), "%s", state_path);
 		snprintf(f->last_mem_path, sizeof(f->last_mem_path), "%s", mem_path);
+		f->last_overrides_nets = ov ? ov->nr_nets : 0;
+		snprintf(f->last_override_tap, sizeof(f->last_override_tap), "%s",
+			 ov && ov->nr_nets ? ov->nets[0].tap : "");
+		snprintf(f->last_override_uds, sizeof(f->last_override_uds), "%s",
+			 ov && ov->vsock_uds ? ov->vsock_uds : "");
 		f->state = (flags & VMM_RESTORE_RESUME) ? VMM_STATE_RUNNING : VMM_STATE_PAUSED;
 	}
 	pthread_mutex_unlock(&f->lock);

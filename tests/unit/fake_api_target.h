@@ -26,6 +26,8 @@ struct fake_vm {
 	unsigned int snapshots, loads, updates_live;
 	char last_binary[256];  /* "" when none was given */
 	char last_state_path[256], last_mem_path[256];
+	unsigned int last_overrides_nets;
+	char last_override_tap[64], last_override_uds[128];
 	char last_luo[64];      /* the last PUT /snapshot/luo's session */
 	bool last_resume, last_track_dirty;
 	enum vmm_snapshot_type last_type;

@@ -850,15 +850,34 @@ static void test_snapshot(void **state)
 	expect_fault(x, 400, "PUT", "/snapshot/load",
 		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", \"extra\": 1}",
 		     "unknown field 'extra'");
+	/* Firecracker's overrides of the host side: their shape is checked here. */
 	expect_fault(x, 400, "PUT", "/snapshot/load",
 		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
-		     "\"vsock_override\": {\"uds_path\": \"/v\"}}", "no vsock");
+		     "\"vsock_override\": {\"path\": \"/v\"}}", "unknown field 'path'");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"vsock_override\": \"/v\"}", "vsock_override must be an object");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"network_overrides\": [{\"iface_id\": \"eth0\"}]}",
+		     "missing required field 'host_dev_name'");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"network_overrides\": {}}", "must be a list");
+	expect_fault(x, 400, "PUT", "/snapshot/load",
+		     "{\"snapshot_path\": \"/s\", \"mem_file_path\": \"/m\", "
+		     "\"network_overrides\": [1]}", "network_overrides[0] must be an object");
 	assert_int_equal(x->vm.loads, 0);
 	expect_ok(x, "PUT", "/snapshot/load",
 		  "{\"snapshot_path\": \"/s/vm.state\", \"mem_backend\": {\"backend_type\": "
 		  "\"File\", \"backend_path\": \"/s/vm.mem\"}, \"resume_vm\": false, "
-		  "\"track_dirty_pages\": false, \"network_overrides\": []}");
+		  "\"track_dirty_pages\": false, \"network_overrides\": [{\"iface_id\": \"eth0\", "
+		  "\"host_dev_name\": \"tap9\"}], \"vsock_override\": {\"uds_path\": "
+		  "\"/run/clone.vsock\"}}");
 	assert_int_equal(x->vm.loads, 1);
+	assert_int_equal(x->vm.last_overrides_nets, 1);
+	assert_string_equal(x->vm.last_override_tap, "tap9");
+	assert_string_equal(x->vm.last_override_uds, "/run/clone.vsock");
 	assert_string_equal(x->vm.last_state_path, "/s/vm.state");
 	assert_string_equal(x->vm.last_mem_path, "/s/vm.mem");
 	assert_false(x->vm.last_resume);

@@ -606,16 +606,44 @@ static void snapshot_load(struct req *q, json_t *j)
 		fault(q->out, 400, "PUT /snapshot/load: huge_pages '%.64s' is not supported.", huge);
 		return;
 	}
+	/* Firecracker's overrides of the host side: [{"iface_id", "host_dev_name"}] and
+	 * {"uds_path"}; the snapshot must have what they name (checked by the restore). */
+	struct vmm_restore_overrides ov = { 0 };
 	v = json_object_get(j, "network_overrides");
-	if (v && !json_is_null(v) && !(json_is_array(v) && !json_array_size(v))) {
-		fault(q->out, 400, "PUT /snapshot/load: network_overrides: vmm has no network "
-		      "interfaces.");
-		return;
+	if (v && !json_is_null(v)) {
+		static const char *const nkeys[] = { "iface_id", "host_dev_name" };
+		size_t i;
+		json_t *o;
+
+		if (!json_is_array(v) || json_array_size(v) > VMM_MAX_NICS) {
+			fault(q->out, 400, "PUT /snapshot/load: network_overrides must be a list of "
+			      "at most %d interfaces.", VMM_MAX_NICS);
+			return;
+		}
+		json_array_foreach(v, i, o) {
+			if (!json_is_object(o)) {
+				fault(q->out, 400, "PUT /snapshot/load: network_overrides[%zu] must be "
+				      "an object.", i);
+				return;
+			}
+			if (!only_keys(q, o, nkeys, ARRAY_SIZE(nkeys)) ||
+			    str_field(q, o, "iface_id", true, &ov.nets[i].id) < 0 ||
+			    str_field(q, o, "host_dev_name", true, &ov.nets[i].tap) < 0)
+				return;
+		}
+		ov.nr_nets = (unsigned int)json_array_size(v);
 	}
 	v = json_object_get(j, "vsock_override");
 	if (v && !json_is_null(v)) {
-		fault(q->out, 400, "PUT /snapshot/load: vsock_override: vmm has no vsock.");
-		return;
+		static const char *const vkeys[] = { "uds_path" };
+
+		if (!json_is_object(v)) {
+			fault(q->out, 400, "PUT /snapshot/load: vsock_override must be an object.");
+			return;
+		}
+		if (!only_keys(q, v, vkeys, ARRAY_SIZE(vkeys)) ||
+		    str_field(q, v, "uds_path", true, &ov.vsock_uds) < 0)
+			return;
 	}
 	if (state_of(q) != VMM_STATE_CREATED) {
 		fault(q->out, 400, MSG_POST_BOOT);
@@ -623,7 +651,7 @@ static void snapshot_load(struct req *q, json_t *j)
 	}
 	r = q->t->ops->snapshot_load(q->t->opaque, state, mem,
 				     (resume ? VMM_RESTORE_RESUME : 0) |
-					     (track ? VMM_RESTORE_TRACK_DIRTY : 0), &e);
+					     (track ? VMM_RESTORE_TRACK_DIRTY : 0), &ov, &e);
 	if (r < 0)
 		fail(q->out, r, &e);
 	else

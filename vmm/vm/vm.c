@@ -624,8 +624,54 @@ static int read_state(const char *path, uint8_t **buf, size_t *len, struct state
 	return 0;
 }
 
+/* The overrides into the snapshot's configuration nc (host side only). */
+static int restore_overrides(struct vmm_config *nc, const struct vmm_restore_overrides *ov,
+			     struct vmm_error *e)
+{
+	for (unsigned int i = 0; ov && i < ov->nr_nets && i < VMM_MAX_NICS; i++) {
+		const struct config_net *n = config_net_find(nc, ov->nets[i].id ? ov->nets[i].id : "");
+		char what[96], mac[18];
+		struct vmm_net vn;
+
+		snprintf(what, sizeof(what), "network_overrides: interface '%.64s'",
+			 ov->nets[i].id ? ov->nets[i].id : "");
+		if (!n)
+			return config_fail(e, -EINVAL, "%s: the snapshot has no such interface", what);
+		vmm_net_init(&vn);
+		vn.id = n->id;
+		vn.tap = ov->nets[i].tap;
+		if (n->has_mac) {
+			snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0],
+				 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+			vn.mac = mac;
+		}
+		int r = config_put_net(nc, &vn, what, e);
+		if (r < 0)
+			return r;
+	}
+	if (ov && ov->vsock_uds) {
+		struct vmm_vsock v;
+
+		if (!nc->vsock.set)
+			return config_fail(e, -EINVAL, "vsock_override: the snapshot has no vsock "
+					   "device");
+		vmm_vsock_init(&v);
+		v.cid = nc->vsock.cid;
+		v.uds_path = ov->vsock_uds;
+		return config_set_vsock(nc, &v, "vsock_override", e);
+	}
+	return 0;
+}
+
 int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_path,
 		   unsigned int flags, struct vmm_error *e)
+{
+	return vmm_vm_restore_with(vm, state_path, mem_path, flags, NULL, e);
+}
+
+int vmm_vm_restore_with(struct vmm_vm *vm, const char *state_path, const char *mem_path,
+			unsigned int flags, const struct vmm_restore_overrides *ov,
+			struct vmm_error *e)
 {
 	const struct log_sink *prev = log_bind(&vm->log);
 	char err[VMM_ERROR_LEN] = "";
@@ -648,6 +694,8 @@ int vmm_vm_restore(struct vmm_vm *vm, const char *state_path, const char *mem_pa
 		config_fail(e, r, "snapshot %s: %s", state_path, err);
 		goto out;
 	}
+	if ((r = restore_overrides(&nc, ov, e)) < 0)
+		goto out;
 	/* The memory file: there, and of the guest's size (never created here). */
 	if ((r = file_open_checked(mem_path, O_RDONLY, false, &fd, &st, err, sizeof(err))) < 0) {
 		config_fail(e, r, "memory file %s", err);
@@ -926,9 +974,10 @@ static int target_snapshot_create(void *opaque, const char *state_path, const ch
 }
 
 static int target_snapshot_load(void *opaque, const char *state_path, const char *mem_path,
-				unsigned int flags, struct vmm_error *e)
+				unsigned int flags, const struct vmm_restore_overrides *ov,
+				struct vmm_error *e)
 {
-	return vmm_vm_restore(opaque, state_path, mem_path, flags, e);
+	return vmm_vm_restore_with(opaque, state_path, mem_path, flags, ov, e);
 }
 
 static int target_snapshot_luo(void *opaque, const char *session, struct vmm_error *e)
