@@ -206,6 +206,8 @@ def overrides(vmm, kernel, tmp, plain_state, plain_mem):
         'vsock_override': {'uds_path': a_uds}})
     check('ov-vsock-in-use-400', st == 400 and 'another process listens' in err['fault_message'],
           err)
+    # A second load after a refused one (found with this: a machine refused before its RAM
+    # existed closed fd 0, then the API connection that reused it).
     st, err = request(sock2, 'PUT', '/snapshot/load', {
         'snapshot_path': state, 'mem_file_path': mem, 'resume_vm': True,
         'vsock_override': {'uds_path': os.path.join(tmp, 'c.vsock')}})

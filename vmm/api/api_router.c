@@ -90,7 +90,7 @@ static int status_for(int err)
 	case EINVAL: case ENOENT: case EACCES: case EPERM: case EISDIR: case ENOTDIR:
 	case ELOOP: case ENAMETOOLONG: case ENOEXEC: case E2BIG: case EBUSY: case EEXIST:
 	case ENOSPC: case EAGAIN: case EROFS: case EFBIG: case ERANGE: case EOVERFLOW:
-	case ENXIO: case EOPNOTSUPP: case EALREADY:
+	case ENXIO: case EOPNOTSUPP: case EALREADY: case EADDRINUSE:
 		return 400;
 	}
 	return 500;

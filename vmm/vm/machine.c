@@ -386,7 +386,9 @@ int machine_create(const struct vmm_config *cfg, const struct log_sink *log, uns
 	m->log = log;
 	m->vm_fd = -1;
 	m->kvm.fd = -1;
+	/* Every fd field -1 before the first failure can come: machine_destroy closes them. */
 	m->gm.fd = -1;
+	m->gm.src_fd = -1;
 	m->stop_efd = -1;
 	m->nr_vcpus = cfg->nr_cpus;
 	m->efd = (struct vm_eventfd_ops){ route_ioeventfd, route_irqfd, m };
