@@ -42,7 +42,7 @@ one() {
 	rm -f "$con"
 	: >"$con"
 	"$@"
-	lutool wait "$con" 0 "VMMTEST vsock serving" 300 >/dev/null || { cat "$con"; fail "$name: guest not serving"; }
+	lutool wait "$con" 0 "VMMTEST vsock listening" 300 >/dev/null || { cat "$con"; fail "$name: guest not serving"; }
 	# shellcheck disable=SC2086 # target: the client's words
 	vsockt $target 1024 -n "$conns" -m "$mib" >"$dir/client.out" 2>&1 ||
 		{ cat "$dir/client.out" "$con"; fail "$name: the client failed"; }

@@ -26,7 +26,7 @@ srv=$!
 	--cmdline "console=ttyS0 ignore_loglevel vmmtest=vsock vmmtest.conns=$conns vmmtest.mib=$mib" \
 	--vsock cid=3,uds="$sock" --timeout 1200 </dev/null >"$con" 2>&1 &
 pid=$!
-lutool wait "$con" 0 "VMMTEST vsock serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
+lutool wait "$con" 0 "VMMTEST vsock listening" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
 [ -S "$sock" ] || fail "vmm made no socket at $sock"
 vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
 st=$?

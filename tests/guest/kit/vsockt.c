@@ -27,7 +27,8 @@
  * A connection's first byte says what it is: 'e' echo until the end; 'u' LEN(8): the server
  * reads LEN bytes and answers their hash (8 bytes); 'd' LEN(8) SEED(8): the server sends
  * LEN bytes of the stream SEED. The server prints "VMMTEST vsock conn reset" when a
- * connection ends with ECONNRESET (a transport reset after a restore).
+ * connection ends with ECONNRESET (a transport reset after a restore), and "VMMTEST vsock
+ * listening" once it listens.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -190,6 +191,9 @@ static int serve(int l)
 		perror("listen");
 		return 1;
 	}
+	/* From here on connections are taken: a host waits for this line, not for the start. */
+	printf("VMMTEST vsock listening\n");
+	fflush(stdout);
 	for (;;) {
 		int c = accept(l, NULL, NULL);
 
@@ -271,14 +275,22 @@ static int short_conns(const struct target *t, unsigned int n)
 		uint8_t msg[65], back[64];
 		int fd = dial(t);
 
-		if (fd < 0)
+		if (fd < 0) {
+			/* The first few failures say which step (the case's console shows them). */
+			if (i - ok < 5)
+				printf("VSOCK short %u: no connection (%s)\n", i, strerror(errno));
 			continue;
+		}
 		msg[0] = 'e';
 		for (int k = 0; k < 64; k++)
 			msg[k + 1] = (uint8_t)(i + k);
-		if (full_write(fd, msg, sizeof(msg)) == 0 && shutdown(fd, SHUT_WR) == 0 &&
-		    full_read(fd, back, sizeof(back)) == 0 && !memcmp(back, msg + 1, 64))
+		int w = full_write(fd, msg, sizeof(msg)) == 0 && shutdown(fd, SHUT_WR) == 0;
+		int r = w && full_read(fd, back, sizeof(back)) == 0;
+		if (r && !memcmp(back, msg + 1, 64))
 			ok++;
+		else if (i - ok < 5)
+			printf("VSOCK short %u: %s (%s)\n", i, !w ? "cannot send" : !r ? "no echo" :
+			       "another echo", strerror(errno));
 		close(fd);
 	}
 	printf("VSOCK short ok=%u of %u %.2fs\n", ok, n, now() - t0);
