@@ -327,14 +327,18 @@ static void orphan_rst(struct virtio_vsock *v, uint32_t lport, uint32_t pport)
 
 /* ---- guest to host bytes ---- */
 
-/* Tell the guest it may send again, when it matters (its view of our free space is low, or
- * has grown by a quarter of the buffer since). */
+/*
+ * Tell the guest it may send again once a quarter of the buffer is free since we last told
+ * it; or, when its view of our space is low (it may be waiting), once all it sent has gone
+ * out. Never for a few bytes: a sender held to small credits sends small packets.
+ */
 static void conn_credit_maybe(struct vconn *c)
 {
 	uint32_t told_free = VSOCK_BUF_ALLOC - (c->rx_cnt - c->fwd_told);
+	uint32_t gained = c->fwd_cnt - c->fwd_told;
 
-	if (c->fwd_cnt != c->fwd_told &&
-	    (c->fwd_cnt - c->fwd_told >= VSOCK_BUF_ALLOC / 4 || told_free < VSOCK_MAX_PKT))
+	if (gained >= VSOCK_BUF_ALLOC / 4 ||
+	    (gained && told_free < VSOCK_BUF_ALLOC / 4 && c->fwd_cnt == c->rx_cnt))
 		conn_owe(c, CTL_CREDIT);
 }
 
