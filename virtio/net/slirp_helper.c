@@ -271,8 +271,14 @@ static bool from_guest(Slirp *s, uint32_t *owner)
 
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR;
-		if (n == 0)
-			return false; /* every vmm end is closed */
+		if (n == 0) {
+			/* Every vmm end closed, or an empty packet (the device sends none). */
+			struct pollfd p = { .fd = sock };
+
+			if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+				return false;
+			continue;
+		}
 		if (n < HDR_LEN) {
 			if (!control(buf, n, owner))
 				return false;
