@@ -3,7 +3,7 @@
 #
 # net-run.sh DIR KERNEL INITRD: a guest on virtio-net over a tap of this (test) host. vmm makes
 # the tap (vmmtap0); we give it 10.77.0.1/24. The guest (the kit's net scenario, 10.77.0.2)
-# pings us, serves 16 MiB of its own on port 5002, which we fetch, and fetches 16 MiB of ours
+# pings us, serves 64 MiB of its own on port 5002, which we fetch, and fetches 64 MiB of ours
 # from port 5003; both checked by md5sum. Prints 'NET ...' lines. $VMM is the vmm.
 set -u
 dir=$1 kernel=$2 initrd=$3
@@ -17,11 +17,11 @@ fail() {
 	exit 1
 }
 
-dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=16 2>/dev/null || fail "no host file"
+dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=64 2>/dev/null || fail "no host file"
 host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 nc -l -p 5003 -e cat "$dir/host.bin" &
 srv=$!
-"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
 	--cmdline "console=ttyS0 quiet vmmtest=net" --net tap=$tap,mac=52:54:00:12:34:56 \
 	--timeout 600 </dev/null >"$con" 2>&1 &
 pid=$!
