@@ -347,7 +347,7 @@ static void test_handover(void **state)
 {
 	struct config_net cn;
 	char err[320];
-	int fd, go[2], st;
+	int fd, up[2], down[2], st; /* child -> parent, parent -> child */
 	pid_t pid;
 
 	(void)state;
@@ -355,7 +355,8 @@ static void test_handover(void **state)
 	fd = start(&cn, err, sizeof(err));
 	if (fd < 0)
 		fail_msg("slirp_start: %s", err);
-	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -366,24 +367,26 @@ static void test_handover(void **state)
 		close(fd);
 		if (slirp_adopt(mine, e, sizeof(e)) < 0)
 			_exit(1);
-		if (write(go[1], "a", 1) != 1 || read(go[0], &b, 1) != 1)
+		if (write(up[1], "a", 1) != 1 || read(down[0], &b, 1) != 1)
 			_exit(2);
 		slirp_stop(mine, false);
 		_exit(0);
 	}
 	char b;
-	assert_int_equal(read(go[0], &b, 1), 1);
+	assert_int_equal(read(up[0], &b, 1), 1);
 	/* The old process is done: the helper stays, for the new one. */
 	slirp_stop(fd, false);
 	assert_false(helper_gone(fd, 300));
 	expect_arp_reply(fd);
 	/* The new one is done too (its copy closes with it): now the helper ends. */
-	assert_int_equal(write(go[1], "b", 1), 1);
+	assert_int_equal(write(down[1], "b", 1), 1);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_true(helper_gone(fd, WAIT_MS));
-	close(go[0]);
-	close(go[1]);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
 	close(fd);
 }
 

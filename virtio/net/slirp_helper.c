@@ -75,7 +75,9 @@ static void __attribute__((noreturn)) refuse(const char *fmt, ...)
 	va_end(ap);
 	if (send(sock, msg, strlen(msg), MSG_NOSIGNAL) < 0)
 		say("%s", msg + 4);
-	exit(1);
+	/* _exit: no leak report of a sanitizer build on vmm's stderr, where only vmm's one line
+	 * may go. */
+	_exit(1);
 }
 
 static int64_t now_ns(void)
@@ -130,7 +132,7 @@ static void *cb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
 	(void)opaque;
 	if (!t) {
 		say("out of memory");
-		exit(1);
+		_exit(1);
 	}
 	t->cb = cb;
 	t->cb_opaque = cb_opaque;
@@ -404,5 +406,6 @@ int main(int argc, char **argv)
 	 * it binds the same ports again (a restart). */
 	slirp_cleanup(s);
 	close(sock);
-	return 0;
+	fflush(stderr);
+	_exit(0);
 }
