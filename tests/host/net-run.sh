@@ -25,13 +25,19 @@ srv=$!
 	--cmdline "console=ttyS0 quiet vmmtest=net" --net tap=$tap,mac=52:54:00:12:34:56 \
 	--timeout 600 </dev/null >"$con" 2>&1 &
 pid=$!
+# vmm opens the tap twice, in its device check and then for the device: the first one is gone
+# again at once, so our address must still be there a second after it was set.
+configured() { ip addr show $tap 2>/dev/null | grep -q 'inet 10\.77\.0\.1/24'; }
 n=0
-until ip link show $tap >/dev/null 2>&1; do
+while :; do
+	if configured; then
+		sleep 1
+		configured && break
+	fi
 	n=$((n + 1))
-	[ $n -lt 100 ] || { cat "$con"; fail "vmm made no tap $tap"; }
-	sleep 0.1
+	[ $n -lt 100 ] || { cat "$con"; fail "vmm made no tap $tap, or cannot configure it"; }
+	{ ip addr add 10.77.0.1/24 dev $tap && ip link set $tap up; } 2>/dev/null || sleep 0.1
 done
-ip addr add 10.77.0.1/24 dev $tap && ip link set $tap up || fail "cannot configure $tap"
 echo "NET tap up"
 lutool wait "$con" 0 "VMMTEST net serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
 guest_md5=$(sed -n 's/.*VMMTEST net out-md5 \([0-9a-f]*\).*/\1/p' "$con")
