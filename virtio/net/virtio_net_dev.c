@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* virtio-net as a device of the machine: one per configured network interface, on its tap. */
+/* virtio-net as a device of the machine: one per configured network interface, on its tap or
+ * on its user-mode network (slirp.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
