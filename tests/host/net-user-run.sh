@@ -17,6 +17,17 @@ fail() {
 	exit 1
 }
 
+# Until the console says $1: false once vmm has ended without it, or after $2 seconds.
+await() {
+	n=0
+	until grep -q "$1" "$con"; do
+		kill -0 "$pid" 2>/dev/null || { grep -q "$1" "$con"; return; }
+		n=$((n + 1))
+		[ $n -lt $(($2 * 10)) ] || return 1
+		sleep 0.1
+	done
+}
+
 dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=64 2>/dev/null || fail "no host file"
 host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 # slirp reaches our loopback as 10.0.2.2 (the test host has no other network).
@@ -28,7 +39,7 @@ srv=$!
 	--net user,hostfwd=tcp::5012-:5002,mac=52:54:00:12:34:57 \
 	--timeout 900 </dev/null >"$con" 2>&1 &
 pid=$!
-lutool wait "$con" 0 "VMMTEST net-user serving" 600 >/dev/null ||
+await "VMMTEST net-user serving" 600 ||
 	{ cat "$con"; fail "the guest never served"; }
 echo "NETU guest serving"
 guest_md5=$(sed -n 's/.*VMMTEST net-user out-md5 \([0-9a-f]*\).*/\1/p' "$con")
@@ -38,7 +49,7 @@ echo "NETU guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 [ "$got_md5" = "$guest_md5" ] && echo "NETU guest-to-host md5 ok" ||
 	echo "NETU ERROR guest-to-host: md5 $got_md5, the guest's $guest_md5"
 rm -f "$dir/got.bin"
-lutool wait "$con" 0 "VMMTEST net-user in-md5" 600 >/dev/null ||
+await "VMMTEST net-user in-md5" 600 ||
 	{ cat "$con"; fail "the guest fetched nothing"; }
 grep -q "VMMTEST net-user in-md5 $host_md5 bytes=67108864" "$con" &&
 	echo "NETU host-to-guest md5 ok" ||
