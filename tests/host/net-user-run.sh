@@ -1,13 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# net-user-run.sh DIR KERNEL INITRD: a guest on vmm's user-mode network (--net user, libslirp
-# in the helper vmm-slirp), no tap and nothing that leaves this host. The guest (the kit's
-# net-user scenario) takes 10.0.2.15 from slirp's DHCP, serves 64 MiB of its own on its port
-# 5002, which we fetch from 127.0.0.1:5012 (hostfwd), and fetches 64 MiB of ours from
-# 10.0.2.2:5003, our loopback; both checked by md5sum. Prints 'NETU ...' lines. $VMM is the vmm.
+# net-user-run.sh DIR KERNEL INITRD [MIB]: a guest on vmm's user-mode network (--net user,
+# libslirp in the helper vmm-slirp), no tap and nothing that leaves this host. The guest (the
+# kit's net-user scenario) takes 10.0.2.15 from slirp's DHCP, serves MIB (default 64) MiB of
+# its own on its port 5002, which we fetch from 127.0.0.1:5012 (hostfwd), and fetches as much
+# of ours from 10.0.2.2:5003, our loopback; both checked by md5sum. Prints 'NETU ...' lines.
+# $VMM is the vmm.
 set -u
-dir=$1 kernel=$2 initrd=$3
+dir=$1 kernel=$2 initrd=$3 mib=${4:-64}
 con=$dir/console.log
 
 fail() {
@@ -28,14 +29,14 @@ await() {
 	done
 }
 
-dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=64 2>/dev/null || fail "no host file"
+dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count="$mib" 2>/dev/null || fail "no host file"
 host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 # slirp reaches our loopback as 10.0.2.2 (the test host has no other network).
 ip link set lo up 2>/dev/null
 nc -l -p 5003 -e cat "$dir/host.bin" &
 srv=$!
 "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
-	--cmdline "console=ttyS0 quiet vmmtest=net-user" \
+	--cmdline "console=ttyS0 quiet vmmtest=net-user vmmtest.mib=$mib" \
 	--net user,hostfwd=tcp::5012-:5002,mac=52:54:00:12:34:57 \
 	--timeout 900 </dev/null >"$con" 2>&1 &
 pid=$!
@@ -51,7 +52,7 @@ echo "NETU guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 rm -f "$dir/got.bin"
 await "VMMTEST net-user in-md5" 600 ||
 	{ cat "$con"; fail "the guest fetched nothing"; }
-grep -q "VMMTEST net-user in-md5 $host_md5 bytes=67108864" "$con" &&
+grep -q "VMMTEST net-user in-md5 $host_md5 bytes=$((mib * 1048576))" "$con" &&
 	echo "NETU host-to-guest md5 ok" ||
 	echo "NETU ERROR host-to-guest: the guest's $(grep 'net-user in-md5' "$con"), ours $host_md5"
 wait "$pid"

@@ -325,8 +325,8 @@ net() {
 
 # eth0 on vmm's user-mode network (--net user, tests/host/net-user-run.sh): an address from
 # slirp's DHCP server (udhcpc), a ping of the gateway 10.0.2.2 (slirp answers it itself), then
-# a 64 MiB file of ours served on port 5002, which the host reaches through its hostfwd port,
-# and 64 MiB fetched from 10.0.2.2:5003, which is the host's loopback; md5sums on the console.
+# a file of vmmtest.mib MiB of ours served on port 5002, which the host reaches through its
+# hostfwd port, and what 10.0.2.2:5003, the host's loopback, sends; md5sums on the console.
 net_user() {
 	n=0
 	while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do
@@ -346,7 +346,7 @@ DHCP
 	read -r ip gw dns </tmp/lease
 	say "net-user lease ip=$ip gw=$gw dns=$dns"
 	ping -c 1 -W 5 10.0.2.2 >/dev/null 2>&1 && say "net-user ping ok"
-	dd if=/dev/urandom of=/tmp/out bs=1048576 count=64 2>/dev/null
+	dd if=/dev/urandom of=/tmp/out bs=1048576 count="$mib" 2>/dev/null
 	say "net-user out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
 	nc -l -p 5002 -e cat /tmp/out &
 	served=$!
