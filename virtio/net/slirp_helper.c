@@ -35,6 +35,8 @@
 #define FRAME_MAX (HDR_LEN + 65536)
 #define POLL_MAX  1024 /* slirp's sockets: its connections and listeners */
 #define BATCH     256  /* frames from the guest per turn of the loop */
+#define LINGER_MS 5000 /* at most this long for what the guest sent to reach the host */
+#define RULES_MAX 16
 
 struct timer {
 	SlirpTimerCb cb;
@@ -50,6 +52,14 @@ static struct pollfd pfd[POLL_MAX + 1];
 static unsigned int npfd;
 static unsigned int guest_errors;
 static uint64_t dropped;
+static bool want_out; /* a socket of slirp's has data for the host that waits to be written */
+
+static struct rule {
+	bool udp;
+	struct in_addr host;
+	int port;
+} rules[RULES_MAX];
+static unsigned int nr_rules;
 
 static void say(const char *fmt, ...)
 {
@@ -193,8 +203,10 @@ static int add_poll(int fd, int events, void *opaque)
 	}
 	if (events & SLIRP_POLL_IN)
 		ev |= POLLIN;
-	if (events & SLIRP_POLL_OUT)
+	if (events & SLIRP_POLL_OUT) {
 		ev |= POLLOUT;
+		want_out = true;
+	}
 	if (events & SLIRP_POLL_PRI)
 		ev |= POLLPRI;
 	pfd[npfd] = (struct pollfd){ .fd = fd, .events = ev };
@@ -234,7 +246,7 @@ static void add_rule(Slirp *s, const char *rule)
 
 	if (sscanf(rule, "%c,%x,%u,%x,%u%c", &proto, &haddr, &hport, &gaddr, &gport, &tail) != 5 ||
 	    (proto != 't' && proto != 'u') || hport < 1 || hport > 65535 || gport < 1 ||
-	    gport > 65535)
+	    gport > 65535 || nr_rules == RULES_MAX)
 		refuse("malformed hostfwd rule '%s'", rule);
 	h.s_addr = haddr;
 	g.s_addr = gaddr;
@@ -246,6 +258,7 @@ static void add_rule(Slirp *s, const char *rule)
 		refuse("hostfwd %s %s:%u: cannot listen there (%s)", proto == 'u' ? "udp" : "tcp",
 		       ha, hport, errno ? strerror(errno) : "in use, or not an address of this host");
 	}
+	rules[nr_rules++] = (struct rule){ proto == 'u', h, (int)hport };
 }
 
 /* What vmm says to us: HELLO moves ownership, BYE of the owner ends us. */
@@ -331,6 +344,39 @@ static uint32_t next_timeout(uint32_t max)
 	return max;
 }
 
+/*
+ * vmm is done with us. First the ports go, then our end of the socket: the hang-up tells vmm
+ * that a new helper can bind them (a restart). Then what the guest sent and slirp already
+ * acknowledged, but has not yet written to its host sockets, is written out (a guest that
+ * sends a file and powers off at once), for at most LINGER_MS.
+ */
+static void finish(Slirp *s)
+{
+	int64_t end = now_ns() / 1000000 + LINGER_MS;
+
+	for (unsigned int i = 0; i < nr_rules; i++)
+		slirp_remove_hostfwd(s, rules[i].udp, rules[i].host, rules[i].port);
+	close(sock);
+	for (;;) {
+		int64_t left = end - now_ns() / 1000000;
+		uint32_t timeout = next_timeout(left > 100 ? 100 : left < 0 ? 0 : (uint32_t)left);
+		int n;
+
+		want_out = false;
+		npfd = 1;
+		pfd[0] = (struct pollfd){ .fd = -1 }; /* the guest's socket, gone */
+		slirp_pollfds_fill(s, &timeout, add_poll, NULL);
+		if (!want_out || left <= 0)
+			break;
+		do
+			n = poll(pfd, npfd, (int)timeout);
+		while (n < 0 && errno == EINTR);
+		run_timers();
+		slirp_pollfds_poll(s, n < 0, get_revents, NULL);
+	}
+	slirp_cleanup(s);
+}
+
 int main(int argc, char **argv)
 {
 	SlirpConfig cfg = { .version = 1 };
@@ -402,10 +448,7 @@ int main(int argc, char **argv)
 		if (peer_gone)
 			break;
 	}
-	/* The listeners close before the socket does: vmm waits for the socket's hang-up before
-	 * it binds the same ports again (a restart). */
-	slirp_cleanup(s);
-	close(sock);
+	finish(s);
 	fflush(stderr);
 	_exit(0);
 }

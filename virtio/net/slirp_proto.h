@@ -10,7 +10,9 @@
  *
  * A live update hands vmm's end to the new process, which says HELLO: the helper, with its
  * ports and its guest's connections, goes on serving it. The helper ends on the BYE of the
- * process that said HELLO last, or when no process holds vmm's end any more.
+ * process that said HELLO last, or when no process holds vmm's end any more: it closes its
+ * listening ports, then its end of the socket, then writes out for a few seconds what the
+ * guest sent and slirp acknowledged but had not yet passed on to the host.
  */
 #ifndef VMM_SLIRP_PROTO_H
 #define VMM_SLIRP_PROTO_H
