@@ -21,7 +21,7 @@ fail() {
 # Until the console says $1: false once vmm has ended without it, or after $2 seconds.
 await() {
 	n=0
-	until grep -q "$1" "$con"; do
+	until grep -qs "$1" "$con"; do
 		kill -0 "$pid" 2>/dev/null || { grep -q "$1" "$con"; return; }
 		n=$((n + 1))
 		[ $n -lt $(($2 * 10)) ] || return 1

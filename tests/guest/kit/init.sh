@@ -293,6 +293,19 @@ disk_stream() {
 LU_WORK=200
 # --- network ---------------------------------------------------------------------------
 
+# When nc -e cat has written its last bytes they may still be in our socket's send queue:
+# wait (at most 30 s) until the peer has acknowledged them all (no socket of local port $1 in
+# ESTABLISHED, FIN_WAIT1, CLOSE_WAIT, LAST_ACK or CLOSING), so that the poweroff cuts nothing.
+net_drained() {
+	n=0
+	hex=$(printf '%04X' "$1")
+	while awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 ~ /^(01|04|08|09|0B)$/ \
+		{ f = 1 } END { exit !f }' /proc/net/tcp && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
 # eth0 (virtio-net on the test host's tap, tests/host/net-run.sh): 10.77.0.2/24, ping the
 # host at .1, serve a 64 MiB file of ours on port 5002 and fetch the host's from its 5003,
 # each with its md5sum on the console.
@@ -319,6 +332,7 @@ net() {
 	say "net in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
 	rm -f /tmp/in
 	wait $served
+	net_drained 5002
 	rm -f /tmp/out
 	say "net served"
 }
@@ -355,6 +369,7 @@ DHCP
 	say "net-user in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
 	rm -f /tmp/in
 	wait $served
+	net_drained 5002
 	rm -f /tmp/out
 	say "net-user served"
 }
