@@ -29,6 +29,10 @@ await() {
 	done
 }
 
+# A watchdog's SIGTERM must not leave vmm (and its helper on our ports) behind.
+trap 'kill -9 ${pid:-} ${srv:-} 2>/dev/null' EXIT
+trap 'exit 143' TERM
+
 dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count="$mib" 2>/dev/null || fail "no host file"
 host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 # slirp reaches our loopback as 10.0.2.2 (the test host has no other network).

@@ -306,6 +306,18 @@ net_drained() {
 	done
 }
 
+# Until nc -l, started in the background, listens on port $1 (at most 10 s): the host
+# connects as soon as we say we serve.
+net_listening() {
+	n=0
+	hex=$(printf '%04X' "$1")
+	until awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 == "0A" { f = 1 } \
+		END { exit !f }' /proc/net/tcp || [ $n -ge 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
 # eth0 (virtio-net on the test host's tap, tests/host/net-run.sh): 10.77.0.2/24, ping the
 # host at .1, serve a 64 MiB file of ours on port 5002 and fetch the host's from its 5003,
 # each with its md5sum on the console.
@@ -327,6 +339,7 @@ net() {
 	say "net out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
 	nc -l -p 5002 -e cat /tmp/out &
 	served=$!
+	net_listening 5002
 	say "net serving"
 	nc 10.77.0.1 5003 >/tmp/in
 	say "net in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
@@ -364,6 +377,7 @@ DHCP
 	say "net-user out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
 	nc -l -p 5002 -e cat /tmp/out &
 	served=$!
+	net_listening 5002
 	say "net-user serving"
 	nc 10.0.2.2 5003 >/tmp/in
 	say "net-user in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
