@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
 	# build
 	gcc meson ninja-build pkg-config libglib2.0-dev libfdt-dev liburing-dev libaio-dev
-	libjansson-dev libhttp-parser-dev zlib1g-dev
+	libjansson-dev libhttp-parser-dev zlib1g-dev libslirp-dev
 	# tests: unit (cmocka), table checks (iasl), guest kit and test host
 	libcmocka-dev acpica-tools python3 qemu-system-x86 busybox-static cpio lz4 xz-utils
 	util-linux zstd

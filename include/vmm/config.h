@@ -41,12 +41,26 @@ struct config_pmem {
 	bool root;
 };
 
+/* A host port forwarded into a user-mode network. Addresses in network byte order. */
+struct config_hostfwd {
+	bool udp;
+	uint32_t host_addr;
+	uint16_t host_port;
+	uint32_t guest_addr; /* 0: the guest's DHCP address, 10.0.2.15 */
+	uint16_t guest_port;
+};
+
+#define CONFIG_MAX_HOSTFWD 16
+
 struct config_net {
 	char *id;
-	char *tap;          /* NULL: fd */
-	int fd;             /* adopted tap (owned), or -1 */
+	char *tap;          /* NULL: fd, or user mode */
+	int fd;             /* adopted tap, or user mode's helper socket (owned), or -1 */
 	bool has_mac;
 	uint8_t mac[6];
+	bool user;          /* user-mode networking (libslirp) */
+	unsigned int nr_fwd;
+	struct config_hostfwd fwd[CONFIG_MAX_HOSTFWD];
 };
 
 /* The vsock device (Firecracker's "vsock"): guest CID and the host side's socket. */
@@ -182,6 +196,11 @@ int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *wh
 		   struct vmm_error *e) WUR;
 struct config_net *config_net_find(struct vmm_config *c, const char *id);
 void config_clear_nets(struct vmm_config *c);
+/* One rule "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" ("udp:", or no protocol: tcp);
+ * the host address defaults to 127.0.0.1. false and a reason in err if it is not one. */
+bool config_parse_hostfwd(const char *s, struct config_hostfwd *out, char *err, size_t errlen);
+/* One rule in the form config_parse_hostfwd() reads, every field spelt out. */
+void config_hostfwd_format(const struct config_hostfwd *f, char *buf, size_t len);
 /* "aa:bb:cc:dd:ee:ff" -> 6 bytes; false if it is not one. */
 bool config_parse_mac(const char *s, uint8_t mac[6]);
 int config_put_pmem(struct vmm_config *c, const struct vmm_pmem *p, const char *what,

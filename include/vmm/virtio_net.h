@@ -54,4 +54,22 @@ int tap_mtu(int fd);
 /* The offloads the guest accepts (VIRTIO_NET_F_GUEST_* of features) onto the tap. */
 int tap_set_offload(int fd, uint64_t features);
 
+/*
+ * slirp.c: user-mode networking. libslirp runs in a helper process, vmm-slirp, found beside
+ * the executable ($VMM_SLIRP_HELPER overrides), at the other end of a SOCK_SEQPACKET socket
+ * that the device uses as a tap without offloads (virtio_net_create with tap false): each
+ * packet a frame after a zeroed 12-byte vnet header. slirp_start() starts it with cn's
+ * hostfwd rules and waits until it runs (a port it cannot bind is the error, one line);
+ * *fd, non-blocking, is the device's end. slirp_adopt() takes over an end a live update
+ * handed over: the helper serves this process from now on. slirp_stop() tells the helper
+ * that this process is done (it ends unless another process took over); with wait, until
+ * it has released its ports (at most a second). The caller closes fd.
+ */
+struct config_net;
+int slirp_start(const struct config_net *cn, int *fd, char *err, size_t errlen) WUR;
+int slirp_adopt(int fd, char *err, size_t errlen) WUR;
+void slirp_stop(int fd, bool wait);
+/* Where the helper is: 0, or -errno when it is not there (buf says where it was looked for). */
+int slirp_helper_path(char *buf, size_t len);
+
 #endif

@@ -128,12 +128,18 @@ void vmm_pmem_init(struct vmm_pmem *p);
  * A virtio-net interface on a tap device: tap names it (created if absent, which needs
  * CAP_NET_ADMIN), or fd is an open tap (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, as runtimes pass
  * it; dup'ed). mac "52:54:00:12:34:56", or NULL: the guest makes one up.
+ * user: user-mode networking (libslirp, in the helper process vmm-slirp, looked for beside
+ * the executable, then in libexecdir; $VMM_SLIRP_HELPER names another) instead of a tap;
+ * hostfwd then lists host ports forwarded to the guest, comma-separated rules
+ * "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" (or "udp:"), NULL or "" for none.
  */
 struct vmm_net {
 	const char *id;       /* iface_id: unique in the VM, as a disk's id */
 	const char *tap;
 	int fd;
 	const char *mac;
+	bool user;
+	const char *hostfwd;
 };
 
 #define VMM_MAX_NICS 4

@@ -3,7 +3,7 @@
 #
 # net-run.sh DIR KERNEL INITRD: a guest on virtio-net over a tap of this (test) host. vmm makes
 # the tap (vmmtap0); we give it 10.77.0.1/24. The guest (the kit's net scenario, 10.77.0.2)
-# pings us, serves 16 MiB of its own on port 5002, which we fetch, and fetches 16 MiB of ours
+# pings us, serves 64 MiB of its own on port 5002, which we fetch, and fetches 64 MiB of ours
 # from port 5003; both checked by md5sum. Prints 'NET ...' lines. $VMM is the vmm.
 set -u
 dir=$1 kernel=$2 initrd=$3
@@ -17,21 +17,27 @@ fail() {
 	exit 1
 }
 
-dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=16 2>/dev/null || fail "no host file"
+dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=64 2>/dev/null || fail "no host file"
 host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 nc -l -p 5003 -e cat "$dir/host.bin" &
 srv=$!
-"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
 	--cmdline "console=ttyS0 quiet vmmtest=net" --net tap=$tap,mac=52:54:00:12:34:56 \
 	--timeout 600 </dev/null >"$con" 2>&1 &
 pid=$!
+# vmm opens the tap twice, in its device check and then for the device: the first one is gone
+# again at once, so our address must still be there a second after it was set.
+configured() { ip addr show $tap 2>/dev/null | grep -q 'inet 10\.77\.0\.1/24'; }
 n=0
-until ip link show $tap >/dev/null 2>&1; do
+while :; do
+	if configured; then
+		sleep 1
+		configured && break
+	fi
 	n=$((n + 1))
-	[ $n -lt 100 ] || { cat "$con"; fail "vmm made no tap $tap"; }
-	sleep 0.1
+	[ $n -lt 100 ] || { cat "$con"; fail "vmm made no tap $tap, or cannot configure it"; }
+	{ ip addr add 10.77.0.1/24 dev $tap && ip link set $tap up; } 2>/dev/null || sleep 0.1
 done
-ip addr add 10.77.0.1/24 dev $tap && ip link set $tap up || fail "cannot configure $tap"
 echo "NET tap up"
 lutool wait "$con" 0 "VMMTEST net serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
 guest_md5=$(sed -n 's/.*VMMTEST net out-md5 \([0-9a-f]*\).*/\1/p' "$con")

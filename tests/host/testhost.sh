@@ -237,8 +237,8 @@ build_host_initramfs() {
 	# And for this side: watch_host asks QEMU where a stuck boot stopped.
 	cp "$root/bin/qmpctl" "$WORK/qmpctl"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
-		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-bench.sh" "$HERE/vsock-run.sh" \
-		"$HERE/vsock-bench.sh" \
+		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-user-run.sh" "$HERE/net-bench.sh" \
+		"$HERE/vsock-run.sh" "$HERE/vsock-bench.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
@@ -261,6 +261,11 @@ build_host_initramfs() {
 	cp "$VMM" "$root/vmm/vmm"
 	[ "$INTERACTIVE" = 1 ] && write_interactive "$root/interactive.sh"
 	copy_libs "$VMM" "$root"
+	# User-mode networking's helper, beside vmm where vmm looks for it, and its libraries.
+	if [ -x "$(dirname "$VMM")/vmm-slirp" ]; then
+		cp "$(dirname "$VMM")/vmm-slirp" "$root/vmm/vmm-slirp"
+		copy_libs "$root/vmm/vmm-slirp" "$root"
+	fi
 	if [ -n "$EXTRA" ]; then
 		cp -a "$EXTRA" "$root/extra"
 		while IFS= read -r f; do

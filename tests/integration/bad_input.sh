@@ -173,7 +173,37 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	fi
 fi
 # Network interfaces: what the options must be.
-check net-user 2 "libslirp" -- "$vmm" run --kernel "$bzimage" --net user
+check net-user-tap 2 "takes no tap=" -- "$vmm" run --kernel "$bzimage" --net user,tap=t0
+check net-user-bad-hostfwd 2 "hostfwd 'tcp::8080'" -- "$vmm" run --kernel "$bzimage" \
+	--net user,hostfwd=tcp::8080
+check net-user-bad-port 2 "host port '0' is not 1 to 65535" -- "$vmm" run --kernel "$bzimage" \
+	--net user,hostfwd=tcp::0-:80
+check net-user-bad-guest 2 "10.0.2.0/24" -- "$vmm" run --kernel "$bzimage" \
+	--net user,hostfwd=udp::5353-192.168.0.2:53
+check net-hostfwd-tap 2 "hostfwd= needs --net user" -- "$vmm" run --kernel "$bzimage" \
+	--net tap=t0,hostfwd=tcp::1-:2
+# A host port somebody listens on: refused before the guest starts, naming the port.
+if [ -x "$(dirname "$vmm")/vmm-slirp" ]; then
+	python3 -c 'import socket, time
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", s.getsockname()[1])); break
+    except OSError:
+        s.close(); u.close()
+print(s.getsockname()[1], flush=True); time.sleep(60)' >"$tmp/port" &
+	lpid=$!
+	n=0
+	while [ ! -s "$tmp/port" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	port=$(cat "$tmp/port")
+	check net-user-port-in-use 1 "hostfwd tcp 127.0.0.1:$port: cannot listen there" -- \
+		"$vmm" run --kernel "$bzimage" --net user,hostfwd=tcp::$port-:80
+	check net-user-port-in-use-udp 1 "hostfwd udp 127.0.0.1:$port" -- \
+		"$vmm" run --kernel "$bzimage" --net user --net user,hostfwd=udp::$port-:53
+	kill "$lpid" 2>/dev/null
+	wait "$lpid" 2>/dev/null
+fi
 check net-no-tap 2 "tap=NAME or fd=N is needed" -- "$vmm" run --kernel "$bzimage" --net mac=52:54:00:00:00:01
 check net-bad-mac 2 "is not six hex bytes" -- "$vmm" run --kernel "$bzimage" --net tap=t0,mac=52:54
 check net-fd-not-tap 2 "fd 0 is not a tap" -- "$vmm" run --kernel "$bzimage" --net fd=0

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <glib.h>
 #include <stdio.h>
@@ -225,6 +226,70 @@ static void test_net(void **state)
 		     NULL);
 	expect_error("is also interface 'net0'", "run", "--kernel=k", "--net=tap=a", "--net=tap=a",
 		     NULL);
+}
+
+static void test_net_user(void **state)
+{
+	struct cli_opts o;
+	char *err = NULL;
+	(void)state;
+
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net", "user", NULL), 0);
+	assert_int_equal(o.cfg.nr_nets, 1);
+	assert_true(o.cfg.nets[0].user);
+	assert_null(o.cfg.nets[0].tap);
+	assert_int_equal(o.cfg.nets[0].fd, -1);
+	assert_int_equal(o.cfg.nets[0].nr_fwd, 0);
+	assert_string_equal(o.cfg.nets[0].id, "net0");
+	cli_opts_free(&o);
+
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net",
+			       "user,hostfwd=tcp::8080-:80,hostfwd=udp:0.0.0.0:5353-10.0.2.15:53,"
+			       "hostfwd=tcp:127.0.0.1:2222-:22,mac=52:54:00:aa:bb:0d,id=slirp0",
+			       "--net=tap=tap9", NULL), 0);
+	assert_int_equal(o.cfg.nr_nets, 2);
+	const struct config_net *n = &o.cfg.nets[0];
+	assert_true(n->user);
+	assert_string_equal(n->id, "slirp0");
+	assert_true(n->has_mac);
+	assert_int_equal(n->mac[5], 0x0d);
+	assert_int_equal(n->nr_fwd, 3);
+	assert_false(n->fwd[0].udp);
+	assert_int_equal(n->fwd[0].host_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(n->fwd[0].host_port, 8080);
+	assert_int_equal(n->fwd[0].guest_addr, 0);
+	assert_int_equal(n->fwd[0].guest_port, 80);
+	assert_true(n->fwd[1].udp);
+	assert_int_equal(n->fwd[1].host_addr, 0);
+	assert_int_equal(n->fwd[1].host_port, 5353);
+	assert_int_equal(n->fwd[1].guest_addr, htonl(0x0a00020f));
+	assert_int_equal(n->fwd[2].host_port, 2222);
+	assert_false(o.cfg.nets[1].user);
+	assert_string_equal(o.cfg.nets[1].tap, "tap9");
+	cli_opts_free(&o);
+
+	expect_error("takes no tap=", "run", "--kernel=k", "--net=user,tap=t0", NULL, NULL);
+	expect_error("takes no fd=", "run", "--kernel=k", "--net=user,fd=3", NULL, NULL);
+	expect_error("'user' comes first", "run", "--kernel=k", "--net=tap=t0,user", NULL, NULL);
+	expect_error("hostfwd= needs --net user", "run", "--kernel=k",
+		     "--net=tap=t0,hostfwd=tcp::1-:2", NULL, NULL);
+	expect_error("hostfwd 'tcp::8080'", "run", "--kernel=k", "--net=user,hostfwd=tcp::8080",
+		     NULL, NULL);
+	expect_error("host port '70000' is not 1 to 65535", "run", "--kernel=k",
+		     "--net=user,hostfwd=tcp::70000-:80", NULL, NULL);
+	expect_error("protocol 'icmp'", "run", "--kernel=k", "--net=user,hostfwd=icmp::1-:2", NULL,
+		     NULL);
+	expect_error("not an IPv4 address in 10.0.2.0/24", "run", "--kernel=k",
+		     "--net=user,hostfwd=tcp::8080-192.168.1.1:80", NULL, NULL);
+	expect_error("'hostfwd' needs a value", "run", "--kernel=k", "--net=user,hostfwd=", NULL,
+		     NULL);
+	expect_error("tcp port 8080 is forwarded twice", "run", "--kernel=k",
+		     "--net=user,hostfwd=tcp::8080-:80,hostfwd=tcp:127.0.0.1:8080-:81", NULL, NULL);
+	expect_error("also forwarded by interface 'net0'", "run", "--kernel=k",
+		     "--net=user,hostfwd=tcp::8080-:80", "--net=user,hostfwd=tcp:0.0.0.0:8080-:80",
+		     NULL);
+	expect_error("unknown option 'model' (known: hostfwd=", "run", "--kernel=k",
+		     "--net=user,model=e1000", NULL, NULL);
 }
 
 static void test_pmem(void **state)
@@ -511,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_pmem),
 		cmocka_unit_test(test_vsock),
 		cmocka_unit_test(test_net),
+		cmocka_unit_test(test_net_user),
 		cmocka_unit_test(test_run_disks_console),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_firecracker_flags),

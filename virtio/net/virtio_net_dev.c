@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-/* virtio-net as a device of the machine: one per configured network interface, on its tap. */
+/* virtio-net as a device of the machine: one per configured network interface, on its tap or
+ * on its user-mode network (slirp.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,27 +13,47 @@
 #include "vmm/virtio_net.h"
 #include "vmm/virtio_plug.h"
 
+/* What user-mode networking cannot take: slirp wants whole frames with their checksums. */
+#define VNET_OFFLOADS                                                                            \
+	(VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) |                   \
+	 VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) |               \
+	 VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6))
+
 struct vnet_dev {
 	struct virtio_plug plug;
 	struct virtio_net *net;
 	int fd;
+	bool user;
+	bool spawned; /* the user network's helper was started by this process */
 	char label[DEVICE_ID_MAX + 32];
 };
 
-/* The tap: an adopted one dup'ed (the configuration keeps its own), else opened by name. */
+/*
+ * The tap: an adopted one dup'ed (the configuration keeps its own), else opened by name. A
+ * user network: its helper's socket handed over by a live update, adopted the same way,
+ * else a new helper.
+ */
 static int vnet_open(const struct config_net *cn, int *fd, const char *label, char *err,
 		     size_t errlen)
 {
 	char sub[320];
 	int r;
 
+	if (cn->user && cn->fd < 0) {
+		if ((r = slirp_start(cn, fd, sub, sizeof(sub))) < 0) {
+			snprintf(err, errlen, "%s: %s", label, sub);
+			return r;
+		}
+		return 0;
+	}
 	if (cn->fd >= 0) {
 		if ((*fd = fcntl(cn->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
 			r = -errno;
 			snprintf(err, errlen, "%s: %s", label, strerror(-r));
 			return r;
 		}
-		if ((r = tap_adopt(*fd, sub, sizeof(sub))) < 0) {
+		if ((r = cn->user ? slirp_adopt(*fd, sub, sizeof(sub))
+				  : tap_adopt(*fd, sub, sizeof(sub))) < 0) {
 			close(*fd);
 			snprintf(err, errlen, "%s: %s", label, sub);
 			return r;
@@ -53,6 +75,18 @@ static int vnet_dev_check(const struct vmm_config *cfg, unsigned int idx, char *
 	int fd, r;
 
 	snprintf(label, sizeof(label), "network interface '%s'", cn->id);
+	if (cn->user) {
+		/* Its ports are bound when it is realized: a helper started here would hold
+		 * them until it noticed it is not needed. */
+		char path[PATH_MAX];
+
+		if (cn->fd < 0 && (r = slirp_helper_path(path, sizeof(path))) < 0) {
+			snprintf(err, errlen, "%s: user-mode networking needs its helper %s: %s",
+				 label, path, strerror(-r));
+			return r;
+		}
+		return 0;
+	}
 	if ((r = vnet_open(cn, &fd, label, err, errlen)) < 0)
 		return r;
 	close(fd);
@@ -78,9 +112,11 @@ static int vnet_dev_realize(struct device *d, const struct device_host *h, unsig
 	snprintf(v->label, sizeof(v->label), "network interface '%s'", cn->id);
 	if ((r = vnet_open(cn, &v->fd, v->label, err, errlen)) < 0)
 		return r;
+	v->user = cn->user;
+	v->spawned = cn->user && cn->fd < 0;
 	if (!(loop = virtio_plug_loop(h, err, errlen, v->label)))
 		return -ENOMEM;
-	if ((r = virtio_net_create(&v->net, h->gm, loop, v->fd, true,
+	if ((r = virtio_net_create(&v->net, h->gm, loop, v->fd, !cn->user,
 				   cn->has_mac ? cn->mac : none)) < 0) {
 		snprintf(err, errlen, "%s: %s", v->label, strerror(-r));
 		return r;
@@ -88,6 +124,8 @@ static int vnet_dev_realize(struct device *d, const struct device_host *h, unsig
 	/* No MAC given: the guest's driver makes one up (no VIRTIO_NET_F_MAC offered). */
 	if (!cn->has_mac)
 		virtio_net_device(v->net)->device_features &= ~VIRTIO_BIT(VIRTIO_NET_F_MAC);
+	if (cn->user)
+		virtio_net_device(v->net)->device_features &= ~VNET_OFFLOADS;
 	return virtio_plug(&v->plug, virtio_net_device(v->net), loop, h, v->label, err, errlen);
 }
 
@@ -104,6 +142,8 @@ static void vnet_dev_unrealize(struct device *d)
 		return;
 	virtio_unplug(&v->plug);
 	virtio_net_destroy(v->net);
+	if (v->fd >= 0 && v->user)
+		slirp_stop(v->fd, v->spawned);
 	if (v->fd >= 0)
 		close(v->fd);
 	free(v);

@@ -186,26 +186,45 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 {
 	const char *p = spec;
 	char *f = NULL, *tap = NULL, *mac = NULL, *id = NULL, what[64];
+	GString *fwd = NULL;
 	struct vmm_net n;
 	struct vmm_error e;
 	int r = -EINVAL, fd = -1;
 
 	vmm_net_init(&n);
+	/* user[,hostfwd=RULE]...: user-mode networking, the rules joined for config_put_net. */
 	if (!strcmp(spec, "user") || !strncmp(spec, "user,", 5)) {
-		*err = g_strdup("--net user: user-mode networking (libslirp) is not there yet; use "
-				"--net tap=NAME");
-		return -EINVAL;
+		n.user = true;
+		fwd = g_string_new(NULL);
+		p += 4 + (spec[4] == ',');
 	}
 	while (*p) {
 		f = next_field(&p);
 		char *val = strchr(f, '=');
 		if (val)
 			*val++ = '\0';
+		if (!strcmp(f, "user")) {
+			*err = g_strdup_printf("--net %s: 'user' comes first (--net user,...)", spec);
+			goto out;
+		}
 		if (!val || !*val) {
 			*err = g_strdup_printf("--net %s: '%s' needs a value", spec, f);
 			goto out;
 		}
-		if (!strcmp(f, "tap")) {
+		if (n.user && (!strcmp(f, "tap") || !strcmp(f, "fd"))) {
+			*err = g_strdup_printf("--net %s: user-mode networking takes no %s= (it "
+					       "needs no tap)", spec, f);
+			goto out;
+		}
+		if (!n.user && !strcmp(f, "hostfwd")) {
+			*err = g_strdup_printf("--net %s: hostfwd= needs --net user", spec);
+			goto out;
+		}
+		if (!strcmp(f, "hostfwd")) {
+			if (strchr(val, ',')) /* next_field split at commas: one is never here */
+				goto bad;
+			g_string_append_printf(fwd, "%s%s", fwd->len ? "," : "", val);
+		} else if (!strcmp(f, "tap")) {
 			if (tap || fd >= 0)
 				goto dup;
 			tap = g_strdup(val);
@@ -232,15 +251,15 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 				goto dup;
 			id = g_strdup(val);
 		} else {
-			*err = g_strdup_printf("--net %s: unknown option '%s' (known: tap=, fd=, mac=, "
-					       "id=)", spec, f);
+			*err = g_strdup_printf("--net %s: unknown option '%s' (known: %s)", spec, f,
+					       n.user ? "hostfwd=, mac=, id=" : "tap=, fd=, mac=, id=");
 			goto out;
 		}
 		g_free(f);
 		f = NULL;
 	}
-	if (!tap && fd < 0) {
-		*err = g_strdup_printf("--net '%s': tap=NAME or fd=N is needed", spec);
+	if (!n.user && !tap && fd < 0) {
+		*err = g_strdup_printf("--net '%s': tap=NAME or fd=N is needed (or user)", spec);
 		goto out;
 	}
 	if (!id)
@@ -249,12 +268,16 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 	n.tap = tap;
 	n.fd = fd;
 	n.mac = mac;
+	n.hostfwd = fwd ? fwd->str : NULL;
 	snprintf(what, sizeof(what), "--net %.40s", spec);
 	if (config_put_net(cfg, &n, what, &e) < 0) {
 		*err = g_strdup(e.msg);
 		goto out;
 	}
 	r = 0;
+	goto out;
+bad:
+	*err = g_strdup_printf("--net %s: malformed hostfwd", spec);
 	goto out;
 dup:
 	*err = g_strdup_printf("--net %s: '%s' given twice (or tap= with fd=)", spec, f);
@@ -263,6 +286,8 @@ out:
 	g_free(tap);
 	g_free(mac);
 	g_free(id);
+	if (fwd)
+		g_string_free(fwd, TRUE);
 	return r;
 }
 
@@ -714,8 +739,11 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		{ "net", 0, 0, G_OPTION_ARG_STRING_ARRAY, &nets,
 		  "virtio-net on a tap device (repeatable, up to 4): tap=NAME (created if absent, "
 		  "which needs CAP_NET_ADMIN) or fd=N (an open tap with IFF_VNET_HDR, as runtimes "
-		  "pass it); mac=52:54:00:12:34:56 (default: the guest makes one up), id=NAME "
-		  "(default netN)", "tap=NAME|fd=N[,mac=][,id=]" },
+		  "pass it), or user (user-mode networking by libslirp, no privilege: the guest is "
+		  "10.0.2.15/24 by DHCP, the host 10.0.2.2) with hostfwd=tcp:[HOSTADDR]:PORT-"
+		  "[GUESTADDR]:PORT (or udp:; host address default 127.0.0.1; repeatable); "
+		  "mac=52:54:00:12:34:56 (default: the guest makes one up), id=NAME (default netN)",
+		  "tap=NAME|fd=N|user[,hostfwd=]...[,mac=][,id=]" },
 		{ "pmem", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &pmems,
 		  "virtio-pmem: this file (a non-zero multiple of 2 MiB) mapped into guest memory, "
 		  "/dev/pmem0, pmem1... (repeatable, up to 2; mount -o dax to read it without a "

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <arpa/inet.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -561,23 +562,155 @@ struct config_net *config_net_find(struct vmm_config *c, const char *id)
 	return NULL;
 }
 
+bool config_parse_hostfwd(const char *s, struct config_hostfwd *out, char *err, size_t errlen)
+{
+	char buf[96], *host, *hport, *guest, *gport, *dash, *end;
+	struct config_hostfwd f = {0};
+	struct in_addr a;
+	unsigned long v;
+
+	if (strlen(s) >= sizeof(buf)) {
+		snprintf(err, errlen, "too long");
+		return false;
+	}
+	snprintf(buf, sizeof(buf), "%s", s);
+	/* PROTO:HOSTADDR:HOSTPORT-GUESTADDR:GUESTPORT */
+	host = strchr(buf, ':');
+	if (!host) {
+		snprintf(err, errlen, "not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT");
+		return false;
+	}
+	*host++ = '\0';
+	if (!strcmp(buf, "udp")) {
+		f.udp = true;
+	} else if (*buf && strcmp(buf, "tcp")) {
+		snprintf(err, errlen, "protocol '%s' is not tcp or udp", buf);
+		return false;
+	}
+	dash = strchr(host, '-');
+	hport = strchr(host, ':');
+	if (!dash || !hport || hport > dash || !(gport = strrchr(dash, ':'))) {
+		snprintf(err, errlen, "not [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT");
+		return false;
+	}
+	*hport++ = '\0';
+	*dash = '\0';
+	guest = dash + 1;
+	*gport++ = '\0';
+	f.host_addr = htonl(INADDR_LOOPBACK);
+	if (*host) {
+		if (inet_pton(AF_INET, host, &a) != 1) {
+			snprintf(err, errlen, "host address '%s' is not an IPv4 address", host);
+			return false;
+		}
+		f.host_addr = a.s_addr;
+	}
+	if (*guest) {
+		if (inet_pton(AF_INET, guest, &a) != 1 ||
+		    (ntohl(a.s_addr) & 0xffffff00) != 0x0a000200) {
+			snprintf(err, errlen, "guest address '%s' is not an IPv4 address in "
+				 "10.0.2.0/24", guest);
+			return false;
+		}
+		f.guest_addr = a.s_addr;
+	}
+	errno = 0;
+	v = strtoul(hport, &end, 10);
+	if (!*hport || *end || errno || v < 1 || v > 65535) {
+		snprintf(err, errlen, "host port '%s' is not 1 to 65535", hport);
+		return false;
+	}
+	f.host_port = (uint16_t)v;
+	v = strtoul(gport, &end, 10);
+	if (!*gport || *end || errno || v < 1 || v > 65535) {
+		snprintf(err, errlen, "guest port '%s' is not 1 to 65535", gport);
+		return false;
+	}
+	f.guest_port = (uint16_t)v;
+	*out = f;
+	return true;
+}
+
+void config_hostfwd_format(const struct config_hostfwd *f, char *buf, size_t len)
+{
+	char h[INET_ADDRSTRLEN], g[INET_ADDRSTRLEN] = "";
+	struct in_addr a = { f->host_addr };
+
+	inet_ntop(AF_INET, &a, h, sizeof(h));
+	if (f->guest_addr) {
+		a.s_addr = f->guest_addr;
+		inet_ntop(AF_INET, &a, g, sizeof(g));
+	}
+	snprintf(buf, len, "%s:%s:%u-%s:%u", f->udp ? "udp" : "tcp", h, f->host_port, g,
+		 f->guest_port);
+}
+
+/* Two rules that would bind one host socket (any address overlaps every address). */
+static bool same_host_port(const struct config_hostfwd *a, const struct config_hostfwd *b)
+{
+	return a->udp == b->udp && a->host_port == b->host_port &&
+	       (a->host_addr == b->host_addr || !a->host_addr || !b->host_addr);
+}
+
+/* A comma-separated list of rules into nn->fwd. */
+static int parse_hostfwds(const char *list, struct config_net *nn, const char *what,
+			  struct vmm_error *e)
+{
+	const char *p = list;
+	char rule[128], why[128];
+
+	while (p && *p) {
+		size_t len = strcspn(p, ",");
+
+		if (len >= sizeof(rule))
+			len = sizeof(rule) - 1;
+		memcpy(rule, p, len);
+		rule[len] = '\0';
+		p += strcspn(p, ",");
+		if (*p)
+			p++;
+		if (nn->nr_fwd == CONFIG_MAX_HOSTFWD)
+			return config_fail(e, -EINVAL, "%s: more than %d hostfwd rules", what,
+					   CONFIG_MAX_HOSTFWD);
+		if (!config_parse_hostfwd(rule, &nn->fwd[nn->nr_fwd], why, sizeof(why)))
+			return config_fail(e, -EINVAL, "%s: hostfwd '%s': %s", what, rule, why);
+		for (unsigned int i = 0; i < nn->nr_fwd; i++) {
+			if (same_host_port(&nn->fwd[i], &nn->fwd[nn->nr_fwd]))
+				return config_fail(e, -EINVAL, "%s: hostfwd '%s': %s port %u is "
+						   "forwarded twice", what, rule,
+						   nn->fwd[i].udp ? "udp" : "tcp",
+						   nn->fwd[i].host_port);
+		}
+		nn->nr_fwd++;
+	}
+	return 0;
+}
+
 int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *what,
 		   struct vmm_error *e)
 {
 	struct config_net nn = { .fd = -1 }, *slot;
 	bool ok = true;
+	int r;
 
 	if (!n->id || !config_id_valid(n->id))
 		return config_fail(e, -EINVAL,
 				   "%s: id '%s' is not 1 to %d letters, digits, '_', '-' or '.'",
 				   what, n->id ? n->id : "", CONFIG_ID_MAX);
-	if ((!n->tap || !*n->tap) && n->fd < 0)
+	if (n->user && n->tap && *n->tap)
+		return config_fail(e, -EINVAL, "%s: user-mode networking has no tap", what);
+	if (!n->user && n->hostfwd && *n->hostfwd)
+		return config_fail(e, -EINVAL, "%s: hostfwd needs user-mode networking", what);
+	if (!n->user && (!n->tap || !*n->tap) && n->fd < 0)
 		return config_fail(e, -EINVAL, "%s: no tap device named", what);
-	/* An open tap without a name: its name, so that a snapshot can open it again. */
+	/* An open tap without a name: its name, so that a snapshot can open it again. (A user
+	 * network's fd, handed over by a live update, is its helper's socket.) */
 	struct ifreq ifr = {0};
-	if ((!n->tap || !*n->tap) && ioctl(n->fd, TUNGETIFF, &ifr) < 0)
+	if (!n->user && (!n->tap || !*n->tap) && ioctl(n->fd, TUNGETIFF, &ifr) < 0)
 		return config_fail(e, -EINVAL, "%s: fd %d is not a tap (%s)", what, n->fd,
 				   strerror(errno));
+	if (n->user && (r = parse_hostfwds(n->hostfwd, &nn, what, e)) < 0)
+		return r;
 	if (n->tap && strlen(n->tap) > 15)
 		return config_fail(e, -EINVAL, "%s: tap name '%s' is longer than 15 characters",
 				   what, n->tap);
@@ -596,9 +729,20 @@ int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *wh
 		if (o != slot && n->tap && o->tap && !strcmp(n->tap, o->tap))
 			return config_fail(e, -EINVAL, "%s: tap '%s' is also interface '%s'", what,
 					   n->tap, o->id);
+		for (unsigned int j = 0; o != slot && j < o->nr_fwd; j++) {
+			for (unsigned int k = 0; k < nn.nr_fwd; k++) {
+				if (same_host_port(&o->fwd[j], &nn.fwd[k]))
+					return config_fail(e, -EINVAL, "%s: hostfwd: %s port %u is "
+							   "also forwarded by interface '%s'", what,
+							   nn.fwd[k].udp ? "udp" : "tcp",
+							   nn.fwd[k].host_port, o->id);
+			}
+		}
 	}
 	nn.id = dup_or_null(n->id, &ok);
-	nn.tap = dup_or_null(n->tap && *n->tap ? n->tap : ifr.ifr_name, &ok);
+	nn.user = n->user;
+	if (!n->user)
+		nn.tap = dup_or_null(n->tap && *n->tap ? n->tap : ifr.ifr_name, &ok);
 	nn.fd = dup_fd(n->fd, &ok);
 	nn.has_mac = n->mac != NULL;
 	if (!ok) {

@@ -66,6 +66,21 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 				state_put_str(w, x, "tap", n->tap);
 			if (n->has_mac)
 				state_put(w, x, "mac", n->mac, 6);
+			if (n->user) {
+				/* The rules as config_put_net() takes them back. */
+				char fwd[CONFIG_MAX_HOSTFWD * 48] = "";
+				size_t len = 0;
+
+				for (unsigned int j = 0; j < n->nr_fwd; j++) {
+					if (j)
+						fwd[len++] = ',';
+					config_hostfwd_format(&n->fwd[j], fwd + len,
+							      sizeof(fwd) - len);
+					len = strlen(fwd);
+				}
+				state_put_u32(w, x, "user", 1);
+				state_put_str(w, x, "hostfwd", fwd);
+			}
 		}
 	}
 	if (c->nr_pmems) {
@@ -229,6 +244,11 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 			vmm_net_init(&n);
 			n.id = state_node_name(r, x);
 			n.tap = state_get_str(r, x, "tap", 16);
+			uint32_t user = 0;
+			if (state_get_u32(r, x, "user", &user) == 0 && user) {
+				n.user = true;
+				n.hostfwd = state_get_str(r, x, "hostfwd", CONFIG_MAX_HOSTFWD * 48);
+			}
 			if (mac) {
 				snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0],
 					 mac[1], mac[2], mac[3], mac[4], mac[5]);

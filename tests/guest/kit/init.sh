@@ -297,8 +297,33 @@ disk_stream() {
 LU_WORK=200
 # --- network ---------------------------------------------------------------------------
 
+# When nc -e cat has written its last bytes they may still be in our socket's send queue:
+# wait (at most 30 s) until the peer has acknowledged them all (no socket of local port $1 in
+# ESTABLISHED, FIN_WAIT1, CLOSE_WAIT, LAST_ACK or CLOSING), so that the poweroff cuts nothing.
+net_drained() {
+	n=0
+	hex=$(printf '%04X' "$1")
+	while awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 ~ /^(01|04|08|09|0B)$/ \
+		{ f = 1 } END { exit !f }' /proc/net/tcp && [ $n -lt 300 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
+# Until nc -l, started in the background, listens on port $1 (at most 10 s): the host
+# connects as soon as we say we serve.
+net_listening() {
+	n=0
+	hex=$(printf '%04X' "$1")
+	until awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 == "0A" { f = 1 } \
+		END { exit !f }' /proc/net/tcp || [ $n -ge 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+
 # eth0 (virtio-net on the test host's tap, tests/host/net-run.sh): 10.77.0.2/24, ping the
-# host at .1, serve a 16 MiB file of ours on port 5002 and fetch the host's from its 5003,
+# host at .1, serve a 64 MiB file of ours on port 5002 and fetch the host's from its 5003,
 # each with its md5sum on the console.
 net() {
 	n=0
@@ -314,15 +339,57 @@ net() {
 		[ $n -lt 20 ] || { say "ERROR net: no answer to ping"; return; }
 	done
 	say "net ping ok"
-	dd if=/dev/urandom of=/tmp/out bs=1048576 count=16 2>/dev/null
+	dd if=/dev/urandom of=/tmp/out bs=1048576 count=64 2>/dev/null
 	say "net out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
 	nc -l -p 5002 -e cat /tmp/out &
 	served=$!
+	net_listening 5002
 	say "net serving"
 	nc 10.77.0.1 5003 >/tmp/in
 	say "net in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
+	rm -f /tmp/in
 	wait $served
+	net_drained 5002
+	rm -f /tmp/out
 	say "net served"
+}
+
+# eth0 on vmm's user-mode network (--net user, tests/host/net-user-run.sh): an address from
+# slirp's DHCP server (udhcpc), a ping of the gateway 10.0.2.2 (slirp answers it itself), then
+# a file of vmmtest.mib MiB of ours served on port 5002, which the host reaches through its
+# hostfwd port, and what 10.0.2.2:5003, the host's loopback, sends; md5sums on the console.
+net_user() {
+	n=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	ip link set eth0 up || { say "ERROR net-user: no eth0"; return; }
+	cat >/tmp/dhcp.sh <<'DHCP'
+#!/bin/sh
+[ "$1" = bound ] || exit 0
+ip addr add "$ip/$mask" dev "$interface" && ip route add default via "$router" &&
+	echo "$ip $router $dns" >/tmp/lease
+DHCP
+	chmod 755 /tmp/dhcp.sh
+	udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1
+	[ -s /tmp/lease ] || { say "ERROR net-user: no DHCP lease"; return; }
+	read -r ip gw dns </tmp/lease
+	say "net-user lease ip=$ip gw=$gw dns=$dns"
+	ping -c 1 -W 5 10.0.2.2 >/dev/null 2>&1 && say "net-user ping ok"
+	dd if=/dev/urandom of=/tmp/out bs=1048576 count="$mib" 2>/dev/null
+	say "net-user out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
+	nc -l -p 5002 -e cat /tmp/out &
+	served=$!
+	net_listening 5002
+	say "net-user serving"
+	nc 10.0.2.2 5003 >/tmp/in
+	say "net-user in-md5 $(md5sum </tmp/in | cut -d' ' -f1) bytes=$(wc -c </tmp/in)"
+	rm -f /tmp/in
+	wait $served
+	net_drained 5002
+	rm -f /tmp/out
+	say "net-user served"
 }
 
 # --- vsock -----------------------------------------------------------------------------
@@ -608,6 +675,7 @@ pmem-ro) pmem ro; say "END $scenario"; stop poweroff ;;
 pmem-share) pmem_share; say "END $scenario"; stop poweroff ;;
 devices) devices; say "END $scenario"; stop poweroff ;;
 net) net; say "END $scenario"; stop poweroff ;;
+net-user) net_user; say "END $scenario"; stop poweroff ;;
 netbench) netbench; say "END $scenario"; stop poweroff ;;
 vsock) vsock ;;
 vsock-serve) vsock serve ;;
