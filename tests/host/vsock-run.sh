@@ -26,12 +26,23 @@ srv=$!
 	--cmdline "console=ttyS0 ignore_loglevel vmmtest=vsock vmmtest.conns=$conns vmmtest.mib=$mib" \
 	--vsock cid=3,uds="$sock" --timeout 1200 </dev/null >"$con" 2>&1 &
 pid=$!
-lutool wait "$con" 0 "VMMTEST vsock listening" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
+# wait_con TEXT SECS: TEXT on the console, unless vmm ended first (a guest that died).
+wait_con() {
+	n=0
+	until grep -q "$1" "$con"; do
+		kill -0 "$pid" 2>/dev/null || return 1
+		n=$((n + 1))
+		[ $n -lt $(($2 * 5)) ] || return 1
+		sleep 0.2
+	done
+}
+
+wait_con "VMMTEST vsock listening" 300 || { cat "$con"; fail "the guest never served"; }
 [ -S "$sock" ] || fail "vmm made no socket at $sock"
 vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
 st=$?
 echo "VSOCK host client status=$st"
-lutool wait "$con" 0 "VMMTEST vsock client status=" 900 >/dev/null || echo "VSOCK ERROR the guest's client did not finish"
+wait_con "VMMTEST vsock client status=" 900 || echo "VSOCK ERROR the guest's client did not finish"
 kill -TERM "$pid"
 wait "$pid"
 echo "VSOCK vmm exit=$?"
