@@ -41,7 +41,8 @@ done
 echo "NET tap up"
 lutool wait "$con" 0 "VMMTEST net serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
 guest_md5=$(sed -n 's/.*VMMTEST net out-md5 \([0-9a-f]*\).*/\1/p' "$con")
-nc 10.77.0.2 5002 >"$dir/got.bin" || fail "cannot fetch the guest's file"
+# Bounded: a guest that stopped mid-transfer must fail the case, not hold it to its watchdog.
+timeout 300 nc 10.77.0.2 5002 >"$dir/got.bin" || fail "cannot fetch the guest's file"
 got_md5=$(md5sum <"$dir/got.bin" | cut -d' ' -f1)
 echo "NET guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 [ "$got_md5" = "$guest_md5" ] && echo "NET guest-to-host md5 ok" ||
@@ -49,6 +50,7 @@ echo "NET guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 lutool wait "$con" 0 "VMMTEST net in-md5" 300 >/dev/null || { cat "$con"; fail "the guest fetched nothing"; }
 grep -q "VMMTEST net in-md5 $host_md5 " "$con" && echo "NET host-to-guest md5 ok" ||
 	echo "NET ERROR host-to-guest: the guest's $(grep 'net in-md5' "$con"), ours $host_md5"
+lutool wait "$con" 0 "VMMTEST END net" 120 >/dev/null || { cat "$con"; fail "the guest did not end"; }
 wait "$pid"
 st=$?
 cat "$con"

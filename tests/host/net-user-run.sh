@@ -48,7 +48,8 @@ await "VMMTEST net-user serving" 600 ||
 	{ cat "$con"; fail "the guest never served"; }
 echo "NETU guest serving"
 guest_md5=$(sed -n 's/.*VMMTEST net-user out-md5 \([0-9a-f]*\).*/\1/p' "$con")
-nc 127.0.0.1 5012 >"$dir/got.bin" || fail "cannot fetch the guest's file"
+# Bounded: a guest that stopped mid-transfer must fail the case, not hold it to its watchdog.
+timeout 300 nc 127.0.0.1 5012 >"$dir/got.bin" || fail "cannot fetch the guest's file"
 got_md5=$(md5sum <"$dir/got.bin" | cut -d' ' -f1)
 echo "NETU guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 [ "$got_md5" = "$guest_md5" ] && echo "NETU guest-to-host md5 ok" ||
@@ -59,6 +60,7 @@ await "VMMTEST net-user in-md5" 600 ||
 grep -q "VMMTEST net-user in-md5 $host_md5 bytes=$((mib * 1048576))" "$con" &&
 	echo "NETU host-to-guest md5 ok" ||
 	echo "NETU ERROR host-to-guest: the guest's $(grep 'net-user in-md5' "$con"), ours $host_md5"
+await "VMMTEST END net-user" 120 || { cat "$con"; fail "the guest did not end"; }
 wait "$pid"
 st=$?
 cat "$con"

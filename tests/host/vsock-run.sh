@@ -39,7 +39,7 @@ wait_con() {
 
 wait_con "VMMTEST vsock listening" 300 || { cat "$con"; fail "the guest never served"; }
 [ -S "$sock" ] || fail "vmm made no socket at $sock"
-vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
+timeout 600 vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
 st=$?
 echo "VSOCK host client status=$st"
 wait_con "VMMTEST vsock client status=" 900 || echo "VSOCK ERROR the guest's client did not finish"
