@@ -38,6 +38,8 @@ int slirp_helper_path(char *buf, size_t len)
 	char self[PATH_MAX];
 	ssize_t n;
 
+	if (!buf || !len)
+		return -EINVAL;
 	if (env && *env) {
 		snprintf(buf, len, "%s", env);
 		return access(buf, X_OK) ? -errno : 0;
