@@ -1141,8 +1141,11 @@ static void vs_save(struct virtio_device *vdev, struct dev_state_writer *w)
 	dev_state_put(w, "vsock-reset", &u, sizeof(u));
 	if (!dev_state_keeps_fds(w))
 		return;
+	size_t held = 0;
+	for (struct vconn *c = v->all; c; c = c->anext)
+		held += c->len;
 	if (v->nconns && (!(recs = calloc(v->nconns, sizeof(*recs))) ||
-			  !(data = malloc((size_t)v->nconns * VSOCK_BUF_ALLOC)))) {
+			  !(data = malloc(held ? held : 1)))) {
 		dev_state_fail(w, -ENOMEM);
 		goto out;
 	}
