@@ -1,15 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# vsock-run.sh DIR KERNEL INITRD [CONNS MIB]: a guest with virtio-vsock (guest CID 3, vmm's
-# socket DIR/v.sock). The guest (the kit's vsock scenario) serves vsockt on its port 1024 and
-# runs vsockt's suite against our listener on port 5000 (DIR/v.sock_5000); meanwhile we run
-# the same suite against the guest through vmm's socket (CONNECT 1024): CONNS short echo
-# connections and MIB MiB each way, checked by hash. Prints 'VSOCK ...' lines (ours) and the
+# vsock-run.sh DIR KERNEL INITRD [CONNS MIB [GCONNS GMIB]]: a guest with virtio-vsock (guest
+# CID 3, vmm's socket DIR/v.sock). The guest (the kit's vsock scenario) serves vsockt on its
+# port 1024 and runs vsockt's suite against our listener on port 5000 (DIR/v.sock_5000): GCONNS
+# short echo connections and GMIB MiB each way (default 200 and 16); meanwhile we run the same
+# suite against the guest through vmm's socket (CONNECT 1024): CONNS and MIB (1000 and 64),
+# checked by hash. (Both at full size at once made the QEMU TCG test host stop now and then.) Prints 'VSOCK ...' lines (ours) and the
 # console, whose 'VMMTEST guest: VSOCK ...' lines are the guest's; the kernel's messages are
 # all on it (ignore_loglevel), for the report of a guest that dies. $VMM is the vmm.
 set -u
-dir=$1 kernel=$2 initrd=$3 conns=${4:-1000} mib=${5:-64}
+dir=$1 kernel=$2 initrd=$3 conns=${4:-1000} mib=${5:-64} gconns=${6:-200} gmib=${7:-16}
 sock=$dir/v.sock
 con=$dir/console.log
 
@@ -23,7 +24,7 @@ fail() {
 vsockt serve-unix "${sock}_5000" >"$dir/server.log" 2>&1 &
 srv=$!
 "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
-	--cmdline "console=ttyS0 ignore_loglevel vmmtest=vsock vmmtest.conns=$conns vmmtest.mib=$mib" \
+	--cmdline "console=ttyS0 ignore_loglevel vmmtest=vsock vmmtest.conns=$gconns vmmtest.mib=$gmib" \
 	--vsock cid=3,uds="$sock" --timeout 1200 </dev/null >"$con" 2>&1 &
 pid=$!
 # wait_con TEXT SECS: TEXT on the console, unless vmm ended first (a guest that died).
