@@ -45,7 +45,7 @@ cat >"$work/net.cases" <<CASES
 case netbench 0
 watchdog 3000
 expect NB done
-run NB_QEMU=@EXTRA@/qemu/$(basename "$qemu") NB_QEMU_DATA=@EXTRA@/qemu sh @TOOLS@/net-bench.sh @WORK@ @KIT@/cloud/bzImage @KIT@/initramfs.cpio.gz $mib $runs
+run NB_VHOST=${NB_VHOST:-0} NB_QEMU=@EXTRA@/qemu/$(basename "$qemu") NB_QEMU_DATA=@EXTRA@/qemu sh @TOOLS@/net-bench.sh @WORK@ @KIT@/cloud/bzImage @KIT@/initramfs.cpio.gz $mib $runs
 CASES
 VMM_TEST_WALL=3300 bash "$root/tests/host/testhost.sh" --workdir "$work/th" \
 	--extra-dir "$work/extra" "$vmm" "$work/net.cases" >"$work/th.out" 2>&1 ||
