@@ -368,6 +368,13 @@ static int hold(const struct target *t, int secs)
 		printf("VSOCK hold cannot connect\n");
 		return 1;
 	}
+	/* "connected" once an echo came back: the guest's end is then accepted and served, so
+	 * a transport reset reaches a reader (a connection still in the accept queue has none). */
+	memset(msg, 'a', sizeof(msg));
+	if (full_write(fd, msg, sizeof(msg)) < 0 || full_read(fd, back, sizeof(back)) < 0) {
+		printf("VSOCK hold cannot connect\n");
+		return 1;
+	}
 	printf("VSOCK hold connected\n");
 	fflush(stdout);
 	for (double end = now() + secs; now() < end; n++) {
