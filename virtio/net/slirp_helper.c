@@ -37,6 +37,10 @@
 #define BATCH     256  /* frames from the guest per turn of the loop */
 #define LINGER_MS 5000 /* at most this long for what the guest sent to reach the host */
 #define RULES_MAX 16
+/* Frames for the guest that vmm's socket had no room for wait here, in order, up to this
+ * much: enough for the guest's TCP windows, so that slirp's own TCP, which backs off for
+ * seconds and gives a connection up after a dozen losses, seldom sees one. */
+#define PENDING_MAX (8u << 20)
 
 struct timer {
 	SlirpTimerCb cb;
@@ -53,6 +57,15 @@ static unsigned int npfd;
 static unsigned int guest_errors;
 static uint64_t dropped;
 static bool want_out; /* a socket of slirp's has data for the host that waits to be written */
+
+/* Frames for the guest not yet taken by vmm's socket (each with its vnet header). */
+struct frame {
+	struct frame *next;
+	size_t len;
+	uint8_t data[];
+};
+static struct frame *pending, **pending_tail = &pending;
+static size_t pending_bytes;
 
 static struct rule {
 	bool udp;
@@ -100,24 +113,74 @@ static int64_t now_ns(void)
 
 /* ---- libslirp's callbacks ---- */
 
-/* A frame for the guest: after a zeroed vnet header (no offload, complete checksums). A full
- * socket (the guest not reading: paused, or no driver) drops it, as a wire would. */
+/* One frame (header and all) to vmm: 1 sent, 0 no room now, -1 vmm is gone. */
+static int send_frame(const struct iovec *iov, int cnt)
+{
+	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
+	ssize_t n;
+
+	do
+		n = sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return 1;
+	if (errno == EAGAIN)
+		return 0;
+	if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+		peer_gone = true;
+	return -1;
+}
+
+/* What waits, while vmm's socket takes it. */
+static void flush_pending(void)
+{
+	while (pending) {
+		struct frame *f = pending;
+		struct iovec iov = { f->data, f->len };
+		int r = send_frame(&iov, 1);
+
+		if (r == 0)
+			return;
+		if (r < 0)
+			dropped++;
+		pending = f->next;
+		pending_bytes -= f->len;
+		free(f);
+	}
+	pending_tail = &pending;
+}
+
+/*
+ * A frame for the guest: after a zeroed vnet header (no offload, complete checksums). When vmm's
+ * socket is full (the guest reads slower than slirp writes), it waits in order behind the
+ * others; past PENDING_MAX (a guest that does not read: paused, or no driver) it is dropped,
+ * as a wire would.
+ */
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	static const uint8_t hdr[HDR_LEN];
 	struct iovec iov[2] = { { (void *)hdr, HDR_LEN }, { (void *)buf, len } };
-	struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
-	ssize_t n;
+	struct frame *f;
+	int r;
 
 	(void)opaque;
-	do
-		n = sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
-			peer_gone = true;
-		dropped++;
+	if (!pending && (r = send_frame(iov, 2)) != 0) {
+		if (r < 0)
+			dropped++;
+		return (ssize_t)len;
 	}
+	if (pending_bytes + HDR_LEN + len > PENDING_MAX ||
+	    !(f = malloc(sizeof(*f) + HDR_LEN + len))) {
+		dropped++;
+		return (ssize_t)len;
+	}
+	f->next = NULL;
+	f->len = HDR_LEN + len;
+	memcpy(f->data, hdr, HDR_LEN);
+	memcpy(f->data + HDR_LEN, buf, len);
+	*pending_tail = f;
+	pending_tail = &f->next;
+	pending_bytes += f->len;
 	return (ssize_t)len;
 }
 
@@ -430,7 +493,8 @@ int main(int argc, char **argv)
 		int n;
 
 		npfd = 1;
-		pfd[0] = (struct pollfd){ .fd = sock, .events = POLLIN };
+		pfd[0] = (struct pollfd){ .fd = sock,
+					  .events = (short)(POLLIN | (pending ? POLLOUT : 0)) };
 		slirp_pollfds_fill(s, &timeout, add_poll, NULL);
 		do
 			n = poll(pfd, npfd, (int)timeout);
@@ -439,6 +503,8 @@ int main(int argc, char **argv)
 			say("poll: %s", strerror(errno));
 			break;
 		}
+		if (pfd[0].revents & POLLOUT)
+			flush_pending();
 		if ((pfd[0].revents & POLLIN) && !from_guest(s, &owner))
 			break;
 		if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL) && !(pfd[0].revents & POLLIN))

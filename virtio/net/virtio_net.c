@@ -41,6 +41,8 @@ struct virtio_net {
 	unsigned int tx_watch;
 
 	/* vdev->lock */
+	unsigned int tx_out_watch; /* the backend's writability, while it is full */
+
 	unsigned int rx_watch; /* the tap's readability watch, 0 when taken away */
 	bool tap_dead;         /* reading it failed for good (deleted): never watched again */
 	unsigned int mtu;      /* the tap's, read when the driver starts the device */
@@ -300,12 +302,52 @@ static void vnet_tap_ready(void *opaque)
 
 /* ---- transmit ---- */
 
+static void vnet_tx(struct virtio_net *n);
+
+/* The backend takes frames again (I/O thread). */
+static void vnet_tx_writable(void *opaque)
+{
+	struct virtio_net *n = opaque;
+	struct virtio_device *vdev = &n->vdev;
+
+	pthread_mutex_lock(&vdev->lock);
+	if (n->tx_out_watch)
+		ev_loop_remove_fd(n->loop, n->tx_out_watch);
+	n->tx_out_watch = 0;
+	/* Paused or reset meanwhile: resume's kick (or the new driver's) sends again. */
+	if (!vdev->quiesced && vnet_running(vdev) && vdev->vq[VNET_TXQ].enabled &&
+	    !vdev->vq[VNET_TXQ].broken)
+		vnet_tx(n);
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+/*
+ * The backend is full (the user-mode network's socket: its helper is behind). The frame goes
+ * back to the ring and the queue waits until the backend is writable, so that the guest's own
+ * queue fills and its TCP slows down, where dropping would make it back off for seconds.
+ * false when no watch could be added: the frame is dropped then, as a wire would.
+ */
+static bool vnet_tx_wait(struct virtio_net *n)
+{
+	if (!n->loop)
+		return false;
+	if (!n->tx_out_watch)
+		n->tx_out_watch = ev_loop_add_fd_events(n->loop, n->fd, true, vnet_tx_writable, n);
+	if (!n->tx_out_watch)
+		return false;
+	/* No kicks meanwhile: the writability watch brings us back. */
+	vq_set_notification(&n->vdev.vq[VNET_TXQ], false);
+	return true;
+}
+
 static void vnet_tx(struct virtio_net *n)
 {
 	struct virtio_device *vdev = &n->vdev;
 	struct virtqueue *vq = &vdev->vq[VNET_TXQ];
 	bool pushed = false;
 
+	if (n->tx_out_watch)
+		return; /* waiting for the backend */
 	for (unsigned int moved = 0;; moved++) {
 		if (moved == VNET_BATCH * 4) {
 			/* The guest keeps the ring full: let the I/O thread serve the others and
@@ -337,6 +379,10 @@ static void vnet_tx(struct virtio_net *n)
 
 			if (w < 0 && errno == EINTR)
 				w = writev(n->fd, e.iov, (int)e.out_num);
+			if (w < 0 && errno == EAGAIN && vnet_tx_wait(n)) {
+				vq_unpop(vq, 1);
+				break;
+			}
 			if (w < 0) {
 				/* A full tap queue (or a frame it refuses) loses the frame, as a wire. */
 				n->tx_errors++;
@@ -509,6 +555,9 @@ static void vnet_unwatch_sync(void *opaque)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	vnet_unwatch(n);
+	if (n->tx_out_watch)
+		ev_loop_remove_fd(n->loop, n->tx_out_watch);
+	n->tx_out_watch = 0;
 	pthread_mutex_unlock(&n->vdev.lock);
 	vnet_unwatch_tx(n);
 }
