@@ -235,6 +235,18 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
 	return 1;
 }
 
+int vq_pop_or_arm(struct virtqueue *vq, struct vq_elem *elem)
+{
+	int r = vq_pop(vq, elem);
+
+	if (r == 0) {
+		vq_set_notification(vq, true);
+		if (vq_has_avail(vq))
+			r = vq_pop(vq, elem);
+	}
+	return r;
+}
+
 void vq_unpop(struct virtqueue *vq, unsigned int n)
 {
 	vq->last_avail = (uint16_t)(vq->last_avail - n);

@@ -123,6 +123,12 @@ bool vq_has_avail(struct virtqueue *vq);
  */
 int vq_pop(struct virtqueue *vq, struct vq_elem *elem) WUR;
 /*
+ * As vq_pop(), but when the ring is empty it first asks the driver for a kick on its next
+ * buffer and looks once more (§2.7.10), so that a chain added meanwhile is not left waiting
+ * for a kick that will not come. 0: empty, and the next buffer will kick.
+ */
+int vq_pop_or_arm(struct virtqueue *vq, struct vq_elem *elem) WUR;
+/*
  * Whether elem was popped since the queue's last vq_reset(). A device that completes chains
  * later (a backend's I/O, output waiting for its fd) MUST check this before writing a status
  * or calling vq_push(): after QueueReady 0 (and 1 again) the driver forgot those chains, and

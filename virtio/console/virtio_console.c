@@ -469,15 +469,10 @@ size_t virtio_console_receive(struct virtio_console *c, const uint8_t *buf, size
 		goto out;
 	while (done < len) {
 		struct vq_elem elem = {.iov = c->rx_iov, .iov_cap = VCON_IOV_MAX};
-		int r = vq_pop(vq, &elem);
+		int r = vq_pop_or_arm(vq, &elem);
 
-		if (r == 0) {
-			/* Ask for a kick on the next buffer, then look once more (§2.7.10). */
-			vq_set_notification(vq, true);
-			if (vq_has_avail(vq))
-				continue;
+		if (r == 0)
 			break;
-		}
 		if (r == -EIO) {
 			virtio_device_fail(vdev, "malformed receiveq ring");
 			break;

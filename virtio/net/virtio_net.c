@@ -160,14 +160,10 @@ static int vnet_rx_take(struct virtio_net *n, size_t *cap, unsigned int *cnt)
 
 		e->iov = n->rx_iov + *cnt;
 		e->iov_cap = VNET_RX_IOV - *cnt;
-		int r = vq_pop(vq, e);
+		int r = vq_pop_or_arm(vq, e);
 
-		if (r == 0) {
-			vq_set_notification(vq, true);
-			if (vq_has_avail(vq))
-				continue;
+		if (r == 0)
 			break;
-		}
 		if (r == -EIO) {
 			vq_unpop(vq, taken);
 			virtio_device_fail(vdev, "malformed receiveq ring");
@@ -359,14 +355,10 @@ static void vnet_tx(struct virtio_net *n)
 			break;
 		}
 		struct vq_elem e = {.iov = n->tx_iov, .iov_cap = VNET_TX_IOV};
-		int r = vq_pop(vq, &e);
+		int r = vq_pop_or_arm(vq, &e);
 
-		if (r == 0) {
-			vq_set_notification(vq, true);
-			if (vq_has_avail(vq))
-				continue;
+		if (r == 0)
 			break;
-		}
 		if (r == -EIO) {
 			virtio_device_fail(vdev, "malformed transmitq ring");
 			break;

@@ -96,13 +96,9 @@ static void vpmem_queue_notify(struct virtio_device *vdev, unsigned int qidx)
 		int r;
 
 		q->elem = (struct vq_elem){.iov = q->iov, .iov_cap = VPMEM_REQ_IOV};
-		r = vq_pop(vq, &q->elem);
-		if (r == 0) {
-			vq_set_notification(vq, true);
-			if (vq_has_avail(vq))
-				continue;
+		r = vq_pop_or_arm(vq, &q->elem);
+		if (r == 0)
 			break;
-		}
 		if (r == -EIO) {
 			broken = true;
 			break;

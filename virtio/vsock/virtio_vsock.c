@@ -587,14 +587,10 @@ static void vs_tx(struct virtio_vsock *v)
 		}
 		struct vq_elem e = { .iov = v->iov, .iov_cap = VS_IOV };
 		struct virtio_vsock_hdr h;
-		int r = vq_pop(vq, &e);
+		int r = vq_pop_or_arm(vq, &e);
 
-		if (r == 0) {
-			vq_set_notification(vq, true);
-			if (vq_has_avail(vq))
-				continue;
+		if (r == 0)
 			break;
-		}
 		if (r == -EIO) {
 			virtio_device_fail(vdev, "malformed tx ring");
 			break;
@@ -649,14 +645,10 @@ static int vs_rx_pop(struct virtio_vsock *v, struct vq_elem *e)
 	for (unsigned int bad = 0; bad < vq->size;) {
 		e->iov = v->iov;
 		e->iov_cap = VS_IOV;
-		int r = vq_pop(vq, e);
+		int r = vq_pop_or_arm(vq, e);
 
-		if (r == 0) {
-			vq_set_notification(vq, true);
-			if (vq_has_avail(vq))
-				continue;
+		if (r == 0)
 			return 0;
-		}
 		if (r == -EIO) {
 			virtio_device_fail(vdev, "malformed rx ring");
 			return -1;
