@@ -52,13 +52,7 @@ if [ "$kexec" = 1 ]; then
 		# shellcheck source=bench/qemu10.sh
 		. "$here/qemu10.sh"
 		qemu_setup "$qemu" hostupdate.sh
-		mkdir -p "$work/extra/qemu"
-		cp "$qemu" "$work/extra/qemu/"
-		for f in bios-microvm.bin pvh.bin linuxboot_dma.bin; do
-			for dd in "$qemu_data" /usr/share/qemu /usr/share/seabios; do
-				[ -e "$dd/$f" ] && { cp -L "$dd/$f" "$work/extra/qemu/"; break; }
-			done
-		done
+		qemu_to_extra "$work/extra/qemu"
 		extra=(--extra-dir "$work/extra")
 	fi
 	for mib in ${sizes//,/ }; do

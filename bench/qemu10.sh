@@ -2,7 +2,9 @@
 # shellcheck shell=bash
 #
 # bench/qemu10.sh, sourced by the benchmarks that run QEMU 10 as the peer (live_update.sh,
-# hostupdate.sh, net.sh, vsock.sh): qemu_setup [QEMU [WHO]] sets qemu, qemu_data and qemu_cpu.
+# hostupdate.sh, net.sh, vsock.sh): qemu_setup [QEMU [WHO]] sets qemu, qemu_data and qemu_cpu;
+# qemu_to_extra DIR copies that QEMU and the firmware its microvm loads into DIR, for a test
+# host's --extra-dir (testhost.sh adds the binary's shared libraries).
 # Without QEMU, Debian's qemu-system-x86 10.0 from bookworm-backports (tests/host/qemu10.sh,
 # the one the test host runs on: fetched once into ${XDG_CACHE_HOME:-~/.cache}/vmm/qemu10).
 # The caller has die(), $work (a scratch directory) and $guest (the micro-guest, for the -cpu
@@ -38,4 +40,16 @@ qemu_setup() {
 		fi
 	done
 	[ -n "$qemu_cpu" ] || { cat "$work/probe" >&2; die "QEMU does not run the micro-guest with any -cpu tried"; }
+}
+
+qemu_to_extra() {
+	local dir=$1 f dd
+	mkdir -p "$dir"
+	cp "$qemu" "$dir/" || die "cannot copy $qemu"
+	# efi-virtio.rom: a NIC's option ROM, which QEMU looks for even on microvm.
+	for f in bios-microvm.bin pvh.bin linuxboot_dma.bin efi-virtio.rom; do
+		for dd in "$qemu_data" /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
+			[ -e "$dd/$f" ] && { cp -L "$dd/$f" "$dir/"; break; }
+		done
+	done
 }

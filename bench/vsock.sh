@@ -35,14 +35,7 @@ trap 'rm -rf "$work"' EXIT
 # shellcheck source=bench/qemu10.sh
 . "$here/qemu10.sh"
 qemu_setup "$qemu" vsock.sh
-mkdir -p "$work/extra/qemu"
-cp "$qemu" "$work/extra/qemu/"
-for f in bios-microvm.bin pvh.bin linuxboot_dma.bin; do
-	# shellcheck disable=SC2154 # qemu_data: set by qemu_setup
-	for dd in "$qemu_data" /usr/share/qemu /usr/share/seabios; do
-		[ -e "$dd/$f" ] && { cp -L "$dd/$f" "$work/extra/qemu/"; break; }
-	done
-done
+qemu_to_extra "$work/extra/qemu"
 cat >"$work/vsock.cases" <<CASES
 case vsockbench 0
 watchdog 3000
