@@ -433,6 +433,7 @@ netbench() {
 	say "nb ping avg=$(ping -c 10 10.77.0.1 | sed -n 's/.*= [0-9.]*\/\([0-9.]*\)\/.*/\1/p')"
 	nc -l -p 5002 -e dd if=/dev/zero bs=1048576 count="$mib" 2>/dev/null &
 	served=$!
+	net_listening 5002
 	say "nb ready"
 	wait $served
 	read -r t0 _ </proc/uptime
