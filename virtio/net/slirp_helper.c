@@ -41,6 +41,7 @@
  * much: enough for the guest's TCP windows, so that slirp's own TCP, which backs off for
  * seconds and gives a connection up after a dozen losses, seldom sees one. */
 #define PENDING_MAX (8u << 20)
+#define FLUSH_BATCH 64
 
 struct timer {
 	SlirpTimerCb cb;
@@ -113,62 +114,61 @@ static int64_t now_ns(void)
 
 /* ---- libslirp's callbacks ---- */
 
-/* One frame (header and all) to vmm: 1 sent, 0 no room now, -1 vmm is gone. */
-static int send_frame(const struct iovec *iov, int cnt)
-{
-	struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
-	ssize_t n;
-
-	do
-		n = sendmsg(sock, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0)
-		return 1;
-	if (errno == EAGAIN)
-		return 0;
-	if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
-		peer_gone = true;
-	return -1;
-}
-
-/* What waits, while vmm's socket takes it. */
+/*
+ * What waits, in order, while vmm's socket takes it: up to FLUSH_BATCH frames a system call,
+ * so that vmm, woken by the first, finds the others already there and the guest gets one
+ * interrupt for them all.
+ */
 static void flush_pending(void)
 {
+	struct mmsghdr mm[FLUSH_BATCH];
+	struct iovec iov[FLUSH_BATCH];
+
 	while (pending) {
 		struct frame *f = pending;
-		struct iovec iov = { f->data, f->len };
-		int r = send_frame(&iov, 1);
+		unsigned int n = 0;
+		int sent;
 
-		if (r == 0)
+		for (; f && n < FLUSH_BATCH; f = f->next, n++) {
+			iov[n] = (struct iovec){ f->data, f->len };
+			mm[n] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[n], .msg_iovlen = 1 } };
+		}
+		do
+			sent = sendmmsg(sock, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		while (sent < 0 && errno == EINTR);
+		if (sent < 0 && errno == EAGAIN)
 			return;
-		if (r < 0)
+		if (sent < 0) {
+			if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+				peer_gone = true;
+			sent = 1; /* this one is lost; the next call tells about the others */
 			dropped++;
-		pending = f->next;
-		pending_bytes -= f->len;
-		free(f);
+		}
+		for (int i = 0; i < sent; i++) {
+			f = pending;
+			pending = f->next;
+			pending_bytes -= f->len;
+			free(f);
+		}
+		if (peer_gone)
+			break;
 	}
-	pending_tail = &pending;
+	if (!pending)
+		pending_tail = &pending;
 }
 
 /*
- * A frame for the guest: after a zeroed vnet header (no offload, complete checksums). When vmm's
- * socket is full (the guest reads slower than slirp writes), it waits in order behind the
- * others; past PENDING_MAX (a guest that does not read: paused, or no driver) it is dropped,
- * as a wire would.
+ * A frame for the guest: after a zeroed vnet header (no offload, complete checksums). It waits
+ * until the end of this turn of the loop, with the others slirp makes meanwhile, and goes out
+ * with them (flush_pending). When vmm's socket is full (the guest reads slower than slirp
+ * writes) they wait longer; past PENDING_MAX (a guest that does not read: paused, or no
+ * driver) a frame is dropped, as a wire would.
  */
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
-	static const uint8_t hdr[HDR_LEN];
-	struct iovec iov[2] = { { (void *)hdr, HDR_LEN }, { (void *)buf, len } };
 	struct frame *f;
-	int r;
 
 	(void)opaque;
-	if (!pending && (r = send_frame(iov, 2)) != 0) {
-		if (r < 0)
-			dropped++;
-		return (ssize_t)len;
-	}
 	if (pending_bytes + HDR_LEN + len > PENDING_MAX ||
 	    !(f = malloc(sizeof(*f) + HDR_LEN + len))) {
 		dropped++;
@@ -176,7 +176,7 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 	}
 	f->next = NULL;
 	f->len = HDR_LEN + len;
-	memcpy(f->data, hdr, HDR_LEN);
+	memset(f->data, 0, HDR_LEN);
 	memcpy(f->data + HDR_LEN, buf, len);
 	*pending_tail = f;
 	pending_tail = &f->next;
@@ -503,14 +503,14 @@ int main(int argc, char **argv)
 			say("poll: %s", strerror(errno));
 			break;
 		}
-		if (pfd[0].revents & POLLOUT)
-			flush_pending();
 		if ((pfd[0].revents & POLLIN) && !from_guest(s, &owner))
 			break;
 		if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL) && !(pfd[0].revents & POLLIN))
 			break;
 		run_timers();
 		slirp_pollfds_poll(s, n < 0, get_revents, NULL);
+		/* What this turn made for the guest (and what waited for room). */
+		flush_pending();
 		if (peer_gone)
 			break;
 	}
