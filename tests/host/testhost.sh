@@ -238,7 +238,7 @@ build_host_initramfs() {
 	cp "$root/bin/qmpctl" "$WORK/qmpctl"
 	cp "$HERE/runcases.sh" "$HERE/diskpat.sh" "$HERE/api-run.sh" "$HERE/lu-run.sh" \
 		"$HERE/pmem-share.sh" "$HERE/net-run.sh" "$HERE/net-user-run.sh" "$HERE/net-bench.sh" \
-		"$HERE/vsock-run.sh" "$HERE/vsock-bench.sh" \
+		"$HERE/vsock-run.sh" "$HERE/vsock-bench.sh" "$HERE/kvmtrace.sh" \
 		"$HERE/hk-run.sh" "$root/"
 	chmod 755 "$root/init"
 	cp -r "$KIT/generic/host-modules" "$root/lib/modules/host"
