@@ -4,7 +4,8 @@
  * configuration, each legacy device, a virtio device with its queues), the refusals (truncated,
  * bit-flipped, newer format, not a state, a tree that is not one, wrong property lengths), and
  * the golden state file of format version 1 (tests/unit/data/state-v1.bin, a snapshot of the
- * micro-guest's count scenario with a 1 MiB disk) that every later version must still read.
+ * micro-guest's count scenario with a 1 MiB disk) that every later version must still read;
+ * and a vCPU whose CR3 lies outside guest RAM, refused on save and load.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #include "vmm/state.h"
 #include "vmm/state_config.h"
 #include "vmm/virtio_blk.h"
+#include "../../vmm/vm/x86_state.h"
 
 static const char *golden_path;
 
@@ -539,11 +541,48 @@ static void test_golden_v1(void **state)
 	free(buf);
 }
 
+/* A paging guest's CR3 must name a table in its RAM; without paging it means nothing. */
+static void test_cr3_outside_ram(void **state)
+{
+	struct guest_mem gm;
+	struct kvm_sregs s;
+	char err[160];
+
+	(void)state;
+	assert_int_equal(gm_create(&gm, 64 << 20), 0);
+	memset(&s, 0, sizeof(s));
+	s.cr3 = 0x121e1e000ULL; /* as a test host's emulator left one (README) */
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), 0); /* paging off */
+	s.cr0 = 0x80050033; /* PG PE ... */
+	s.cr4 = 0x20;       /* PAE */
+	s.efer = 0xd01;     /* LMA LME SCE NX: 4-level */
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cpu 0: CR3 0x121e1e000 lies outside guest RAM"));
+	s.cr3 = 0x1000;
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), 0);
+	s.cr3 = 0x1000 | 0x5; /* a PCID in the low bits */
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), 0);
+	s.cr3 = (64 << 20) - 4096; /* the last page */
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), 0);
+	s.cr3 = 64 << 20;
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), -EINVAL);
+	/* 32-bit PAE: a 32-byte table, bits 31:5. */
+	s.efer = 0;
+	s.cr3 = (64 << 20) - 32;
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), 0);
+	s.cr3 = (64 << 20) - 16; /* bits 4:0 are ignored: the same table */
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), 0);
+	s.cr3 = 64 << 20;
+	assert_int_equal(x86_cr3_check(&gm, &s, "cpu 0", err, sizeof(err)), -EINVAL);
+	gm_destroy(&gm);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_cr3_outside_ram),
 		cmocka_unit_test(test_config_node),
 		cmocka_unit_test(test_legacy_devices),
 		cmocka_unit_test(test_virtio_device),

@@ -157,6 +157,30 @@ static int save_msrs(struct vcpu *v, struct state_writer *w, int node, char *err
 	return 0;
 }
 
+int x86_cr3_check(const struct guest_mem *gm, const struct kvm_sregs *s, const char *who,
+		  char *err, size_t errlen)
+{
+	const uint64_t cr0_pg = 1ULL << 31, cr4_pae = 1ULL << 5, efer_lma = 1ULL << 10;
+	uint64_t base, len;
+
+	if (!(s->cr0 & cr0_pg))
+		return 0;
+	if ((s->cr4 & cr4_pae) && !(s->efer & efer_lma)) {
+		/* 32-bit PAE: a 32-byte table of four entries, bits 31:5 (SDM 4.4.1). */
+		base = s->cr3 & 0xffffffe0ULL;
+		len = 32;
+	} else {
+		/* 4- or 5-level, or 32-bit: a 4 KiB table; the low 12 bits are flags or PCID. */
+		base = s->cr3 & 0x000ffffffffff000ULL;
+		len = 4096;
+	}
+	if (gm_ptr(gm, GPA(base), len))
+		return 0;
+	snprintf(err, errlen, "%s: CR3 %#llx lies outside guest RAM (paging is on)", who,
+		 (unsigned long long)s->cr3);
+	return -EINVAL;
+}
+
 static int save_vcpu(struct vcpu *v, struct state_writer *w, int parent, char *err, size_t errlen)
 {
 	struct kvm_mp_state mp;
@@ -190,6 +214,9 @@ static int save_vcpu(struct vcpu *v, struct state_writer *w, int parent, char *e
 	GET(v->fd, KVM_GET_REGS, &regs, "KVM_GET_REGS");
 	state_put(w, node, "KVM_GET_REGS", &regs, sizeof(regs));
 	GET(v->fd, KVM_GET_SREGS, &sregs, "KVM_GET_SREGS");
+	snprintf(name, sizeof(name), "cpu %u", v->index);
+	if ((r = x86_cr3_check(&v->m->gm, &sregs, name, err, errlen)) < 0)
+		goto out;
 	state_put(w, node, "KVM_GET_SREGS", &sregs, sizeof(sregs));
 	xsave = calloc(1, KVM_XSAVE_LEGACY_SIZE);
 	if (!xsave) {
@@ -566,6 +593,8 @@ static int load_vcpu(struct vcpu *v, const struct state_reader *sr, uint64_t ela
 		r = e;
 		goto out;
 	}
+	if ((r = x86_cr3_check(&v->m->gm, &sregs, who, err, errlen)) < 0)
+		goto out;
 	SET(v->fd, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
 	SET(v->fd, KVM_SET_REGS, &regs, "KVM_SET_REGS");
 	SET(v->fd, KVM_SET_SREGS, &sregs, "KVM_SET_SREGS");
