@@ -371,16 +371,18 @@ static void vnet_tx(struct virtio_net *n)
 
 			if (w < 0 && errno == EINTR)
 				w = writev(n->fd, e.iov, (int)e.out_num);
-			if (w < 0 && errno == EAGAIN && vnet_tx_wait(n)) {
+			int werr = w < 0 ? errno : 0;
+
+			if (werr == EAGAIN && vnet_tx_wait(n)) {
 				vq_unpop(vq, 1);
 				break;
 			}
 			if (w < 0) {
 				/* A full tap queue (or a frame it refuses) loses the frame, as a wire. */
 				n->tx_errors++;
-				if (errno != EAGAIN && errno != ENOBUFS)
+				if (werr != EAGAIN && werr != ENOBUFS)
 					dev_log_ratelimited(&n->rl, "virtio-net: writing the tap: %s",
-							    strerror(errno));
+							    strerror(werr));
 			} else {
 				n->tx_packets++;
 				n->tx_bytes += e.out_len - VIRTIO_NET_HDR_LEN;
