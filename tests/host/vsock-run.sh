@@ -25,7 +25,7 @@ vsockt serve-unix "${sock}_5000" >"$dir/server.log" 2>&1 &
 srv=$!
 "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
 	--cmdline "console=ttyS0 ignore_loglevel vmmtest=vsock vmmtest.conns=$gconns vmmtest.mib=$gmib" \
-	--vsock cid=3,uds="$sock" --timeout 1200 </dev/null >"$con" 2>&1 &
+	--vsock cid=3,uds="$sock" --timeout 500 </dev/null >"$con" 2>&1 &
 pid=$!
 # wait_con TEXT SECS: TEXT on the console, unless vmm ended first (a guest that died).
 wait_con() {
@@ -40,10 +40,13 @@ wait_con() {
 
 wait_con "VMMTEST vsock listening" 300 || { cat "$con"; fail "the guest never served"; }
 [ -S "$sock" ] || fail "vmm made no socket at $sock"
-timeout 600 vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
+# Bounded well below the test host's wall (the case takes 15-20 s): a guest that dies silently
+# under this load (the test host's defect, README) must fail this case with its console, not
+# hold the test host until its wall takes every later case with it.
+timeout 180 vsockt client-unix "$sock" 1024 -n "$conns" -m "$mib"
 st=$?
 echo "VSOCK host client status=$st"
-wait_con "VMMTEST vsock client status=" 900 || echo "VSOCK ERROR the guest's client did not finish"
+wait_con "VMMTEST vsock client status=" 180 || echo "VSOCK ERROR the guest's client did not finish"
 kill -TERM "$pid"
 wait "$pid"
 echo "VSOCK vmm exit=$?"
