@@ -300,6 +300,14 @@ static void vnet_tap_ready(void *opaque)
 
 static void vnet_tx(struct virtio_net *n);
 
+/* On the I/O thread (inside the watch's own callback, or synchronously), under vdev->lock. */
+static void vnet_unwatch_out(struct virtio_net *n)
+{
+	if (n->tx_out_watch)
+		ev_loop_remove_fd(n->loop, n->tx_out_watch);
+	n->tx_out_watch = 0;
+}
+
 /* The backend takes frames again (I/O thread). */
 static void vnet_tx_writable(void *opaque)
 {
@@ -307,9 +315,7 @@ static void vnet_tx_writable(void *opaque)
 	struct virtio_device *vdev = &n->vdev;
 
 	pthread_mutex_lock(&vdev->lock);
-	if (n->tx_out_watch)
-		ev_loop_remove_fd(n->loop, n->tx_out_watch);
-	n->tx_out_watch = 0;
+	vnet_unwatch_out(n);
 	/* Paused or reset meanwhile: resume's kick (or the new driver's) sends again. */
 	if (!vdev->quiesced && vnet_running(vdev) && vdev->vq[VNET_TXQ].enabled &&
 	    !vdev->vq[VNET_TXQ].broken)
@@ -549,9 +555,7 @@ static void vnet_unwatch_sync(void *opaque)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	vnet_unwatch(n);
-	if (n->tx_out_watch)
-		ev_loop_remove_fd(n->loop, n->tx_out_watch);
-	n->tx_out_watch = 0;
+	vnet_unwatch_out(n);
 	pthread_mutex_unlock(&n->vdev.lock);
 	vnet_unwatch_tx(n);
 }
