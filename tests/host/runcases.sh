@@ -123,8 +123,30 @@ killer() {
 	kill_tree "$pid"
 }
 
+# What vmm prints when KVM reports a vCPU shutdown (a triple fault).
+TRIPLE='guest triple fault (KVM_EXIT_SHUTDOWN)'
+
+# A case whose guest triple-faulted runs once more when $VMM_RETRY is 1 (host-init.sh sets it
+# inside the QEMU TCG test host, whose emulated nested SVM kills a guest under interrupt load
+# now and then: README, "Known defect"; never on a hardware-backed KVM). The first attempt is
+# reported as '@@VMMTEST case=NAME retry status=N secs=S' with the end of its console as
+# '@@R NAME|<line>'; testhost.sh shows both. A case that expects the triple fault (status 102)
+# and the cases across a kexec of the test host (@KEXEC@, @PMEM@: their state outlives the
+# attempt) run once.
 run_case() {
 	[ -n "$name" ] || return 0
+	run_attempt
+	if [ "${VMM_RETRY:-0}" = 1 ] && [ "$want" != 102 ] && grep -qF "$TRIPLE" "$log" &&
+	   ! printf '%s %s' "$runcmd" "$vmmargs" | grep -qE '@KEXEC@|@PMEM@'; then
+		tail -n 40 "$log" | tr -d '\r' | sed "s/^/@@R $name|/"
+		echo "@@VMMTEST case=$name retry status=$status secs=$secs"
+		run_attempt
+	fi
+	report_attempt
+	rm -rf "$log" "$TMPD/setup.list" "$TMPD/check.list"
+}
+
+run_attempt() {
 	log=$TMPD/$name.log
 	work=$TMPD/$name.d
 	scratch=$SCRATCHD/$name.d
@@ -180,13 +202,16 @@ run_case() {
 	[ "$status" -ne 254 ] && run_cmds "$TMPD/check.list"
 	t1=$(uptime_cs)
 	dt=$((t1 - t0))
+	secs=$(printf '%d.%02d' $((dt / 100)) $((dt % 100)))
 	wd=
 	[ "$dt" -ge $((watchdog * 100)) ] && wd=" watchdog=1"
 	[ "$fails" -ne 0 ] && wd="$wd checkfail=$fails"
+	rm -rf "$work" "$scratch"
+}
+
+report_attempt() {
 	tr -d '\r' <"$log" | sed "s/^/@@C $name|/"
-	printf '@@VMMTEST case=%s status=%s secs=%d.%02d%s\n' "$name" "$status" \
-		$((dt / 100)) $((dt % 100)) "$wd"
-	rm -rf "$work" "$scratch" "$log" "$TMPD/setup.list" "$TMPD/check.list"
+	echo "@@VMMTEST case=$name status=$status secs=$secs$wd"
 }
 
 for file in "$@"; do
@@ -202,7 +227,7 @@ for file in "$@"; do
 		'' | '#'*) ;;
 		case)
 			run_case
-			name=$2 stdin='' vmmargs='' runcmd='' killon='' watchdog=300 ;;
+			name=$2 want=${3:-} stdin='' vmmargs='' runcmd='' killon='' watchdog=300 ;;
 		stdin) stdin=$rest ;;
 		watchdog) watchdog=$2 ;;
 		vmm) vmmargs=$rest ;;

@@ -38,6 +38,11 @@
 #   VMM_TEST_WALL      wall-clock limit of the QEMU test host in seconds (default 1100)
 #   VMM_TEST_STALL     seconds a boot of the test host may take to reach init (default 240)
 #   VMM_TEST_VERBOSE=1 print every case's console, not only failures'
+#   VMM_TEST_RETRY=0   in the QEMU test host, a case whose guest triple-faulted (vmm's
+#                      "guest triple fault" line) runs once more by default, reported as
+#                      such: the emulated nested SVM kills a guest under interrupt load now
+#                      and then (README, "Known defect"). 0 turns that off, for runs that
+#                      hunt the failure (tests/host/stress/). Never on a hardware-backed KVM
 #   VMM_TEST_QEMU      the QEMU that runs the test host, its firmware in ../share/qemu beside
 #                      its bin/. Default: QEMU 10 from bookworm-backports (qemu10.sh, fetched
 #                      once into the cache); bookworm's own QEMU 7.2 where that cannot be
@@ -132,7 +137,7 @@ run_direct() {
 	# Scratch on the work directory's file system (a real disk, unless TMPDIR is a tmpfs).
 	mkdir -p "$WORK/scratch"
 	VMM_SCRATCH=$WORK/scratch VMM_EXTRA=${EXTRA:-/nonexistent} \
-		sh "$HERE/runcases.sh" "$VMM" "$KIT" "${CASEFILES[@]}" >"$RESULTS" 2>&1
+		VMM_RETRY=0 sh "$HERE/runcases.sh" "$VMM" "$KIT" "${CASEFILES[@]}" >"$RESULTS" 2>&1
 }
 
 # Do the cases need a disk where O_DIRECT works?
@@ -387,6 +392,8 @@ boot_testhost() {
 		mem=$((6144 + PMEM_MB))
 		pmem=" memmap=${PMEM_MB}M!8192M"
 	fi
+	local noretry=
+	[ "${VMM_TEST_RETRY:-1}" = 0 ] && noretry=" vmmhost.retry=0"
 	: >"$RESULTS"
 	: >"$CONSOLE"
 	rm -f "$WORK/lockup" "$WORK/stall" "$WORK/stall-boot" "$QMP_SOCK"
@@ -403,7 +410,7 @@ boot_testhost() {
 		-qmp "unix:$QMP_SOCK,server=on,wait=off" \
 		-serial "file:$CONSOLE" -serial "file:$RESULTS" "${disk[@]}" \
 		-kernel "$(host_kernel)" -initrd "$WORK/host.cpio" \
-		-append "console=ttyS0 rdinit=/init$quiet panic=-1 sysctl.kernel.printk=7$pmem$HOST_APPEND" \
+		-append "console=ttyS0 rdinit=/init$quiet panic=-1 sysctl.kernel.printk=7$pmem$noretry$HOST_APPEND" \
 		</dev/null >"$WORK/qemu.log" 2>&1 &
 	pid=$!
 	watch_host "$pid" &
@@ -528,9 +535,10 @@ fi
 tr -d '\r' <"$RESULTS" >"$RESULTS.clean"
 failed=0
 passed=0
+retried=0
 
 judge_case() {
-	local name=$1 want=$2 res status secs reasons=() m console
+	local name=$1 want=$2 res status secs reasons=() m console note
 	shift 2
 	# The case's console, read once. Not 'grep | grep -q' per text: under pipefail the
 	# first grep's SIGPIPE, when -q stops reading early, turned a found text into "missing".
@@ -561,18 +569,38 @@ judge_case() {
 			fi
 		done
 	fi
+	note=$(retried_note "$name")
+	[ -n "$note" ] && retried=$((retried + 1))
 	if [ ${#reasons[@]} -eq 0 ]; then
 		passed=$((passed + 1))
-		echo "PASS $name (${secs}s)"
+		echo "PASS $name (${secs}s)$note"
 		[ "${VMM_TEST_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$console"
 	else
 		failed=$((failed + 1))
 		local IFS=';'
-		echo "FAIL $name (${secs:-?}s): ${reasons[*]}"
+		echo "FAIL $name (${secs:-?}s): ${reasons[*]}$note"
 		echo "  ---- console tail ($mode: vmm ${cmd[$name]})"
 		tail -n 25 "$console" | sed 's/^/    /'
 	fi
+	first_attempt "$name"
 	rm -f "$console"
+}
+
+# A case that ran twice (runcases.sh: its first guest triple-faulted in the QEMU test host):
+# said on its PASS/FAIL line, counted in the summary, and the first attempt's console end
+# shown below it.
+retried_note() {
+	local res
+	res=$(grep -m1 "^@@VMMTEST case=$1 retry " "$RESULTS.clean") || return 0
+	echo ", on a second attempt: the first one's guest triple-faulted" \
+		"(status $(sed 's/.* status=\([0-9]*\).*/\1/' <<<"$res") after" \
+		"$(sed 's/.* secs=\([0-9.]*\).*/\1/' <<<"$res")s)"
+}
+
+first_attempt() {
+	grep -q "^@@VMMTEST case=$1 retry " "$RESULTS.clean" || return 0
+	echo "  ---- the first attempt's console tail"
+	grep -F "@@R $1|" "$RESULTS.clean" | sed "s/^@@R $1|//" | tail -n 15 | sed 's/^/    /'
 }
 
 declare -A cmd=()
@@ -598,7 +626,9 @@ for f in "${CASEFILES[@]}"; do
 done
 
 t_end=$(date +%s)
-echo "$passed passed, $failed failed ($mode, $((t_end - t_start))s; logs in $WORK)"
+summary="$passed passed, $failed failed"
+[ "$retried" -eq 0 ] || summary="$summary, $retried of them on a second attempt after a triple fault"
+echo "$summary ($mode, $((t_end - t_start))s; logs in $WORK)"
 if [ $failed -ne 0 ] && [ -n "$CONSOLE" ]; then
 	echo "---- test host console tail"
 	tail -n 15 "$CONSOLE"
