@@ -51,6 +51,9 @@ struct config_hostfwd {
 };
 
 #define CONFIG_MAX_HOSTFWD 16
+/* A user-mode network's MTU: IPv4's least, libslirp's most (65521) rounded down to even. */
+#define CONFIG_NET_MTU_MIN 68
+#define CONFIG_NET_MTU_MAX 65520
 
 struct config_net {
 	char *id;
@@ -59,6 +62,7 @@ struct config_net {
 	bool has_mac;
 	uint8_t mac[6];
 	bool user;          /* user-mode networking (libslirp) */
+	unsigned int mtu;   /* user mode: the link's MTU, told to the guest; 0: 1500, not told */
 	unsigned int nr_fwd;
 	struct config_hostfwd fwd[CONFIG_MAX_HOSTFWD];
 };

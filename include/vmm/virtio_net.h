@@ -16,6 +16,7 @@
 
 #define VIRTIO_NET_F_CSUM       0
 #define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU        3
 #define VIRTIO_NET_F_MAC        5
 #define VIRTIO_NET_F_GUEST_TSO4 7
 #define VIRTIO_NET_F_GUEST_TSO6 8
@@ -36,6 +37,12 @@ struct virtio_net;
 int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struct ev_loop *loop,
 		      int fd, bool tap, const uint8_t mac[6]) WUR;
 struct virtio_device *virtio_net_device(struct virtio_net *n);
+/*
+ * Offer VIRTIO_NET_F_MTU with mtu (68 to 65535) in the config space, before the driver runs:
+ * the guest's interface takes it, and a receive is sized for a frame of it. Without, the
+ * device has no MTU to say and sizes receives for the tap's MTU (1500 without a tap).
+ */
+void virtio_net_set_mtu(struct virtio_net *n, unsigned int mtu);
 /*
  * loop NULL makes a device that watches nothing: its owner drives it with virtio_net_poll()
  * (transmit what the driver queued, receive what the tap has), on one thread (the fuzz target).

@@ -131,7 +131,9 @@ void vmm_pmem_init(struct vmm_pmem *p);
  * user: user-mode networking (libslirp, in the helper process vmm-slirp, looked for beside
  * the executable, then in libexecdir; $VMM_SLIRP_HELPER names another) instead of a tap;
  * hostfwd then lists host ports forwarded to the guest, comma-separated rules
- * "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" (or "udp:"), NULL or "" for none.
+ * "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" (or "udp:"), NULL or "" for none, and
+ * mtu the link's MTU (68 to 65520; 0: 1500), which the guest is told (VIRTIO_NET_F_MTU):
+ * 65520 moves a TCP stream in 44 times fewer frames than 1500.
  */
 struct vmm_net {
 	const char *id;       /* iface_id: unique in the VM, as a disk's id */
@@ -140,6 +142,7 @@ struct vmm_net {
 	const char *mac;
 	bool user;
 	const char *hostfwd;
+	unsigned int mtu;     /* user only */
 };
 
 #define VMM_MAX_NICS 4

@@ -1,14 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# net-user-run.sh DIR KERNEL INITRD [MIB]: a guest on vmm's user-mode network (--net user,
-# libslirp in the helper vmm-slirp), no tap and nothing that leaves this host. The guest (the
-# kit's net-user scenario) takes 10.0.2.15 from slirp's DHCP, serves MIB (default 64) MiB of
-# its own on its port 5002, which we fetch from 127.0.0.1:5012 (hostfwd), and fetches as much
-# of ours from 10.0.2.2:5003, our loopback; both checked by md5sum. Prints 'NETU ...' lines.
-# $VMM is the vmm.
+# net-user-run.sh DIR KERNEL INITRD [MIB [NETOPTS]]: a guest on vmm's user-mode network
+# (--net user, libslirp in the helper vmm-slirp), no tap and nothing that leaves this host.
+# The guest (the kit's net-user scenario) takes 10.0.2.15 from slirp's DHCP, serves MIB
+# (default 64) MiB of its own on its port 5002, which we fetch from 127.0.0.1:5012 (hostfwd),
+# and fetches as much of ours from 10.0.2.2:5003, our loopback; both checked by md5sum.
+# NETOPTS go after --net user's own (mtu=65520). Prints 'NETU ...' lines. $VMM is the vmm.
 set -u
-dir=$1 kernel=$2 initrd=$3 mib=${4:-64}
+dir=$1 kernel=$2 initrd=$3 mib=${4:-64} netopts=${5:+,$5}
 con=$dir/console.log
 
 fail() {
@@ -41,7 +41,7 @@ nc -l -p 5003 -e cat "$dir/host.bin" &
 srv=$!
 "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
 	--cmdline "console=ttyS0 quiet vmmtest=net-user vmmtest.mib=$mib" \
-	--net user,hostfwd=tcp::5012-:5002,mac=52:54:00:12:34:57 \
+	--net "user,hostfwd=tcp::5012-:5002,mac=52:54:00:12:34:57$netopts" \
 	--timeout 900 </dev/null >"$con" 2>&1 &
 pid=$!
 await "VMMTEST net-user serving" 600 ||

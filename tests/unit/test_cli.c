@@ -264,10 +264,29 @@ static void test_net_user(void **state)
 	assert_int_equal(n->fwd[1].host_port, 5353);
 	assert_int_equal(n->fwd[1].guest_addr, htonl(0x0a00020f));
 	assert_int_equal(n->fwd[2].host_port, 2222);
+	assert_int_equal(n->mtu, 0); /* 1500, not told to the guest */
 	assert_false(o.cfg.nets[1].user);
 	assert_string_equal(o.cfg.nets[1].tap, "tap9");
 	cli_opts_free(&o);
 
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net", "user,mtu=65520", NULL), 0);
+	assert_int_equal(o.cfg.nets[0].mtu, 65520);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net", "user,mtu=68", NULL), 0);
+	assert_int_equal(o.cfg.nets[0].mtu, 68);
+	cli_opts_free(&o);
+	expect_error("mtu must be 68 to 65520", "run", "--kernel=k", "--net=user,mtu=65521", NULL,
+		     NULL);
+	expect_error("mtu must be 68 to 65520", "run", "--kernel=k", "--net=user,mtu=67", NULL,
+		     NULL);
+	expect_error("mtu must be 68 to 65520", "run", "--kernel=k", "--net=user,mtu=-9000", NULL,
+		     NULL);
+	expect_error("mtu must be 68 to 65520", "run", "--kernel=k", "--net=user,mtu=9k", NULL,
+		     NULL);
+	expect_error("'mtu' given twice", "run", "--kernel=k", "--net=user,mtu=9000,mtu=1500",
+		     NULL, NULL);
+	expect_error("mtu= needs --net user", "run", "--kernel=k", "--net=tap=t0,mtu=9000", NULL,
+		     NULL);
 	expect_error("takes no tap=", "run", "--kernel=k", "--net=user,tap=t0", NULL, NULL);
 	expect_error("takes no fd=", "run", "--kernel=k", "--net=user,fd=3", NULL, NULL);
 	expect_error("'user' comes first", "run", "--kernel=k", "--net=tap=t0,user", NULL, NULL);
@@ -288,7 +307,7 @@ static void test_net_user(void **state)
 	expect_error("also forwarded by interface 'net0'", "run", "--kernel=k",
 		     "--net=user,hostfwd=tcp::8080-:80", "--net=user,hostfwd=tcp:0.0.0.0:8080-:80",
 		     NULL);
-	expect_error("unknown option 'model' (known: hostfwd=", "run", "--kernel=k",
+	expect_error("unknown option 'model' (known: hostfwd=, mtu=", "run", "--kernel=k",
 		     "--net=user,model=e1000", NULL, NULL);
 }
 

@@ -217,6 +217,13 @@ static void test_config_node(void **state)
 	vs.cid = 77;
 	vs.uds_path = "/run/vm.vsock";
 	assert_int_equal(config_set_vsock(&c, &vs, "vsock", &e), 0);
+	struct vmm_net nu;
+	vmm_net_init(&nu);
+	nu.id = "u0";
+	nu.user = true;
+	nu.hostfwd = "tcp::8080-:80";
+	nu.mtu = 65520;
+	assert_int_equal(config_put_net(&c, &nu, "n", &e), 0);
 
 	assert_int_equal(state_writer_init(&w), 0);
 	config_state_save(&c, &w);
@@ -252,6 +259,11 @@ static void test_config_node(void **state)
 	assert_int_equal(back.vsock.cid, 77);
 	assert_string_equal(back.vsock.uds, "/run/vm.vsock");
 	assert_int_equal(back.vsock.fd, -1);
+	assert_int_equal(back.nr_nets, 1);
+	assert_true(back.nets[0].user);
+	assert_int_equal(back.nets[0].nr_fwd, 1);
+	assert_int_equal(back.nets[0].fwd[0].host_port, 8080);
+	assert_int_equal(back.nets[0].mtu, 65520);
 	config_fini(&back);
 	free(buf);
 

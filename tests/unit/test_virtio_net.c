@@ -252,6 +252,46 @@ static void test_receive_merged(void **state)
 	assert_int_equal(*(uint8_t *)fake_vring_host(&f->rx, gpa[2] + HDR, 1), 0xab);
 }
 
+/*
+ * VIRTIO_NET_F_MTU (a user-mode network's mtu=): offered only once set, the config space
+ * says it, and a frame of that MTU is received whole, over as many buffers as it takes.
+ */
+static void test_mtu(void **state)
+{
+	struct fixture *f = *state;
+	enum { MTU = 65520, FRAME = HDR + 14 + MTU, BUF = 4096, NBUF = FRAME / BUF + 1 };
+	uint64_t gpa[NBUF];
+	uint32_t id, len, total = 0;
+	uint16_t nb;
+	uint8_t *frame = malloc(FRAME);
+
+	assert_non_null(frame);
+	assert_false(mmio_negotiate(f->t, base | VIRTIO_BIT(VIRTIO_NET_F_MTU)) &
+		     VIRTIO_STATUS_FEATURES_OK);
+	mmio_wr(f->t, VIRTIO_MMIO_STATUS, 0);
+	virtio_net_set_mtu(f->net, MTU);
+	assert_int_equal(mmio_cfg_rd(f->t, 8, 2), 1); /* max_virtqueue_pairs */
+	assert_int_equal(mmio_cfg_rd(f->t, 10, 2), MTU);
+	driver_init(f, base | VIRTIO_BIT(VIRTIO_NET_F_MTU));
+	post_rx(f, NBUF, BUF, gpa);
+	memset(frame, 0, HDR);
+	for (size_t i = HDR; i < FRAME; i++)
+		frame[i] = (uint8_t)(i * 13);
+	assert_int_equal(write(f->sv[1], frame, FRAME), FRAME);
+	for (unsigned int i = 0; i < NBUF && total < FRAME; i++) {
+		assert_true(wait_used(&f->rx, &id, &len, WAIT_MS));
+		uint32_t skip = i ? 0 : HDR; /* the header's num_buffers is the device's */
+
+		assert_memory_equal(fake_vring_host(&f->rx, gpa[i] + skip, len - skip),
+				    frame + total + skip, len - skip);
+		total += len;
+	}
+	assert_int_equal(total, FRAME);
+	memcpy(&nb, fake_vring_host(&f->rx, gpa[0] + 10, 2), 2);
+	assert_int_equal(nb, NBUF);
+	free(frame);
+}
+
 /* No receive buffers: frames wait in the "tap" (nothing is lost), and come once posted. */
 static void test_receive_waits_for_buffers(void **state)
 {
@@ -308,6 +348,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_transmit_waits_for_backend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_waits_for_buffers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mtu, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_malformed_chain, setup, teardown),
 	};
 

@@ -81,8 +81,9 @@ static int send_ctl(int fd, uint32_t op)
 
 int slirp_start(const struct config_net *cn, int *out, char *err, size_t errlen)
 {
-	char path[PATH_MAX], owner[16], rules[CONFIG_MAX_HOSTFWD][48], status[SLIRP_STATUS_MAX + 1];
-	char *argv[CONFIG_MAX_HOSTFWD + 3];
+	char path[PATH_MAX], owner[16], mtu[16], rules[CONFIG_MAX_HOSTFWD][48];
+	char status[SLIRP_STATUS_MAX + 1];
+	char *argv[CONFIG_MAX_HOSTFWD + 4];
 	posix_spawn_file_actions_t fa;
 	int sv[2] = { -1, -1 }, child = -1, buf = SLIRP_SOCK_BUF, r, st;
 	pid_t pid;
@@ -122,7 +123,10 @@ int slirp_start(const struct config_net *cn, int *out, char *err, size_t errlen)
 			 f->host_addr, f->host_port, f->guest_addr, f->guest_port);
 		argv[2 + i] = rules[i];
 	}
-	argv[2 + cn->nr_fwd] = NULL;
+	if (cn->mtu)
+		snprintf(mtu, sizeof(mtu), "mtu=%u", cn->mtu);
+	argv[2 + cn->nr_fwd] = cn->mtu ? mtu : NULL;
+	argv[3 + cn->nr_fwd] = NULL;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, child, 3);
 	r = -posix_spawn(&pid, path, &fa, NULL, argv, environ);

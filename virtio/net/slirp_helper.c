@@ -5,7 +5,7 @@
  * static) runs here on one thread, with its sockets and timers in one poll loop; the guest's
  * frames come and go over fd 3, vmm's socketpair (slirp_proto.h).
  *
- *   vmm-slirp OWNER-PID [RULE]...     started by vmm (virtio/net/slirp.c), never by hand
+ *   vmm-slirp OWNER-PID [RULE]... [mtu=N]   started by vmm (virtio/net/slirp.c), never by hand
  *
  * The program forks at once and its first process exits, so that vmm reaps it and the
  * helper, outliving the process that started it when a live update hands the guest on, is
@@ -479,7 +479,18 @@ int main(int argc, char **argv)
 	inet_pton(AF_INET, "10.0.2.3", &cfg.vnameserver);
 	cfg.vhostname = "vmm";
 	cfg.if_mtu = 1500;
-	cfg.if_mru = 1500;
+	/* The link's MTU (vmm checked it: 68 to 65520), last: slirp's segments for the guest and
+	 * the largest frame it takes from it. */
+	if (argc > 2 && !strncmp(argv[argc - 1], "mtu=", 4)) {
+		char *end;
+		unsigned long mtu = strtoul(argv[argc - 1] + 4, &end, 10);
+
+		if (*end || mtu < 68 || mtu > 65520)
+			refuse("malformed '%s'", argv[argc - 1]);
+		cfg.if_mtu = (unsigned int)mtu;
+		argc--;
+	}
+	cfg.if_mru = cfg.if_mtu;
 	s = slirp_new(&cfg, &callbacks, NULL);
 	if (!s)
 		refuse("libslirp %s refused its configuration", slirp_version_string());

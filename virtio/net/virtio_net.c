@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * virtio-net (virtio 1.2 §5.1), one queue pair: receiveq 0, transmitq 1, no control queue.
- * Config space: mac[6], status (LINK_UP). Everything runs on the I/O thread under vdev->lock:
- * guest kicks, and the tap's readability watch, which is taken away while the guest has no
- * receive buffers (or the VM is paused) and put back when it posts some (or resumes).
+ * Config space: mac[6], status (LINK_UP); with VIRTIO_NET_F_MTU max_virtqueue_pairs (1) and
+ * mtu. Everything runs on the I/O thread under vdev->lock: guest kicks, and the tap's
+ * readability watch, which is taken away while the guest has no receive buffers (or the VM is
+ * paused) and put back when it posts some (or resumes).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,10 @@
 
 #define VNET_RXQ	 0
 #define VNET_TXQ	 1
+/* mac[6], status; then max_virtqueue_pairs and mtu (§5.1.4), only with VIRTIO_NET_F_MTU: a
+ * device without keeps the 8 bytes its saved states (live updates from older vmm) have. */
 #define VNET_CFG_LEN	 8
+#define VNET_CFG_LEN_MTU 12
 #define VNET_S_LINK_UP	 1
 /* A receive may take up to this many chains (mergeable buffers) and segments in all. */
 #define VNET_RX_CHAINS	 64
@@ -45,7 +49,8 @@ struct virtio_net {
 
 	unsigned int rx_watch; /* the tap's readability watch, 0 when taken away */
 	bool tap_dead;         /* reading it failed for good (deleted): never watched again */
-	unsigned int mtu;      /* the tap's, read when the driver starts the device */
+	unsigned int mtu;      /* link_mtu, or the tap's, read when the driver starts the device */
+	unsigned int link_mtu; /* offered with VIRTIO_NET_F_MTU; 0: none */
 	struct vq_elem rx_elem[VNET_RX_CHAINS];
 	struct iovec rx_iov[VNET_RX_IOV];
 	struct iovec tx_iov[VNET_TX_IOV];
@@ -69,11 +74,13 @@ static void vnet_config_read(struct virtio_device *vdev, uint32_t offset, uint8_
 			     uint32_t len)
 {
 	struct virtio_net *n = vnet_of(vdev);
-	uint8_t cfg[VNET_CFG_LEN] = {0};
-	uint16_t status = VNET_S_LINK_UP;
+	uint8_t cfg[VNET_CFG_LEN_MTU] = {0};
+	uint16_t status = VNET_S_LINK_UP, pairs = 1, mtu = (uint16_t)n->link_mtu;
 
 	memcpy(cfg, n->mac, 6);
 	memcpy(cfg + 6, &status, 2);
+	memcpy(cfg + 8, &pairs, 2);
+	memcpy(cfg + 10, &mtu, 2);
 	memcpy(data, cfg + offset, len);
 }
 
@@ -437,7 +444,7 @@ static int vnet_activate(struct virtio_device *vdev)
 
 	if (n->tap && tap_set_offload(n->fd, vdev->driver_features) < 0)
 		dev_log_ratelimited(&n->rl, "virtio-net: TUNSETOFFLOAD: %s", strerror(errno));
-	int mtu = n->tap ? tap_mtu(n->fd) : -1;
+	int mtu = n->link_mtu ? (int)n->link_mtu : n->tap ? tap_mtu(n->fd) : -1;
 	n->mtu = mtu >= 68 && mtu <= 65535 ? (unsigned int)mtu : 1500;
 	return 0;
 }
@@ -533,6 +540,18 @@ void virtio_net_poll(struct virtio_net *n)
 struct virtio_device *virtio_net_device(struct virtio_net *n)
 {
 	return &n->vdev;
+}
+
+void virtio_net_set_mtu(struct virtio_net *n, unsigned int mtu)
+{
+	if (mtu < 68 || mtu > 65535)
+		return;
+	pthread_mutex_lock(&n->vdev.lock);
+	n->link_mtu = mtu;
+	n->mtu = mtu;
+	n->vdev.device_features |= VIRTIO_BIT(VIRTIO_NET_F_MTU);
+	n->vdev.config_len = VNET_CFG_LEN_MTU;
+	pthread_mutex_unlock(&n->vdev.lock);
 }
 
 void virtio_net_stats(struct virtio_net *n, char *buf, size_t len)

@@ -126,6 +126,8 @@ static int vnet_dev_realize(struct device *d, const struct device_host *h, unsig
 		virtio_net_device(v->net)->device_features &= ~VIRTIO_BIT(VIRTIO_NET_F_MAC);
 	if (cn->user)
 		virtio_net_device(v->net)->device_features &= ~VNET_OFFLOADS;
+	if (cn->user && cn->mtu)
+		virtio_net_set_mtu(v->net, cn->mtu);
 	return virtio_plug(&v->plug, virtio_net_device(v->net), loop, h, v->label, err, errlen);
 }
 

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "vmm/cli.h"
+#include "vmm/config.h"
 #include "vmm/layout.h"
 
 /* Messages from the config setters start with the option's name already. */
@@ -192,7 +193,7 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 	int r = -EINVAL, fd = -1;
 
 	vmm_net_init(&n);
-	/* user[,hostfwd=RULE]...: user-mode networking, the rules joined for config_put_net. */
+	/* user[,hostfwd=RULE]...[,mtu=N]: user-mode networking, the rules joined for config_put_net. */
 	if (!strcmp(spec, "user") || !strncmp(spec, "user,", 5)) {
 		n.user = true;
 		fwd = g_string_new(NULL);
@@ -216,8 +217,8 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 					       "needs no tap)", spec, f);
 			goto out;
 		}
-		if (!n.user && !strcmp(f, "hostfwd")) {
-			*err = g_strdup_printf("--net %s: hostfwd= needs --net user", spec);
+		if (!n.user && (!strcmp(f, "hostfwd") || !strcmp(f, "mtu"))) {
+			*err = g_strdup_printf("--net %s: %s= needs --net user", spec, f);
 			goto out;
 		}
 		if (!strcmp(f, "hostfwd")) {
@@ -242,6 +243,21 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 				goto out;
 			}
 			fd = (int)v;
+		} else if (!strcmp(f, "mtu")) {
+			char *end;
+			unsigned long v;
+
+			if (n.mtu)
+				goto dup;
+			errno = 0;
+			v = strtoul(val, &end, 10);
+			if (*end || errno || *val == '-' || v < CONFIG_NET_MTU_MIN ||
+			    v > CONFIG_NET_MTU_MAX) {
+				*err = g_strdup_printf("--net %s: mtu must be %d to %d", spec,
+						       CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX);
+				goto out;
+			}
+			n.mtu = (unsigned int)v;
 		} else if (!strcmp(f, "mac")) {
 			if (mac)
 				goto dup;
@@ -252,7 +268,7 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 			id = g_strdup(val);
 		} else {
 			*err = g_strdup_printf("--net %s: unknown option '%s' (known: %s)", spec, f,
-					       n.user ? "hostfwd=, mac=, id=" : "tap=, fd=, mac=, id=");
+					       n.user ? "hostfwd=, mtu=, mac=, id=" : "tap=, fd=, mac=, id=");
 			goto out;
 		}
 		g_free(f);
@@ -741,9 +757,10 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "which needs CAP_NET_ADMIN) or fd=N (an open tap with IFF_VNET_HDR, as runtimes "
 		  "pass it), or user (user-mode networking by libslirp, no privilege: the guest is "
 		  "10.0.2.15/24 by DHCP, the host 10.0.2.2) with hostfwd=tcp:[HOSTADDR]:PORT-"
-		  "[GUESTADDR]:PORT (or udp:; host address default 127.0.0.1; repeatable); "
+		  "[GUESTADDR]:PORT (or udp:; host address default 127.0.0.1; repeatable) and "
+		  "mtu=68..65520 (default 1500; 65520 is fastest); "
 		  "mac=52:54:00:12:34:56 (default: the guest makes one up), id=NAME (default netN)",
-		  "tap=NAME|fd=N|user[,hostfwd=]...[,mac=][,id=]" },
+		  "tap=NAME|fd=N|user[,hostfwd=]...[,mtu=][,mac=][,id=]" },
 		{ "pmem", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &pmems,
 		  "virtio-pmem: this file (a non-zero multiple of 2 MiB) mapped into guest memory, "
 		  "/dev/pmem0, pmem1... (repeatable, up to 2; mount -o dax to read it without a "

@@ -701,6 +701,12 @@ int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *wh
 		return config_fail(e, -EINVAL, "%s: user-mode networking has no tap", what);
 	if (!n->user && n->hostfwd && *n->hostfwd)
 		return config_fail(e, -EINVAL, "%s: hostfwd needs user-mode networking", what);
+	if (!n->user && n->mtu)
+		return config_fail(e, -EINVAL, "%s: mtu is for user-mode networking (a tap's MTU "
+				   "is the tap's: ip link set NAME mtu N)", what);
+	if (n->mtu && (n->mtu < CONFIG_NET_MTU_MIN || n->mtu > CONFIG_NET_MTU_MAX))
+		return config_fail(e, -EINVAL, "%s: mtu %u is not %d to %d", what, n->mtu,
+				   CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX);
 	if (!n->user && (!n->tap || !*n->tap) && n->fd < 0)
 		return config_fail(e, -EINVAL, "%s: no tap device named", what);
 	/* An open tap without a name: its name, so that a snapshot can open it again. (A user
@@ -741,6 +747,7 @@ int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *wh
 	}
 	nn.id = dup_or_null(n->id, &ok);
 	nn.user = n->user;
+	nn.mtu = n->mtu;
 	if (!n->user)
 		nn.tap = dup_or_null(n->tap && *n->tap ? n->tap : ifr.ifr_name, &ok);
 	nn.fd = dup_fd(n->fd, &ok);

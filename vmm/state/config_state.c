@@ -80,6 +80,8 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 				}
 				state_put_u32(w, x, "user", 1);
 				state_put_str(w, x, "hostfwd", fwd);
+				if (n->mtu)
+					state_put_u32(w, x, "mtu", n->mtu);
 			}
 		}
 	}
@@ -248,6 +250,11 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 			if (state_get_u32(r, x, "user", &user) == 0 && user) {
 				n.user = true;
 				n.hostfwd = state_get_str(r, x, "hostfwd", CONFIG_MAX_HOSTFWD * 48);
+				/* Absent (states of a vmm before mtu=): 1500. Checked as the
+				 * user's. */
+				uint32_t mtu = 0;
+				if (state_get_u32(r, x, "mtu", &mtu) == 0)
+					n.mtu = mtu;
 			}
 			if (mac) {
 				snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0],

@@ -375,7 +375,7 @@ DHCP
 	udhcpc -i eth0 -n -q -t 10 -T 2 -s /tmp/dhcp.sh >/dev/null 2>&1
 	[ -s /tmp/lease ] || { say "ERROR net-user: no DHCP lease"; return; }
 	read -r ip gw dns </tmp/lease
-	say "net-user lease ip=$ip gw=$gw dns=$dns"
+	say "net-user lease ip=$ip gw=$gw dns=$dns mtu=$(cat /sys/class/net/eth0/mtu)"
 	ping -c 1 -W 5 10.0.2.2 >/dev/null 2>&1 && say "net-user ping ok"
 	dd if=/dev/urandom of=/tmp/out bs=1048576 count="$mib" 2>/dev/null
 	say "net-user out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
