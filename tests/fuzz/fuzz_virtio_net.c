@@ -7,7 +7,7 @@
  * written): the device completes no more chains than it took, whatever it gave back.
  *
  * Input: [0] features (bit 0 MRG_RXBUF, 1 GUEST_TSO4 with GUEST_CSUM, 2 EVENT_IDX,
- * 3 INDIRECT_DESC), [1] log2 of the receive ring's size, [2] the transmit ring's, [3] frames
+ * 3 INDIRECT_DESC, 4 MTU at 65520: receives sized for 64 KiB frames), [1] log2 of the receive ring's size, [2] the transmit ring's, [3] frames
  * to send (0-7), then per frame two bytes of length; the rest is copied over guest RAM from 0:
  * the receive ring's avail ring, its descriptors, the transmit ring's avail ring and
  * descriptors, then buffers (most of RAM is zero).
@@ -88,6 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feat |= VIRTIO_BIT(VIRTIO_F_EVENT_IDX);
 	if (data[0] & 8)
 		feat |= VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC);
+	if (data[0] & 16) {
+		virtio_net_set_mtu(n, 65520);
+		feat |= VIRTIO_BIT(VIRTIO_NET_F_MTU);
+	}
 	vdev->driver_features = feat;
 
 	uint64_t at = 0;
