@@ -151,7 +151,7 @@ static int vpmem_dev_realize(struct device *d, const struct device_host *h, unsi
 	v->opaque = h->opaque;
 	if (!(loop = virtio_plug_loop(h, err, errlen, v->label)))
 		return -ENOMEM;
-	if ((r = virtio_pmem_create(&v->pmem, h->gm, v->img.fd, v->gpa, v->size,
+	if ((r = virtio_pmem_create(&v->pmem, h->gm, loop, v->img.fd, v->gpa, v->size,
 				    p->read_only)) < 0) {
 		snprintf(err, errlen, "%s: %s", v->label, strerror(-r));
 		return r;
