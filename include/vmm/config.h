@@ -63,6 +63,7 @@ struct config_net {
 	uint8_t mac[6];
 	bool user;          /* user-mode networking (libslirp) */
 	unsigned int mtu;   /* user mode: the link's MTU, told to the guest; 0: 1500, not told */
+	struct vmm_rate_limiter rx_limit, tx_limit; /* all zero: none */
 	unsigned int nr_fwd;
 	struct config_hostfwd fwd[CONFIG_MAX_HOSTFWD];
 };

@@ -22,6 +22,7 @@ struct token_bucket {
 	uint64_t burst;      /* what is left of the one-time burst */
 	uint64_t last_ns;    /* time of the last refill */
 	uint64_t frac;       /* (elapsed ns * size) not yet a whole token, < refill_ns */
+	uint64_t debt;       /* tokens taken beyond the budget: refills pay it back first */
 };
 
 struct rate_limiter {
@@ -36,7 +37,11 @@ static inline bool tb_unlimited(const struct token_bucket *b)
 }
 /* Tokens available at now_ns (refills first); UINT64_MAX when unlimited. */
 uint64_t tb_available(struct token_bucket *b, uint64_t now_ns);
-/* Take n tokens (n <= tb_available()), the one-time burst first. */
+/*
+ * Take n tokens, the one-time burst first. More than tb_available() (a packet, which cannot be
+ * split, larger than what is left) leaves the bucket in debt: it gives nothing until refills
+ * paid it back, so the rate holds over time.
+ */
 void tb_consume(struct token_bucket *b, uint64_t n);
 /* Nanoseconds from now_ns until min(n, size) tokens are available (0: now). */
 uint64_t tb_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_ns);
@@ -49,7 +54,7 @@ void rate_limiter_init(struct rate_limiter *rl, const struct vmm_rate_limiter *c
  */
 uint64_t rate_limiter_allow(struct rate_limiter *rl, uint64_t want, uint64_t now_ns,
 			    uint64_t *wait_ns);
-/* One request that moved n bytes. */
+/* One request that moved n bytes (more than allowed: see tb_consume). */
 void rate_limiter_consume(struct rate_limiter *rl, uint64_t n);
 /* A bucket configuration a user may ask for: both zero (no limit) or both non-zero. */
 bool tb_config_valid(const struct vmm_token_bucket *b);

@@ -44,6 +44,15 @@ struct virtio_device *virtio_net_device(struct virtio_net *n);
  */
 void virtio_net_set_mtu(struct virtio_net *n, unsigned int mtu);
 /*
+ * Rate limits per direction (Firecracker's rx_rate_limiter and tx_rate_limiter: bytes and
+ * frames; NULL or all zero: none), at any time: the buckets start full. A frame goes when both
+ * of its direction's buckets have tokens and is charged whole. Needs the loop (its timers):
+ * -EINVAL without one; -errno when a timer cannot be made.
+ */
+struct vmm_rate_limiter;
+int virtio_net_set_rate_limits(struct virtio_net *n, const struct vmm_rate_limiter *rx,
+			       const struct vmm_rate_limiter *tx) WUR;
+/*
  * loop NULL makes a device that watches nothing: its owner drives it with virtio_net_poll()
  * (transmit what the driver queued, receive what the tap has), on one thread (the fuzz target).
  */

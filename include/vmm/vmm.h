@@ -134,6 +134,8 @@ void vmm_pmem_init(struct vmm_pmem *p);
  * "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT" (or "udp:"), NULL or "" for none, and
  * mtu the link's MTU (68 to 65520; 0: 1500), which the guest is told (VIRTIO_NET_F_MTU):
  * 65520 moves a TCP stream in 44 times fewer frames than 1500.
+ * rx_rate_limiter and tx_rate_limiter (all zero: none) limit what the guest receives and
+ * sends, as Firecracker's: bytes (bandwidth) and frames (ops).
  */
 struct vmm_net {
 	const char *id;       /* iface_id: unique in the VM, as a disk's id */
@@ -143,6 +145,7 @@ struct vmm_net {
 	bool user;
 	const char *hostfwd;
 	unsigned int mtu;     /* user only */
+	struct vmm_rate_limiter rx_rate_limiter, tx_rate_limiter;
 };
 
 #define VMM_MAX_NICS 4

@@ -547,11 +547,18 @@ static void test_net(void **state)
 	expect_ok(x, "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", "
 		  "\"host_dev_name\": \"tap0\", \"guest_mac\": \"52:54:00:AB:cd:01\"}");
 	expect_ok(x, "PUT", "/network-interfaces/eth1", "{\"iface_id\": \"eth1\", "
-		  "\"host_dev_name\": \"tap1\", \"rx_rate_limiter\": null}");
+		  "\"host_dev_name\": \"tap1\", \"rx_rate_limiter\": null, \"tx_rate_limiter\": "
+		  "{\"bandwidth\": {\"size\": 1048576, \"one_time_burst\": 4096, "
+		  "\"refill_time\": 100}, \"ops\": {\"size\": 1000, \"refill_time\": 1000}}}");
 	assert_int_equal(x->vm.cfg.nr_nets, 2);
 	assert_true(x->vm.cfg.nets[0].has_mac);
 	assert_int_equal(x->vm.cfg.nets[0].mac[4], 0xcd);
 	assert_false(x->vm.cfg.nets[1].has_mac);
+	assert_int_equal(x->vm.cfg.nets[1].rx_limit.bandwidth.size, 0);
+	assert_int_equal(x->vm.cfg.nets[1].tx_limit.bandwidth.size, 1048576);
+	assert_int_equal(x->vm.cfg.nets[1].tx_limit.bandwidth.one_time_burst, 4096);
+	assert_int_equal(x->vm.cfg.nets[1].tx_limit.bandwidth.refill_time_ms, 100);
+	assert_int_equal(x->vm.cfg.nets[1].tx_limit.ops.size, 1000);
 	j = get_json(x, "/vm/config");
 	n = json_array_get(json_object_get(j, "network-interfaces"), 0);
 	assert_string_equal(json_string_value(json_object_get(n, "guest_mac")), "52:54:00:ab:cd:01");
@@ -564,6 +571,10 @@ static void test_net(void **state)
 	assert_int_equal(cfgjson_file(&c, j, &e), 0);
 	assert_int_equal(c.nr_nets, 2);
 	assert_int_equal(c.nets[0].mac[5], 1);
+	/* The limits come back from GET /vm/config as they went in. */
+	assert_memory_equal(&c.nets[1].tx_limit, &x->vm.cfg.nets[1].tx_limit,
+			    sizeof(c.nets[1].tx_limit));
+	assert_int_equal(c.nets[1].rx_limit.ops.size, 0);
 	config_fini(&c);
 	json_decref(j);
 
@@ -578,7 +589,10 @@ static void test_net(void **state)
 		     "\"host_dev_name\": \"tap2\"}", "differs from the id in the path");
 	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", "
 		     "\"host_dev_name\": \"tap2\", \"tx_rate_limiter\": {\"ops\": {}}}",
-		     "not supported yet");
+		     "tx_rate_limiter.ops: missing required field 'size'");
+	expect_fault(x, 400, "PUT", "/network-interfaces/eth2", "{\"iface_id\": \"eth2\", "
+		     "\"host_dev_name\": \"tap2\", \"rx_rate_limiter\": {\"bytes\": 1}}",
+		     "rx_rate_limiter");
 	expect_ok(x, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
 	expect_fault(x, 400, "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", "
 		     "\"host_dev_name\": \"tap0\"}", POST_BOOT);

@@ -287,6 +287,30 @@ static void test_net_user(void **state)
 		     NULL, NULL);
 	expect_error("mtu= needs --net user", "run", "--kernel=k", "--net=tap=t0,mtu=9000", NULL,
 		     NULL);
+
+	/* Rate limits, either kind of interface. */
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net",
+			       "tap=t0,rx-bytes=10M,tx-bytes=64K/100,tx-ops=500/10", NULL), 0);
+	n = &o.cfg.nets[0];
+	assert_int_equal(n->rx_limit.bandwidth.size, 10 << 20);
+	assert_int_equal(n->rx_limit.bandwidth.refill_time_ms, 1000);
+	assert_int_equal(n->rx_limit.ops.size, 0);
+	assert_int_equal(n->tx_limit.bandwidth.size, 64 << 10);
+	assert_int_equal(n->tx_limit.bandwidth.refill_time_ms, 100);
+	assert_int_equal(n->tx_limit.ops.size, 500);
+	assert_int_equal(n->tx_limit.ops.refill_time_ms, 10);
+	cli_opts_free(&o);
+	assert_int_equal(parse(&o, &err, "run", "--kernel=k", "--net", "user,rx-ops=100", NULL), 0);
+	assert_int_equal(o.cfg.nets[0].rx_limit.ops.size, 100);
+	cli_opts_free(&o);
+	expect_error("rx-bytes must be SIZE[/MS]", "run", "--kernel=k", "--net=tap=t0,rx-bytes=fast",
+		     NULL, NULL);
+	expect_error("tx-ops must be N[/MS]", "run", "--kernel=k", "--net=tap=t0,tx-ops=1K", NULL,
+		     NULL);
+	expect_error("tx-bytes must be SIZE[/MS]", "run", "--kernel=k", "--net=tap=t0,tx-bytes=1M/0",
+		     NULL, NULL);
+	expect_error("'rx-bytes' given twice", "run", "--kernel=k",
+		     "--net=tap=t0,rx-bytes=1M,rx-bytes=2M", NULL, NULL);
 	expect_error("takes no tap=", "run", "--kernel=k", "--net=user,tap=t0", NULL, NULL);
 	expect_error("takes no fd=", "run", "--kernel=k", "--net=user,fd=3", NULL, NULL);
 	expect_error("'user' comes first", "run", "--kernel=k", "--net=tap=t0,user", NULL, NULL);

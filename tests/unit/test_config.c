@@ -265,7 +265,12 @@ static void test_config_file(void **state)
 		  "{\"guest_cid\": 3}}", "vsock: missing required field 'uds_path'" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
 		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"rx_rate_limiter\": "
-		  "{}}]}", "rate limiters on network interfaces" },
+		  "{\"bandwidth\": {\"size\": 1000}}}]}",
+		  "rx_rate_limiter.bandwidth: missing required field 'refill_time'" },
+		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
+		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"tx_rate_limiter\": "
+		  "{\"ops\": {\"size\": 0, \"refill_time\": 100}}}]}",
+		  "tx_rate_limiter: ops: size and refill_time must both be 0" },
 		{ "{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
 		  "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": "
 		  "\"01:00:00:00:00:01\"}]}", "multicast" },

@@ -223,6 +223,8 @@ static void test_config_node(void **state)
 	nu.user = true;
 	nu.hostfwd = "tcp::8080-:80";
 	nu.mtu = 65520;
+	nu.tx_rate_limiter.bandwidth =
+		(struct vmm_token_bucket){.size = 1 << 20, .one_time_burst = 9, .refill_time_ms = 50};
 	assert_int_equal(config_put_net(&c, &nu, "n", &e), 0);
 
 	assert_int_equal(state_writer_init(&w), 0);
@@ -264,6 +266,8 @@ static void test_config_node(void **state)
 	assert_int_equal(back.nets[0].nr_fwd, 1);
 	assert_int_equal(back.nets[0].fwd[0].host_port, 8080);
 	assert_int_equal(back.nets[0].mtu, 65520);
+	assert_memory_equal(&back.nets[0].tx_limit, &nu.tx_rate_limiter, sizeof(nu.tx_rate_limiter));
+	assert_int_equal(back.nets[0].rx_limit.bandwidth.size, 0);
 	config_fini(&back);
 	free(buf);
 

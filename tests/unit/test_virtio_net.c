@@ -292,6 +292,83 @@ static void test_mtu(void **state)
 	free(frame);
 }
 
+/* A transmitted frame of len payload bytes (one segment: header and frame). */
+static uint16_t send_frame(struct fixture *f, uint32_t len, uint8_t tag)
+{
+	uint64_t a = fake_vring_alloc(&f->tx, HDR + len);
+	uint8_t *p = fake_vring_host(&f->tx, a, HDR + len);
+
+	memset(p, 0, HDR);
+	memset(p + HDR, tag, len);
+	struct fake_seg seg = {.gpa = a, .len = HDR + len};
+	uint16_t head = fake_vring_add_chain(&f->tx, &seg, 1);
+
+	fake_vring_publish(&f->tx, head);
+	return head;
+}
+
+/*
+ * Rate limits (Firecracker's tx_rate_limiter / rx_rate_limiter), 1000 bytes per 100 ms each
+ * way: 5 frames of 1000 bytes take at least 300 ms either way (the 5th goes once 4000 bytes
+ * were paid for, a bucketful of them at the start: nothing beats the limit), arrive whole and
+ * in order, and the waits are counted. Lifted at run time, the rest goes at once.
+ */
+static void test_rate_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct vmm_rate_limiter lim = {.bandwidth = {.size = 1000, .refill_time_ms = 100}};
+	uint8_t got[HDR + 1000 + 16];
+	uint32_t id, len;
+	char stats[256];
+
+	assert_int_equal(virtio_net_set_rate_limits(f->net, &lim, &lim), 0);
+	driver_init(f, base);
+	int64_t t0 = test_now_ms();
+	for (int i = 0; i < 5; i++)
+		send_frame(f, 1000, (uint8_t)(0x10 + i));
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_NOTIFY, TXQ);
+	for (int i = 0; i < 5; i++) {
+		struct pollfd p = {.fd = f->sv[1], .events = POLLIN};
+
+		assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+		assert_int_equal(read(f->sv[1], got, sizeof(got)), HDR + 1000);
+		assert_int_equal(got[HDR], 0x10 + i);
+		assert_int_equal(got[HDR + 999], 0x10 + i);
+	}
+	assert_true(test_now_ms() - t0 >= 290);
+	for (int i = 0; i < 5; i++)
+		assert_true(wait_used(&f->tx, &id, &len, WAIT_MS));
+
+	uint64_t gpa[8];
+	uint8_t frame[HDR + 1000];
+	post_rx(f, 8, 2048, gpa);
+	t0 = test_now_ms();
+	memset(frame, 0, HDR);
+	for (int i = 0; i < 5; i++) {
+		memset(frame + HDR, 0x20 + i, 1000);
+		assert_int_equal(write(f->sv[1], frame, sizeof(frame)), sizeof(frame));
+	}
+	for (int i = 0; i < 5; i++) {
+		assert_true(wait_used(&f->rx, &id, &len, WAIT_MS));
+		assert_int_equal(len, HDR + 1000);
+		assert_int_equal(*(uint8_t *)fake_vring_host(&f->rx, gpa[i] + HDR + 500, 1), 0x20 + i);
+	}
+	assert_true(test_now_ms() - t0 >= 290);
+	virtio_net_stats(f->net, stats, sizeof(stats));
+	assert_null(strstr(stats, "rx_throttled=0 "));
+	assert_null(strstr(stats, "tx_throttled=0"));
+
+	/* Lifted while transmit waits: the rest goes without a refill's wait. */
+	for (int i = 0; i < 3; i++)
+		send_frame(f, 1000, 0x30);
+	mmio_wr(f->t, VIRTIO_MMIO_QUEUE_NOTIFY, TXQ);
+	assert_int_equal(virtio_net_set_rate_limits(f->net, NULL, NULL), 0);
+	t0 = test_now_ms();
+	for (int i = 0; i < 3; i++)
+		assert_true(wait_used(&f->tx, &id, &len, WAIT_MS));
+	assert_true(test_now_ms() - t0 < 90);
+}
+
 /* No receive buffers: frames wait in the "tap" (nothing is lost), and come once posted. */
 static void test_receive_waits_for_buffers(void **state)
 {
@@ -349,6 +426,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_receive_merged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_waits_for_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mtu, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_receive_malformed_chain, setup, teardown),
 	};
 

@@ -298,6 +298,32 @@ static void test_bucket_refill(void **state)
 	assert_int_equal(tb_wait_ns(&b, 5000, 5000 * MS), 1000 * MS);
 }
 
+/* A packet bigger than what is left (or than the bucket) is taken whole; the bucket then owes
+ * the rest and gives nothing until refills paid it: the rate holds over time. */
+static void test_bucket_debt(void **state)
+{
+	(void)state;
+	struct vmm_token_bucket cfg = {.size = 1000, .refill_time_ms = 1000};
+	struct token_bucket b;
+
+	tb_init(&b, &cfg, 0);
+	tb_consume(&b, 2500); /* 1000 of the budget, 1500 owed */
+	assert_int_equal(tb_available(&b, 0), 0);
+	assert_int_equal(tb_wait_ns(&b, 1, 0), 1501 * MS);
+	assert_int_equal(tb_available(&b, 1000 * MS), 0); /* 1000 paid back */
+	assert_int_equal(tb_available(&b, 1500 * MS), 0); /* all of it */
+	assert_int_equal(tb_available(&b, 1600 * MS), 100);
+	assert_int_equal(tb_available(&b, 9000 * MS), 1000);
+	/* In debt, a wait for more than size still counts the debt. */
+	tb_consume(&b, 1200);
+	assert_int_equal(tb_wait_ns(&b, 5000, 9000 * MS), 1200 * MS);
+	/* Saturating, not wrapping. */
+	tb_consume(&b, UINT64_MAX);
+	tb_consume(&b, UINT64_MAX);
+	assert_int_equal(tb_available(&b, 9000 * MS), 0);
+	assert_int_equal(tb_wait_ns(&b, 1, 9000 * MS), UINT64_MAX);
+}
+
 static void test_bucket_burst_and_unlimited(void **state)
 {
 	(void)state;
@@ -363,6 +389,7 @@ int main(void)
 		cmocka_unit_test(test_rate_limited),
 		cmocka_unit_test(test_ops_limited),
 		cmocka_unit_test(test_bucket_refill),
+		cmocka_unit_test(test_bucket_debt),
 		cmocka_unit_test(test_bucket_burst_and_unlimited),
 		cmocka_unit_test(test_bucket_config_valid),
 		cmocka_unit_test(test_limiter_allow),

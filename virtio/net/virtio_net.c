@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/devices.h"
+#include "vmm/ratelimit.h"
 #include "vmm/virtio_net.h"
 
 #define VNET_RXQ	 0
@@ -34,6 +37,21 @@
 #define VNET_ETH_HDRS	 (14 + 4)
 /* Packets a callback moves before it lets the I/O thread serve others. */
 #define VNET_BATCH	 256
+
+/*
+ * One direction's rate limit (Firecracker's rx_rate_limiter / tx_rate_limiter): a frame goes
+ * when both buckets have tokens, and is charged whole (a bucket may go into debt for the part
+ * it lacked). Out of tokens, the direction stops (receive: the tap is not read; transmit: the
+ * ring is not taken from, kicks off) until its timer fires.
+ */
+struct vnet_limit {
+	struct rate_limiter rl;
+	bool on;            /* a limit is set */
+	bool waiting;       /* out of tokens: the timer is armed */
+	int timer_fd;       /* -1 until a limit is set */
+	unsigned int watch;
+	uint64_t throttled; /* times it had to wait */
+};
 
 struct virtio_net {
 	struct virtio_device vdev;
@@ -56,6 +74,7 @@ struct virtio_net {
 	struct iovec tx_iov[VNET_TX_IOV];
 	uint8_t drain[VNET_RX_BIG];
 	uint64_t rx_packets, rx_bytes, rx_dropped, tx_packets, tx_bytes, tx_errors;
+	struct vnet_limit rx_lim, tx_lim;
 	struct dev_ratelimit rl;
 };
 
@@ -104,13 +123,63 @@ static bool vnet_features_ok(struct virtio_device *vdev, uint64_t f)
 	return true;
 }
 
+/* ---- rate limits ---- */
+
+static uint64_t vnet_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Whether the direction may move a frame now; if not, its timer is armed (lock held). */
+static bool vnet_limit_ok(struct virtio_net *n, struct vnet_limit *l)
+{
+	uint64_t wait;
+
+	if (!l->on)
+		return true;
+	if (l->waiting)
+		return false;
+	if (rate_limiter_allow(&l->rl, 1, vnet_now_ns(), &wait))
+		return true;
+	if (wait < 1000)
+		wait = 1000;
+	struct itimerspec it = {.it_value = {.tv_sec = (time_t)(wait / 1000000000ULL),
+					     .tv_nsec = (long)(wait % 1000000000ULL)}};
+	if (timerfd_settime(l->timer_fd, 0, &it, NULL) < 0) {
+		dev_log_ratelimited(&n->rl, "virtio-net: rate limit timer: %s", strerror(errno));
+		return true; /* better unlimited than stuck */
+	}
+	l->waiting = true;
+	l->throttled++;
+	return false;
+}
+
+static void vnet_limit_charge(struct vnet_limit *l, uint64_t bytes)
+{
+	if (l->on)
+		rate_limiter_consume(&l->rl, bytes);
+}
+
+static void vnet_limit_disarm(struct vnet_limit *l)
+{
+	struct itimerspec off = {0};
+
+	if (l->waiting)
+		timerfd_settime(l->timer_fd, 0, &off, NULL);
+	l->waiting = false;
+}
+
 /* ---- receive ---- */
 
 static void vnet_tap_ready(void *opaque);
 
+/* While the receive limit waits, the tap is not watched: its timer watches again. */
 static void vnet_watch(struct virtio_net *n)
 {
-	if (n->loop && !n->rx_watch && !n->tap_dead)
+	if (n->loop && !n->rx_watch && !n->tap_dead && !n->rx_lim.waiting)
 		n->rx_watch = ev_loop_add_fd(n->loop, n->fd, vnet_tap_ready, n);
 }
 
@@ -218,6 +287,11 @@ static void vnet_rx(struct virtio_net *n)
 	while (moved < VNET_BATCH) {
 		unsigned int cnt;
 		size_t cap;
+
+		if (!vnet_limit_ok(n, &n->rx_lim)) {
+			vnet_unwatch(n);
+			break;
+		}
 		int taken = vnet_rx_take(n, &cap, &cnt);
 
 		if (taken <= 0) {
@@ -271,6 +345,7 @@ static void vnet_rx(struct virtio_net *n)
 		pushed = true;
 		n->rx_packets++;
 		n->rx_bytes += (uint64_t)got - VIRTIO_NET_HDR_LEN;
+		vnet_limit_charge(&n->rx_lim, (uint64_t)got - VIRTIO_NET_HDR_LEN);
 		moved++;
 	}
 	if (pushed)
@@ -355,8 +430,8 @@ static void vnet_tx(struct virtio_net *n)
 	struct virtqueue *vq = &vdev->vq[VNET_TXQ];
 	bool pushed = false;
 
-	if (n->tx_out_watch)
-		return; /* waiting for the backend */
+	if (n->tx_out_watch || n->tx_lim.waiting)
+		return; /* waiting for the backend, or for the rate limit's tokens */
 	for (unsigned int moved = 0;; moved++) {
 		if (moved == VNET_BATCH * 4) {
 			/* The guest keeps the ring full: let the I/O thread serve the others and
@@ -365,6 +440,11 @@ static void vnet_tx(struct virtio_net *n)
 
 			if (write(n->tx_efd, &one, sizeof(one)) < 0)
 				vq_set_notification(vq, true);
+			break;
+		}
+		if (!vnet_limit_ok(n, &n->tx_lim)) {
+			/* No kicks meanwhile: the timer brings us back. */
+			vq_set_notification(vq, false);
 			break;
 		}
 		struct vq_elem e = {.iov = n->tx_iov, .iov_cap = VNET_TX_IOV};
@@ -399,6 +479,7 @@ static void vnet_tx(struct virtio_net *n)
 			} else {
 				n->tx_packets++;
 				n->tx_bytes += e.out_len - VIRTIO_NET_HDR_LEN;
+				vnet_limit_charge(&n->tx_lim, e.out_len - VIRTIO_NET_HDR_LEN);
 			}
 		}
 		vq_push(vq, e.head, 0);
@@ -406,6 +487,43 @@ static void vnet_tx(struct virtio_net *n)
 	}
 	if (pushed)
 		virtio_queue_notify_driver(vdev, VNET_TXQ);
+}
+
+/* A direction's rate limit has tokens again (I/O thread). */
+static void vnet_limit_fired(struct virtio_net *n, struct vnet_limit *l, bool rx)
+{
+	struct virtio_device *vdev = &n->vdev;
+	uint64_t v;
+
+	if (read(l->timer_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&vdev->lock);
+	l->waiting = false;
+	/* Paused or reset meanwhile: resume's kick (or the new driver's) goes on. */
+	unsigned int q = rx ? VNET_RXQ : VNET_TXQ;
+	if (!vdev->quiesced && vnet_running(vdev) && vdev->vq[q].enabled && !vdev->vq[q].broken) {
+		if (rx) {
+			vnet_watch(n);
+			vnet_rx(n);
+		} else {
+			vnet_tx(n);
+		}
+	}
+	pthread_mutex_unlock(&vdev->lock);
+}
+
+static void vnet_rx_limit_fired(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	vnet_limit_fired(n, &n->rx_lim, true);
+}
+
+static void vnet_tx_limit_fired(void *opaque)
+{
+	struct virtio_net *n = opaque;
+
+	vnet_limit_fired(n, &n->tx_lim, false);
 }
 
 /* The transmit queue's own kick (I/O thread). */
@@ -453,6 +571,9 @@ static void vnet_reset(struct virtio_device *vdev)
 {
 	struct virtio_net *n = vnet_of(vdev);
 
+	vnet_limit_disarm(&n->rx_lim);
+	vnet_limit_disarm(&n->tx_lim);
+
 	/* Frames that come meanwhile are dropped by the watch (no driver). ev_loop_add_fd is
 	 * thread-safe and does not wait for the loop. */
 	vnet_watch(n);
@@ -489,6 +610,7 @@ int virtio_net_create(struct virtio_net **out, const struct guest_mem *gm, struc
 	n->fd = fd;
 	n->tap = tap;
 	n->mtu = 1500;
+	n->rx_lim.timer_fd = n->tx_lim.timer_fd = -1;
 	memcpy(n->mac, mac, 6);
 	n->tx_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (n->tx_efd < 0 ||
@@ -542,6 +664,53 @@ struct virtio_device *virtio_net_device(struct virtio_net *n)
 	return &n->vdev;
 }
 
+/* (Re)configure one direction's limit, lock held; the timer is made on first use. */
+static int vnet_limit_set(struct virtio_net *n, struct vnet_limit *l,
+			  const struct vmm_rate_limiter *cfg, void (*fired)(void *))
+{
+	bool on = cfg && (cfg->bandwidth.size || cfg->ops.size);
+
+	if (on && l->timer_fd < 0) {
+		if (!n->loop)
+			return -EINVAL; /* no loop, no timer */
+		l->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (l->timer_fd < 0)
+			return -errno;
+		if (!(l->watch = ev_loop_add_fd(n->loop, l->timer_fd, fired, n))) {
+			close(l->timer_fd);
+			l->timer_fd = -1;
+			return -ENOMEM;
+		}
+	}
+	vnet_limit_disarm(l);
+	l->on = on;
+	rate_limiter_init(&l->rl, on ? cfg : NULL, vnet_now_ns());
+	return 0;
+}
+
+int virtio_net_set_rate_limits(struct virtio_net *n, const struct vmm_rate_limiter *rx,
+			       const struct vmm_rate_limiter *tx)
+{
+	struct virtio_device *vdev = &n->vdev;
+	int r;
+
+	pthread_mutex_lock(&vdev->lock);
+	r = vnet_limit_set(n, &n->rx_lim, rx, vnet_rx_limit_fired);
+	if (r == 0)
+		r = vnet_limit_set(n, &n->tx_lim, tx, vnet_tx_limit_fired);
+	/* A direction that waited under the old limit goes on under the new one. */
+	if (r == 0 && !vdev->quiesced && vnet_running(vdev)) {
+		if (vdev->vq[VNET_TXQ].enabled && !vdev->vq[VNET_TXQ].broken)
+			vnet_tx(n);
+		if (vdev->vq[VNET_RXQ].enabled && !vdev->vq[VNET_RXQ].broken) {
+			vnet_watch(n);
+			vnet_rx(n);
+		}
+	}
+	pthread_mutex_unlock(&vdev->lock);
+	return r;
+}
+
 void virtio_net_set_mtu(struct virtio_net *n, unsigned int mtu)
 {
 	if (mtu < 68 || mtu > 65535)
@@ -559,11 +728,12 @@ void virtio_net_stats(struct virtio_net *n, char *buf, size_t len)
 	pthread_mutex_lock(&n->vdev.lock);
 	snprintf(buf, len,
 		 "rx_packets=%llu rx_bytes=%llu rx_dropped=%llu tx_packets=%llu tx_bytes=%llu "
-		 "tx_errors=%llu malformed=%llu",
+		 "tx_errors=%llu malformed=%llu rx_throttled=%llu tx_throttled=%llu",
 		 (unsigned long long)n->rx_packets, (unsigned long long)n->rx_bytes,
 		 (unsigned long long)n->rx_dropped, (unsigned long long)n->tx_packets,
 		 (unsigned long long)n->tx_bytes, (unsigned long long)n->tx_errors,
-		 (unsigned long long)n->vdev.malformed);
+		 (unsigned long long)n->vdev.malformed, (unsigned long long)n->rx_lim.throttled,
+		 (unsigned long long)n->tx_lim.throttled);
 	pthread_mutex_unlock(&n->vdev.lock);
 }
 
@@ -575,6 +745,12 @@ static void vnet_unwatch_sync(void *opaque)
 	pthread_mutex_lock(&n->vdev.lock);
 	vnet_unwatch(n);
 	vnet_unwatch_out(n);
+	struct vnet_limit *lims[] = {&n->rx_lim, &n->tx_lim};
+	for (unsigned int i = 0; i < 2; i++) {
+		if (lims[i]->watch)
+			ev_loop_remove_fd(n->loop, lims[i]->watch);
+		lims[i]->watch = 0;
+	}
 	pthread_mutex_unlock(&n->vdev.lock);
 	vnet_unwatch_tx(n);
 }
@@ -586,6 +762,10 @@ void virtio_net_destroy(struct virtio_net *n)
 	if (n->loop)
 		ev_loop_call_sync(n->loop, vnet_unwatch_sync, n);
 	close(n->tx_efd);
+	if (n->rx_lim.timer_fd >= 0)
+		close(n->rx_lim.timer_fd);
+	if (n->tx_lim.timer_fd >= 0)
+		close(n->tx_lim.timer_fd);
 	virtio_device_fini(&n->vdev);
 	free(n);
 }

@@ -128,6 +128,10 @@ static int vnet_dev_realize(struct device *d, const struct device_host *h, unsig
 		virtio_net_device(v->net)->device_features &= ~VNET_OFFLOADS;
 	if (cn->user && cn->mtu)
 		virtio_net_set_mtu(v->net, cn->mtu);
+	if ((r = virtio_net_set_rate_limits(v->net, &cn->rx_limit, &cn->tx_limit)) < 0) {
+		snprintf(err, errlen, "%s: rate limiter: %s", v->label, strerror(-r));
+		return r;
+	}
 	return virtio_plug(&v->plug, virtio_net_device(v->net), loop, h, v->label, err, errlen);
 }
 

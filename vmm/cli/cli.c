@@ -183,6 +183,8 @@ out:
 	return r;
 }
 
+static bool parse_rate(const char *s, bool bytes, struct vmm_token_bucket *b);
+
 int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, char **err)
 {
 	const char *p = spec;
@@ -243,6 +245,22 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 				goto out;
 			}
 			fd = (int)v;
+		} else if (!strcmp(f, "rx-bytes") || !strcmp(f, "tx-bytes") || !strcmp(f, "rx-ops") ||
+			   !strcmp(f, "tx-ops")) {
+			struct vmm_rate_limiter *rl = f[0] == 'r' ? &n.rx_rate_limiter
+								   : &n.tx_rate_limiter;
+			bool bytes = f[3] == 'b';
+			struct vmm_token_bucket *b = bytes ? &rl->bandwidth : &rl->ops;
+
+			if (b->size)
+				goto dup;
+			if (!parse_rate(val, bytes, b)) {
+				*err = g_strdup_printf("--net %s: %s must be %s[/MS], e.g. %s, not '%s'",
+						       spec, f, bytes ? "SIZE" : "N",
+						       bytes ? "10M (a second) or 1M/100" : "1000",
+						       val);
+				goto out;
+			}
 		} else if (!strcmp(f, "mtu")) {
 			char *end;
 			unsigned long v;
@@ -268,7 +286,9 @@ int cli_parse_net(const char *spec, unsigned int index, struct vmm_config *cfg, 
 			id = g_strdup(val);
 		} else {
 			*err = g_strdup_printf("--net %s: unknown option '%s' (known: %s)", spec, f,
-					       n.user ? "hostfwd=, mtu=, mac=, id=" : "tap=, fd=, mac=, id=");
+					       n.user ? "hostfwd=, mtu=, mac=, id=, rx-/tx-bytes=, "
+						      "rx-/tx-ops="
+						    : "tap=, fd=, mac=, id=, rx-/tx-bytes=, rx-/tx-ops=");
 			goto out;
 		}
 		g_free(f);
@@ -759,8 +779,10 @@ static int parse_run(int argc, char **argv, struct cli_opts *o, char **err, char
 		  "10.0.2.15/24 by DHCP, the host 10.0.2.2) with hostfwd=tcp:[HOSTADDR]:PORT-"
 		  "[GUESTADDR]:PORT (or udp:; host address default 127.0.0.1; repeatable) and "
 		  "mtu=68..65520 (default 1500; 65520 is fastest); "
-		  "mac=52:54:00:12:34:56 (default: the guest makes one up), id=NAME (default netN)",
-		  "tap=NAME|fd=N|user[,hostfwd=]...[,mtu=][,mac=][,id=]" },
+		  "mac=52:54:00:12:34:56 (default: the guest makes one up), id=NAME (default netN); "
+		  "rate limits: rx-bytes=SIZE[/MS], tx-bytes=, rx-ops=N[/MS], tx-ops= (per MS "
+		  "milliseconds, default a second; rx is what the guest receives)",
+		  "tap=NAME|fd=N|user[,hostfwd=]...[,mtu=][,mac=][,id=][,rx-bytes=]..." },
 		{ "pmem", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &pmems,
 		  "virtio-pmem: this file (a non-zero multiple of 2 MiB) mapped into guest memory, "
 		  "/dev/pmem0, pmem1... (repeatable, up to 2; mount -o dax to read it without a "

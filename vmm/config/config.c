@@ -686,6 +686,16 @@ static int parse_hostfwds(const char *list, struct config_net *nn, const char *w
 	return 0;
 }
 
+static int bucket_check(const struct vmm_token_bucket *b, const char *what, const char *name,
+			struct vmm_error *e)
+{
+	if (!tb_config_valid(b))
+		return config_fail(e, -EINVAL, "%s: %s: size and refill_time must both be 0 (no "
+				   "limit) or both be positive, and one_time_burst needs a size",
+				   what, name);
+	return 0;
+}
+
 int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *what,
 		   struct vmm_error *e)
 {
@@ -707,6 +717,14 @@ int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *wh
 	if (n->mtu && (n->mtu < CONFIG_NET_MTU_MIN || n->mtu > CONFIG_NET_MTU_MAX))
 		return config_fail(e, -EINVAL, "%s: mtu %u is not %d to %d", what, n->mtu,
 				   CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX);
+	char rxw[112], txw[112];
+	snprintf(rxw, sizeof(rxw), "%s: rx_rate_limiter", what);
+	snprintf(txw, sizeof(txw), "%s: tx_rate_limiter", what);
+	if ((r = bucket_check(&n->rx_rate_limiter.bandwidth, rxw, "bandwidth", e)) < 0 ||
+	    (r = bucket_check(&n->rx_rate_limiter.ops, rxw, "ops", e)) < 0 ||
+	    (r = bucket_check(&n->tx_rate_limiter.bandwidth, txw, "bandwidth", e)) < 0 ||
+	    (r = bucket_check(&n->tx_rate_limiter.ops, txw, "ops", e)) < 0)
+		return r;
 	if (!n->user && (!n->tap || !*n->tap) && n->fd < 0)
 		return config_fail(e, -EINVAL, "%s: no tap device named", what);
 	/* An open tap without a name: its name, so that a snapshot can open it again. (A user
@@ -748,6 +766,8 @@ int config_put_net(struct vmm_config *c, const struct vmm_net *n, const char *wh
 	nn.id = dup_or_null(n->id, &ok);
 	nn.user = n->user;
 	nn.mtu = n->mtu;
+	nn.rx_limit = n->rx_rate_limiter;
+	nn.tx_limit = n->tx_rate_limiter;
 	if (!n->user)
 		nn.tap = dup_or_null(n->tap && *n->tap ? n->tap : ifr.ifr_name, &ok);
 	nn.fd = dup_fd(n->fd, &ok);
@@ -915,15 +935,6 @@ int config_set_vsock(struct vmm_config *c, const struct vmm_vsock *v, const char
 	return 0;
 }
 
-static int bucket_check(const struct vmm_token_bucket *b, const char *what, const char *name,
-			struct vmm_error *e)
-{
-	if (!tb_config_valid(b))
-		return config_fail(e, -EINVAL, "%s: %s: size and refill_time must both be 0 (no "
-				   "limit) or both be positive, and one_time_burst needs a size",
-				   what, name);
-	return 0;
-}
 
 int config_set_entropy(struct vmm_config *c, bool enable, const struct vmm_rate_limiter *rl,
 		       const char *what, struct vmm_error *e)

@@ -271,8 +271,12 @@ static int apply_drive(struct vmm_config *c, const char *path_id, const json_t *
 
 /* ---- network interfaces ---- */
 
-/* Firecracker's NetworkInterface: iface_id, host_dev_name (required), guest_mac, and rate
- * limiters, which vmm does not have for networks yet. */
+static int parse_rate_limiter(const json_t *o, const char *what, struct vmm_rate_limiter *rl,
+			      struct vmm_error *e);
+static json_t *limiter_json(const struct vmm_rate_limiter *rl);
+
+/* Firecracker's NetworkInterface: iface_id, host_dev_name (required), guest_mac, and the
+ * rx_rate_limiter and tx_rate_limiter. */
 static int apply_net(struct vmm_config *c, const char *path_id, const json_t *o,
 		     const char *what, struct vmm_error *e)
 {
@@ -280,9 +284,10 @@ static int apply_net(struct vmm_config *c, const char *path_id, const json_t *o,
 					    "rx_rate_limiter", "tx_rate_limiter" };
 	const char *id = NULL, *tap = NULL, *mac = NULL;
 	struct vmm_net n;
-	json_t *rl;
+	char sub[96];
 	int r;
 
+	vmm_net_init(&n);
 	if (!json_is_object(o))
 		return config_fail(e, -EINVAL, "%s: must be a JSON object", what);
 	if ((r = check_keys(o, keys, ARRAY_SIZE(keys), what, e)) < 0 ||
@@ -294,11 +299,14 @@ static int apply_net(struct vmm_config *c, const char *path_id, const json_t *o,
 	if ((r = need(get_string(o, "host_dev_name", &tap, e), "host_dev_name", what, e)) < 0 ||
 	    (r = get_string(o, "guest_mac", &mac, e)) < 0)
 		return r;
-	if (((rl = json_object_get(o, "rx_rate_limiter")) && !json_is_null(rl)) ||
-	    ((rl = json_object_get(o, "tx_rate_limiter")) && !json_is_null(rl)))
-		return config_fail(e, -EINVAL, "%s: rate limiters on network interfaces are not "
-				   "supported yet", what);
-	vmm_net_init(&n);
+	snprintf(sub, sizeof(sub), "%s: rx_rate_limiter", what);
+	if ((r = parse_rate_limiter(json_object_get(o, "rx_rate_limiter"), sub,
+				    &n.rx_rate_limiter, e)) < 0)
+		return r;
+	snprintf(sub, sizeof(sub), "%s: tx_rate_limiter", what);
+	if ((r = parse_rate_limiter(json_object_get(o, "tx_rate_limiter"), sub,
+				    &n.tx_rate_limiter, e)) < 0)
+		return r;
 	n.id = id;
 	n.tap = tap;
 	n.mac = mac;
@@ -311,9 +319,9 @@ static json_t *net_json(const struct config_net *n)
 
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
 		 n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-	return json_pack("{s:s, s:s?, s:s?, s:n, s:n}", "iface_id", n->id, "host_dev_name", n->tap,
+	return json_pack("{s:s, s:s?, s:s?, s:o, s:o}", "iface_id", n->id, "host_dev_name", n->tap,
 			 "guest_mac", n->has_mac ? mac : NULL, "rx_rate_limiter",
-			 "tx_rate_limiter");
+			 limiter_json(&n->rx_limit), "tx_rate_limiter", limiter_json(&n->tx_limit));
 }
 
 /* ---- pmem ---- */
@@ -461,17 +469,21 @@ static json_t *bucket_json(const struct vmm_token_bucket *b)
 			 (json_int_t)b->one_time_burst, "refill_time", (json_int_t)b->refill_time_ms);
 }
 
+/* A RateLimiter as GET /vm/config shows it: null when it limits nothing. */
+static json_t *limiter_json(const struct vmm_rate_limiter *rl)
+{
+	if (!rl->bandwidth.size && !rl->ops.size)
+		return json_null();
+	return json_pack("{s:o, s:o}", "bandwidth", bucket_json(&rl->bandwidth), "ops",
+			 bucket_json(&rl->ops));
+}
+
 /* The entropy device as GET /vm/config shows it, or null when there is none. */
 static json_t *entropy_json(const struct vmm_config *c)
 {
-	const struct vmm_rate_limiter *rl = &c->rng_limit;
-
 	if (!c->rng)
 		return json_null();
-	if (!rl->bandwidth.size && !rl->ops.size)
-		return json_pack("{s:n}", "rate_limiter");
-	return json_pack("{s:{s:o, s:o}}", "rate_limiter", "bandwidth", bucket_json(&rl->bandwidth),
-			 "ops", bucket_json(&rl->ops));
+	return json_pack("{s:o}", "rate_limiter", limiter_json(&c->rng_limit));
 }
 
 /* ---- atomic application ---- */

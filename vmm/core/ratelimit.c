@@ -18,6 +18,7 @@ void tb_init(struct token_bucket *b, const struct vmm_token_bucket *cfg, uint64_
 	b->last_ns = now_ns;
 }
 
+/* What elapsed time earned goes to the debt first, then to the budget (up to size). */
 static void tb_refill(struct token_bucket *b, uint64_t now_ns)
 {
 	if (now_ns <= b->last_ns)
@@ -25,20 +26,26 @@ static void tb_refill(struct token_bucket *b, uint64_t now_ns)
 	uint64_t elapsed = now_ns - b->last_ns;
 
 	b->last_ns = now_ns;
-	if (b->budget >= b->size) {
+	if (b->budget >= b->size && !b->debt) {
 		b->frac = 0;
 		return;
 	}
-	if (elapsed >= b->refill_ns) {
+	if (elapsed >= b->refill_ns && !b->debt) {
 		b->budget = b->size;
 		b->frac = 0;
 		return;
 	}
-	/* elapsed < refill_ns, so elapsed * size < refill_ns * size: fits 128 bits. */
+	/* elapsed and size are 64-bit, frac < refill_ns: acc fits 128 bits. */
 	unsigned __int128 acc = (unsigned __int128)elapsed * b->size + b->frac;
 	unsigned __int128 tokens = acc / b->refill_ns;
 
 	b->frac = (uint64_t)(acc % b->refill_ns);
+	if (tokens < b->debt) {
+		b->debt -= (uint64_t)tokens;
+		return;
+	}
+	tokens -= b->debt;
+	b->debt = 0;
 	if (tokens >= b->size - b->budget) {
 		b->budget = b->size;
 		b->frac = 0;
@@ -63,7 +70,13 @@ void tb_consume(struct token_bucket *b, uint64_t n)
 
 	b->burst -= from_burst;
 	n -= from_burst;
-	b->budget = n < b->budget ? b->budget - n : 0;
+	if (n <= b->budget) {
+		b->budget -= n;
+		return;
+	}
+	n -= b->budget;
+	b->budget = 0;
+	b->debt = n > UINT64_MAX - b->debt ? UINT64_MAX : b->debt + n;
 }
 
 uint64_t tb_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_ns)
@@ -74,8 +87,13 @@ uint64_t tb_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_ns)
 		n = b->size;
 	if (have >= n)
 		return 0;
-	/* Tokens missing, at size per refill_ns, less the fraction already accrued; round up. */
-	unsigned __int128 need = (unsigned __int128)(n - have) * b->refill_ns;
+	/* Tokens missing (the debt first), at size per refill_ns, less the fraction already
+	 * accrued; round up. */
+	unsigned __int128 missing = (unsigned __int128)(n - have) + b->debt;
+
+	if (missing > UINT64_MAX)
+		return UINT64_MAX;
+	unsigned __int128 need = missing * b->refill_ns;
 
 	need = need > b->frac ? need - b->frac : 0;
 	unsigned __int128 ns = (need + b->size - 1) / b->size;

@@ -12,6 +12,50 @@
 #include "vmm/state.h"
 #include "vmm/state_config.h"
 
+static bool limits(const struct vmm_rate_limiter *rl)
+{
+	return rl->bandwidth.size || rl->ops.size;
+}
+
+/* A rate limiter's six numbers, their names after prefix ("" for the entropy device's). */
+static const char *const limiter_keys[6] = { "bandwidth-size", "bandwidth-burst",
+					     "bandwidth-refill-ms", "ops-size", "ops-burst",
+					     "ops-refill-ms" };
+
+static uint64_t *limiter_field(struct vmm_rate_limiter *rl, unsigned int i)
+{
+	struct vmm_token_bucket *b = i < 3 ? &rl->bandwidth : &rl->ops;
+
+	return i % 3 == 0 ? &b->size : i % 3 == 1 ? &b->one_time_burst : &b->refill_time_ms;
+}
+
+static void put_limiter(struct state_writer *w, int node, const char *prefix,
+			const struct vmm_rate_limiter *rl)
+{
+	struct vmm_rate_limiter copy = *rl;
+	char key[32];
+
+	for (unsigned int i = 0; i < 6; i++) {
+		snprintf(key, sizeof(key), "%s%s", prefix, limiter_keys[i]);
+		state_put_u64(w, node, key, *limiter_field(&copy, i));
+	}
+}
+
+/* 1: read; 0: absent (none of its numbers; *rl zeroed); -1: some but not all of them. */
+static int get_limiter(const struct state_reader *r, int node, const char *prefix,
+		       struct vmm_rate_limiter *rl)
+{
+	unsigned int found = 0;
+	char key[32];
+
+	*rl = (struct vmm_rate_limiter){0};
+	for (unsigned int i = 0; i < 6; i++) {
+		snprintf(key, sizeof(key), "%s%s", prefix, limiter_keys[i]);
+		found += state_get_u64(r, node, key, limiter_field(rl, i)) == 0;
+	}
+	return found == 6 ? 1 : found == 0 ? 0 : -1;
+}
+
 void config_state_save(const struct vmm_config *c, struct state_writer *w)
 {
 	int node = state_node(w, 0, "config"), disks;
@@ -37,17 +81,8 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 	state_put_u32(w, node, "debug-exit-port", c->debug_exit_port);
 	if (c->cpuid_mask)
 		state_put_str(w, node, "cpuid-mask", c->cpuid_mask);
-	if (c->rng) {
-		const struct vmm_rate_limiter *rl = &c->rng_limit;
-		int n = state_node(w, node, "entropy");
-
-		state_put_u64(w, n, "bandwidth-size", rl->bandwidth.size);
-		state_put_u64(w, n, "bandwidth-burst", rl->bandwidth.one_time_burst);
-		state_put_u64(w, n, "bandwidth-refill-ms", rl->bandwidth.refill_time_ms);
-		state_put_u64(w, n, "ops-size", rl->ops.size);
-		state_put_u64(w, n, "ops-burst", rl->ops.one_time_burst);
-		state_put_u64(w, n, "ops-refill-ms", rl->ops.refill_time_ms);
-	}
+	if (c->rng)
+		put_limiter(w, state_node(w, node, "entropy"), "", &c->rng_limit);
 	if (c->vsock.set) {
 		int n = state_node(w, node, "vsock");
 
@@ -66,6 +101,10 @@ void config_state_save(const struct vmm_config *c, struct state_writer *w)
 				state_put_str(w, x, "tap", n->tap);
 			if (n->has_mac)
 				state_put(w, x, "mac", n->mac, 6);
+			if (limits(&n->rx_limit))
+				put_limiter(w, x, "rx-", &n->rx_limit);
+			if (limits(&n->tx_limit))
+				put_limiter(w, x, "tx-", &n->tx_limit);
 			if (n->user) {
 				/* The rules as config_put_net() takes them back. */
 				char fwd[CONFIG_MAX_HOSTFWD * 48] = "";
@@ -187,12 +226,7 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 	if (rng >= 0) {
 		struct vmm_rate_limiter rl;
 
-		if (state_get_u64(r, rng, "bandwidth-size", &rl.bandwidth.size) < 0 ||
-		    state_get_u64(r, rng, "bandwidth-burst", &rl.bandwidth.one_time_burst) < 0 ||
-		    state_get_u64(r, rng, "bandwidth-refill-ms", &rl.bandwidth.refill_time_ms) < 0 ||
-		    state_get_u64(r, rng, "ops-size", &rl.ops.size) < 0 ||
-		    state_get_u64(r, rng, "ops-burst", &rl.ops.one_time_burst) < 0 ||
-		    state_get_u64(r, rng, "ops-refill-ms", &rl.ops.refill_time_ms) < 0) {
+		if (get_limiter(r, rng, "", &rl) <= 0) {
 			snprintf(err, errlen, "config: entropy: malformed");
 			return -EINVAL;
 		}
@@ -246,6 +280,12 @@ int config_state_load(struct vmm_config *c, const struct state_reader *r, char *
 			vmm_net_init(&n);
 			n.id = state_node_name(r, x);
 			n.tap = state_get_str(r, x, "tap", 16);
+			if (get_limiter(r, x, "rx-", &n.rx_rate_limiter) < 0 ||
+			    get_limiter(r, x, "tx-", &n.tx_rate_limiter) < 0) {
+				snprintf(err, errlen, "config: network interface '%s': malformed "
+					 "rate limiter", state_node_name(r, x));
+				return -EINVAL;
+			}
 			uint32_t user = 0;
 			if (state_get_u32(r, x, "user", &user) == 0 && user) {
 				n.user = true;
