@@ -1,12 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# net-run.sh DIR KERNEL INITRD: a guest on virtio-net over a tap of this (test) host. vmm makes
-# the tap (vmmtap0); we give it 10.77.0.1/24. The guest (the kit's net scenario, 10.77.0.2)
-# pings us, serves 64 MiB of its own on port 5002, which we fetch, and fetches 64 MiB of ours
-# from port 5003; both checked by md5sum. Prints 'NET ...' lines. $VMM is the vmm.
+# net-run.sh DIR KERNEL INITRD [MIB [NETOPTS MINSECS]]: a guest on virtio-net over a tap of
+# this (test) host. vmm makes the tap (vmmtap0); we give it 10.77.0.1/24. The guest (the kit's
+# net scenario, 10.77.0.2) pings us, serves MIB (default 64) MiB of its own on port 5002, which
+# we fetch, and fetches as much of ours from port 5003 at the same time; both checked by
+# md5sum. NETOPTS go after --net's own (rate limits); then both transfers must take at least
+# MINSECS seconds ('NET limited: ...'). Prints 'NET ...' lines. $VMM is the vmm.
 set -u
-dir=$1 kernel=$2 initrd=$3
+dir=$1 kernel=$2 initrd=$3 mib=${4:-64} netopts=${5:+,$5} minsecs=${6:-0}
 tap=vmmtap0
 con=$dir/console.log
 
@@ -17,12 +19,16 @@ fail() {
 	exit 1
 }
 
-dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count=64 2>/dev/null || fail "no host file"
+# Seconds since boot, to the hundredth (busybox's date has no %N).
+now() { cut -d' ' -f1 /proc/uptime; }
+
+dd if=/dev/urandom of="$dir/host.bin" bs=1048576 count="$mib" 2>/dev/null || fail "no host file"
 host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 nc -l -p 5003 -e cat "$dir/host.bin" &
 srv=$!
 "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
-	--cmdline "console=ttyS0 quiet vmmtest=net" --net tap=$tap,mac=52:54:00:12:34:56 \
+	--cmdline "console=ttyS0 quiet vmmtest=net vmmtest.mib=$mib" \
+	--net "tap=$tap,mac=52:54:00:12:34:56$netopts" \
 	--timeout 600 </dev/null >"$con" 2>&1 &
 pid=$!
 # vmm opens the tap twice, in its device check and then for the device: the first one is gone
@@ -40,6 +46,7 @@ while :; do
 done
 echo "NET tap up"
 lutool wait "$con" 0 "VMMTEST net serving" 300 >/dev/null || { cat "$con"; fail "the guest never served"; }
+t0=$(now)
 guest_md5=$(sed -n 's/.*VMMTEST net out-md5 \([0-9a-f]*\).*/\1/p' "$con")
 # Bounded: a guest that stopped mid-transfer must fail the case, not hold it to its watchdog.
 timeout 300 nc 10.77.0.2 5002 >"$dir/got.bin" || fail "cannot fetch the guest's file"
@@ -50,6 +57,12 @@ echo "NET guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 lutool wait "$con" 0 "VMMTEST net in-md5" 300 >/dev/null || { cat "$con"; fail "the guest fetched nothing"; }
 grep -q "VMMTEST net in-md5 $host_md5 " "$con" && echo "NET host-to-guest md5 ok" ||
 	echo "NET ERROR host-to-guest: the guest's $(grep 'net in-md5' "$con"), ours $host_md5"
+if [ "$minsecs" != 0 ]; then
+	secs=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+	awk -v s="$secs" -v m="$minsecs" 'BEGIN { exit !(s >= m) }' &&
+		echo "NET limited: both ways took ${secs}s, at least ${minsecs}s" ||
+		echo "NET ERROR limited: both ways took ${secs}s, the limits allow no less than ${minsecs}s"
+fi
 lutool wait "$con" 0 "VMMTEST END net" 120 >/dev/null || { cat "$con"; fail "the guest did not end"; }
 wait "$pid"
 st=$?

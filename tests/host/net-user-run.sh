@@ -1,14 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# net-user-run.sh DIR KERNEL INITRD [MIB [NETOPTS]]: a guest on vmm's user-mode network
-# (--net user, libslirp in the helper vmm-slirp), no tap and nothing that leaves this host.
-# The guest (the kit's net-user scenario) takes 10.0.2.15 from slirp's DHCP, serves MIB
+# net-user-run.sh DIR KERNEL INITRD [MIB [NETOPTS [alone]]]: a guest on vmm's user-mode
+# network (--net user, libslirp in the helper vmm-slirp), no tap and nothing that leaves this
+# host. The guest (the kit's net-user scenario) takes 10.0.2.15 from slirp's DHCP, serves MIB
 # (default 64) MiB of its own on its port 5002, which we fetch from 127.0.0.1:5012 (hostfwd),
 # and fetches as much of ours from 10.0.2.2:5003, our loopback; both checked by md5sum.
-# NETOPTS go after --net user's own (mtu=65520). Prints 'NETU ...' lines. $VMM is the vmm.
+# NETOPTS go after --net user's own ("" for none, mtu=65520). 'alone': the vCPU thread gets
+# the last CPU to itself, vmm's other threads and its helper the others (README, "User-mode
+# networking": the QEMU test host's emulated SVM loses guests when the vCPU thread shares its
+# CPU with them). Prints 'NETU ...' lines. $VMM is the vmm.
 set -u
-dir=$1 kernel=$2 initrd=$3 mib=${4:-64} netopts=${5:+,$5}
+dir=$1 kernel=$2 initrd=$3 mib=${4:-64} netopts=${5:+,$5} alone=${6:-}
 con=$dir/console.log
 
 fail() {
@@ -39,11 +42,27 @@ host_md5=$(md5sum <"$dir/host.bin" | cut -d' ' -f1)
 ip link set lo up 2>/dev/null
 nc -l -p 5003 -e cat "$dir/host.bin" &
 srv=$!
-"$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
+ncpu=$(nproc)
+pin=
+[ "$alone" = alone ] && [ "$ncpu" -ge 2 ] && pin="taskset -c 0-$((ncpu - 2))"
+$pin "$VMM" run --kernel "$kernel" --initrd "$initrd" --memory 512M \
 	--cmdline "console=ttyS0 quiet vmmtest=net-user vmmtest.mib=$mib" \
 	--net "user,hostfwd=tcp::5012-:5002,mac=52:54:00:12:34:57$netopts" \
 	--timeout 900 </dev/null >"$con" 2>&1 &
 pid=$!
+# Its vCPU thread (named vcpu0) to the last CPU, once it exists.
+if [ -n "$pin" ]; then
+	n=0
+	until grep -qx vcpu0 /proc/"$pid"/task/*/comm 2>/dev/null || [ $n -ge 300 ]; do
+		sleep 0.05
+		n=$((n + 1))
+	done
+	for t in /proc/"$pid"/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = vcpu0 ] &&
+			taskset -p -c $((ncpu - 1)) "${t##*/}" >/dev/null &&
+			echo "NETU vcpu0 alone on cpu $((ncpu - 1))"
+	done
+fi
 await "VMMTEST net-user serving" 600 ||
 	{ cat "$con"; fail "the guest never served"; }
 echo "NETU guest serving"

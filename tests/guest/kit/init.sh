@@ -339,7 +339,7 @@ net() {
 		[ $n -lt 20 ] || { say "ERROR net: no answer to ping"; return; }
 	done
 	say "net ping ok"
-	dd if=/dev/urandom of=/tmp/out bs=1048576 count=64 2>/dev/null
+	dd if=/dev/urandom of=/tmp/out bs=1048576 count="$mib" 2>/dev/null
 	say "net out-md5 $(md5sum </tmp/out | cut -d' ' -f1)"
 	nc -l -p 5002 -e cat /tmp/out &
 	served=$!
