@@ -12,8 +12,25 @@ dir=$1 kernel=$2 initrd=$3 mib=${4:-64} netopts=${5:+,$5} minsecs=${6:-0}
 tap=vmmtap0
 con=$dir/console.log
 
+# vmm's threads: name, state, CPU ticks (a stuck transfer: is the vCPU running or waiting?).
+threads() {
+	for t in /proc/"$pid"/task/*; do
+		echo "NET thread $(cat "$t/comm" 2>/dev/null) $(awk '{ print $3, $14 + $15 }' "$t/stat" 2>/dev/null)"
+	done
+}
+
 fail() {
 	echo "NET ERROR $*"
+	if [ -n "${pid:-}" ] && kill -0 "$pid" 2>/dev/null; then
+		threads
+		sleep 1
+		threads
+	elif [ -n "${pid:-}" ]; then
+		wait "$pid"
+		echo "NET vmm had ended, status $?"
+	fi
+	cat "$con"
+	grep '^Tcp:' /proc/net/snmp | sed 's/^/NET host snmp /'
 	[ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null
 	[ -n "${srv:-}" ] && kill -9 "$srv" 2>/dev/null
 	exit 1
@@ -49,7 +66,8 @@ lutool wait "$con" 0 "VMMTEST net serving" 300 >/dev/null || { cat "$con"; fail 
 t0=$(now)
 guest_md5=$(sed -n 's/.*VMMTEST net out-md5 \([0-9a-f]*\).*/\1/p' "$con")
 # Bounded: a guest that stopped mid-transfer must fail the case, not hold it to its watchdog.
-timeout 300 nc 10.77.0.2 5002 >"$dir/got.bin" || fail "cannot fetch the guest's file"
+timeout 300 nc 10.77.0.2 5002 >"$dir/got.bin" ||
+	fail "cannot fetch the guest's file ($(wc -c <"$dir/got.bin") bytes came)"
 got_md5=$(md5sum <"$dir/got.bin" | cut -d' ' -f1)
 echo "NET guest-to-host bytes=$(wc -c <"$dir/got.bin")"
 [ "$got_md5" = "$guest_md5" ] && echo "NET guest-to-host md5 ok" ||
