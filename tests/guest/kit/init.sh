@@ -297,14 +297,19 @@ disk_stream() {
 LU_WORK=200
 # --- network ---------------------------------------------------------------------------
 
+# The TCP sockets of local port $1 in the states $2 (a regex of /proc/net/tcp's hex states)?
+# busybox nc listens on :: (both families), so its sockets are in tcp6: both tables are read.
+net_sockets() {
+	cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$(printf '%04X' "$1")" \
+		-v s="^($2)\$" 'substr($2, length($2) - 4) == p && $4 ~ s { f = 1 } END { exit !f }'
+}
+
 # When nc -e cat has written its last bytes they may still be in our socket's send queue:
 # wait (at most 30 s) until the peer has acknowledged them all (no socket of local port $1 in
 # ESTABLISHED, FIN_WAIT1, CLOSE_WAIT, LAST_ACK or CLOSING), so that the poweroff cuts nothing.
 net_drained() {
 	n=0
-	hex=$(printf '%04X' "$1")
-	while awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 ~ /^(01|04|08|09|0B)$/ \
-		{ f = 1 } END { exit !f }' /proc/net/tcp && [ $n -lt 300 ]; do
+	while net_sockets "$1" '01|04|08|09|0B' && [ $n -lt 300 ]; do
 		sleep 0.1
 		n=$((n + 1))
 	done
@@ -314,9 +319,7 @@ net_drained() {
 # connects as soon as we say we serve.
 net_listening() {
 	n=0
-	hex=$(printf '%04X' "$1")
-	until awk -v p=":$hex" 'substr($2, length($2) - 4) == p && $4 == "0A" { f = 1 } \
-		END { exit !f }' /proc/net/tcp || [ $n -ge 100 ]; do
+	until net_sockets "$1" 0A || [ $n -ge 100 ]; do
 		sleep 0.1
 		n=$((n + 1))
 	done
