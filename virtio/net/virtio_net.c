@@ -89,6 +89,13 @@ static bool vnet_running(const struct virtio_device *vdev)
 	       VIRTIO_STATUS_DRIVER_OK;
 }
 
+/* Whether queue q is to be served now: not paused, the driver running it (lock held). The
+ * callbacks that come back later (timers, writability, our own kick) ask this first. */
+static bool vnet_serves(const struct virtio_device *vdev, unsigned int q)
+{
+	return !vdev->quiesced && vnet_running(vdev) && vdev->vq[q].enabled && !vdev->vq[q].broken;
+}
+
 static void vnet_config_read(struct virtio_device *vdev, uint32_t offset, uint8_t *data,
 			     uint32_t len)
 {
@@ -399,8 +406,7 @@ static void vnet_tx_writable(void *opaque)
 	pthread_mutex_lock(&vdev->lock);
 	vnet_unwatch_out(n);
 	/* Paused or reset meanwhile: resume's kick (or the new driver's) sends again. */
-	if (!vdev->quiesced && vnet_running(vdev) && vdev->vq[VNET_TXQ].enabled &&
-	    !vdev->vq[VNET_TXQ].broken)
+	if (vnet_serves(vdev, VNET_TXQ))
 		vnet_tx(n);
 	pthread_mutex_unlock(&vdev->lock);
 }
@@ -500,8 +506,7 @@ static void vnet_limit_fired(struct virtio_net *n, struct vnet_limit *l, bool rx
 	pthread_mutex_lock(&vdev->lock);
 	l->waiting = false;
 	/* Paused or reset meanwhile: resume's kick (or the new driver's) goes on. */
-	unsigned int q = rx ? VNET_RXQ : VNET_TXQ;
-	if (!vdev->quiesced && vnet_running(vdev) && vdev->vq[q].enabled && !vdev->vq[q].broken) {
+	if (vnet_serves(vdev, rx ? VNET_RXQ : VNET_TXQ)) {
 		if (rx) {
 			vnet_watch(n);
 			vnet_rx(n);
@@ -535,8 +540,7 @@ static void vnet_tx_again(void *opaque)
 	if (read(n->tx_efd, &v, sizeof(v)) < 0)
 		return;
 	pthread_mutex_lock(&n->vdev.lock);
-	if (!n->vdev.quiesced && vnet_running(&n->vdev) && n->vdev.vq[VNET_TXQ].enabled &&
-	    !n->vdev.vq[VNET_TXQ].broken)
+	if (vnet_serves(&n->vdev, VNET_TXQ))
 		vnet_tx(n);
 	pthread_mutex_unlock(&n->vdev.lock);
 }
@@ -699,13 +703,11 @@ int virtio_net_set_rate_limits(struct virtio_net *n, const struct vmm_rate_limit
 	if (r == 0)
 		r = vnet_limit_set(n, &n->tx_lim, tx, vnet_tx_limit_fired);
 	/* A direction that waited under the old limit goes on under the new one. */
-	if (r == 0 && !vdev->quiesced && vnet_running(vdev)) {
-		if (vdev->vq[VNET_TXQ].enabled && !vdev->vq[VNET_TXQ].broken)
-			vnet_tx(n);
-		if (vdev->vq[VNET_RXQ].enabled && !vdev->vq[VNET_RXQ].broken) {
-			vnet_watch(n);
-			vnet_rx(n);
-		}
+	if (r == 0 && vnet_serves(vdev, VNET_TXQ))
+		vnet_tx(n);
+	if (r == 0 && vnet_serves(vdev, VNET_RXQ)) {
+		vnet_watch(n);
+		vnet_rx(n);
 	}
 	pthread_mutex_unlock(&vdev->lock);
 	return r;
